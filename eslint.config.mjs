@@ -1,0 +1,187 @@
+// ESLint 9 flat config for the whole repo (`npm run lint` = `eslint .`).
+//
+// - TypeScript: typescript-eslint's non-type-checked `recommended`, plus a short list of
+//   type-aware rules that catch real bugs (floating/misused promises, non-exhaustive switches
+//   over config discriminants, throwing non-Errors). The full `recommendedTypeChecked` set is
+//   mostly `no-unsafe-*` noise on tfjs's loose types, so it is not used.
+// - Package boundaries (DESIGN.md section 1): `@nx/enforce-module-boundaries` over the Nx
+//   project graph, driven by the `nx.tags` in each package.json. Sources get the strict
+//   constraints; tests may additionally use the private test-utils and the datasets.
+import js from '@eslint/js';
+import nx from '@nx/eslint-plugin';
+import globals from 'globals';
+import jsoncParser from 'jsonc-eslint-parser';
+import { defineConfig } from 'eslint/config';
+import tseslint from 'typescript-eslint';
+
+const TS_FILES = ['**/*.ts', '**/*.mts', '**/*.cts'];
+const JS_FILES = ['**/*.js', '**/*.mjs', '**/*.cjs'];
+const TEST_FILES = ['packages/*/test/**/*.ts'];
+
+/** Who may import whom: DESIGN.md section 1. */
+const sourceConstraints = [
+  // core-tensor imports no workspace package.
+  { sourceTag: 'scope:core', onlyDependOnLibsWithTags: [] },
+  { sourceTag: 'scope:data', onlyDependOnLibsWithTags: ['scope:core'] },
+  // quant, binary, sparsity, pruning, distill, mixed-precision, export-onnx:
+  // core only, never another technique.
+  { sourceTag: 'scope:technique', onlyDependOnLibsWithTags: ['scope:core'] },
+  { sourceTag: 'scope:test', onlyDependOnLibsWithTags: ['scope:core', 'scope:data'] },
+  // cli and bench may import everything.
+  { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['*'] },
+];
+
+/** Tests may also use the shared test helpers and the datasets, whatever their package. */
+const testConstraints = sourceConstraints.map((c) =>
+  c.sourceTag === 'scope:app'
+    ? c
+    : {
+        sourceTag: c.sourceTag,
+        onlyDependOnLibsWithTags: [...new Set([...c.onlyDependOnLibsWithTags, 'scope:core', 'scope:data', 'scope:test'])],
+      },
+);
+
+const boundaryOptions = {
+  enforceBuildableLibDependency: false,
+  // Nx's graph is per project, not per file: core-tensor's *tests* importing test-utils or
+  // datasets add edges that make test-utils -> core-tensor look like a cycle. Those cycles are
+  // ignored; the tag constraints above still forbid core-tensor's sources importing either.
+  ignoredCircularDependencies: [
+    ['tag:scope:test', '*'],
+    ['tag:scope:data', 'tag:scope:core'],
+  ],
+  // A lazily imported workspace package (e.g. cli loading a technique on demand) may be imported statically elsewhere.
+  checkDynamicDependenciesExceptions: ['@tensorpress/*'],
+};
+
+export default defineConfig(
+  {
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      '**/coverage/**',
+      '**/*.d.ts',
+      '**/.nx/**',
+      '**/.tsbuild/**',
+      'bench/results/**',
+    ],
+  },
+  {
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+  },
+  js.configs.recommended,
+  ...tseslint.configs.recommended.map((c) => ({ ...c, files: c.files ?? TS_FILES })),
+  {
+    files: TS_FILES,
+    languageOptions: {
+      parserOptions: {
+        projectService: {
+          // Root config files that no tsconfig includes.
+          allowDefaultProject: ['vitest.config.ts'],
+        },
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    rules: {
+      // Type-aware rules that catch real bugs.
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/only-throw-error': 'error',
+      '@typescript-eslint/prefer-promise-reject-errors': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': [
+        'error',
+        { considerDefaultExhaustiveForUnions: true, requireDefaultForNonUnion: false },
+      ],
+      '@typescript-eslint/consistent-type-imports': [
+        'error',
+        { prefer: 'type-imports', fixStyle: 'separate-type-imports' },
+      ],
+      '@typescript-eslint/consistent-type-exports': 'error',
+      '@typescript-eslint/no-import-type-side-effects': 'error',
+      // `_`-prefixed names are deliberately unused (positional arguments, destructuring).
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        {
+          args: 'after-used',
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          caughtErrorsIgnorePattern: '^_',
+          destructuredArrayIgnorePattern: '^_',
+          ignoreRestSiblings: true,
+        },
+      ],
+      eqeqeq: ['error', 'smart'],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@tensorflow/*/dist/*', '@tensorflow/*/dist/**'],
+              message:
+                "Import '@tensorflow/tfjs-core' (the CJS node bundle, one engine per process); dist ESM files have extensionless imports that break in Node.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Plain-Node tooling scripts and this file: no type information, Node globals.
+    files: JS_FILES,
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: { ...globals.node },
+    },
+  },
+  {
+    files: ['packages/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    plugins: { '@nx': nx },
+    rules: {
+      '@nx/enforce-module-boundaries': ['error', { ...boundaryOptions, depConstraints: sourceConstraints }],
+    },
+  },
+  {
+    files: TEST_FILES,
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          ...boundaryOptions,
+          depConstraints: testConstraints,
+          // Tests import their own package by name (so they run on the public surface).
+          allowCircularSelfDependency: true,
+        },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            "MemberExpression[object.name=/^(describe|it|test|suite)$/][property.name=/^(only|skip|todo)$/]",
+          message: 'No .only/.skip/.todo in committed tests (notes/CONVENTIONS.md).',
+        },
+      ],
+    },
+  },
+  {
+    // Every import of a published package's src must be declared in its package.json
+    // (a user installs only what we declare), and nothing declared goes unused.
+    files: ['packages/*/package.json'],
+    languageOptions: { parser: jsoncParser },
+    plugins: { '@nx': nx },
+    rules: {
+      '@nx/dependency-checks': [
+        'error',
+        {
+          buildTargets: ['build'],
+          ignoredFiles: ['{projectRoot}/test/**/*', '{projectRoot}/**/*.test.ts', '{projectRoot}/tsconfig*.json'],
+          checkMissingDependencies: true,
+          checkObsoleteDependencies: true,
+          checkVersionMismatches: true,
+          includeTransitiveDependencies: false,
+        },
+      ],
+    },
+  },
+);

@@ -1,0 +1,187 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type {
+  AlgorithmController,
+  AlgorithmStatistics,
+  CompressionScheduler,
+  Json,
+  LossContext,
+} from './compression-types.js';
+import { TensorpressError } from './errors.js';
+import { Executor } from './executor.js';
+import type { Graph } from './graph.js';
+import { graphStatistics, type GraphStatistics } from './statistics.js';
+import { TransformationLayout, applyLayout } from './transform.js';
+
+/**
+ * A configured algorithm, before it touches a model (NNCF's CompressionAlgorithmBuilder).
+ * `compress` calls `register` on every builder with one shared layout, applies the merged layout
+ * once, then calls `build` on each to get its controller.
+ */
+export interface CompressionBuilder {
+  /** The algorithm's name, e.g. `quantization`, `filter_pruning`. */
+  readonly algorithm: string;
+  /** Order at shared points and in strip(): pruning 100 < sparsity 200 < quantization 300. */
+  readonly priority: number;
+  /** Phase 1: read the graph and add commands (hooks, structural changes) to the layout. */
+  register(graph: Graph, layout: TransformationLayout): void;
+  /** Phase 2: build the controller over the transformed model. */
+  build(model: CompressedModel): AlgorithmController;
+}
+
+/** The model being compressed: the transformed graph run by an executor with every hook in place. */
+export interface CompressedModel {
+  /** The graph after structural commands (hooks are not part of it). */
+  readonly graph: Graph;
+  /** Runs `graph` with the hooks; its variables are the model's weights. */
+  readonly executor: Executor;
+  /** The graph `compress` was given. */
+  readonly original: Graph;
+}
+
+/** Statistics of a whole compression pipeline. */
+export interface CompressionStatistics {
+  readonly algorithms: readonly AlgorithmStatistics[];
+  /** Params, FLOPs, BOPs, bytes of the original graph. */
+  readonly original: GraphStatistics;
+  /** The same of the stripped (deployable) graph. */
+  readonly compressed: GraphStatistics;
+}
+
+/** The controller a training loop talks to: every stacked algorithm behind one object. */
+export interface CompressionController {
+  readonly model: CompressedModel;
+  /** The individual controllers, in priority order. */
+  readonly controllers: readonly AlgorithmController[];
+  readonly scheduler: CompressionScheduler;
+  /** Sum of every algorithm's compression loss (a scalar; zero when none adds one). */
+  loss(ctx: LossContext): tf.Scalar;
+  /** Every algorithm's extra trainable tensors. */
+  trainableVariables(): readonly tf.Variable[];
+  statistics(): CompressionStatistics;
+  /** Controller state of every algorithm plus the schedule counters (weights are saved with the graph). */
+  state(): Json;
+  loadState(state: Json): void;
+  /** The deployable graph: current weights, then each algorithm's strip in priority order. */
+  strip(): Graph;
+  /** Frees the executor and every algorithm's tensors. */
+  dispose(): void;
+}
+
+/** Options of {@link compress}. */
+export interface CompressOptions {
+  /** Seed of the executor's stochastic ops. */
+  seed?: number;
+}
+
+class CompositeScheduler implements CompressionScheduler {
+  epoch = 0;
+  stepInEpoch = 0;
+  constructor(private readonly parts: readonly CompressionScheduler[]) {}
+  step(): void {
+    this.stepInEpoch++;
+    for (const p of this.parts) p.step();
+  }
+  epochStep(): void {
+    this.epoch++;
+    this.stepInEpoch = 0;
+    for (const p of this.parts) p.epochStep();
+  }
+}
+
+const STATE_FORMAT = 'tensorpress.compression-state';
+
+/**
+ * Applies stacked algorithms to a graph: one merged transformation layout, one executor, one
+ * controller. The input graph is never modified.
+ */
+export function compress(graph: Graph, builders: readonly CompressionBuilder[], options: CompressOptions = {}): CompressionController {
+  const names = new Set<string>();
+  for (const b of builders) {
+    if (names.has(b.algorithm)) {
+      throw new TensorpressError('CONFIG_INVALID', `algorithm "${b.algorithm}" appears twice in one pipeline; merge its settings into one entry`);
+    }
+    names.add(b.algorithm);
+  }
+  const ordered = [...builders].sort((a, b) => a.priority - b.priority);
+  const layout = new TransformationLayout();
+  for (const b of ordered) b.register(graph, layout);
+  const applied = applyLayout(graph, layout);
+  const executor = new Executor(applied.graph, { hooks: applied.hooks, seed: options.seed ?? 0 });
+  const model: CompressedModel = { graph: applied.graph, executor, original: graph };
+  const controllers: AlgorithmController[] = [];
+  try {
+    for (const b of ordered) controllers.push(b.build(model));
+  } catch (e) {
+    for (const c of controllers) c.dispose();
+    executor.dispose();
+    throw e;
+  }
+  const scheduler = new CompositeScheduler(controllers.map((c) => c.scheduler));
+
+  const strip = (): Graph => {
+    let g = executor.snapshot();
+    for (const c of controllers) g = c.strip(g);
+    return g;
+  };
+
+  return {
+    model,
+    controllers,
+    scheduler,
+    loss(ctx: LossContext): tf.Scalar {
+      return tf.tidy(() => {
+        let total: tf.Scalar = tf.scalar(0);
+        for (const c of controllers) total = tf.add(total, c.loss(ctx));
+        return total;
+      });
+    },
+    trainableVariables: () => controllers.flatMap((c) => [...c.trainableVariables()]),
+    statistics: () => ({
+      algorithms: controllers.map((c) => c.statistics()),
+      original: graphStatistics(graph),
+      compressed: graphStatistics(strip()),
+    }),
+    state: () => ({
+      format: STATE_FORMAT,
+      version: 1,
+      epoch: scheduler.epoch,
+      stepInEpoch: scheduler.stepInEpoch,
+      rng: executor.rngState(),
+      algorithms: Object.fromEntries(controllers.map((c) => [c.algorithm, c.state()])),
+    }),
+    loadState(state: Json): void {
+      const s = state as Record<string, Json> | null;
+      if (!s || typeof s !== 'object' || Array.isArray(s) || s['format'] !== STATE_FORMAT) {
+        throw new TensorpressError('STATE_INVALID', `not a compression state: expected { format: "${STATE_FORMAT}", ... }`);
+      }
+      const algos = s['algorithms'] as Record<string, Json> | undefined;
+      for (const c of controllers) {
+        if (!algos || !(c.algorithm in algos)) {
+          throw new TensorpressError('STATE_INVALID', `the state has no entry for algorithm "${c.algorithm}" (at $.algorithms.${c.algorithm})`);
+        }
+      }
+      for (const c of controllers) c.loadState(algos![c.algorithm]!);
+      scheduler.epoch = Number(s['epoch'] ?? 0);
+      scheduler.stepInEpoch = Number(s['stepInEpoch'] ?? 0);
+      if (typeof s['rng'] === 'number') executor.setRngState(s['rng']);
+    },
+    strip,
+    dispose(): void {
+      for (const c of controllers) c.dispose();
+      executor.dispose();
+    },
+  };
+}
+
+/** A scheduler that only counts (for algorithms without a schedule). */
+export class CountingScheduler implements CompressionScheduler {
+  epoch = 0;
+  stepInEpoch = 0;
+  step(): void {
+    this.stepInEpoch++;
+  }
+  epochStep(): void {
+    this.epoch++;
+    this.stepInEpoch = 0;
+  }
+}

@@ -1,0 +1,502 @@
+/**
+ * Fast convolution gradient kernels, assembled from a backend's own forward kernels.
+ *
+ * Why: tfjs' wasm backend has no `Conv2DBackpropFilter` and no depthwise backprop kernels, and its
+ * `Conv2DBackpropInput` is a single-threaded scalar loop; the cpu backend's backprop kernels walk
+ * memory with large strides. Every convolution gradient is itself a convolution, so we rewrite
+ * them onto the backend's (XNNPACK-backed on wasm) `Conv2D` / `DepthwiseConv2dNative`:
+ *
+ * - dW of a conv: the batch becomes the reduction axis. `x` is laid out `[C_in, H, W, N]` (C_in acts
+ *   as the batch, N as the channels) and `dy` as a filter `[OH, OW, N, C_out]`; the forward stride
+ *   becomes the filter dilation and the forward dilation becomes the stride.
+ * - dX of a conv: a stride-1 conv of the zero-dilated `dy` with the spatially flipped filter whose
+ *   in/out channels are swapped, dilated like the forward filter.
+ * - depthwise dW: the same batch-as-reduction trick with `N * C` channels in a depthwise conv,
+ *   followed by a sum over N. Depthwise dX: a depthwise conv with the flipped filter (multiplier
+ *   folded into the channels), followed by a sum over the multiplier.
+ *
+ * Kernel functions obtained with `tf.getKernel` run untaped, so nothing here is recorded for
+ * higher-order gradients; intermediates are raw backend data released with `disposeData`.
+ *
+ * The kernels accept an extra `dilations` attribute (the stock attrs of `Conv2DBackprop*` have
+ * none); {@link registerDilatedConvGradients} installs gradient functions that use it, which lifts
+ * tfjs' "dilation rates greater than 1 are not yet supported in gradients" restriction.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type {
+  GradConfig,
+  KernelConfig,
+  KernelFunc,
+  NamedAttrMap,
+  NamedTensorInfoMap,
+  Tensor,
+  Tensor4D,
+  TensorInfo,
+} from '@tensorflow/tfjs-core';
+
+type Pair = [number, number];
+type Padding4 = [Pair, Pair, Pair, Pair];
+type PadAttr = 'valid' | 'same' | number | Padding4;
+type RoundingMode = 'floor' | 'round' | 'ceil' | undefined;
+type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
+
+/** What every tfjs backend offers for releasing data (KernelBackend.disposeData). */
+interface DisposingBackend {
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/** Marks kernel configs we registered, so re-registration is idempotent across package copies. */
+const FAST_MARK: unique symbol = Symbol.for('@tensorpress/core-tensor/fast-grad-kernel') as never;
+
+type MarkedConfig = KernelConfig & { [FAST_MARK]?: true };
+
+/** Kernels this module can provide. */
+export const FAST_GRADIENT_KERNELS = [
+  'Conv2DBackpropFilter',
+  'Conv2DBackpropInput',
+  'DepthwiseConv2dNativeBackpropFilter',
+  'DepthwiseConv2dNativeBackpropInput',
+] as const;
+
+/** Name of a kernel this module can provide. */
+export type FastGradientKernel = (typeof FAST_GRADIENT_KERNELS)[number];
+
+/**
+ * Which kernels to install per backend, measured on a 2-core x86 machine (see the PR notes):
+ * wasm lacks three of them and its Conv2DBackpropInput is a scalar loop; on cpu the filter
+ * gradients are ~10x faster through the JS Conv2D loop (contiguous inner loop over channels),
+ * while cpu's own input gradients are already as fast as the rewrite.
+ */
+const PLAN: Readonly<Record<string, readonly FastGradientKernel[]>> = {
+  wasm: FAST_GRADIENT_KERNELS,
+  cpu: ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter'],
+};
+
+/** Forward kernels the rewrites are built from. */
+const REQUIRED: Readonly<Record<FastGradientKernel, readonly string[]>> = {
+  Conv2DBackpropFilter: ['Conv2D', 'Transpose', 'Slice'],
+  Conv2DBackpropInput: ['Conv2D', 'Transpose', 'Reverse', 'PadV2', 'Slice'],
+  DepthwiseConv2dNativeBackpropFilter: ['DepthwiseConv2dNative', 'Transpose', 'Slice', 'Sum'],
+  DepthwiseConv2dNativeBackpropInput: ['DepthwiseConv2dNative', 'Reverse', 'PadV2', 'Slice', 'Sum'],
+};
+
+/** Original kernel configs we replaced, keyed `backend/kernel`, so they can be put back. */
+const originals = new Map<string, KernelConfig>();
+
+/** True when `config` is one of the kernels this module registered. */
+export function isFastGradientKernel(config: KernelConfig | undefined): boolean {
+  return config != null && (config as MarkedConfig)[FAST_MARK] === true;
+}
+
+/**
+ * Installs the fast convolution-gradient kernels on `backendName` (wasm and cpu; other backends are
+ * left alone) and returns the names of the kernels now served by this module. Kernels the backend
+ * lacks are added; slow ones are replaced (the original is kept for
+ * {@link unregisterFastGradients}). Idempotent.
+ */
+export function registerFastGradients(backendName: string, kernels?: readonly FastGradientKernel[]): FastGradientKernel[] {
+  const plan = kernels ?? PLAN[backendName] ?? [];
+  const installed: FastGradientKernel[] = [];
+  for (const name of plan) {
+    if (!REQUIRED[name].every((dep) => tf.getKernel(dep, backendName) != null)) continue;
+    const existing = tf.getKernel(name, backendName);
+    if (isFastGradientKernel(existing)) {
+      installed.push(name);
+      continue;
+    }
+    if (existing != null) {
+      originals.set(`${backendName}/${name}`, existing);
+      tf.unregisterKernel(name, backendName);
+    }
+    const config: MarkedConfig = { kernelName: name, backendName, kernelFunc: makeKernel(name, backendName) };
+    config[FAST_MARK] = true;
+    tf.registerKernel(config);
+    installed.push(name);
+  }
+  return installed;
+}
+
+/**
+ * Removes the kernels {@link registerFastGradients} installed on `backendName` and puts back the
+ * backend's originals where there were any. Used to measure before/after and by tests.
+ */
+export function unregisterFastGradients(backendName: string): void {
+  for (const name of FAST_GRADIENT_KERNELS) {
+    if (!isFastGradientKernel(tf.getKernel(name, backendName))) continue;
+    tf.unregisterKernel(name, backendName);
+    const original = originals.get(`${backendName}/${name}`);
+    if (original != null) tf.registerKernel(original);
+    originals.delete(`${backendName}/${name}`);
+  }
+}
+
+/** The backend's original kernel that {@link registerFastGradients} replaced, if any. */
+export function originalKernel(kernelName: string, backendName: string): KernelConfig | undefined {
+  return originals.get(`${backendName}/${kernelName}`);
+}
+
+function makeKernel(name: FastGradientKernel, backendName: string): KernelFunc {
+  const impl = IMPLS[name];
+  return ({ inputs, backend, attrs }) => {
+    const scope = new Scope(backend as DisposingBackend, backendName);
+    try {
+      return scope.finish(impl(scope, inputs, attrs ?? {}));
+    } catch (e) {
+      scope.disposeAll();
+      throw e;
+    }
+  };
+}
+
+/** Runs a backend's own kernels directly (untaped) and releases the intermediates afterwards. */
+class Scope {
+  private readonly temps: TensorInfo[] = [];
+
+  constructor(
+    private readonly backend: DisposingBackend,
+    private readonly backendName: string,
+  ) {}
+
+  run(kernelName: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap): TensorInfo {
+    const config = tf.getKernel(kernelName, this.backendName);
+    if (config == null) throw new Error(`backend '${this.backendName}' has no '${kernelName}' kernel`);
+    const out = config.kernelFunc({ inputs, backend: this.backend, attrs });
+    if (Array.isArray(out)) throw new Error(`kernel '${kernelName}' returned several outputs`);
+    this.temps.push(out);
+    return out;
+  }
+
+  /** A view of `t` with another shape: same data, no copy, nothing to release. */
+  view(t: TensorInfo, shape: number[]): TensorInfo {
+    return { dataId: t.dataId, shape, dtype: t.dtype };
+  }
+
+  finish(out: TensorInfo): TensorInfo {
+    let kept = false;
+    for (const t of this.temps) {
+      if (!kept && t.dataId === out.dataId) {
+        kept = true;
+        continue;
+      }
+      this.backend.disposeData(t.dataId);
+    }
+    this.temps.length = 0;
+    return out;
+  }
+
+  disposeAll(): void {
+    for (const t of this.temps) this.backend.disposeData(t.dataId);
+    this.temps.length = 0;
+  }
+}
+
+type Impl = (s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttrMap) => TensorInfo;
+
+const IMPLS: Record<FastGradientKernel, Impl> = {
+  Conv2DBackpropFilter: (s, inputs, attrs) => {
+    const x = need(inputs, 'x');
+    const dy = need(inputs, 'dy');
+    const nchw = attrs['dataFormat'] === 'NCHW';
+    const info = convInfo(x.shape, attrs['filterShape'] as number[], attrs, false, nchw);
+    checkDy(dy, info, 'Conv2DBackpropFilter');
+    // [C_in, H, W, N] and [OH, OW, N, C_out], straight from either layout.
+    const xT = s.run('Transpose', { x }, { perm: nchw ? [1, 2, 3, 0] : [3, 1, 2, 0] });
+    const dyT = s.run('Transpose', { x: dy }, { perm: nchw ? [2, 3, 0, 1] : [1, 2, 0, 3] });
+    const pad = batchReductionPadding(info);
+    let w = s.run(
+      'Conv2D',
+      { x: xT, filter: dyT },
+      {
+        strides: [info.dilationHeight, info.dilationWidth],
+        dilations: [info.strideHeight, info.strideWidth],
+        pad,
+        dataFormat: 'NHWC',
+      },
+    );
+    const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co } = info;
+    if (w.shape[1] !== kh || w.shape[2] !== kw) {
+      w = s.run('Slice', { x: w }, { begin: [0, 0, 0, 0], size: [ci, kh, kw, co] });
+    }
+    return s.run('Transpose', { x: w }, { perm: [1, 2, 0, 3] });
+  },
+
+  Conv2DBackpropInput: (s, inputs, attrs) => {
+    let dy = need(inputs, 'dy');
+    const filter = need(inputs, 'filter');
+    const nchw = attrs['dataFormat'] === 'NCHW';
+    const info = convInfo(attrs['inputShape'] as number[], filter.shape, attrs, false, nchw);
+    checkDy(dy, info, 'Conv2DBackpropInput');
+    if (nchw) dy = s.run('Transpose', { x: dy }, { perm: [0, 2, 3, 1] });
+    const { t, pad } = spreadDy(s, dy, info);
+    const flipped = s.run('Reverse', { x: filter }, { dims: [0, 1] });
+    const swapped = s.run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
+    const dx = s.run(
+      'Conv2D',
+      { x: t, filter: swapped },
+      { strides: [1, 1], dilations: [info.dilationHeight, info.dilationWidth], pad, dataFormat: 'NHWC' },
+    );
+    return nchw ? s.run('Transpose', { x: dx }, { perm: [0, 3, 1, 2] }) : dx;
+  },
+
+  DepthwiseConv2dNativeBackpropFilter: (s, inputs, attrs) => {
+    const x = need(inputs, 'x');
+    const dy = need(inputs, 'dy');
+    const info = convInfo(x.shape, attrs['filterShape'] as number[], attrs, true, false);
+    checkDy(dy, info, 'DepthwiseConv2dNativeBackpropFilter');
+    const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, filterHeight: kh, filterWidth: kw } = info;
+    const m = info.outChannels / c;
+    const oh = info.outHeight;
+    const ow = info.outWidth;
+    // Every (sample, channel) pair becomes its own depthwise channel; dy is its filter.
+    const xT = s.view(s.run('Transpose', { x }, { perm: [1, 2, 0, 3] }), [1, h, w, n * c]);
+    const dyT = s.view(s.run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] }), [oh, ow, n * c, m]);
+    let z = s.run(
+      'DepthwiseConv2dNative',
+      { x: xT, filter: dyT },
+      {
+        strides: [info.dilationHeight, info.dilationWidth],
+        dilations: [info.strideHeight, info.strideWidth],
+        pad: batchReductionPadding(info),
+        dataFormat: 'NHWC',
+      },
+    );
+    if (z.shape[1] !== kh || z.shape[2] !== kw) {
+      z = s.run('Slice', { x: z }, { begin: [0, 0, 0, 0], size: [1, kh, kw, n * c * m] });
+    }
+    const perSample = s.view(z, [kh, kw, n, c * m]);
+    const summed = n === 1 ? perSample : s.run('Sum', { x: perSample }, { axis: [2], keepDims: false });
+    return s.view(summed, [kh, kw, c, m]);
+  },
+
+  DepthwiseConv2dNativeBackpropInput: (s, inputs, attrs) => {
+    const dy = need(inputs, 'dy');
+    const filter = need(inputs, 'filter');
+    const info = convInfo(attrs['inputShape'] as number[], filter.shape, attrs, true, false);
+    checkDy(dy, info, 'DepthwiseConv2dNativeBackpropInput');
+    const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, filterHeight: kh, filterWidth: kw } = info;
+    const m = info.outChannels / c;
+    const { t, pad } = spreadDy(s, dy, info);
+    // The multiplier folds into the channels (filter index c*M+m matches dy's channel order).
+    const flipped = s.view(s.run('Reverse', { x: filter }, { dims: [0, 1] }), [kh, kw, c * m, 1]);
+    const z = s.run(
+      'DepthwiseConv2dNative',
+      { x: t, filter: flipped },
+      { strides: [1, 1], dilations: [info.dilationHeight, info.dilationWidth], pad, dataFormat: 'NHWC' },
+    );
+    if (m === 1) return z;
+    return s.run('Sum', { x: s.view(z, [n, h, w, c, m]) }, { axis: [4], keepDims: false });
+  },
+};
+
+function need(inputs: NamedTensorInfoMap, name: string): TensorInfo {
+  const t = inputs[name];
+  if (t == null) throw new Error(`missing input '${name}'`);
+  return t;
+}
+
+function pair(v: unknown, fallback: number): Pair {
+  if (v == null) return [fallback, fallback];
+  if (typeof v === 'number') return [v, v];
+  const a = v as number[];
+  return [a[0] ?? fallback, a[1] ?? a[0] ?? fallback];
+}
+
+/** Shapes, strides and the forward padding, exactly as the forward kernel computed them. */
+function convInfo(inShape: number[], filterShape: number[], attrs: NamedAttrMap, depthwise: boolean, nchw: boolean): Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    pair(attrs['strides'], 1),
+    pair(attrs['dilations'], 1),
+    attrs['pad'] as PadAttr as never,
+    attrs['dimRoundingMode'] as RoundingMode,
+    depthwise,
+    nchw ? 'channelsFirst' : 'channelsLast',
+  );
+}
+
+function checkDy(dy: TensorInfo, info: Conv2DInfo, kernel: string): void {
+  const expected = info.outShape;
+  if (dy.shape.length !== 4 || dy.shape.some((d, i) => d !== expected[i])) {
+    throw new Error(`${kernel}: dy has shape [${dy.shape.join(',')}], expected [${expected.join(',')}]`);
+  }
+}
+
+/**
+ * Padding of the batch-as-reduction conv for a weight gradient: the forward top/left padding, and
+ * as much bottom/right padding as the last filter tap reads (never negative: surplus output rows
+ * are sliced away instead).
+ */
+function batchReductionPadding(info: Conv2DInfo): Padding4 {
+  const { top, left } = info.padInfo;
+  const reachH = (info.filterHeight - 1) * info.dilationHeight + (info.outHeight - 1) * info.strideHeight + 1;
+  const reachW = (info.filterWidth - 1) * info.dilationWidth + (info.outWidth - 1) * info.strideWidth + 1;
+  return [
+    [0, 0],
+    [top, Math.max(0, reachH - top - info.inHeight)],
+    [left, Math.max(0, reachW - left - info.inWidth)],
+    [0, 0],
+  ];
+}
+
+/**
+ * Prepares NHWC `dy` for an input gradient: inserts `stride - 1` zeros between its pixels and
+ * returns the padding the stride-1 conv with the flipped filter needs. Negative padding (large
+ * explicit forward padding) becomes a crop.
+ */
+function spreadDy(s: Scope, dy: TensorInfo, info: Conv2DInfo): { t: TensorInfo; pad: Padding4 } {
+  const [n, oh, ow, ch] = dy.shape as [number, number, number, number];
+  const sh = info.strideHeight;
+  const sw = info.strideWidth;
+  let t = dy;
+  if (sh > 1 || sw > 1) {
+    const padded = s.run(
+      'PadV2',
+      { x: s.view(dy, [n, oh, 1, ow, 1, ch]) },
+      { paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0 },
+    );
+    t = s.view(padded, [n, oh * sh, ow * sw, ch]);
+  }
+  const lenH = oh * sh;
+  const lenW = ow * sw;
+  let top = (info.filterHeight - 1) * info.dilationHeight - info.padInfo.top;
+  let left = (info.filterWidth - 1) * info.dilationWidth - info.padInfo.left;
+  let bottom = info.inHeight + info.padInfo.top - lenH;
+  let right = info.inWidth + info.padInfo.left - lenW;
+  if (top < 0 || left < 0 || bottom < 0 || right < 0) {
+    const cropTop = Math.max(0, -top);
+    const cropLeft = Math.max(0, -left);
+    const size = [n, lenH - cropTop - Math.max(0, -bottom), lenW - cropLeft - Math.max(0, -right), ch];
+    t = s.run('Slice', { x: t }, { begin: [0, cropTop, cropLeft, 0], size });
+    top = Math.max(0, top);
+    left = Math.max(0, left);
+    bottom = Math.max(0, bottom);
+    right = Math.max(0, right);
+  }
+  return {
+    t,
+    pad: [
+      [0, 0],
+      [top, bottom],
+      [left, right],
+      [0, 0],
+    ],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradient functions that accept dilations.
+
+function runKernel(name: string, inputs: Record<string, Tensor>, attrs: NamedAttrMap): Tensor4D {
+  return tf.engine().runKernel(name, inputs as never, attrs) as Tensor4D;
+}
+
+/** Inserts `d - 1` zeros between filter taps: a dilated filter as an ordinary one. */
+function dilateFilter(f: Tensor4D, dh: number, dw: number): Tensor4D {
+  const [kh, kw, a, b] = f.shape;
+  return tf.tidy(() => {
+    const spread = tf.pad(tf.reshape(f, [kh, 1, kw, 1, a, b]), [
+      [0, 0],
+      [0, dh - 1],
+      [0, 0],
+      [0, dw - 1],
+      [0, 0],
+      [0, 0],
+    ]);
+    const full = tf.reshape(spread, [kh * dh, kw * dw, a, b]);
+    return tf.slice(full, [0, 0, 0, 0], [(kh - 1) * dh + 1, (kw - 1) * dw + 1, a, b]);
+  }) as Tensor4D;
+}
+
+/** Every `d`-th tap of a gradient computed for the zero-dilated filter. */
+function undilate(g: Tensor4D, dh: number, dw: number): Tensor4D {
+  const [h, w, a, b] = g.shape;
+  return tf.stridedSlice(g, [0, 0, 0, 0], [h, w, a, b], [dh, dw, 1, 1]) as Tensor4D;
+}
+
+function nativeDilation(kernelName: string): boolean {
+  return isFastGradientKernel(tf.getKernel(kernelName, tf.getBackend()));
+}
+
+const conv2dGrad: GradConfig = {
+  kernelName: 'Conv2D',
+  inputsToSave: ['x', 'filter'],
+  gradFunc: (dyIn, saved, attrs) => {
+    const dy = dyIn as Tensor4D;
+    const [x, filter] = saved as [Tensor4D, Tensor4D];
+    const { strides, pad, dataFormat, dimRoundingMode } = attrs;
+    const [dh, dw] = pair(attrs['dilations'], 1);
+    const common = { strides, pad, dataFormat, dimRoundingMode } as NamedAttrMap;
+    if (dh === 1 && dw === 1) {
+      return {
+        x: () => runKernel('Conv2DBackpropInput', { dy, filter }, { ...common, inputShape: x.shape }),
+        filter: () => runKernel('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape: filter.shape }),
+      };
+    }
+    const dilations = [dh, dw];
+    return {
+      x: () =>
+        nativeDilation('Conv2DBackpropInput')
+          ? runKernel('Conv2DBackpropInput', { dy, filter }, { ...common, dilations, inputShape: x.shape })
+          : tf.tidy(() => {
+              const fd = dilateFilter(filter, dh, dw);
+              return runKernel('Conv2DBackpropInput', { dy, filter: fd }, { ...common, inputShape: x.shape });
+            }),
+      filter: () =>
+        nativeDilation('Conv2DBackpropFilter')
+          ? runKernel('Conv2DBackpropFilter', { x, dy }, { ...common, dilations, filterShape: filter.shape })
+          : tf.tidy(() => {
+              const [kh, kw, a, b] = filter.shape;
+              const shape = [(kh - 1) * dh + 1, (kw - 1) * dw + 1, a, b];
+              return undilate(runKernel('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape: shape }), dh, dw);
+            }),
+    };
+  },
+};
+
+const depthwiseGrad: GradConfig = {
+  kernelName: 'DepthwiseConv2dNative',
+  inputsToSave: ['x', 'filter'],
+  gradFunc: (dyIn, saved, attrs) => {
+    const dy = dyIn as Tensor4D;
+    const [x, filter] = saved as [Tensor4D, Tensor4D];
+    const { strides, pad, dimRoundingMode } = attrs;
+    const [dh, dw] = pair(attrs['dilations'], 1);
+    const dilations = [dh, dw];
+    const common = { strides, pad, dimRoundingMode } as NamedAttrMap;
+    const plain = dh === 1 && dw === 1;
+    return {
+      x: () =>
+        plain || nativeDilation('DepthwiseConv2dNativeBackpropInput')
+          ? runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter }, { ...common, dilations, inputShape: x.shape })
+          : tf.tidy(() => {
+              const fd = dilateFilter(filter, dh, dw);
+              return runKernel(
+                'DepthwiseConv2dNativeBackpropInput',
+                { dy, filter: fd },
+                { ...common, dilations: [1, 1], inputShape: x.shape },
+              );
+            }),
+      filter: () =>
+        plain || nativeDilation('DepthwiseConv2dNativeBackpropFilter')
+          ? runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...common, dilations, filterShape: filter.shape })
+          : tf.tidy(() => {
+              const [kh, kw, a, b] = filter.shape;
+              const shape = [(kh - 1) * dh + 1, (kw - 1) * dw + 1, a, b];
+              const g = runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { ...common, dilations: [1, 1], filterShape: shape });
+              return undilate(g, dh, dw);
+            }),
+    };
+  },
+};
+
+/**
+ * Registers gradient functions for `Conv2D` and `DepthwiseConv2dNative` that also handle dilation
+ * rates above 1 (tfjs' own assert they are 1). Undilated convolutions take exactly tfjs' path.
+ * With dilation, backends running our kernels get the dilation natively; others get the
+ * equivalent zero-inserted filter. Call after the stock gradients are loaded (idempotent).
+ */
+export function registerDilatedConvGradients(): void {
+  if (tf.getGradient('Conv2D') !== conv2dGrad) tf.registerGradient(conv2dGrad);
+  if (tf.getGradient('DepthwiseConv2dNative') !== depthwiseGrad) tf.registerGradient(depthwiseGrad);
+}

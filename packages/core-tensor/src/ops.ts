@@ -1,0 +1,659 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { intsAttr, numAttr, strAttr, window2d, windowOut } from './attrs.js';
+import { GraphError } from './errors.js';
+import type { Dim, DType, Graph, Node, TensorInfo } from './graph.js';
+
+/** What an op's forward function may use besides its inputs. */
+export interface ForwardContext {
+  /** Train mode: BN uses batch statistics and updates running ones, Dropout drops. */
+  readonly training: boolean;
+  /** A fresh seed for a stochastic op (dropout), drawn from the run's seeded stream. */
+  nextSeed(): number;
+  /** Records a new value for a non-trainable parameter (BN running statistics); the executor owns it. */
+  updateParam(name: string, value: tf.Tensor): void;
+  /** The graph being run (for inferred dtypes and shapes). */
+  readonly graph: Graph;
+}
+
+/** Shape info of an op's output (the name is filled in by the graph). */
+export type OutInfo = { shape: readonly Dim[]; dtype: DType; name: string };
+
+/** How one op is checked, shaped and run. */
+export interface OpSpec {
+  readonly op: string;
+  /** Minimum and maximum number of inputs. */
+  readonly arity: readonly [number, number];
+  /** Input ports that carry weights (Conv: 1, 2; Gemm: 1, 2; BN: 1..4). */
+  readonly weightInputs: readonly number[];
+  /** Output shapes from input shapes; throws a GraphError on a mismatch. */
+  infer(inputs: readonly (TensorInfo | undefined)[], node: Node, graph: Graph): OutInfo[];
+  /** Runs the op with tfjs ops (differentiable where it makes sense). */
+  forward(inputs: readonly (tf.Tensor | undefined)[], node: Node, ctx: ForwardContext): tf.Tensor[];
+}
+
+const registry = new Map<string, OpSpec>();
+
+/** Looks up an op by its ONNX name. */
+export function getOp(op: string): OpSpec | undefined {
+  return registry.get(op);
+}
+
+/** Every registered op name. */
+export function listOps(): string[] {
+  return [...registry.keys()].sort();
+}
+
+function fail(node: Node, message: string, code: 'SHAPE_MISMATCH' | 'GRAPH_INVALID' | 'UNSUPPORTED_OP' = 'SHAPE_MISMATCH'): never {
+  throw new GraphError(code, `node "${node.name}" (${node.op}): ${message}`, { node: node.name, op: node.op });
+}
+
+function need(node: Node, inputs: readonly (TensorInfo | undefined)[], i: number): TensorInfo {
+  const t = inputs[i];
+  if (!t) fail(node, `input ${i} is required`, 'GRAPH_INVALID');
+  return t;
+}
+
+function req(node: Node, inputs: readonly (tf.Tensor | undefined)[], i: number): tf.Tensor {
+  const t = inputs[i];
+  if (!t) fail(node, `input ${i} is required`, 'GRAPH_INVALID');
+  return t;
+}
+
+function fmt(shape: readonly Dim[]): string {
+  return `[${shape.map((d) => (d === null ? '?' : d)).join(', ')}]`;
+}
+
+function dimsEqual(a: Dim, b: Dim): boolean {
+  return a === null || b === null || a === b;
+}
+
+function broadcast(node: Node, a: readonly Dim[], b: readonly Dim[]): Dim[] {
+  const n = Math.max(a.length, b.length);
+  const out: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = i < n - a.length ? 1 : a[i - (n - a.length)]!;
+    const y = i < n - b.length ? 1 : b[i - (n - b.length)]!;
+    if (x === 1) out.push(y);
+    else if (y === 1) out.push(x);
+    else if (dimsEqual(x, y)) out.push(x ?? y);
+    else fail(node, `shapes ${fmt(a)} and ${fmt(b)} do not broadcast`);
+  }
+  return out;
+}
+
+function normAxis(node: Node, axis: number, rank: number): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (a < 0 || a >= rank) fail(node, `axis ${axis} is out of range for rank ${rank}`, 'GRAPH_INVALID');
+  return a;
+}
+
+function register(spec: OpSpec): void {
+  registry.set(spec.op, spec);
+}
+
+function unary(op: string, fn: (x: tf.Tensor, node: Node) => tf.Tensor): void {
+  register({
+    op,
+    arity: [1, 1],
+    weightInputs: [],
+    infer: (ins, node) => {
+      const x = need(node, ins, 0);
+      return [{ name: '', shape: x.shape, dtype: x.dtype }];
+    },
+    forward: (ins, node) => [fn(req(node, ins, 0), node)],
+  });
+}
+
+function binary(op: string, fn: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor): void {
+  register({
+    op,
+    arity: [2, 2],
+    weightInputs: [],
+    infer: (ins, node) => {
+      const a = need(node, ins, 0);
+      const b = need(node, ins, 1);
+      return [{ name: '', shape: broadcast(node, a.shape, b.shape), dtype: a.dtype }];
+    },
+    forward: (ins, node) => [fn(req(node, ins, 0), req(node, ins, 1))],
+  });
+}
+
+// ---------------------------------------------------------------- elementwise
+
+unary('Identity', (x) => tf.clone(x));
+unary('Relu', (x) => tf.relu(x));
+unary('Sigmoid', (x) => tf.sigmoid(x));
+unary('Tanh', (x) => tf.tanh(x));
+unary('LeakyRelu', (x, n) => tf.leakyRelu(x, numAttr(n, 'alpha', 0.01)));
+unary('Clip', (x, n) => {
+  const lo = numAttr(n, 'min', -Infinity);
+  const hi = numAttr(n, 'max', Infinity);
+  // clipByValue's gradient passes where lo <= x <= hi, as ONNX/PyTorch's hardtanh does.
+  return tf.clipByValue(x, Math.max(lo, -3.4e38), Math.min(hi, 3.4e38));
+});
+unary('HardSigmoid', (x, n) => {
+  const alpha = numAttr(n, 'alpha', 0.2);
+  const beta = numAttr(n, 'beta', 0.5);
+  return tf.clipByValue(tf.add(tf.mul(x, alpha), beta), 0, 1);
+});
+unary('HardSwish', (x) => tf.mul(x, tf.div(tf.clipByValue(tf.add(x, 3), 0, 6), 6)));
+binary('Add', (a, b) => tf.add(a, b));
+binary('Sub', (a, b) => tf.sub(a, b));
+binary('Mul', (a, b) => tf.mul(a, b));
+binary('Div', (a, b) => tf.div(a, b));
+
+register({
+  op: 'Softmax',
+  arity: [1, 1],
+  weightInputs: [],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    normAxis(node, numAttr(node, 'axis', -1), x.shape.length);
+    return [{ name: '', shape: x.shape, dtype: x.dtype }];
+  },
+  forward: (ins, node) => {
+    const x = req(node, ins, 0);
+    const axis = normAxis(node, numAttr(node, 'axis', -1), x.rank);
+    if (axis === x.rank - 1) return [tf.softmax(x)];
+    const perm = [...Array(x.rank).keys()];
+    perm[axis] = x.rank - 1;
+    perm[x.rank - 1] = axis;
+    return [tf.transpose(tf.softmax(tf.transpose(x, perm)), perm)];
+  },
+});
+
+register({
+  op: 'Dropout',
+  arity: [1, 1],
+  weightInputs: [],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    const r = numAttr(node, 'ratio', 0.5);
+    if (!(r >= 0 && r < 1)) fail(node, `ratio must be in [0, 1), got ${r}`, 'GRAPH_INVALID');
+    return [{ name: '', shape: x.shape, dtype: x.dtype }];
+  },
+  forward: (ins, node, ctx) => {
+    const x = req(node, ins, 0);
+    const r = numAttr(node, 'ratio', 0.5);
+    if (!ctx.training || r === 0) return [tf.clone(x)];
+    return [tf.dropout(x, r, undefined, ctx.nextSeed())];
+  },
+});
+
+// ---------------------------------------------------------------- conv and dense
+
+/** Resolved geometry of a Conv node, shared by the executor, statistics and transformations. */
+export interface ConvGeometry {
+  kernel: [number, number];
+  strides: [number, number];
+  dilations: [number, number];
+  pads: [number, number, number, number];
+  same: boolean;
+  group: number;
+  inChannels: number;
+  outChannels: number;
+  depthwise: boolean;
+}
+
+/** Reads a Conv node's geometry from its input and weight shapes (weight layout [kh, kw, cin/group, cout]). */
+export function convGeometry(node: Node, x: readonly Dim[], w: readonly Dim[]): ConvGeometry {
+  if (x.length !== 4) fail(node, `input must be NHWC rank 4, got ${fmt(x)}`);
+  if (w.length !== 4 || w.some((d) => d === null)) fail(node, `weight must be [kh, kw, cin/group, cout], got ${fmt(w)}`);
+  const [kh, kw, cpg, cout] = w as number[];
+  const group = numAttr(node, 'group', 1);
+  const cin = x[3];
+  if (!Number.isInteger(group) || group < 1) fail(node, `group must be a positive integer, got ${group}`, 'GRAPH_INVALID');
+  if (cin === null || cin === undefined) fail(node, 'input channels must be static');
+  if (cin !== cpg! * group) {
+    fail(node, `input has ${cin} channels but weight ${fmt(w)} with group=${group} expects ${cpg! * group}`);
+  }
+  if (cout! % group !== 0) fail(node, `output channels ${cout} are not divisible by group=${group}`);
+  const ks = intsAttr(node, 'kernel_shape', [kh!, kw!]);
+  if (ks[0] !== kh || ks[1] !== kw) fail(node, `kernel_shape [${ks.join(', ')}] disagrees with weight ${fmt(w)}`);
+  const win = window2d(node, x[1]!, x[2]!, [kh!, kw!]);
+  if ((win.strides[0] > 1 || win.strides[1] > 1) && (win.dilations[0] > 1 || win.dilations[1] > 1)) {
+    fail(node, 'strides > 1 together with dilations > 1 is not supported by the tfjs kernels', 'UNSUPPORTED_OP');
+  }
+  return { ...win, group, inChannels: cin, outChannels: cout!, depthwise: group > 1 && group === cin && cpg === 1 };
+}
+
+function padArg(g: { pads: [number, number, number, number]; same: boolean }): 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]] {
+  if (g.same) return 'same';
+  const [t, l, b, r] = g.pads;
+  if (t === 0 && l === 0 && b === 0 && r === 0) return 'valid';
+  return [
+    [0, 0],
+    [t, b],
+    [l, r],
+    [0, 0],
+  ];
+}
+
+/** Runs an NHWC convolution of any group count with a [kh, kw, cin/group, cout] weight. */
+export function runConv(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor | undefined, g: ConvGeometry): tf.Tensor4D {
+  const pad = padArg(g);
+  let y: tf.Tensor4D;
+  if (g.group === 1) {
+    y = tf.conv2d(x, w, g.strides, pad, 'NHWC', g.dilations);
+  } else if (g.depthwise) {
+    const mult = g.outChannels / g.inChannels;
+    const dw = tf.reshape(w, [g.kernel[0], g.kernel[1], g.inChannels, mult]) as tf.Tensor4D;
+    y = tf.depthwiseConv2d(x, dw, g.strides, pad, 'NHWC', g.dilations);
+  } else {
+    const xs = tf.split(x, g.group, 3);
+    const ws = tf.split(w, g.group, 3);
+    y = tf.concat(
+      xs.map((xi, i) => tf.conv2d(xi, ws[i] as tf.Tensor4D, g.strides, pad, 'NHWC', g.dilations)),
+      3,
+    );
+  }
+  return b ? tf.add(y, b) : y;
+}
+
+register({
+  op: 'Conv',
+  arity: [2, 3],
+  weightInputs: [1, 2],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    const w = need(node, ins, 1);
+    const g = convGeometry(node, x.shape, w.shape);
+    const b = ins[2];
+    if (b && (b.shape.length !== 1 || b.shape[0] !== g.outChannels)) {
+      fail(node, `bias must be [${g.outChannels}], got ${fmt(b.shape)}`);
+    }
+    const oh = windowOut(x.shape[1]!, g.kernel[0], g.strides[0], g.dilations[0], g.pads[0], g.pads[2]);
+    const ow = windowOut(x.shape[2]!, g.kernel[1], g.strides[1], g.dilations[1], g.pads[1], g.pads[3]);
+    if ((oh !== null && oh < 1) || (ow !== null && ow < 1)) fail(node, `input ${fmt(x.shape)} is smaller than the kernel`);
+    return [{ name: '', shape: [x.shape[0]!, oh, ow, g.outChannels], dtype: 'float32' }];
+  },
+  forward: (ins, node) => {
+    const x = req(node, ins, 0) as tf.Tensor4D;
+    const w = req(node, ins, 1) as tf.Tensor4D;
+    return [runConv(x, w, ins[2], convGeometry(node, x.shape, w.shape))];
+  },
+});
+
+register({
+  op: 'Gemm',
+  arity: [2, 3],
+  weightInputs: [1, 2],
+  infer: (ins, node) => {
+    const a = need(node, ins, 0);
+    const w = need(node, ins, 1);
+    if (numAttr(node, 'transA', 0) !== 0 || numAttr(node, 'transB', 0) !== 0) {
+      fail(node, 'transA/transB must be 0 inside tensorpress (weights are stored [in, out])', 'GRAPH_INVALID');
+    }
+    if (a.shape.length !== 2 || w.shape.length !== 2) fail(node, `needs rank-2 input and weight, got ${fmt(a.shape)} and ${fmt(w.shape)}`);
+    if (!dimsEqual(a.shape[1]!, w.shape[0]!)) fail(node, `input ${fmt(a.shape)} does not match weight ${fmt(w.shape)} ([in, out])`);
+    const c = ins[2];
+    if (c && (c.shape.length !== 1 || c.shape[0] !== w.shape[1])) fail(node, `bias must be [${w.shape[1]}], got ${fmt(c.shape)}`);
+    return [{ name: '', shape: [a.shape[0]!, w.shape[1]!], dtype: 'float32' }];
+  },
+  forward: (ins, node) => {
+    const alpha = numAttr(node, 'alpha', 1);
+    const beta = numAttr(node, 'beta', 1);
+    let y = tf.matMul(req(node, ins, 0) as tf.Tensor2D, req(node, ins, 1) as tf.Tensor2D);
+    if (alpha !== 1) y = tf.mul(y, alpha);
+    const c = ins[2];
+    if (c) y = tf.add(y, beta === 1 ? c : tf.mul(c, beta));
+    return [y];
+  },
+});
+
+register({
+  op: 'MatMul',
+  arity: [2, 2],
+  weightInputs: [1],
+  infer: (ins, node) => {
+    const a = need(node, ins, 0);
+    const b = need(node, ins, 1);
+    if (a.shape.length < 2 || b.shape.length < 2) fail(node, `needs rank >= 2 operands, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+    if (!dimsEqual(a.shape[a.shape.length - 1]!, b.shape[b.shape.length - 2]!)) {
+      fail(node, `inner dimensions of ${fmt(a.shape)} and ${fmt(b.shape)} differ`);
+    }
+    const batch = broadcast(node, a.shape.slice(0, -2), b.shape.slice(0, -2));
+    return [{ name: '', shape: [...batch, a.shape[a.shape.length - 2]!, b.shape[b.shape.length - 1]!], dtype: 'float32' }];
+  },
+  forward: (ins, node) => {
+    const a = req(node, ins, 0);
+    const b = req(node, ins, 1);
+    if (a.rank === 2 && b.rank === 2) return [tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D)];
+    // Rank-3+ batch matmul with broadcasting: tfjs matMul broadcasts batch dims.
+    return [tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D)];
+  },
+});
+
+register({
+  op: 'BatchNormalization',
+  arity: [5, 5],
+  weightInputs: [1, 2, 3, 4],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    const c = x.shape[x.shape.length - 1];
+    for (let i = 1; i <= 4; i++) {
+      const p = need(node, ins, i);
+      if (p.shape.length !== 1 || !dimsEqual(p.shape[0]!, c ?? null)) {
+        fail(node, `input ${i} must be [${c}] (channels last), got ${fmt(p.shape)}`);
+      }
+    }
+    return [{ name: '', shape: x.shape, dtype: 'float32' }];
+  },
+  forward: (ins, node, ctx) => {
+    const x = req(node, ins, 0);
+    const gamma = req(node, ins, 1);
+    const beta = req(node, ins, 2);
+    const mean = req(node, ins, 3);
+    const variance = req(node, ins, 4);
+    const eps = numAttr(node, 'epsilon', 1e-5);
+    if (!ctx.training) return [tf.batchNorm(x, mean, variance, beta, gamma, eps)];
+    const axes = [...Array(x.rank - 1).keys()];
+    const m = tf.moments(x, axes);
+    const y = tf.batchNorm(x, m.mean, m.variance, beta, gamma, eps);
+    // Running statistics follow PyTorch/ONNX: momentum weights the old value; variance is unbiased.
+    const momentum = numAttr(node, 'momentum', 0.9);
+    const n = x.size / (x.shape[x.rank - 1] ?? 1);
+    const unbiased = n > 1 ? tf.mul(m.variance, n / (n - 1)) : m.variance;
+    ctx.updateParam(node.inputs[3]!, tf.add(tf.mul(mean, momentum), tf.mul(m.mean, 1 - momentum)));
+    ctx.updateParam(node.inputs[4]!, tf.add(tf.mul(variance, momentum), tf.mul(unbiased, 1 - momentum)));
+    return [y];
+  },
+});
+
+// ---------------------------------------------------------------- pooling
+
+function poolInfer(ins: readonly (TensorInfo | undefined)[], node: Node): OutInfo[] {
+  const x = need(node, ins, 0);
+  if (x.shape.length !== 4) fail(node, `input must be NHWC rank 4, got ${fmt(x.shape)}`);
+  const k = intsAttr(node, 'kernel_shape', []);
+  if (k.length !== 2 || !k.every((v) => v >= 1)) fail(node, 'kernel_shape must be two positive integers', 'GRAPH_INVALID');
+  const win = window2d(node, x.shape[1]!, x.shape[2]!, [k[0]!, k[1]!]);
+  if (win.dilations[0] !== 1 || win.dilations[1] !== 1) fail(node, 'dilated pooling is not supported', 'UNSUPPORTED_OP');
+  if (intsAttr(node, 'ceil_mode', []).length > 0 || numAttr(node, 'ceil_mode', 0) !== 0) {
+    fail(node, 'ceil_mode=1 is not supported; pad explicitly instead', 'UNSUPPORTED_OP');
+  }
+  if (node.op === 'AveragePool' && !win.same && numAttr(node, 'count_include_pad', 0) === 0 && win.pads.some((p) => p > 0)) {
+    fail(node, 'explicit pads with count_include_pad=0 are only supported when they equal SAME padding', 'UNSUPPORTED_OP');
+  }
+  const oh = windowOut(x.shape[1]!, win.kernel[0], win.strides[0], 1, win.pads[0], win.pads[2]);
+  const ow = windowOut(x.shape[2]!, win.kernel[1], win.strides[1], 1, win.pads[1], win.pads[3]);
+  if ((oh !== null && oh < 1) || (ow !== null && ow < 1)) fail(node, `input ${fmt(x.shape)} is smaller than the window`);
+  return [{ name: '', shape: [x.shape[0]!, oh, ow, x.shape[3]!], dtype: x.dtype }];
+}
+
+function poolForward(ins: readonly (tf.Tensor | undefined)[], node: Node): tf.Tensor[] {
+  const x = req(node, ins, 0) as tf.Tensor4D;
+  const k = intsAttr(node, 'kernel_shape', []);
+  const win = window2d(node, x.shape[1], x.shape[2], [k[0]!, k[1]!]);
+  const size: [number, number] = win.kernel;
+  const max = node.op === 'MaxPool';
+  const zero = win.pads.every((p) => p === 0);
+  if (win.same || zero) {
+    const pad = win.same ? 'same' : 'valid';
+    return [max ? tf.maxPool(x, size, win.strides, pad) : tf.avgPool(x, size, win.strides, pad)];
+  }
+  const [t, l, b, r] = win.pads;
+  const padded = tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], max ? -3.4e38 : 0);
+  return [max ? tf.maxPool(padded, size, win.strides, 'valid') : tf.avgPool(padded, size, win.strides, 'valid')];
+}
+
+register({ op: 'MaxPool', arity: [1, 1], weightInputs: [], infer: poolInfer, forward: poolForward });
+register({ op: 'AveragePool', arity: [1, 1], weightInputs: [], infer: poolInfer, forward: poolForward });
+
+register({
+  op: 'GlobalAveragePool',
+  arity: [1, 1],
+  weightInputs: [],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    if (x.shape.length !== 4) fail(node, `input must be NHWC rank 4, got ${fmt(x.shape)}`);
+    return [{ name: '', shape: [x.shape[0]!, 1, 1, x.shape[3]!], dtype: x.dtype }];
+  },
+  forward: (ins, node) => [tf.mean(req(node, ins, 0), [1, 2], true)],
+});
+
+register({
+  op: 'GlobalMaxPool',
+  arity: [1, 1],
+  weightInputs: [],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    if (x.shape.length !== 4) fail(node, `input must be NHWC rank 4, got ${fmt(x.shape)}`);
+    return [{ name: '', shape: [x.shape[0]!, 1, 1, x.shape[3]!], dtype: x.dtype }];
+  },
+  forward: (ins, node) => [tf.max(req(node, ins, 0), [1, 2], true)],
+});
+
+// ---------------------------------------------------------------- shape ops
+
+register({
+  op: 'Flatten',
+  arity: [1, 1],
+  weightInputs: [],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    const axis = numAttr(node, 'axis', 1);
+    const a = axis < 0 ? axis + x.shape.length : axis;
+    if (a < 0 || a > x.shape.length) fail(node, `axis ${axis} out of range`, 'GRAPH_INVALID');
+    const prod = (ds: readonly Dim[]): Dim => (ds.some((d) => d === null) ? null : ds.reduce<number>((p, d) => p * d!, 1));
+    return [{ name: '', shape: [prod(x.shape.slice(0, a)), prod(x.shape.slice(a))], dtype: x.dtype }];
+  },
+  forward: (ins, node) => {
+    const x = req(node, ins, 0);
+    const axis = numAttr(node, 'axis', 1);
+    const a = axis < 0 ? axis + x.rank : axis;
+    const outer = x.shape.slice(0, a).reduce((p, d) => p * d, 1);
+    return [tf.reshape(x, [outer, -1])];
+  },
+});
+
+function resolveReshape(node: Node, input: readonly Dim[], target: readonly number[]): Dim[] {
+  const out: Dim[] = target.map((d, i) => {
+    if (d === 0) {
+      if (i >= input.length) fail(node, `0 at position ${i} copies a dimension the input does not have`, 'GRAPH_INVALID');
+      return input[i]!;
+    }
+    if (d < -1) fail(node, `shape value ${d} is invalid`, 'GRAPH_INVALID');
+    return d;
+  });
+  const minus = out.filter((d) => d === -1).length;
+  if (minus > 1) fail(node, 'shape may hold at most one -1', 'GRAPH_INVALID');
+  const staticIn = input.reduce<number>((p, d) => p * (d ?? 1), 1);
+  const dynamicIn = input.filter((d) => d === null).length;
+  const staticOut = out.reduce<number>((p, d) => (d === -1 || d === null ? p : p * d), 1);
+  const dynamicOut = out.filter((d) => d === null).length;
+  if (minus === 1) {
+    const i = out.indexOf(-1);
+    // A dynamic batch either stays in a copied 0 (then -1 is static) or flows into the -1.
+    if (dynamicIn === dynamicOut) {
+      if (staticIn % staticOut !== 0) fail(node, `cannot reshape ${fmt(input)} to [${target.join(', ')}]`);
+      out[i] = staticIn / staticOut;
+    } else if (staticIn % staticOut === 0) {
+      out[i] = null;
+    } else {
+      fail(node, `cannot reshape ${fmt(input)} to [${target.join(', ')}]`);
+    }
+  } else if (dynamicIn === dynamicOut && staticIn !== staticOut) {
+    fail(node, `cannot reshape ${fmt(input)} (${staticIn} values per batch) to [${target.join(', ')}]`);
+  }
+  return out;
+}
+
+register({
+  op: 'Reshape',
+  arity: [1, 1],
+  weightInputs: [],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    const shape = intsAttr(node, 'shape', []);
+    if (shape.length === 0) fail(node, 'attribute shape is required', 'GRAPH_INVALID');
+    return [{ name: '', shape: resolveReshape(node, x.shape, shape), dtype: x.dtype }];
+  },
+  forward: (ins, node) => {
+    const x = req(node, ins, 0);
+    const shape = intsAttr(node, 'shape', []).map((d, i) => (d === 0 ? x.shape[i]! : d));
+    return [tf.reshape(x, shape)];
+  },
+});
+
+register({
+  op: 'Transpose',
+  arity: [1, 1],
+  weightInputs: [],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    const perm = intsAttr(node, 'perm', [...Array(x.shape.length).keys()].reverse());
+    if (perm.length !== x.shape.length || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) {
+      fail(node, `perm [${perm.join(', ')}] is not a permutation of rank ${x.shape.length}`, 'GRAPH_INVALID');
+    }
+    return [{ name: '', shape: perm.map((p) => x.shape[p]!), dtype: x.dtype }];
+  },
+  forward: (ins, node) => {
+    const x = req(node, ins, 0);
+    return [tf.transpose(x, intsAttr(node, 'perm', [...Array(x.rank).keys()].reverse()))];
+  },
+});
+
+register({
+  op: 'Concat',
+  arity: [1, 64],
+  weightInputs: [],
+  infer: (ins, node) => {
+    const xs = ins.map((_, i) => need(node, ins, i));
+    const rank = xs[0]!.shape.length;
+    const axis = normAxis(node, numAttr(node, 'axis', -1), rank);
+    let total: Dim = 0;
+    for (const x of xs) {
+      if (x.shape.length !== rank) fail(node, `inputs have different ranks: ${xs.map((t) => fmt(t.shape)).join(', ')}`);
+      x.shape.forEach((d, i) => {
+        if (i !== axis && !dimsEqual(d, xs[0]!.shape[i]!)) {
+          fail(node, `inputs differ outside axis ${axis}: ${xs.map((t) => fmt(t.shape)).join(', ')}`);
+        }
+      });
+      const d = x.shape[axis]!;
+      total = total === null || d === null ? null : total + d;
+    }
+    const shape = [...xs[0]!.shape];
+    shape[axis] = total;
+    return [{ name: '', shape, dtype: xs[0]!.dtype }];
+  },
+  forward: (ins, node) => {
+    const xs = ins.map((_, i) => req(node, ins, i));
+    return [tf.concat(xs, normAxis(node, numAttr(node, 'axis', -1), xs[0]!.rank))];
+  },
+});
+
+register({
+  op: 'Split',
+  arity: [1, 1],
+  weightInputs: [],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    const axis = normAxis(node, numAttr(node, 'axis', 0), x.shape.length);
+    const split = intsAttr(node, 'split', []);
+    const d = x.shape[axis]!;
+    const n = node.outputs.length;
+    const sizes = split.length > 0 ? split : d === null ? fail(node, 'split sizes are needed for a dynamic axis') : Array(n).fill(d / n);
+    if (sizes.length !== n) fail(node, `split has ${sizes.length} sizes for ${n} outputs`, 'GRAPH_INVALID');
+    if (d !== null && sizes.reduce((a, b) => a + b, 0) !== d) fail(node, `split sizes [${sizes.join(', ')}] do not sum to ${d}`);
+    if (!sizes.every((s) => Number.isInteger(s) && s > 0)) fail(node, `axis size ${d} does not split evenly into ${n}`);
+    return sizes.map((s) => {
+      const shape = [...x.shape];
+      shape[axis] = s;
+      return { name: '', shape, dtype: x.dtype };
+    });
+  },
+  forward: (ins, node) => {
+    const x = req(node, ins, 0);
+    const axis = normAxis(node, numAttr(node, 'axis', 0), x.rank);
+    const split = intsAttr(node, 'split', []);
+    return tf.split(x, split.length > 0 ? split : node.outputs.length, axis);
+  },
+});
+
+register({
+  op: 'Pad',
+  arity: [1, 1],
+  weightInputs: [],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    const pads = intsAttr(node, 'pads', []);
+    const r = x.shape.length;
+    if (pads.length !== 2 * r || pads.some((p) => p < 0)) fail(node, `pads must hold ${2 * r} non-negative values`, 'GRAPH_INVALID');
+    const mode = strAttr(node, 'mode', 'constant');
+    if (mode !== 'constant' && mode !== 'reflect') fail(node, `mode "${mode}" is not supported (constant, reflect)`, 'UNSUPPORTED_OP');
+    return [{ name: '', shape: x.shape.map((d, i) => (d === null ? null : d + pads[i]! + pads[i + r]!)), dtype: x.dtype }];
+  },
+  forward: (ins, node) => {
+    const x = req(node, ins, 0);
+    const pads = intsAttr(node, 'pads', []);
+    const r = x.rank;
+    const p = [...Array(r).keys()].map((i) => [pads[i]!, pads[i + r]!] as [number, number]);
+    if (strAttr(node, 'mode', 'constant') === 'reflect') return [tf.mirrorPad(x, p, 'reflect')];
+    return [tf.pad(x, p, numAttr(node, 'value', 0))];
+  },
+});
+
+// ---------------------------------------------------------------- quantization (what strip() produces)
+
+function qParams(node: Node, x: tf.Tensor, scale: tf.Tensor, zp: tf.Tensor | undefined): { s: tf.Tensor; z: tf.Tensor } {
+  if (scale.rank === 0 || scale.size === 1) {
+    return { s: tf.reshape(scale, []), z: zp ? tf.cast(tf.reshape(zp, []), 'float32') : tf.scalar(0) };
+  }
+  const axis = normAxis(node, numAttr(node, 'axis', 1), x.rank);
+  const shape = Array(x.rank).fill(1) as number[];
+  shape[axis] = scale.size;
+  return { s: tf.reshape(scale, shape), z: zp ? tf.cast(tf.reshape(zp, shape), 'float32') : tf.zeros(shape) };
+}
+
+function qInfer(ins: readonly (TensorInfo | undefined)[], node: Node): void {
+  const x = need(node, ins, 0);
+  const s = need(node, ins, 1);
+  const z = ins[2];
+  const n = s.shape.reduce<number>((p, d) => p * (d ?? 1), 1);
+  if (n > 1) {
+    const axis = normAxis(node, numAttr(node, 'axis', 1), x.shape.length);
+    if (!dimsEqual(x.shape[axis]!, n)) fail(node, `per-axis scale has ${n} values but axis ${axis} of ${fmt(x.shape)} has ${x.shape[axis]}`);
+  }
+  if (z && z.shape.reduce<number>((p, d) => p * (d ?? 1), 1) !== n) fail(node, 'zero point and scale sizes differ');
+}
+
+/** Integer range of a quantized dtype. */
+export function qRange(dtype: DType): [number, number] {
+  return dtype === 'uint8' ? [0, 255] : dtype === 'int8' ? [-128, 127] : [-2147483648, 2147483647];
+}
+
+register({
+  op: 'QuantizeLinear',
+  arity: [2, 3],
+  weightInputs: [1, 2],
+  infer: (ins, node) => {
+    qInfer(ins, node);
+    const x = need(node, ins, 0);
+    const dtype = ins[2]?.dtype ?? 'uint8';
+    if (dtype !== 'int8' && dtype !== 'uint8') fail(node, `zero point must be int8 or uint8, got ${dtype}`, 'GRAPH_INVALID');
+    return [{ name: '', shape: x.shape, dtype }];
+  },
+  forward: (ins, node, ctx) => {
+    const x = req(node, ins, 0);
+    const { s, z } = qParams(node, x, req(node, ins, 1), ins[2]);
+    // Integer dtypes travel as int32 tensors (tfjs has no int8); the inferred dtype tells the range.
+    const [lo, hi] = qRange(ctx.graph.info(node.outputs[0]!).dtype);
+    return [tf.cast(tf.clipByValue(tf.add(tf.round(tf.div(x, s)), z), lo, hi), 'int32')];
+  },
+});
+
+register({
+  op: 'DequantizeLinear',
+  arity: [2, 3],
+  weightInputs: [0, 1, 2],
+  infer: (ins, node) => {
+    qInfer(ins, node);
+    return [{ name: '', shape: need(node, ins, 0).shape, dtype: 'float32' }];
+  },
+  forward: (ins, node) => {
+    const x = req(node, ins, 0);
+    const { s, z } = qParams(node, x, req(node, ins, 1), ins[2]);
+    return [tf.mul(tf.sub(tf.cast(x, 'float32'), z), s)];
+  },
+});

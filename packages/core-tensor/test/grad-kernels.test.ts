@@ -1,0 +1,394 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerFastGradients, useBackend } from '../src/backend.js';
+import { FAST_GRADIENT_KERNELS, isFastGradientKernel, originalKernel, unregisterFastGradients } from '../src/internal/grad-kernels.js';
+
+// ---------------------------------------------------------------------------------------------
+// Independent reference: plain loops over the definition of a (depthwise) convolution, in float64.
+// Padding and output sizes are derived here from TensorFlow's documented rules, not from tfjs.
+
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+interface Geometry {
+  outH: number;
+  outW: number;
+  top: number;
+  left: number;
+}
+
+function axisGeometry(size: number, k: number, stride: number, dil: number, pad: Pad, axis: 1 | 2): [number, number] {
+  const eff = (k - 1) * dil + 1;
+  if (pad === 'valid') return [Math.ceil((size - eff + 1) / stride), 0];
+  if (pad === 'same') {
+    const out = Math.ceil(size / stride);
+    const total = Math.max(0, (out - 1) * stride + eff - size);
+    return [out, Math.floor(total / 2)];
+  }
+  const [before, after] = typeof pad === 'number' ? [pad, pad] : pad[axis];
+  return [Math.floor((size + before + after - eff) / stride) + 1, before];
+}
+
+function geometry(h: number, w: number, kh: number, kw: number, s: [number, number], d: [number, number], pad: Pad): Geometry {
+  const [outH, top] = axisGeometry(h, kh, s[0], d[0], pad, 1);
+  const [outW, left] = axisGeometry(w, kw, s[1], d[1], pad, 2);
+  return { outH, outW, top, left };
+}
+
+interface Case {
+  label: string;
+  x: number[]; // NHWC shape
+  k: [number, number];
+  outC: number; // conv: C_out; depthwise: multiplier
+  s: [number, number];
+  d: [number, number];
+  pad: Pad;
+}
+
+/** dX and dW of y = conv(x, f) for a given dy, by the definition. */
+function referenceGrads(c: Case, depthwise: boolean, x: Float32Array, f: Float32Array, dy: Float32Array, g: Geometry) {
+  const [n, h, w, ci] = c.x as [number, number, number, number];
+  const [kh, kw] = c.k;
+  const m = c.outC;
+  const co = depthwise ? ci * m : m;
+  const dx = new Float64Array(n * h * w * ci);
+  const dw = new Float64Array(kh * kw * ci * m);
+  for (let b = 0; b < n; b++)
+    for (let oh = 0; oh < g.outH; oh++)
+      for (let ow = 0; ow < g.outW; ow++)
+        for (let i = 0; i < kh; i++) {
+          const r = oh * c.s[0] - g.top + i * c.d[0];
+          if (r < 0 || r >= h) continue;
+          for (let j = 0; j < kw; j++) {
+            const col = ow * c.s[1] - g.left + j * c.d[1];
+            if (col < 0 || col >= w) continue;
+            const xo = ((b * h + r) * w + col) * ci;
+            const yo = ((b * g.outH + oh) * g.outW + ow) * co;
+            const fo = (i * kw + j) * ci * m;
+            if (depthwise) {
+              for (let ch = 0; ch < ci; ch++)
+                for (let q = 0; q < m; q++) {
+                  const gy = dy[yo + ch * m + q]!;
+                  dx[xo + ch] = dx[xo + ch]! + gy * f[fo + ch * m + q]!;
+                  dw[fo + ch * m + q] = dw[fo + ch * m + q]! + gy * x[xo + ch]!;
+                }
+            } else {
+              for (let a = 0; a < ci; a++)
+                for (let o = 0; o < co; o++) {
+                  const gy = dy[yo + o]!;
+                  dx[xo + a] = dx[xo + a]! + gy * f[fo + a * co + o]!;
+                  dw[fo + a * co + o] = dw[fo + a * co + o]! + gy * x[xo + a]!;
+                }
+            }
+          }
+        }
+  return { dx, dw };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  };
+}
+
+function randomData(size: number, seed: number): Float32Array {
+  const r = seeded(seed);
+  return Float32Array.from({ length: size }, () => r() * 2);
+}
+
+function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, label: string, rtol = 1e-3, atol = 1e-4): void {
+  expect(actual.length, `${label}: length`).toBe(expected.length);
+  let worst = -1;
+  let worstErr = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const err = Math.abs(actual[i]! - expected[i]!) - rtol * Math.abs(expected[i]!);
+    if (err > worstErr) {
+      worstErr = err;
+      worst = i;
+    }
+  }
+  if (worstErr > atol) {
+    expect.fail(`${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]}`);
+  }
+}
+
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+function cases(depthwise: boolean): Case[] {
+  const out: Case[] = [];
+  const kernels: [number, number][] = [
+    [1, 1],
+    [3, 3],
+    [5, 5],
+    [3, 2],
+  ];
+  const pads: Pad[] = [
+    'same',
+    'valid',
+    1,
+    [
+      [0, 0],
+      [2, 1],
+      [0, 3],
+      [0, 0],
+    ],
+  ];
+  const sd: [[number, number], [number, number]][] = [
+    [
+      [1, 1],
+      [1, 1],
+    ],
+    [
+      [2, 2],
+      [1, 1],
+    ],
+    [
+      [2, 1],
+      [1, 1],
+    ],
+    [
+      [1, 1],
+      [2, 2],
+    ],
+    [
+      [1, 1],
+      [1, 2],
+    ],
+  ];
+  for (const k of kernels)
+    for (const pad of pads)
+      for (const [s, d] of sd)
+        for (const outC of depthwise ? [1, 2] : [4]) {
+          const c: Case = { label: '', x: [2, 7, 9, 3], k, outC, s, d, pad };
+          const g = geometry(7, 9, k[0], k[1], s, d, pad);
+          if (g.outH <= 0 || g.outW <= 0) continue;
+          c.label = `k${k.join('x')} s${s.join(',')} d${d.join(',')} pad ${JSON.stringify(pad)}${depthwise ? ` m${outC}` : ''}`;
+          out.push(c);
+        }
+  return out;
+}
+
+/** Runs `kernel` through the engine on the active backend and returns its output's values. */
+function runKernel(kernel: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown>): { values: Float32Array; shape: number[] } {
+  const out = tf.engine().runKernel(kernel, inputs as never, attrs as never) as tf.Tensor;
+  const values = out.dataSync() as Float32Array;
+  const shape = out.shape;
+  out.dispose();
+  return { values, shape };
+}
+
+/** Counts data held by the active backend (catches leaked kernel intermediates, not just tensors). */
+const dataIds = () => tf.engine().backend.numDataIds();
+
+function checkCase(c: Case, depthwise: boolean, compareOriginal: boolean): void {
+  const [kh, kw] = c.k;
+  const ci = c.x[3]!;
+  const fShape = [kh, kw, ci, c.outC];
+  const g = geometry(c.x[1]!, c.x[2]!, kh, kw, c.s, c.d, c.pad);
+  const dyShape = [c.x[0]!, g.outH, g.outW, depthwise ? ci * c.outC : c.outC];
+  const xv = randomData(sizeOf(c.x), 1);
+  const fv = randomData(sizeOf(fShape), 2);
+  const dyv = randomData(sizeOf(dyShape), 3);
+  const ref = referenceGrads(c, depthwise, xv, fv, dyv, g);
+
+  const tensorsBefore = tf.memory().numTensors;
+  const dataBefore = dataIds();
+  const x = tf.tensor4d(xv, c.x as [number, number, number, number]);
+  const f = tf.tensor4d(fv, fShape as [number, number, number, number]);
+  const dy = tf.tensor4d(dyv, dyShape as [number, number, number, number]);
+  const common = depthwise
+    ? { strides: c.s, dilations: c.d, pad: c.pad }
+    : { strides: c.s, dilations: c.d, pad: c.pad, dataFormat: 'NHWC' };
+  const filterKernel = depthwise ? 'DepthwiseConv2dNativeBackpropFilter' : 'Conv2DBackpropFilter';
+  const inputKernel = depthwise ? 'DepthwiseConv2dNativeBackpropInput' : 'Conv2DBackpropInput';
+  const dw = runKernel(filterKernel, { x, dy }, { ...common, filterShape: fShape });
+  const dx = runKernel(inputKernel, { dy, filter: f }, { ...common, inputShape: c.x });
+  expect(dw.shape).toEqual(fShape);
+  expect(dx.shape).toEqual(c.x);
+  expectClose(dw.values, ref.dw, `${c.label} dW`);
+  expectClose(dx.values, ref.dx, `${c.label} dX`);
+
+  // tfjs' own cpu kernels know no dilation for Conv2DBackprop*, and ignore it for depthwise.
+  if (compareOriginal && c.d[0] === 1 && c.d[1] === 1) {
+    const backend = tf.engine().backend;
+    for (const [name, inputs, attrs, ours] of [
+      [filterKernel, { x, dy }, { ...common, filterShape: fShape }, dw.values],
+      [inputKernel, { dy, filter: f }, { ...common, inputShape: c.x }, dx.values],
+    ] as const) {
+      const original = originalKernel(name, 'cpu');
+      expect(original, `original cpu ${name}`).toBeDefined();
+      const info = original!.kernelFunc({
+        inputs: Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, t])) as never,
+        backend,
+        attrs: attrs as never,
+      }) as tf.TensorInfo;
+      const values = backend.readSync(info.dataId) as Float32Array;
+      backend.disposeData(info.dataId);
+      expectClose(ours, values, `${c.label} ${name} vs tfjs cpu`);
+    }
+  }
+  tf.dispose([x, f, dy]);
+  expect(tf.memory().numTensors).toBe(tensorsBefore);
+  expect(dataIds()).toBe(dataBefore);
+}
+
+for (const backendName of ['cpu', 'wasm'] as const) {
+  describe(`registerFastGradients (${backendName})`, () => {
+    beforeAll(async () => {
+      await useBackend(backendName);
+      // Exercise all four rewrites, including those cpu keeps its own kernels for by default.
+      registerFastGradients(backendName, FAST_GRADIENT_KERNELS);
+    });
+    afterAll(() => {
+      unregisterFastGradients(backendName);
+      registerFastGradients(backendName);
+    });
+
+    it('serves every convolution gradient kernel', () => {
+      for (const name of FAST_GRADIENT_KERNELS) expect(isFastGradientKernel(tf.getKernel(name, backendName)), name).toBe(true);
+    });
+
+    it('Conv2DBackpropFilter / Conv2DBackpropInput match the definition', () => {
+      for (const c of cases(false)) checkCase(c, false, backendName === 'cpu');
+    });
+
+    it('DepthwiseConv2dNativeBackpropFilter / Input match the definition', () => {
+      for (const c of cases(true)) checkCase(c, true, backendName === 'cpu');
+    });
+
+    it('handles larger channel counts and batch 1', () => {
+      checkCase({ label: 'wide', x: [1, 6, 5, 16], k: [3, 3], outC: 8, s: [1, 1], d: [1, 1], pad: 'same' }, false, false);
+      checkCase({ label: 'wide dw', x: [1, 6, 5, 16], k: [3, 3], outC: 1, s: [2, 2], d: [1, 1], pad: 'same' }, true, false);
+    });
+
+    it('supports NCHW for Conv2DBackprop*', () => {
+      const c: Case = { label: 'nchw', x: [2, 7, 9, 3], k: [3, 2], outC: 4, s: [2, 1], d: [1, 1], pad: 'same' };
+      const g = geometry(7, 9, 3, 2, c.s, c.d, c.pad);
+      const xv = randomData(2 * 7 * 9 * 3, 4);
+      const fv = randomData(3 * 2 * 3 * 4, 5);
+      const dyv = randomData(2 * g.outH * g.outW * 4, 6);
+      const ref = referenceGrads(c, false, xv, fv, dyv, g);
+      const before = tf.memory().numTensors;
+      const xNhwc = tf.tensor4d(xv, [2, 7, 9, 3]);
+      const dyNhwc = tf.tensor4d(dyv, [2, g.outH, g.outW, 4]);
+      const x = tf.transpose(xNhwc, [0, 3, 1, 2]);
+      const f = tf.tensor4d(fv, [3, 2, 3, 4]);
+      const dy = tf.transpose(dyNhwc, [0, 3, 1, 2]);
+      const common = { strides: c.s, pad: c.pad, dataFormat: 'NCHW' };
+      const dw = runKernel('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape: [3, 2, 3, 4] });
+      const dxNchw = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: f }, { ...common, inputShape: [2, 3, 7, 9] }) as tf.Tensor;
+      const dx = tf.transpose(dxNchw, [0, 2, 3, 1]);
+      expectClose(dw.values, ref.dw, 'nchw dW');
+      expectClose(dx.dataSync(), ref.dx, 'nchw dX');
+      tf.dispose([xNhwc, dyNhwc, x, f, dy, dxNchw, dx]);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+  });
+}
+
+describe('registerFastGradients', () => {
+  it('is idempotent and restorable', async () => {
+    await useBackend('cpu');
+    const original = tf.getKernel('Conv2DBackpropInput', 'cpu');
+    expect(isFastGradientKernel(original)).toBe(false);
+    expect(registerFastGradients('cpu', ['Conv2DBackpropInput'])).toEqual(['Conv2DBackpropInput']);
+    const ours = tf.getKernel('Conv2DBackpropInput', 'cpu');
+    expect(isFastGradientKernel(ours)).toBe(true);
+    registerFastGradients('cpu', ['Conv2DBackpropInput']);
+    expect(tf.getKernel('Conv2DBackpropInput', 'cpu')).toBe(ours);
+    unregisterFastGradients('cpu');
+    expect(tf.getKernel('Conv2DBackpropInput', 'cpu')).toBe(original);
+    expect(isFastGradientKernel(tf.getKernel('Conv2DBackpropFilter', 'cpu'))).toBe(false);
+    registerFastGradients('cpu');
+    expect(isFastGradientKernel(tf.getKernel('Conv2DBackpropFilter', 'cpu'))).toBe(true);
+  });
+
+  it('leaves backends it does not know alone', () => {
+    expect(registerFastGradients('webgl')).toEqual([]);
+  });
+});
+
+describe('conv gradients through tf.grad', () => {
+  interface GradCase {
+    label: string;
+    depthwise: boolean;
+    x: [number, number, number, number];
+    f: [number, number, number, number];
+    s: [number, number];
+    d: [number, number];
+    pad: 'same' | 'valid' | number;
+  }
+  const gradCases: GradCase[] = [
+    { label: 'conv same s1', depthwise: false, x: [2, 7, 9, 3], f: [3, 3, 3, 5], s: [1, 1], d: [1, 1], pad: 'same' },
+    { label: 'conv same s2', depthwise: false, x: [2, 7, 9, 3], f: [3, 3, 3, 5], s: [2, 2], d: [1, 1], pad: 'same' },
+    { label: 'conv valid 5x5', depthwise: false, x: [2, 9, 8, 2], f: [5, 5, 2, 4], s: [1, 1], d: [1, 1], pad: 'valid' },
+    { label: 'conv dilated', depthwise: false, x: [2, 9, 8, 3], f: [3, 3, 3, 4], s: [1, 1], d: [2, 2], pad: 'same' },
+    { label: 'depthwise same s2 m2', depthwise: true, x: [2, 7, 9, 3], f: [3, 3, 3, 2], s: [2, 2], d: [1, 1], pad: 'same' },
+    { label: 'depthwise dilated', depthwise: true, x: [2, 9, 8, 3], f: [3, 3, 3, 1], s: [1, 1], d: [2, 2], pad: 'valid' },
+  ];
+
+  /** Gradients of sum(conv(x, f) * w) with respect to x and f; w makes dy non-uniform. */
+  function grads(c: GradCase): { dx: Float32Array; df: Float32Array } {
+    return tf.tidy(() => {
+      const x = tf.tensor4d(randomData(sizeOf(c.x), 7), c.x);
+      const f = tf.tensor4d(randomData(sizeOf(c.f), 8), c.f);
+      const forward = (a: tf.Tensor4D, b: tf.Tensor4D) =>
+        c.depthwise ? tf.depthwiseConv2d(a, b, c.s, c.pad, 'NHWC', c.d) : tf.conv2d(a, b, c.s, c.pad, 'NHWC', c.d);
+      const yShape = forward(x, f).shape;
+      const w = tf.tensor(randomData(sizeOf(yShape), 9), yShape);
+      const [dx, df] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(forward(a as tf.Tensor4D, b as tf.Tensor4D), w)))([x, f]);
+      return { dx: dx!.dataSync() as Float32Array, df: df!.dataSync() as Float32Array };
+    });
+  }
+
+  it('wasm matches cpu and the definition, dilations included', async () => {
+    for (const c of gradCases) {
+      await useBackend('cpu');
+      const cpu = grads(c);
+      await useBackend('wasm');
+      const before = tf.memory().numTensors;
+      const wasm = grads(c);
+      expect(tf.memory().numTensors).toBe(before);
+      expectClose(wasm.dx, cpu.dx, `${c.label} dx`);
+      expectClose(wasm.df, cpu.df, `${c.label} df`);
+      const g = geometry(c.x[1], c.x[2], c.f[0], c.f[1], c.s, c.d, c.pad);
+      const yShape = [c.x[0], g.outH, g.outW, c.depthwise ? c.f[2] * c.f[3] : c.f[3]];
+      const ref = referenceGrads(
+        { label: c.label, x: c.x, k: [c.f[0], c.f[1]], outC: c.f[3], s: c.s, d: c.d, pad: c.pad },
+        c.depthwise,
+        randomData(sizeOf(c.x), 7),
+        randomData(sizeOf(c.f), 8),
+        randomData(sizeOf(yShape), 9),
+        g,
+      );
+      expectClose(wasm.dx, ref.dx, `${c.label} dx vs definition`);
+      expectClose(wasm.df, ref.dw, `${c.label} df vs definition`);
+    }
+  });
+
+  it('dilated gradients also work where tfjs kernels serve them (zero-inserted filter)', async () => {
+    await useBackend('cpu');
+    // cpu keeps tfjs' own Conv2DBackpropInput / DepthwiseConv2dNativeBackpropInput by default.
+    expect(isFastGradientKernel(tf.getKernel('Conv2DBackpropInput', 'cpu'))).toBe(false);
+    for (const c of gradCases.filter((g) => g.d[0] > 1)) {
+      const before = tf.memory().numTensors;
+      const got = grads(c);
+      expect(tf.memory().numTensors).toBe(before);
+      const g = geometry(c.x[1], c.x[2], c.f[0], c.f[1], c.s, c.d, c.pad);
+      const yShape = [c.x[0], g.outH, g.outW, c.depthwise ? c.f[2] * c.f[3] : c.f[3]];
+      const ref = referenceGrads(
+        { label: c.label, x: c.x, k: [c.f[0], c.f[1]], outC: c.f[3], s: c.s, d: c.d, pad: c.pad },
+        c.depthwise,
+        randomData(sizeOf(c.x), 7),
+        randomData(sizeOf(c.f), 8),
+        randomData(sizeOf(yShape), 9),
+        g,
+      );
+      expectClose(got.dx, ref.dx, `${c.label} dx`);
+      expectClose(got.df, ref.dw, `${c.label} df`);
+    }
+  });
+});

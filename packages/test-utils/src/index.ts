@@ -1,0 +1,72 @@
+/**
+ * Private test helpers shared by every package's tests: seeded tensors, closeness checks in the
+ * three tiers of DESIGN §5, SQNR, and a tensor-leak guard.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { createRng } from '@tensorpress/core-tensor';
+import { expect } from 'vitest';
+
+/** Uniform random values in [lo, hi) from a seed (test fixtures only). */
+export function seededArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const rng = createRng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * rng.next();
+  return a;
+}
+
+/** A seeded uniform tensor. */
+export function seededTensor(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {
+  return tf.tensor(seededArray(shape.reduce((a, b) => a * b, 1), seed, lo, hi), shape);
+}
+
+/** Close tier: |a - b| <= atol + rtol * |b| elementwise (defaults atol 1e-6, rtol 1e-3). */
+export function expectClose(
+  actual: tf.Tensor | ArrayLike<number>,
+  expected: tf.Tensor | ArrayLike<number>,
+  { atol = 1e-6, rtol = 1e-3, label = '' }: { atol?: number; rtol?: number; label?: string } = {},
+): void {
+  const a = actual instanceof tf.Tensor ? actual.dataSync() : actual;
+  const b = expected instanceof tf.Tensor ? expected.dataSync() : expected;
+  expect(a.length, `${label} length`).toBe(b.length);
+  let worst = -1;
+  let worstExcess = 0;
+  for (let i = 0; i < a.length; i++) {
+    const excess = Math.abs(a[i]! - b[i]!) - (atol + rtol * Math.abs(b[i]!));
+    if (!(excess <= worstExcess)) {
+      worst = i;
+      worstExcess = Number.isNaN(excess) ? Infinity : excess;
+    }
+  }
+  if (worst >= 0) {
+    expect.fail(`${label} index ${worst}: got ${a[worst]}, expected ${b[worst]} (atol ${atol}, rtol ${rtol})`);
+  }
+}
+
+/** Largest absolute difference. */
+export function maxAbsDiff(a: tf.Tensor | ArrayLike<number>, b: tf.Tensor | ArrayLike<number>): number {
+  const x = a instanceof tf.Tensor ? a.dataSync() : a;
+  const y = b instanceof tf.Tensor ? b.dataSync() : b;
+  let m = 0;
+  for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]! - y[i]!));
+  return m;
+}
+
+/** Signal-to-quantization-noise ratio in dB: 10·log10(Σx² / Σ(x−y)²). */
+export function sqnrDb(reference: ArrayLike<number>, approx: ArrayLike<number>): number {
+  let s = 0;
+  let n = 0;
+  for (let i = 0; i < reference.length; i++) {
+    s += reference[i]! ** 2;
+    n += (reference[i]! - approx[i]!) ** 2;
+  }
+  return n === 0 ? Infinity : 10 * Math.log10(s / n);
+}
+
+/** Runs `fn` and asserts the live tensor count is unchanged afterwards. */
+export async function expectNoLeak<T>(fn: () => T | Promise<T>, allowance = 0): Promise<T> {
+  const before = tf.memory().numTensors;
+  const out = await fn();
+  const after = tf.memory().numTensors;
+  expect(after - before, 'tensors leaked').toBeLessThanOrEqual(allowance);
+  return out;
+}
