@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { TensorpressError } from './errors.js';
-import { registerDilatedConvGradients, registerFastGradients } from './internal/grad-kernels.js';
+import { registerDilatedConvGradients, registerFastGradients, unregisterFastGradients } from './internal/grad-kernels.js';
 import type { FastGradientKernel } from './internal/grad-kernels.js';
 
 /** A tfjs backend tensorpress knows how to load. */
@@ -26,7 +26,10 @@ export interface UseBackendOptions {
   wasmPaths?: string | Record<string, string>;
   /** XNNPACK threads for wasm (only where wasm threads work, i.e. cross-origin-isolated browsers). */
   threads?: number;
-  /** Install the fast convolution-gradient kernels on wasm/cpu (default true). */
+  /**
+   * Serve convolution gradients on wasm/cpu with tensorpress' fast kernels (default true). `false`
+   * puts tfjs' own kernels back (on wasm three of them do not exist, so conv training fails there).
+   */
   fastGradients?: boolean;
 }
 
@@ -128,7 +131,7 @@ export async function useBackend(
     }
     const selection: BackendSelection = {
       name,
-      fastGradients: options.fastGradients === false ? [] : registerFastGradients(name),
+      fastGradients: fastGradients(name, options.fastGradients !== false),
     };
     if (skipped.length > 0) selection.fallbackFrom = skipped;
     if (name === 'wasm') selection.threads = await wasmThreads();
@@ -139,6 +142,12 @@ export async function useBackend(
   throw new TensorpressError('BACKEND_UNAVAILABLE', `no requested backend could be loaded (${why})${hint}`, {
     tried: skipped,
   });
+}
+
+function fastGradients(name: BackendName, enable: boolean): FastGradientKernel[] {
+  if (enable) return registerFastGradients(name);
+  unregisterFastGradients(name);
+  return [];
 }
 
 /** The active tfjs backend's name, or `null` when none has been initialized yet. */
@@ -285,5 +294,5 @@ function message(e: unknown): string {
   return first.length > 200 ? `${first.slice(0, 200)}...` : first;
 }
 
-export { registerFastGradients } from './internal/grad-kernels.js';
+export { registerFastGradients, unregisterFastGradients } from './internal/grad-kernels.js';
 export type { FastGradientKernel } from './internal/grad-kernels.js';

@@ -24,7 +24,11 @@ export interface HvpOptions {
    * gradients (not for Conv2D's filter gradient or max pooling).
    */
   method?: 'finite-difference' | 'exact';
-  /** Relative step for finite differences: ε = epsilon · max(‖w‖, 1) / ‖v‖. Default 1e-3. */
+  /**
+   * Relative step for finite differences: ε = epsilon · max(‖w‖, 1) / ‖v‖. Default 1e-4: larger
+   * steps make ReLU units cross their kink (a jump in the gradient that the a.e. Hessian does not
+   * have); smaller ones drown in float32 rounding.
+   */
   epsilon?: number;
   /** Run the model in train mode (BN batch statistics; running statistics are not updated). Default false. */
   training?: boolean;
@@ -59,7 +63,7 @@ export function hessianVectorProduct(
   const nd = norms.dataSync();
   norms.dispose();
   if (nd[1] === 0) return tf.zerosLike(w);
-  const eps = ((options.epsilon ?? 1e-3) * Math.max(nd[0]!, 1)) / nd[1]!;
+  const eps = ((options.epsilon ?? 1e-4) * Math.max(nd[0]!, 1)) / nd[1]!;
   return tf.tidy(() => {
     const gPlus = gradAt(tf.add(w, tf.mul(v, eps)));
     const gMinus = gradAt(tf.sub(w, tf.mul(v, eps)));

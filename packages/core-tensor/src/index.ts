@@ -29,3 +29,40 @@ export { hessianVectorProduct, crossEntropyLoss } from './hessian.js';
 export type { HessianLoss, HvpOptions } from './hessian.js';
 export { useBackend, currentBackend, ensureGradients, registerFastGradients, DEFAULT_BACKEND_ORDER } from './backend.js';
 export type { BackendName, BackendSelection, UseBackendOptions, SkippedBackend } from './backend.js';
+export { TransformationLayout, applyLayout, replaceNode, removeNode } from './transform.js';
+export type {
+  Command,
+  CommandBase,
+  HookCommand,
+  ReplaceNodeCommand,
+  RemoveNodeCommand,
+  FoldBatchNormCommand,
+  CutChannelsCommand,
+  StructuralCommand,
+  NodeReplacement,
+  AppliedLayout,
+} from './transform.js';
+export { foldBatchNorm, foldAllBatchNorms } from './fold-batchnorm.js';
+export type { FoldAllResult, FoldSkip } from './fold-batchnorm.js';
+export { cutChannels, channelDependencies } from './channel-cut.js';
+export type { ChannelCutSpec, ChannelDependencies, ChannelRole, ChannelStep } from './channel-cut.js';
+export { compress, CountingScheduler } from './compression.js';
+export type {
+  CompressionBuilder,
+  CompressedModel,
+  CompressionController,
+  CompressionStatistics,
+  CompressOptions,
+} from './compression.js';
+export type {
+  Json,
+  LossContext,
+  CompressionScheduler,
+  LayerStatistics,
+  AlgorithmStatistics,
+  AlgorithmController,
+} from './compression-types.js';
+export { graphStatistics, formatStatistics } from './statistics.js';
+export type { GraphStatistics, NodeStats, StatisticsTotal, StatisticsOptions, BitsOverride } from './statistics.js';
+export { referenceModels, plainCnn, residualCnn, mobileNetCnn, mlp } from './models.js';
+export type { ReferenceModelOptions, ReferenceModelFactory, ReferenceModelName } from './models.js';

@@ -31,6 +31,9 @@ function axisGeometry(size: number, k: number, stride: number, dil: number, pad:
 function geometry(h: number, w: number, kh: number, kw: number, s: [number, number], d: [number, number], pad: Pad): Geometry {
   const [outH, top] = axisGeometry(h, kh, s[0], d[0], pad, 1);
   const [outW, left] = axisGeometry(w, kw, s[1], d[1], pad, 2);
+  // tfjs sizes both axes of a numeric padding with the filter height and stride height
+  // (computeOutputShape2D); the forward conv produces that many columns, so the gradient sums those.
+  if (typeof pad === 'number') return { outH, outW: axisGeometry(w, kh, s[0], d[0], pad, 2)[0], top, left };
   return { outH, outW, top, left };
 }
 

@@ -23,16 +23,12 @@
  * tfjs' "dilation rates greater than 1 are not yet supported in gradients" restriction.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type {
-  GradConfig,
-  KernelConfig,
-  KernelFunc,
-  NamedAttrMap,
-  NamedTensorInfoMap,
-  Tensor,
-  Tensor4D,
-  TensorInfo,
-} from '@tensorflow/tfjs-core';
+import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, Tensor4D, TensorInfo } from '@tensorflow/tfjs-core';
+import { batchMatMul } from './kernels-matmul.js';
+import { maxPoolGrad } from './kernels-pool.js';
+import type { Impl, Scope } from './kernels-scope.js';
+import { kernelFunc, need, pair } from './kernels-scope.js';
+import { tile } from './kernels-tile.js';
 
 type Pair = [number, number];
 type Padding4 = [Pair, Pair, Pair, Pair];
@@ -40,45 +36,50 @@ type PadAttr = 'valid' | 'same' | number | Padding4;
 type RoundingMode = 'floor' | 'round' | 'ceil' | undefined;
 type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 
-/** What every tfjs backend offers for releasing data (KernelBackend.disposeData). */
-interface DisposingBackend {
-  disposeData(dataId: object, force?: boolean): boolean;
-}
-
 /** Marks kernel configs we registered, so re-registration is idempotent across package copies. */
-const FAST_MARK: unique symbol = Symbol.for('@tensorpress/core-tensor/fast-grad-kernel') as never;
+const FAST_MARK: unique symbol = Symbol.for('@tensorpress/core-tensor/fast-kernel') as never;
 
 type MarkedConfig = KernelConfig & { [FAST_MARK]?: true };
 
-/** Kernels this module can provide. */
+/** Kernels this module can provide: the convolution gradients plus the other training hot spots. */
 export const FAST_GRADIENT_KERNELS = [
   'Conv2DBackpropFilter',
   'Conv2DBackpropInput',
   'DepthwiseConv2dNativeBackpropFilter',
   'DepthwiseConv2dNativeBackpropInput',
+  'MaxPoolGrad',
+  'Tile',
+  'BatchMatMul',
 ] as const;
 
 /** Name of a kernel this module can provide. */
 export type FastGradientKernel = (typeof FAST_GRADIENT_KERNELS)[number];
 
 /**
- * Which kernels to install per backend, measured on a 2-core x86 machine (see the PR notes):
- * wasm lacks three of them and its Conv2DBackpropInput is a scalar loop; on cpu the filter
- * gradients are ~10x faster through the JS Conv2D loop (contiguous inner loop over channels),
- * while cpu's own input gradients are already as fast as the rewrite.
+ * Which kernels to install per backend, from measurements on a 2-core x86 machine (numbers in the
+ * module docs of each kernel): wasm lacks three convolution gradients, and its
+ * Conv2DBackpropInput, MaxPoolGrad, Tile and transposed/batched BatchMatMul are scalar loops; on
+ * cpu the filter gradients are ~10x faster through the Conv2D loop and MaxPoolGrad/Tile through
+ * typed-array loops, while cpu's own input gradients and matmul are as fast as a rewrite.
  */
 const PLAN: Readonly<Record<string, readonly FastGradientKernel[]>> = {
   wasm: FAST_GRADIENT_KERNELS,
-  cpu: ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter'],
+  cpu: ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'Tile'],
 };
 
-/** Forward kernels the rewrites are built from. */
+/** Backend kernels each replacement is built from (a replacement is skipped if one is missing). */
 const REQUIRED: Readonly<Record<FastGradientKernel, readonly string[]>> = {
   Conv2DBackpropFilter: ['Conv2D', 'Transpose', 'Slice'],
   Conv2DBackpropInput: ['Conv2D', 'Transpose', 'Reverse', 'PadV2', 'Slice'],
   DepthwiseConv2dNativeBackpropFilter: ['DepthwiseConv2dNative', 'Transpose', 'Slice', 'Sum'],
   DepthwiseConv2dNativeBackpropInput: ['DepthwiseConv2dNative', 'Reverse', 'PadV2', 'Slice', 'Sum'],
+  MaxPoolGrad: [],
+  Tile: [],
+  BatchMatMul: ['Transpose', 'Slice', 'Concat'],
 };
+
+/** Replacements that wrap the backend's own kernel (they need it to exist). */
+const WRAPS: ReadonlySet<FastGradientKernel> = new Set(['BatchMatMul', 'Tile']);
 
 /** Original kernel configs we replaced, keyed `backend/kernel`, so they can be put back. */
 const originals = new Map<string, KernelConfig>();
@@ -89,10 +90,11 @@ export function isFastGradientKernel(config: KernelConfig | undefined): boolean 
 }
 
 /**
- * Installs the fast convolution-gradient kernels on `backendName` (wasm and cpu; other backends are
- * left alone) and returns the names of the kernels now served by this module. Kernels the backend
- * lacks are added; slow ones are replaced (the original is kept for
- * {@link unregisterFastGradients}). Idempotent.
+ * Installs tensorpress' fast training kernels on `backendName` and returns the names of the
+ * kernels now served by them: the convolution gradients (built from the backend's own
+ * Conv2D / DepthwiseConv2dNative), MaxPoolGrad, Tile and, on wasm, BatchMatMul. Only wasm and cpu
+ * have a plan; `kernels` overrides it. Missing kernels are added; slow ones are replaced (the
+ * original is kept for {@link unregisterFastGradients}). Idempotent.
  */
 export function registerFastGradients(backendName: string, kernels?: readonly FastGradientKernel[]): FastGradientKernel[] {
   const plan = kernels ?? PLAN[backendName] ?? [];
@@ -104,11 +106,12 @@ export function registerFastGradients(backendName: string, kernels?: readonly Fa
       installed.push(name);
       continue;
     }
+    if (existing == null && WRAPS.has(name)) continue;
     if (existing != null) {
       originals.set(`${backendName}/${name}`, existing);
       tf.unregisterKernel(name, backendName);
     }
-    const config: MarkedConfig = { kernelName: name, backendName, kernelFunc: makeKernel(name, backendName) };
+    const config: MarkedConfig = { kernelName: name, backendName, kernelFunc: makeKernel(name, backendName, existing?.kernelFunc) };
     config[FAST_MARK] = true;
     tf.registerKernel(config);
     installed.push(name);
@@ -135,64 +138,17 @@ export function originalKernel(kernelName: string, backendName: string): KernelC
   return originals.get(`${backendName}/${kernelName}`);
 }
 
-function makeKernel(name: FastGradientKernel, backendName: string): KernelFunc {
-  const impl = IMPLS[name];
-  return ({ inputs, backend, attrs }) => {
-    const scope = new Scope(backend as DisposingBackend, backendName);
-    try {
-      return scope.finish(impl(scope, inputs, attrs ?? {}));
-    } catch (e) {
-      scope.disposeAll();
-      throw e;
-    }
-  };
+function makeKernel(name: FastGradientKernel, backendName: string, original: KernelFunc | undefined): KernelFunc {
+  if (name === 'BatchMatMul') return kernelFunc((s, inputs, attrs) => batchMatMul(s, inputs, attrs, original!), backendName);
+  if (name === 'Tile') {
+    return kernelFunc((s, inputs, attrs) => (need(inputs, 'x').dtype === 'string' ? s.call(original!, inputs, attrs) : tile(s, inputs, attrs)), backendName);
+  }
+  return kernelFunc(IMPLS[name], backendName);
 }
 
-/** Runs a backend's own kernels directly (untaped) and releases the intermediates afterwards. */
-class Scope {
-  private readonly temps: TensorInfo[] = [];
+const IMPLS: Record<Exclude<FastGradientKernel, 'BatchMatMul' | 'Tile'>, Impl> = {
+  MaxPoolGrad: maxPoolGrad,
 
-  constructor(
-    private readonly backend: DisposingBackend,
-    private readonly backendName: string,
-  ) {}
-
-  run(kernelName: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap): TensorInfo {
-    const config = tf.getKernel(kernelName, this.backendName);
-    if (config == null) throw new Error(`backend '${this.backendName}' has no '${kernelName}' kernel`);
-    const out = config.kernelFunc({ inputs, backend: this.backend, attrs });
-    if (Array.isArray(out)) throw new Error(`kernel '${kernelName}' returned several outputs`);
-    this.temps.push(out);
-    return out;
-  }
-
-  /** A view of `t` with another shape: same data, no copy, nothing to release. */
-  view(t: TensorInfo, shape: number[]): TensorInfo {
-    return { dataId: t.dataId, shape, dtype: t.dtype };
-  }
-
-  finish(out: TensorInfo): TensorInfo {
-    let kept = false;
-    for (const t of this.temps) {
-      if (!kept && t.dataId === out.dataId) {
-        kept = true;
-        continue;
-      }
-      this.backend.disposeData(t.dataId);
-    }
-    this.temps.length = 0;
-    return out;
-  }
-
-  disposeAll(): void {
-    for (const t of this.temps) this.backend.disposeData(t.dataId);
-    this.temps.length = 0;
-  }
-}
-
-type Impl = (s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttrMap) => TensorInfo;
-
-const IMPLS: Record<FastGradientKernel, Impl> = {
   Conv2DBackpropFilter: (s, inputs, attrs) => {
     const x = need(inputs, 'x');
     const dy = need(inputs, 'dy');
@@ -287,19 +243,6 @@ const IMPLS: Record<FastGradientKernel, Impl> = {
     return s.run('Sum', { x: s.view(z, [n, h, w, c, m]) }, { axis: [4], keepDims: false });
   },
 };
-
-function need(inputs: NamedTensorInfoMap, name: string): TensorInfo {
-  const t = inputs[name];
-  if (t == null) throw new Error(`missing input '${name}'`);
-  return t;
-}
-
-function pair(v: unknown, fallback: number): Pair {
-  if (v == null) return [fallback, fallback];
-  if (typeof v === 'number') return [v, v];
-  const a = v as number[];
-  return [a[0] ?? fallback, a[1] ?? a[0] ?? fallback];
-}
 
 /** Shapes, strides and the forward padding, exactly as the forward kernel computed them. */
 function convInfo(inShape: number[], filterShape: number[], attrs: NamedAttrMap, depthwise: boolean, nchw: boolean): Conv2DInfo {

@@ -1,0 +1,532 @@
+import { intsAttr, numAttr } from './attrs.js';
+import { GraphError, TensorpressError } from './errors.js';
+import type { AttrValue, Graph, Node, Param } from './graph.js';
+import { gatherAxis, gatherGroupedInputs, type ParamSlice } from './internal/channels-gather.js';
+
+/** Which output channels of which producers {@link cutChannels} keeps. */
+export interface ChannelCutSpec {
+  /** Conv or Gemm nodes cut together (a pruning group); all have the same number of output channels. */
+  readonly producers: readonly string[];
+  /** Output channels kept by every producer, sorted ascending, unique, at least one. */
+  readonly keep: readonly number[];
+}
+
+/** What a channel cut does at a node it reaches. */
+export type ChannelRole =
+  /** Output channels removed (a listed Conv or Gemm). */
+  | 'producer'
+  /** Input channels removed from its weight (Conv, grouped Conv, Gemm, MatMul); output unchanged. */
+  | 'consumer'
+  /** Depthwise Conv: loses whole channels (weight blocks, bias, group) and passes the cut on. */
+  | 'depthwise'
+  /** BatchNormalization: its four parameters are cut. */
+  | 'batchnorm'
+  /** Channel-wise op (activation, pooling, Pad ...): passes the cut on unchanged. */
+  | 'passthrough'
+  /** Add/Sub/Mul/Div (or Concat off the channel axis): every operand must be cut the same way. */
+  | 'join'
+  /** Concat over channels: the cut moves to the input's offset; other inputs are untouched. */
+  | 'concat'
+  /** Flatten or a Reshape that keeps channels innermost: feature r belongs to channel r % C. */
+  | 'reshape';
+
+/** A node a channel cut reaches, in graph order. */
+export interface ChannelStep {
+  readonly node: string;
+  readonly op: string;
+  readonly role: ChannelRole;
+}
+
+/** Result of {@link channelDependencies}: what cutting one producer's output channels involves. */
+export interface ChannelDependencies {
+  /**
+   * The producers that must be cut together with the given one, itself included, in graph order:
+   * the closure over joins (a residual Add needs every branch cut the same way).
+   */
+  readonly producers: readonly string[];
+  /** Output channels of each producer. */
+  readonly channels: number;
+  /** Every node the cut reaches, in graph order, and what happens there. */
+  readonly steps: readonly ChannelStep[];
+  /**
+   * Grouped convolutions on the way (as producer or consumer): the channels kept must be spread
+   * evenly over their `groups` equal blocks of the channel axis they see.
+   */
+  readonly groupConstraints: readonly { readonly node: string; readonly groups: number }[];
+  /** Why the channels cannot be cut at all; empty when {@link cutChannels} can cut them. */
+  readonly blockers: readonly { readonly node: string; readonly reason: string }[];
+}
+
+/** Channel state of a value whose last axis is being cut. */
+interface Cut {
+  /** Kept indices along the value's last axis, ascending. */
+  readonly keep: readonly number[];
+  /** Full size of the last axis before the cut. */
+  readonly channels: number;
+}
+
+const PASSTHROUGH = new Set([
+  'Relu',
+  'Clip',
+  'LeakyRelu',
+  'Sigmoid',
+  'Tanh',
+  'HardSwish',
+  'HardSigmoid',
+  'Dropout',
+  'Identity',
+  'MaxPool',
+  'AveragePool',
+  'GlobalAveragePool',
+  'GlobalMaxPool',
+]);
+
+const JOINS = new Set(['Add', 'Sub', 'Mul', 'Div']);
+
+/** Thrown in analysis mode to stop propagating past one node; never escapes this module. */
+class Stop extends Error {}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+function sameList(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function lastDim(graph: Graph, value: string): number | null | undefined {
+  const s = graph.info(value).shape;
+  return s.length === 0 ? undefined : s[s.length - 1];
+}
+
+/**
+ * Walks the graph in topological order from the producers, computing which channels of every
+ * reached value survive and which parameters and attributes change. In `apply` mode any problem
+ * throws; in `analyze` mode problems are recorded and only stop the walk past the node at fault.
+ */
+class ChannelWalk {
+  readonly cuts = new Map<string, Cut>();
+  readonly params = new Map<string, ParamSlice>();
+  readonly attrs = new Map<string, Record<string, AttrValue>>();
+  readonly steps: ChannelStep[] = [];
+  readonly blockers: { node: string; reason: string }[] = [];
+  readonly groupConstraints: { node: string; groups: number }[] = [];
+  /** Producers found upstream of a join operand that is not cut (analysis grows the group with them). */
+  readonly missing = new Set<string>();
+  private readonly producerSet: Set<string>;
+
+  constructor(
+    readonly graph: Graph,
+    readonly producers: readonly string[],
+    readonly keep: readonly number[],
+    readonly mode: 'apply' | 'analyze',
+  ) {
+    this.producerSet = new Set(producers);
+  }
+
+  private fail(node: Node, reason: string): never {
+    if (this.mode === 'analyze') {
+      this.blockers.push({ node: node.name, reason });
+      throw new Stop();
+    }
+    const who = this.producers.map((p) => `"${p}"`).join(', ');
+    throw new TensorpressError('TRANSFORM_INVALID', `cannot cut output channels of ${who}: at node "${node.name}" (${node.op}), ${reason}`, {
+      node: node.name,
+      op: node.op,
+      producers: [...this.producers],
+    });
+  }
+
+  private step(node: Node, role: ChannelRole): void {
+    this.steps.push({ node: node.name, op: node.op, role });
+  }
+
+  private current(name: string): ParamSlice {
+    const p = this.params.get(name);
+    if (p) return p;
+    const orig = this.graph.param(name)!;
+    return { data: orig.data, shape: orig.shape };
+  }
+
+  /** Checks that port `port` of `node` is a parameter read by this node only; returns it (or undefined when absent). */
+  private ownParam(node: Node, port: number, what: string): Param | undefined {
+    const name = node.inputs[port];
+    if (name === undefined || name === '') return undefined;
+    const p = this.graph.param(name);
+    if (!p) this.fail(node, `its ${what} "${name}" is computed by a node, not stored as a parameter (cut channels before stripping quantization)`);
+    const others = this.graph.consumers(name).filter((c) => c.node.name !== node.name);
+    if (others.length > 0) {
+      this.fail(node, `its ${what} "${name}" is shared with node "${others[0]!.node.name}", which the cut would change too`);
+    }
+    return p;
+  }
+
+  private gather(node: Node, port: number, what: string, axis: number, indices: readonly number[]): void {
+    const p = this.ownParam(node, port, what);
+    if (!p || this.mode === 'analyze') return;
+    this.params.set(p.name, gatherAxis(this.current(p.name), axis, indices));
+  }
+
+  private setAttr(node: Node, key: string, value: AttrValue): void {
+    this.attrs.set(node.name, { ...(this.attrs.get(node.name) ?? node.attrs), [key]: value });
+  }
+
+  private setCut(node: Node, cut: Cut): void {
+    const value = node.outputs[0]!;
+    if (this.graph.outputs.includes(value)) {
+      this.fail(node, `its output "${value}" is a graph output, and cutting its channels would change the model's output`);
+    }
+    // A cut that keeps everything is no cut: consumers stay as they are.
+    if (cut.keep.length < cut.channels) this.cuts.set(value, cut);
+  }
+
+  /** Checks that `keep` spreads evenly over `groups` blocks of `channels`; returns the local indices per block. */
+  private perGroup(node: Node, groups: number, channels: number, keep: readonly number[], what: string): number[][] {
+    const size = channels / groups;
+    const local: number[][] = Array.from({ length: groups }, () => []);
+    for (const c of keep) local[Math.floor(c / size)]!.push(c % size);
+    if (this.mode === 'analyze') {
+      this.groupConstraints.push({ node: node.name, groups });
+      if (size === 1) this.fail(node, `each of its ${groups} groups has a single ${what}, so no ${what} can be removed without removing a group`);
+      return local;
+    }
+    const k = local[0]!.length;
+    if (k === 0 || local.some((l) => l.length !== k)) {
+      this.fail(
+        node,
+        `it has group=${groups} and the kept ${what}s must be spread evenly over the groups, but they are ` +
+          `[${local.map((l) => l.length).join(', ')}] per group (the pruning group must keep the same number per group)`,
+      );
+    }
+    return local;
+  }
+
+  /** Producers upstream of an operand whose channels the cut would need (through channel-wise ops). */
+  private origins(value: string, seen = new Set<string>()): { producers: string[]; blocked?: string } {
+    const src = this.graph.producer(value);
+    if (!src) return { producers: [], blocked: `"${value}" is a graph input or parameter` };
+    const n = src.node;
+    if (seen.has(n.name)) return { producers: [] };
+    seen.add(n.name);
+    if (n.op === 'Gemm') return { producers: [n.name] };
+    if (n.op === 'Conv') {
+      const w = this.graph.info(n.inputs[1]!).shape;
+      const cin = lastDim(this.graph, n.inputs[0]!);
+      const depthwise = numAttr(n, 'group', 1) === cin && w[2] === 1 && cin !== 1;
+      return depthwise ? this.origins(n.inputs[0]!, seen) : { producers: [n.name] };
+    }
+    let inputs: string[];
+    if (PASSTHROUGH.has(n.op) || n.op === 'BatchNormalization' || n.op === 'Pad' || n.op === 'Softmax') inputs = [n.inputs[0]!];
+    else if (JOINS.has(n.op)) {
+      const c = lastDim(this.graph, n.outputs[0]!);
+      inputs = n.inputs.filter((v) => !this.graph.isParam(v) && lastDim(this.graph, v) === c);
+    } else return { producers: [], blocked: `"${value}" comes from ${n.op} "${n.name}"` };
+    const out: string[] = [];
+    for (const v of inputs) {
+      const r = this.origins(v, seen);
+      if (r.blocked) return r;
+      out.push(...r.producers);
+    }
+    return { producers: out };
+  }
+
+  run(): void {
+    for (const node of this.graph.nodes) {
+      const ins = node.inputs.map((v) => (v === '' ? undefined : this.cuts.get(v)));
+      const isProducer = this.producerSet.has(node.name);
+      if (!isProducer && ins.every((c) => c === undefined)) continue;
+      try {
+        this.visit(node, ins, isProducer);
+      } catch (e) {
+        if (!(e instanceof Stop)) throw e;
+      }
+    }
+  }
+
+  private visit(node: Node, ins: readonly (Cut | undefined)[], isProducer: boolean): void {
+    const x = ins[0];
+    if (node.op !== 'Concat' && !JOINS.has(node.op) && ins.some((c, i) => c !== undefined && i > 0)) {
+      this.fail(node, `it reads a cut value at input ${ins.findIndex((c, i) => c !== undefined && i > 0)}, which is not a channel-wise activation input`);
+    }
+    switch (node.op) {
+      case 'Conv':
+        return this.conv(node, x, isProducer);
+      case 'Gemm':
+        if (x) {
+          this.step(node, 'consumer');
+          this.gather(node, 1, 'weight', 0, x.keep);
+        }
+        if (isProducer) {
+          this.step(node, 'producer');
+          const out = this.graph.info(node.inputs[1]!).shape[1] as number;
+          this.gather(node, 1, 'weight', 1, this.keep);
+          this.gather(node, 2, 'bias', 0, this.keep);
+          this.setCut(node, { keep: this.keep, channels: out });
+        }
+        return;
+      case 'MatMul': {
+        const w = this.graph.param(node.inputs[1]!);
+        if (!w || w.shape.length !== 2) this.fail(node, 'only a MatMul by a rank-2 weight parameter can drop input features');
+        this.step(node, 'consumer');
+        this.gather(node, 1, 'weight', 0, x!.keep);
+        return;
+      }
+      case 'BatchNormalization':
+        this.step(node, 'batchnorm');
+        for (let i = 1; i <= 4; i++) this.gather(node, i, ['', 'scale', 'bias', 'mean', 'variance'][i]!, 0, x!.keep);
+        return this.setCut(node, x!);
+      case 'Softmax': {
+        const rank = this.graph.info(node.inputs[0]!).shape.length;
+        const axis = numAttr(node, 'axis', -1);
+        if (axis === -1 || axis === rank - 1) this.fail(node, 'it normalizes over the channel axis, so removing channels changes every other channel');
+        this.step(node, 'passthrough');
+        return this.setCut(node, x!);
+      }
+      case 'Pad': {
+        const pads = intsAttr(node, 'pads', []);
+        const r = pads.length / 2;
+        if (pads[r - 1] !== 0 || pads[2 * r - 1] !== 0) this.fail(node, 'it pads the channel axis');
+        this.step(node, 'passthrough');
+        return this.setCut(node, x!);
+      }
+      case 'Concat':
+        return this.concat(node, ins);
+      case 'Flatten':
+      case 'Reshape':
+        return this.reshape(node, x!);
+      default:
+        if (PASSTHROUGH.has(node.op)) {
+          this.step(node, 'passthrough');
+          return this.setCut(node, x!);
+        }
+        if (JOINS.has(node.op)) return this.join(node, ins);
+        this.fail(
+          node,
+          `${node.op} cannot drop channels; leave this producer out of pruning (ignoredScopes) or remove the channels by hand`,
+        );
+    }
+  }
+
+  private conv(node: Node, x: Cut | undefined, isProducer: boolean): void {
+    const wShape = this.graph.info(node.inputs[1]!).shape as number[];
+    const [, , cpg, cout] = wShape as [number, number, number, number];
+    const group = numAttr(node, 'group', 1);
+    const cin = cpg * group;
+    const depthwise = group > 1 && cpg === 1;
+    if (x) {
+      if (group === 1) {
+        this.step(node, 'consumer');
+        this.gather(node, 1, 'weight', 2, x.keep);
+      } else if (depthwise) {
+        if (isProducer) this.fail(node, 'a depthwise Conv that receives the cut cannot also be one of its producers');
+        this.step(node, 'depthwise');
+        const mult = cout / cin;
+        const outKeep = x.keep.flatMap((c) => range(mult).map((m) => c * mult + m));
+        this.gather(node, 1, 'weight', 3, outKeep);
+        this.gather(node, 2, 'bias', 0, outKeep);
+        this.setAttr(node, 'group', x.keep.length);
+        return this.setCut(node, { keep: outKeep, channels: cout });
+      } else {
+        this.step(node, 'consumer');
+        const local = this.perGroup(node, group, cin, x.keep, 'input channel');
+        const w = this.ownParam(node, 1, 'weight');
+        if (w && this.mode === 'apply') this.params.set(w.name, gatherGroupedInputs(this.current(w.name), local));
+      }
+    }
+    if (isProducer) {
+      this.step(node, 'producer');
+      if (group > 1) this.perGroup(node, group, cout, this.keep, 'output channel');
+      this.gather(node, 1, 'weight', 3, this.keep);
+      this.gather(node, 2, 'bias', 0, this.keep);
+      this.setCut(node, { keep: this.keep, channels: cout });
+    }
+  }
+
+  private join(node: Node, ins: readonly (Cut | undefined)[]): void {
+    const cut = ins.find((c) => c !== undefined)!;
+    for (let i = 0; i < ins.length; i++) {
+      const v = node.inputs[i]!;
+      const c = ins[i];
+      if (c) {
+        if (!sameList(c.keep, cut.keep) || c.channels !== cut.channels) {
+          this.fail(node, `its operands are cut differently (input 0 keeps [${cut.keep.join(', ')}], input ${i} keeps [${c.keep.join(', ')}])`);
+        }
+        continue;
+      }
+      const d = lastDim(this.graph, v);
+      if (d === undefined || d === 1) continue;
+      if (this.graph.isParam(v)) {
+        this.gather(node, i, 'constant operand', this.graph.param(v)!.shape.length - 1, cut.keep);
+        continue;
+      }
+      const o = this.origins(v);
+      if (this.mode === 'analyze' && !o.blocked && o.producers.length > 0) {
+        for (const p of o.producers) this.missing.add(p);
+        continue;
+      }
+      const from = o.blocked ?? `producer(s) ${o.producers.map((p) => `"${p}"`).join(', ')}`;
+      this.fail(
+        node,
+        `input ${i} "${v}" is not cut: it comes from ${from}, which ${o.blocked ? 'cannot join the cut' : 'must be in the producers with the same keep'} ` +
+          `(every operand of ${node.op} must lose the same channels)`,
+      );
+    }
+    this.step(node, 'join');
+    this.setCut(node, cut);
+  }
+
+  private concat(node: Node, ins: readonly (Cut | undefined)[]): void {
+    const rank = this.graph.info(node.outputs[0]!).shape.length;
+    const axis = numAttr(node, 'axis', -1);
+    if (axis !== -1 && axis !== rank - 1) return this.join(node, ins);
+    const keep: number[] = [];
+    let offset = 0;
+    for (let i = 0; i < ins.length; i++) {
+      const c = ins[i];
+      const d = lastDim(this.graph, node.inputs[i]!);
+      if (typeof d !== 'number') this.fail(node, `input ${i} has no static channel count`);
+      for (const k of c ? c.keep : range(d)) keep.push(offset + k);
+      offset += d;
+    }
+    this.step(node, 'concat');
+    this.setCut(node, { keep, channels: offset });
+  }
+
+  private reshape(node: Node, x: Cut): void {
+    const inShape = this.graph.info(node.inputs[0]!).shape;
+    const outShape = this.graph.info(node.outputs[0]!).shape;
+    const c = inShape[inShape.length - 1];
+    const l = outShape[outShape.length - 1];
+    // Row-major: when the output's innermost axis is a multiple of C, position r on it is channel r % C.
+    if (typeof c !== 'number' || typeof l !== 'number' || l % c !== 0) {
+      this.fail(node, `it reshapes [${inShape.join(', ')}] to [${outShape.join(', ')}], which mixes channels with other axes`);
+    }
+    const reps = l / c;
+    const keep = range(reps).flatMap((q) => x.keep.map((k) => q * c + k));
+    if (node.op === 'Reshape') {
+      const target = intsAttr(node, 'shape', []);
+      const last = target.length - 1;
+      if (target.some((d, i) => d === 0 && i === inShape.length - 1 && i !== last)) {
+        this.fail(node, 'its shape copies the channel count (0) into a non-channel axis');
+      }
+      if (target[last]! > 0) {
+        target[last] = reps * x.keep.length;
+        this.setAttr(node, 'shape', target);
+      }
+    }
+    this.step(node, 'reshape');
+    this.setCut(node, { keep, channels: l });
+  }
+
+  /** The graph with every recorded edit applied. */
+  build(): Graph {
+    const nodes = this.graph.nodes.map((n) => {
+      const a = this.attrs.get(n.name);
+      return a ? { ...n, attrs: a } : n;
+    });
+    const params = this.graph.params.map((p) => {
+      const u = this.params.get(p.name);
+      return u ? { ...p, data: u.data, shape: u.shape } : p;
+    });
+    try {
+      return this.graph.with({ nodes, params });
+    } catch (e) {
+      if (!(e instanceof GraphError)) throw e;
+      throw new TensorpressError(
+        'TRANSFORM_INVALID',
+        `cutting output channels of ${this.producers.map((p) => `"${p}"`).join(', ')} produced an invalid graph: ${e.message}`,
+        { producers: [...this.producers] },
+      );
+    }
+  }
+}
+
+function checkProducers(graph: Graph, producers: readonly string[], fn: string): number {
+  if (producers.length === 0) throw new TensorpressError('TRANSFORM_INVALID', `${fn}: producers is empty`);
+  let channels: number | undefined;
+  const seen = new Set<string>();
+  for (const name of producers) {
+    if (seen.has(name)) throw new TensorpressError('TRANSFORM_INVALID', `${fn}: producer "${name}" is listed twice`, { node: name });
+    seen.add(name);
+    const n = graph.node(name);
+    if (!n) throw new TensorpressError('TRANSFORM_INVALID', `${fn}: no node is called "${name}"`, { node: name });
+    if (n.op !== 'Conv' && n.op !== 'Gemm') {
+      throw new TensorpressError('TRANSFORM_INVALID', `${fn}: producer "${name}" is a ${n.op}; only Conv and Gemm outputs can be cut`, {
+        node: name,
+      });
+    }
+    const w = graph.info(n.inputs[1]!).shape;
+    const c = w[w.length - 1] as number;
+    if (channels !== undefined && c !== channels) {
+      throw new TensorpressError(
+        'TRANSFORM_INVALID',
+        `${fn}: producers must have the same number of output channels, but "${producers[0]}" has ${channels} and "${name}" has ${c}`,
+        { node: name },
+      );
+    }
+    channels = c;
+  }
+  return channels!;
+}
+
+/**
+ * Physically removes output channels: every producer (Conv or Gemm) keeps only `keep`, and the
+ * cut follows the data to every consumer: BatchNormalization parameters, channel-wise activations,
+ * pooling, Pad (off the channel axis), Add/Sub/Mul/Div joins (every operand must be cut the same
+ * way), Concat over channels (the cut moves to the input's offset), depthwise Convs (which lose
+ * whole channels and pass the cut on), grouped Convs (evenly per group), plain Conv, Gemm and
+ * MatMul consumers (input slices of their weight) and Flatten / channel-innermost Reshape before a
+ * Gemm (feature r belongs to channel r % C). Pure: the input graph and its buffers are untouched.
+ *
+ * @throws TensorpressError `TRANSFORM_INVALID` naming the node where the cut cannot go on: a join
+ *   with an operand from a producer not in `producers`, a graph output, an op that mixes channels
+ *   (Softmax over channels, Transpose, a Reshape that moves channels), a shared weight, uneven groups.
+ */
+export function cutChannels(graph: Graph, spec: ChannelCutSpec): Graph {
+  const channels = checkProducers(graph, spec.producers, 'cutChannels');
+  const keep = [...spec.keep];
+  if (keep.length === 0) throw new TensorpressError('TRANSFORM_INVALID', 'cutChannels: keep is empty; a layer needs at least one channel');
+  keep.forEach((k, i) => {
+    if (!Number.isInteger(k) || k < 0 || k >= channels) {
+      throw new TensorpressError('TRANSFORM_INVALID', `cutChannels: keep[${i}] = ${k} is not a channel index in [0, ${channels})`);
+    }
+    if (i > 0 && k <= keep[i - 1]!) throw new TensorpressError('TRANSFORM_INVALID', `cutChannels: keep must be sorted ascending and unique (keep[${i}] = ${k})`);
+  });
+  if (keep.length === channels) return graph;
+  const walk = new ChannelWalk(graph, spec.producers, keep, 'apply');
+  walk.run();
+  return walk.build();
+}
+
+/**
+ * What cutting the output channels of `producer` involves, without changing anything: the group of
+ * producers that must be cut together (closed over Add/Sub/Mul/Div joins, e.g. every branch of a
+ * residual stage), every node the cut reaches, the grouped convolutions that constrain which
+ * channels may go, and the blockers (graph outputs, ops that mix channels) that forbid the cut.
+ * The pruning package builds its pruning groups from this.
+ */
+export function channelDependencies(graph: Graph, producer: string): ChannelDependencies {
+  const channels = checkProducers(graph, [producer], 'channelDependencies');
+  if (channels < 2) {
+    return { producers: [producer], channels, steps: [], groupConstraints: [], blockers: [{ node: producer, reason: 'it has a single output channel' }] };
+  }
+  const group = new Set([producer]);
+  for (;;) {
+    const ordered = graph.nodes.filter((n) => group.has(n.name)).map((n) => n.name);
+    // A representative cut (drop channel 0): what the cut reaches does not depend on which channels go.
+    const walk = new ChannelWalk(graph, ordered, range(channels).slice(1), 'analyze');
+    walk.run();
+    const fresh = [...walk.missing].filter((p) => !group.has(p));
+    const mismatch = fresh.find((p) => {
+      const n = graph.node(p)!;
+      const w = graph.info(n.inputs[1]!).shape;
+      return w[w.length - 1] !== channels;
+    });
+    if (fresh.length === 0 || mismatch) {
+      const blockers = [...walk.blockers];
+      if (mismatch) blockers.push({ node: mismatch, reason: `it joins the group but has a different number of output channels` });
+      return { producers: ordered, channels, steps: walk.steps, groupConstraints: walk.groupConstraints, blockers };
+    }
+    for (const p of fresh) group.add(p);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * `MaxPoolGrad` as one pass over typed arrays. The wasm backend's kernel and the cpu backend's
+ * (which first materializes a positions buffer through per-element `TensorBuffer.get`) spend
+ * hundreds of milliseconds per training step on a pooled 28×28 map; this loop reads each window
+ * once with the channel axis innermost (contiguous in NHWC) and costs a few milliseconds.
+ *
+ * Semantics are tfjs' (cpu `maxPoolPositions`): the gradient goes to the FIRST maximum in window
+ * scan order (rows, then columns), comparisons are strict so NaN never wins, padded cells never
+ * win, and a window without any maximum passes no gradient.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Impl } from './kernels-scope.js';
+import { need } from './kernels-scope.js';
+
+type PadAttr = 'valid' | 'same' | number;
+
+export const maxPoolGrad: Impl = (s, inputs, attrs) => {
+  const dy = need(inputs, 'dy');
+  const x = need(inputs, 'input');
+  const info = tf.backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    attrs['filterSize'] as [number, number] | number,
+    attrs['strides'] as [number, number] | number,
+    1,
+    attrs['pad'] as PadAttr,
+    attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+  );
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const { effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  if (dy.shape[1] !== oh || dy.shape[2] !== ow || dy.shape[3] !== c) {
+    throw new Error(`MaxPoolGrad: dy has shape [${dy.shape.join(',')}], expected [${[n, oh, ow, c].join(',')}]`);
+  }
+
+  const { info: out, values: dx } = s.output([n, h, w, c], 'float32');
+  dx.fill(0);
+  const xv = s.values(x);
+  const gv = s.values(dy);
+  const best = new Float32Array(c);
+  const where = new Int32Array(c);
+  for (let b = 0; b < n; b++) {
+    for (let r = 0; r < oh; r++) {
+      const r0 = r * sh - top;
+      for (let q = 0; q < ow; q++) {
+        const c0 = q * sw - left;
+        best.fill(-Infinity);
+        where.fill(-1);
+        for (let i = 0; i < fh; i += dh) {
+          const row = r0 + i;
+          if (row < 0 || row >= h) continue;
+          for (let j = 0; j < fw; j += dw) {
+            const col = c0 + j;
+            if (col < 0 || col >= w) continue;
+            const base = ((b * h + row) * w + col) * c;
+            for (let k = 0; k < c; k++) {
+              const v = xv[base + k]!;
+              if (v > best[k]!) {
+                best[k] = v;
+                where[k] = base + k;
+              }
+            }
+          }
+        }
+        const g = ((b * oh + r) * ow + q) * c;
+        for (let k = 0; k < c; k++) {
+          const at = where[k]!;
+          if (at >= 0) dx[at] = dx[at]! + gv[g + k]!;
+        }
+      }
+    }
+  }
+  return out;
+};
