@@ -10,6 +10,9 @@ import { defineConfig } from 'vitest/config';
  */
 const sourceCondition = '@tensorpress/source';
 
+/** .ci/run sets this to read the pass/fail counts for its summary line. */
+const jsonReport = process.env.TENSORPRESS_VITEST_JSON;
+
 export default defineConfig({
   resolve: {
     conditions: [sourceCondition, 'module', 'node', 'development|production'],
@@ -32,6 +35,9 @@ export default defineConfig({
     hookTimeout: 600_000,
     teardownTimeout: 60_000,
     passWithNoTests: false,
+    allowOnly: false,
     restoreMocks: true,
+    reporters: jsonReport ? ['default', 'json'] : ['default'],
+    ...(jsonReport ? { outputFile: { json: jsonReport } } : {}),
   },
 });

@@ -9,11 +9,12 @@ import {
   graphStatistics,
   referenceModels,
   useBackend,
+  type BackendName,
 } from '@tensorpress/core-tensor';
 import { loadMnist } from '@tensorpress/datasets';
 
 async function main(): Promise<void> {
-  const backend = await useBackend(process.env['TENSORPRESS_BACKEND'] ?? ['wasm', 'cpu']);
+  const backend = await useBackend((process.env['TENSORPRESS_BACKEND'] as BackendName | undefined) ?? ['wasm', 'cpu']);
   console.log(`backend: ${backend.name}`);
   const { train, test } = await loadMnist();
   console.log(`MNIST split: ${train.size} train / ${test.size} test images`);

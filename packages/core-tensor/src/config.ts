@@ -34,6 +34,13 @@ export interface AlgorithmDefinition<P = unknown> {
   create(config: AlgorithmConfig<P>): CompressionBuilder;
 }
 
+/**
+ * A definition of any parameter type. `create` takes its parameters contravariantly, so a list of
+ * definitions with different parameter types needs this erased form.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- variance erasure, see above
+export type AnyAlgorithmDefinition = AlgorithmDefinition<any>;
+
 /** A whole pipeline: the model and data it runs on, and the stacked algorithms. */
 export interface PipelineConfig {
   readonly input?: { readonly model?: string; readonly data?: string };
@@ -107,7 +114,7 @@ export function parseWithSchema<T>(schema: z.ZodType<T>, value: unknown, prefix:
  * algorithm's own parameter schema. Errors name the JSON path, e.g.
  * `$.compression[1].params.ratio: Too big: expected number to be <1`.
  */
-export function parsePipelineConfig(input: unknown, definitions: readonly AlgorithmDefinition<any>[]): PipelineConfig {
+export function parsePipelineConfig(input: unknown, definitions: readonly AnyAlgorithmDefinition[]): PipelineConfig {
   let value = input;
   if (typeof input === 'string') {
     try {
@@ -149,7 +156,7 @@ export function parsePipelineConfig(input: unknown, definitions: readonly Algori
 }
 
 /** Makes the builders of a validated pipeline config. */
-export function createBuilders(config: PipelineConfig, definitions: readonly AlgorithmDefinition<any>[]): CompressionBuilder[] {
+export function createBuilders(config: PipelineConfig, definitions: readonly AnyAlgorithmDefinition[]): CompressionBuilder[] {
   const byName = new Map(definitions.map((d) => [d.algorithm, d]));
   return config.compression.map((c) => byName.get(c.algorithm)!.create(c));
 }

@@ -10,7 +10,7 @@ import { Graph, sizeOf, type AttrValue, type Dim, type Node, type Param, type Te
 import { getOp } from './ops.js';
 
 /** A tensor as tfjs hands it out (only what the importer reads). */
-export interface TensorLike {
+export interface LayersTensorLike {
   readonly shape: readonly number[];
   readonly dtype: string;
   dataSync(): unknown;
@@ -23,14 +23,14 @@ export interface LayerVariableLike {
   readonly originalName?: string;
   readonly shape: readonly (number | null)[];
   readonly dtype: string;
-  read?(): TensorLike;
+  read?(): LayersTensorLike;
 }
 
 /** The part of a live `tf.LayersModel` that {@link importLayersModel} uses. */
 export interface LayersModelLike {
   toJSON(unused?: unknown, returnString?: boolean): unknown;
   readonly weights: readonly LayerVariableLike[];
-  getWeights?(): readonly TensorLike[];
+  getWeights?(): readonly LayersTensorLike[];
 }
 
 /** One entry of `weightSpecs` in tfjs model artifacts. */
@@ -317,7 +317,7 @@ function decodeArtifactWeights(a: ModelArtifactsLike): Map<string, RawWeight> {
 
 function liveWeights(m: LayersModelLike): Map<string, RawWeight> {
   const vars = m.weights;
-  const values: readonly TensorLike[] =
+  const values: readonly LayersTensorLike[] =
     typeof m.getWeights === 'function'
       ? m.getWeights()
       : vars.map((v) => {

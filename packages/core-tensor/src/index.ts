@@ -23,7 +23,7 @@ export type { ConvOptions, Init } from './builder.js';
 export { scopeFilter } from './scopes.js';
 export type { Scopes } from './scopes.js';
 export { parsePipelineConfig, createBuilders, parseWithSchema, throwZodError, ALGORITHM_PACKAGES } from './config.js';
-export type { AlgorithmConfig, AlgorithmDefinition, PipelineConfig } from './config.js';
+export type { AlgorithmConfig, AlgorithmDefinition, AnyAlgorithmDefinition, PipelineConfig } from './config.js';
 export { z } from 'zod';
 export { hessianVectorProduct, crossEntropyLoss } from './hessian.js';
 export type { HessianLoss, HvpOptions } from './hessian.js';
@@ -66,3 +66,16 @@ export { graphStatistics, formatStatistics } from './statistics.js';
 export type { GraphStatistics, NodeStats, StatisticsTotal, StatisticsOptions, BitsOverride } from './statistics.js';
 export { referenceModels, plainCnn, residualCnn, mobileNetCnn, mlp } from './models.js';
 export type { ReferenceModelOptions, ReferenceModelFactory, ReferenceModelName } from './models.js';
+export { importLayersModel } from './import-layers.js';
+export type {
+  ImportLayersOptions,
+  LayersModelLike,
+  ModelArtifactsLike,
+  WeightSpecLike,
+  LayerVariableLike,
+  LayersTensorLike,
+} from './import-layers.js';
+export { saveGraph, loadGraph, writeGraph, readGraph, GRAPH_FORMAT, GRAPH_FORMAT_VERSION } from './serialize.js';
+export type { SavedGraph, LoadGraphOptions, ReadGraphOptions, WriteGraphOptions, WrittenGraph } from './serialize.js';
+export { exportLayersArtifacts } from './export-layers.js';
+export type { LayersArtifacts, LayersWeightSpec, ExportLayersOptions } from './export-layers.js';

@@ -240,14 +240,14 @@ export function runConv(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor | undefined
     const dw = tf.reshape(w, [g.kernel[0], g.kernel[1], g.inChannels, mult]) as tf.Tensor4D;
     y = tf.depthwiseConv2d(x, dw, g.strides, pad, 'NHWC', g.dilations);
   } else {
-    const xs = tf.split(x, g.group, 3);
-    const ws = tf.split(w, g.group, 3);
+    const xs = tf.split(x, g.group, 3) as tf.Tensor4D[];
+    const ws = tf.split(w, g.group, 3) as tf.Tensor4D[];
     y = tf.concat(
-      xs.map((xi, i) => tf.conv2d(xi, ws[i] as tf.Tensor4D, g.strides, pad, 'NHWC', g.dilations)),
+      xs.map((xi, i) => tf.conv2d(xi, ws[i]!, g.strides, pad, 'NHWC', g.dilations)),
       3,
     );
   }
-  return b ? tf.add(y, b) : y;
+  return b ? (tf.add(y, b) as tf.Tensor4D) : y;
 }
 
 register({

@@ -45,7 +45,15 @@ describe('useBackend', () => {
     const sel = await useBackend('wasm');
     expect(sel).toMatchObject({ name: 'wasm', threads: 1 });
     expect([...sel.fastGradients].sort()).toEqual(
-      ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'].sort(),
+      [
+        'BatchMatMul',
+        'Conv2DBackpropFilter',
+        'Conv2DBackpropInput',
+        'DepthwiseConv2dNativeBackpropFilter',
+        'DepthwiseConv2dNativeBackpropInput',
+        'MaxPoolGrad',
+        'Tile',
+      ].sort(),
     );
     expect(currentBackend()).toBe('wasm');
     const before = tf.memory().numTensors;

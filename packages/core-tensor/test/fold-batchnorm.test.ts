@@ -2,8 +2,8 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { GraphBuilder, TensorpressError, runGraph, useBackend, type Graph, type ParamData } from '@tensorpress/core-tensor';
 import { expectClose, expectNoLeak, seededArray, seededTensor } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { foldAllBatchNorms, foldBatchNorm } from '../src/fold-batchnorm.js';
-import { referenceModels } from '../src/models.js';
+import { foldAllBatchNorms, foldBatchNorm } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/core-tensor';
 
 beforeAll(async () => {
   await useBackend('cpu');

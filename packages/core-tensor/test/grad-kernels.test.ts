@@ -267,6 +267,145 @@ for (const backendName of ['cpu', 'wasm'] as const) {
       checkCase({ label: 'wide dw', x: [1, 6, 5, 16], k: [3, 3], outC: 1, s: [2, 2], d: [1, 1], pad: 'same' }, true, false);
     });
 
+    it('MaxPoolGrad routes dy to the first maximum of each window', () => {
+      const pools: { x: [number, number, number, number]; f: [number, number]; s: [number, number]; pad: 'same' | 'valid' | number }[] = [
+        { x: [2, 7, 9, 3], f: [2, 2], s: [2, 2], pad: 'valid' },
+        { x: [2, 7, 9, 3], f: [2, 2], s: [2, 2], pad: 'same' },
+        { x: [2, 7, 9, 3], f: [3, 3], s: [2, 2], pad: 'same' },
+        { x: [1, 8, 6, 5], f: [3, 2], s: [1, 2], pad: 1 },
+      ];
+      for (const p of pools) {
+        for (const ties of [false, true]) {
+          // Few distinct values make ties common, as after quantization or relu.
+          const xv = randomData(sizeOf(p.x), 11).map((v) => (ties ? Math.round(v * 2) : v));
+          const before = tf.memory().numTensors;
+          const dataBefore = dataIds();
+          const x = tf.tensor4d(xv, p.x);
+          const y = tf.maxPool(x, p.f, p.s, p.pad);
+          const dy = tf.tensor4d(randomData(y.size, 12), y.shape as [number, number, number, number]);
+          const got = runKernel('MaxPoolGrad', { dy, input: x, output: y }, { filterSize: p.f, strides: p.s, pad: p.pad });
+          const [n, h, w, c] = p.x;
+          const [, oh, ow] = y.shape;
+          const top = p.pad === 'valid' ? 0 : p.pad === 'same' ? Math.floor(Math.max(0, (oh! - 1) * p.s[0] + p.f[0] - h) / 2) : p.pad;
+          const left = p.pad === 'valid' ? 0 : p.pad === 'same' ? Math.floor(Math.max(0, (ow! - 1) * p.s[1] + p.f[1] - w) / 2) : p.pad;
+          const dyv = dy.dataSync();
+          const want = new Float64Array(sizeOf(p.x));
+          for (let b = 0; b < n; b++)
+            for (let r = 0; r < oh!; r++)
+              for (let q = 0; q < ow!; q++)
+                for (let k = 0; k < c; k++) {
+                  let best = -Infinity;
+                  let at = -1;
+                  for (let i = 0; i < p.f[0]; i++)
+                    for (let j = 0; j < p.f[1]; j++) {
+                      const row = r * p.s[0] - top + i;
+                      const col = q * p.s[1] - left + j;
+                      if (row < 0 || row >= h || col < 0 || col >= w) continue;
+                      const idx = ((b * h + row) * w + col) * c + k;
+                      if (xv[idx]! > best) {
+                        best = xv[idx]!;
+                        at = idx;
+                      }
+                    }
+                  if (at >= 0) want[at] = want[at]! + dyv[((b * oh! + r) * ow! + q) * c + k]!;
+                }
+          expectClose(got.values, want, `maxPoolGrad ${JSON.stringify(p)} ties=${ties}`);
+          if (backendName === 'cpu') {
+            // The reference above encodes tfjs' tie rule; check it against tfjs' own kernel too.
+            const backend = tf.engine().backend;
+            const info = originalKernel('MaxPoolGrad', 'cpu')!.kernelFunc({
+              inputs: { dy, input: x, output: y } as never,
+              backend,
+              attrs: { filterSize: p.f, strides: p.s, pad: p.pad } as never,
+            }) as tf.TensorInfo;
+            expectClose(got.values, backend.readSync(info.dataId) as Float32Array, `maxPoolGrad vs tfjs cpu ${JSON.stringify(p)}`);
+            backend.disposeData(info.dataId);
+          }
+          tf.dispose([x, y, dy]);
+          expect(tf.memory().numTensors).toBe(before);
+          expect(dataIds()).toBe(dataBefore);
+        }
+      }
+    });
+
+    it('Tile repeats blocks for every rank and dtype', () => {
+      const cases: { shape: number[]; reps: number[]; dtype: 'float32' | 'int32' | 'bool' }[] = [
+        { shape: [1, 1, 1, 5], reps: [3, 4, 2, 1], dtype: 'float32' },
+        { shape: [2, 3], reps: [2, 3], dtype: 'float32' },
+        { shape: [4], reps: [3], dtype: 'int32' },
+        { shape: [2, 1, 3], reps: [1, 5, 2], dtype: 'bool' },
+        { shape: [2, 3, 1, 2, 2], reps: [2, 1, 3, 1, 2], dtype: 'int32' },
+        { shape: [3, 2], reps: [0, 2], dtype: 'float32' },
+      ];
+      for (const c of cases) {
+        const src = randomData(sizeOf(c.shape), 13).map((v) => (c.dtype === 'float32' ? v : c.dtype === 'int32' ? Math.round(v * 10) : v > 0 ? 1 : 0));
+        const outShape = c.shape.map((d, i) => d * c.reps[i]!);
+        const want = new Float64Array(sizeOf(outShape));
+        for (let o = 0; o < want.length; o++) {
+          let rest = o;
+          let idx = 0;
+          let stride = 1;
+          for (let d = outShape.length - 1; d >= 0; d--) {
+            const coord = rest % outShape[d]!;
+            rest = Math.floor(rest / outShape[d]!);
+            idx += (coord % c.shape[d]!) * stride;
+            stride *= c.shape[d]!;
+          }
+          want[o] = src[idx]!;
+        }
+        const before = tf.memory().numTensors;
+        const x = tf.tensor(src, c.shape, c.dtype);
+        const got = runKernel('Tile', { x }, { reps: c.reps });
+        expect(got.shape).toEqual(outShape);
+        expect(Array.from(got.values)).toEqual(Array.from(want));
+        x.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+      }
+    });
+
+    it('BatchMatMul matches the definition for transposes, batches and broadcasting', () => {
+      const cases: { a: number[]; b: number[]; ta: boolean; tb: boolean }[] = [];
+      for (const ta of [false, true])
+        for (const tb of [false, true]) {
+          cases.push({ a: ta ? [7, 5] : [5, 7], b: tb ? [3, 7] : [7, 3], ta, tb });
+          cases.push({ a: ta ? [4, 7, 5] : [4, 5, 7], b: tb ? [4, 3, 7] : [4, 7, 3], ta, tb });
+          cases.push({ a: ta ? [4, 7, 5] : [4, 5, 7], b: tb ? [3, 7] : [7, 3], ta, tb });
+          cases.push({ a: ta ? [1, 7, 5] : [1, 5, 7], b: tb ? [2, 3, 3, 7] : [2, 3, 7, 3], ta, tb });
+        }
+      for (const c of cases) {
+        const av = randomData(sizeOf(c.a), 14);
+        const bv = randomData(sizeOf(c.b), 15);
+        const [m, k] = c.ta ? [c.a.at(-1)!, c.a.at(-2)!] : [c.a.at(-2)!, c.a.at(-1)!];
+        const n = c.tb ? c.b.at(-2)! : c.b.at(-1)!;
+        const batchA = sizeOf(c.a.slice(0, -2));
+        const batchB = sizeOf(c.b.slice(0, -2));
+        const batch = Math.max(batchA, batchB);
+        const want = new Float64Array(batch * m * n);
+        for (let t = 0; t < batch; t++)
+          for (let i = 0; i < m; i++)
+            for (let j = 0; j < n; j++) {
+              let sum = 0;
+              for (let q = 0; q < k; q++) {
+                const ai = (batchA === 1 ? 0 : t) * m * k + (c.ta ? q * m + i : i * k + q);
+                const bi = (batchB === 1 ? 0 : t) * k * n + (c.tb ? j * k + q : q * n + j);
+                sum += av[ai]! * bv[bi]!;
+              }
+              want[(t * m + i) * n + j] = sum;
+            }
+        const before = tf.memory().numTensors;
+        const dataBefore = dataIds();
+        const a = tf.tensor(av, c.a);
+        const b = tf.tensor(bv, c.b);
+        const got = runKernel('BatchMatMul', { a, b }, { transposeA: c.ta, transposeB: c.tb });
+        const outer = c.a.length >= c.b.length ? c.a.slice(0, -2) : c.b.slice(0, -2);
+        expect(got.shape).toEqual([...outer, m, n]);
+        expectClose(got.values, want, `matmul ${JSON.stringify(c)}`);
+        tf.dispose([a, b]);
+        expect(tf.memory().numTensors).toBe(before);
+        expect(dataIds()).toBe(dataBefore);
+      }
+    });
+
     it('supports NCHW for Conv2DBackprop*', () => {
       const c: Case = { label: 'nchw', x: [2, 7, 9, 3], k: [3, 2], outC: 4, s: [2, 1], d: [1, 1], pad: 'same' };
       const g = geometry(7, 9, 3, 2, c.s, c.d, c.pad);

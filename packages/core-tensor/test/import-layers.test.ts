@@ -4,7 +4,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { runGraph, TensorpressError, type Graph } from '@tensorpress/core-tensor';
 import { expectClose, seededTensor } from '@tensorpress/test-utils';
-import { importLayersModel, type LayersModelLike, type ModelArtifactsLike } from '../src/import-layers.js';
+import { importLayersModel, type LayersModelLike, type ModelArtifactsLike } from '@tensorpress/core-tensor';
 
 let L: typeof tfl;
 

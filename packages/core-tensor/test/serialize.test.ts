@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { GraphBuilder, runGraph, TensorpressError, type Graph, type Param } from '@tensorpress/core-tensor';
 import { seededArray, seededTensor } from '@tensorpress/test-utils';
-import { loadGraph, readGraph, saveGraph, writeGraph } from '../src/serialize.js';
+import { loadGraph, readGraph, saveGraph, writeGraph } from '@tensorpress/core-tensor';
 
 let dir: string;
 

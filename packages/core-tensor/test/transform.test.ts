@@ -12,7 +12,7 @@ import {
 } from '@tensorpress/core-tensor';
 import { expectClose, expectNoLeak, seededArray, seededTensor } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TransformationLayout, applyLayout, removeNode, replaceNode, type Command } from '../src/transform.js';
+import { TransformationLayout, applyLayout, removeNode, replaceNode, type Command } from '@tensorpress/core-tensor';
 
 beforeAll(async () => {
   await useBackend('cpu');

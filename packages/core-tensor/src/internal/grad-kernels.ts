@@ -1,29 +1,32 @@
 /**
- * Fast convolution gradient kernels, assembled from a backend's own forward kernels.
+ * Fast training kernels for the wasm and cpu backends, registered by {@link registerFastGradients}.
  *
  * Why: tfjs' wasm backend has no `Conv2DBackpropFilter` and no depthwise backprop kernels, and its
- * `Conv2DBackpropInput` is a single-threaded scalar loop; the cpu backend's backprop kernels walk
- * memory with large strides. Every convolution gradient is itself a convolution, so we rewrite
- * them onto the backend's (XNNPACK-backed on wasm) `Conv2D` / `DepthwiseConv2dNative`:
+ * `Conv2DBackpropInput`, `MaxPoolGrad`, `Tile` and transposed `BatchMatMul` are scalar loops; the
+ * cpu backend's backprop kernels walk memory with large strides. Every convolution gradient is
+ * itself a convolution, so we rewrite them onto the backend's own (XNNPACK on wasm) forward kernels:
  *
  * - dW of a conv: the batch becomes the reduction axis. `x` is laid out `[C_in, H, W, N]` (C_in acts
  *   as the batch, N as the channels) and `dy` as a filter `[OH, OW, N, C_out]`; the forward stride
  *   becomes the filter dilation and the forward dilation becomes the stride.
  * - dX of a conv: a stride-1 conv of the zero-dilated `dy` with the spatially flipped filter whose
  *   in/out channels are swapped, dilated like the forward filter.
- * - depthwise dW: the same batch-as-reduction trick with `N * C` channels in a depthwise conv,
- *   followed by a sum over N. Depthwise dX: a depthwise conv with the flipped filter (multiplier
- *   folded into the channels), followed by a sum over the multiplier.
+ * - depthwise dX: a depthwise conv of the zero-dilated `dy` with the flipped filter (multiplier
+ *   folded into the channels), then a sum over the multiplier. Depthwise dW, MaxPoolGrad and Tile
+ *   are memory-bound and run as typed-array loops (kernels-depthwise / -pool / -tile); BatchMatMul
+ *   is steered onto the wasm fast path (kernels-matmul).
  *
  * Kernel functions obtained with `tf.getKernel` run untaped, so nothing here is recorded for
  * higher-order gradients; intermediates are raw backend data released with `disposeData`.
  *
- * The kernels accept an extra `dilations` attribute (the stock attrs of `Conv2DBackprop*` have
- * none); {@link registerDilatedConvGradients} installs gradient functions that use it, which lifts
- * tfjs' "dilation rates greater than 1 are not yet supported in gradients" restriction.
+ * The convolution kernels accept an extra `dilations` attribute (the stock attrs of
+ * `Conv2DBackprop*` have none); {@link registerDilatedConvGradients} installs gradient functions
+ * that use it, which lifts tfjs' "dilation rates greater than 1 are not yet supported in
+ * gradients" restriction.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, Tensor4D, TensorInfo } from '@tensorflow/tfjs-core';
+import { depthwiseBackpropFilter } from './kernels-depthwise.js';
 import { batchMatMul } from './kernels-matmul.js';
 import { maxPoolGrad } from './kernels-pool.js';
 import type { Impl, Scope } from './kernels-scope.js';
@@ -71,7 +74,7 @@ const PLAN: Readonly<Record<string, readonly FastGradientKernel[]>> = {
 const REQUIRED: Readonly<Record<FastGradientKernel, readonly string[]>> = {
   Conv2DBackpropFilter: ['Conv2D', 'Transpose', 'Slice'],
   Conv2DBackpropInput: ['Conv2D', 'Transpose', 'Reverse', 'PadV2', 'Slice'],
-  DepthwiseConv2dNativeBackpropFilter: ['DepthwiseConv2dNative', 'Transpose', 'Slice', 'Sum'],
+  DepthwiseConv2dNativeBackpropFilter: [],
   DepthwiseConv2dNativeBackpropInput: ['DepthwiseConv2dNative', 'Reverse', 'PadV2', 'Slice', 'Sum'],
   MaxPoolGrad: [],
   Tile: [],
@@ -194,35 +197,7 @@ const IMPLS: Record<Exclude<FastGradientKernel, 'BatchMatMul' | 'Tile'>, Impl> =
     return nchw ? s.run('Transpose', { x: dx }, { perm: [0, 3, 1, 2] }) : dx;
   },
 
-  DepthwiseConv2dNativeBackpropFilter: (s, inputs, attrs) => {
-    const x = need(inputs, 'x');
-    const dy = need(inputs, 'dy');
-    const info = convInfo(x.shape, attrs['filterShape'] as number[], attrs, true, false);
-    checkDy(dy, info, 'DepthwiseConv2dNativeBackpropFilter');
-    const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, filterHeight: kh, filterWidth: kw } = info;
-    const m = info.outChannels / c;
-    const oh = info.outHeight;
-    const ow = info.outWidth;
-    // Every (sample, channel) pair becomes its own depthwise channel; dy is its filter.
-    const xT = s.view(s.run('Transpose', { x }, { perm: [1, 2, 0, 3] }), [1, h, w, n * c]);
-    const dyT = s.view(s.run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] }), [oh, ow, n * c, m]);
-    let z = s.run(
-      'DepthwiseConv2dNative',
-      { x: xT, filter: dyT },
-      {
-        strides: [info.dilationHeight, info.dilationWidth],
-        dilations: [info.strideHeight, info.strideWidth],
-        pad: batchReductionPadding(info),
-        dataFormat: 'NHWC',
-      },
-    );
-    if (z.shape[1] !== kh || z.shape[2] !== kw) {
-      z = s.run('Slice', { x: z }, { begin: [0, 0, 0, 0], size: [1, kh, kw, n * c * m] });
-    }
-    const perSample = s.view(z, [kh, kw, n, c * m]);
-    const summed = n === 1 ? perSample : s.run('Sum', { x: perSample }, { axis: [2], keepDims: false });
-    return s.view(summed, [kh, kw, c, m]);
-  },
+  DepthwiseConv2dNativeBackpropFilter: depthwiseBackpropFilter,
 
   DepthwiseConv2dNativeBackpropInput: (s, inputs, attrs) => {
     const dy = need(inputs, 'dy');
