@@ -27,8 +27,8 @@ export type { AlgorithmConfig, AlgorithmDefinition, AnyAlgorithmDefinition, Pipe
 export { z } from 'zod';
 export { hessianVectorProduct, crossEntropyLoss } from './hessian.js';
 export type { HessianLoss, HvpOptions } from './hessian.js';
-export { useBackend, currentBackend, ensureGradients, registerFastGradients, DEFAULT_BACKEND_ORDER } from './backend.js';
-export type { BackendName, BackendSelection, UseBackendOptions, SkippedBackend } from './backend.js';
+export { useBackend, currentBackend, ensureGradients, registerFastGradients, unregisterFastGradients, DEFAULT_BACKEND_ORDER } from './backend.js';
+export type { BackendName, BackendSelection, UseBackendOptions, SkippedBackend, FastGradientKernel } from './backend.js';
 export { TransformationLayout, applyLayout, replaceNode, removeNode } from './transform.js';
 export type {
   Command,
@@ -79,3 +79,19 @@ export { saveGraph, loadGraph, writeGraph, readGraph, GRAPH_FORMAT, GRAPH_FORMAT
 export type { SavedGraph, LoadGraphOptions, ReadGraphOptions, WriteGraphOptions, WrittenGraph } from './serialize.js';
 export { exportLayersArtifacts } from './export-layers.js';
 export type { LayersArtifacts, LayersWeightSpec, ExportLayersOptions } from './export-layers.js';
+export { fit, evaluate, learningRateAt } from './train.js';
+export type {
+  OptimizerConfig,
+  LrSchedule,
+  LrScheduleFn,
+  FitController,
+  BatchEndInfo,
+  EpochStats,
+  EpochEndInfo,
+  FitCallbacks,
+  FitOptions,
+  FitResult,
+  EvaluateOptions,
+  EvaluateResult,
+} from './train.js';
+export type { ProgressMode } from './internal/progress.js';

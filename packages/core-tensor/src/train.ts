@@ -212,6 +212,10 @@ function makeOptimizer(c: OptimizerConfig): tf.Optimizer {
   }
 }
 
+function isOptimizer(o: unknown): o is tf.Optimizer {
+  return typeof o === 'object' && o !== null && typeof (o as { applyGradients?: unknown }).applyGradients === 'function';
+}
+
 interface LrHandle {
   learningRate: number;
   setLearningRate?: (lr: number) => void;
@@ -284,7 +288,7 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
   if (typeof schedule !== 'function' && !SCHEDULES.has(schedule)) {
     throw new ConfigError('$.lrSchedule', `expected 'constant', 'cosine', 'step' or a function, got ${JSON.stringify(schedule)}`);
   }
-  const given = options.optimizer instanceof tf.Optimizer ? options.optimizer : undefined;
+  const given = isOptimizer(options.optimizer) ? options.optimizer : undefined;
   const config: OptimizerConfig | undefined = given ? undefined : ((options.optimizer as OptimizerConfig | undefined) ?? { type: 'adam', learningRate: 1e-3 });
   let baseLr: number;
   if (given) {

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_BACKEND_ORDER, currentBackend, ensureGradients, useBackend } from '../src/backend.js';
-import type { BackendName } from '../src/backend.js';
-import { TensorpressError } from '../src/errors.js';
+import { DEFAULT_BACKEND_ORDER, currentBackend, ensureGradients, useBackend } from '@tensorpress/core-tensor';
+import type { BackendName } from '@tensorpress/core-tensor';
+import { TensorpressError } from '@tensorpress/core-tensor';
 
 async function canImport(pkg: string): Promise<boolean> {
   try {

@@ -1,7 +1,22 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig } from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerFastGradients, useBackend } from '../src/backend.js';
-import { FAST_GRADIENT_KERNELS, isFastGradientKernel, originalKernel, unregisterFastGradients } from '../src/internal/grad-kernels.js';
+import { registerFastGradients, unregisterFastGradients, useBackend } from '@tensorpress/core-tensor';
+
+// tfjs' own kernels, captured on import (the backend packages register them when loaded), before
+// useBackend installs tensorpress' replacements: the reference for cpu, the "was it replaced" test.
+const TFJS_KERNELS = new Map<string, KernelConfig | undefined>();
+for (const backend of ['cpu', 'wasm']) {
+  for (const config of tf.getKernelsForBackend(backend)) TFJS_KERNELS.set(`${backend}/${config.kernelName}`, config);
+}
+const originalKernel = (name: string, backend: string) => TFJS_KERNELS.get(`${backend}/${name}`);
+/** True when `backend` serves `name` with something other than tfjs' own kernel. */
+const replaced = (name: string, backend: string) => {
+  const k = tf.getKernel(name, backend);
+  return k != null && k !== originalKernel(name, backend);
+};
 
 // ---------------------------------------------------------------------------------------------
 // Independent reference: plain loops over the definition of a (depthwise) convolution, in float64.
@@ -242,8 +257,8 @@ for (const backendName of ['cpu', 'wasm'] as const) {
   describe(`registerFastGradients (${backendName})`, () => {
     beforeAll(async () => {
       await useBackend(backendName);
-      // Exercise all four rewrites, including those cpu keeps its own kernels for by default.
-      registerFastGradients(backendName, FAST_GRADIENT_KERNELS);
+      // Exercise every rewrite, including those a backend keeps tfjs' kernel for by default.
+      registerFastGradients(backendName, ['DepthwiseConv2dNativeBackpropInput', 'BatchMatMul']);
     });
     afterAll(() => {
       unregisterFastGradients(backendName);
@@ -251,7 +266,110 @@ for (const backendName of ['cpu', 'wasm'] as const) {
     });
 
     it('serves every convolution gradient kernel', () => {
-      for (const name of FAST_GRADIENT_KERNELS) expect(isFastGradientKernel(tf.getKernel(name, backendName)), name).toBe(true);
+      const names = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'];
+      for (const name of [...names, 'MaxPoolGrad', 'Tile', 'BatchMatMul']) {
+        expect(replaced(name, backendName), name).toBe(true);
+      }
+      // wasm keeps XNNPACK's forward conv; cpu gets the register-blocked loop.
+      expect(replaced('Conv2D', backendName)).toBe(backendName === 'cpu');
+    });
+
+    it('Conv2D forward matches the definition', () => {
+      for (const c of cases(false)) {
+        // tfjs sizes a numeric padding from the filter height and stride height only; wasm's
+        // XNNPACK then writes the true width past the end of the buffer. Not ours to fix.
+        const skewed = c.k[0] !== c.k[1] || c.s[0] !== c.s[1] || c.d[0] !== c.d[1];
+        if (backendName === 'wasm' && typeof c.pad === 'number' && skewed) continue;
+        const [n, h, w, ci] = c.x as [number, number, number, number];
+        const [kh, kw] = c.k;
+        const g = geometry(h, w, kh, kw, c.s, c.d, c.pad);
+        const xv = randomData(sizeOf(c.x), 21);
+        const fv = randomData(kh * kw * ci * c.outC, 22);
+        const want = new Float64Array(n * g.outH * g.outW * c.outC);
+        for (let b = 0; b < n; b++)
+          for (let r = 0; r < g.outH; r++)
+            for (let q = 0; q < g.outW; q++)
+              for (let o = 0; o < c.outC; o++) {
+                let sum = 0;
+                for (let i = 0; i < kh; i++)
+                  for (let j = 0; j < kw; j++) {
+                    const row = r * c.s[0] - g.top + i * c.d[0];
+                    const col = q * c.s[1] - g.left + j * c.d[1];
+                    if (row < 0 || row >= h || col < 0 || col >= w) continue;
+                    for (let a = 0; a < ci; a++) sum += xv[((b * h + row) * w + col) * ci + a]! * fv[((i * kw + j) * ci + a) * c.outC + o]!;
+                  }
+                want[((b * g.outH + r) * g.outW + q) * c.outC + o] = sum;
+              }
+        const before = tf.memory().numTensors;
+        const x = tf.tensor4d(xv, c.x as [number, number, number, number]);
+        const f = tf.tensor4d(fv, [kh, kw, ci, c.outC]);
+        const got = runKernel('Conv2D', { x, filter: f }, { strides: c.s, dilations: c.d, pad: c.pad, dataFormat: 'NHWC' });
+        expect(got.shape).toEqual([n, g.outH, g.outW, c.outC]);
+        expectClose(got.values, want, `conv2d ${c.label}`);
+        tf.dispose([x, f]);
+        expect(tf.memory().numTensors).toBe(before);
+      }
+    });
+
+    it('Sum and Mean over leading axes, and broadcasting binary ops', () => {
+      const xv = randomData(4 * 3 * 5 * 6, 23);
+      const before = tf.memory().numTensors;
+      const x = tf.tensor4d(xv, [4, 3, 5, 6]);
+      for (const [axes, keepDims] of [
+        [[0, 1, 2], false],
+        [[0, 1, 2], true],
+        [[0], false],
+        [[1, 0], false],
+        [[3], false],
+        [[0, 1, 2, 3], false],
+        [[1, 2], false],
+      ] as [number[], boolean][]) {
+        const kept = [4, 3, 5, 6].map((d, i) => (axes.includes(i) ? 1 : d));
+        const size = sizeOf(kept);
+        const sum = new Float64Array(size);
+        const count = sizeOf(axes.map((a) => [4, 3, 5, 6][a]!));
+        for (let i = 0; i < xv.length; i++) {
+          const loc = [Math.floor(i / 90), Math.floor(i / 30) % 3, Math.floor(i / 6) % 5, i % 6];
+          let idx = 0;
+          for (let d = 0; d < 4; d++) idx = idx * kept[d]! + (axes.includes(d) ? 0 : loc[d]!);
+          sum[idx] = sum[idx]! + xv[i]!;
+        }
+        const shape = keepDims ? kept : [4, 3, 5, 6].filter((_, i) => !axes.includes(i));
+        for (const [kernel, want] of [
+          ['Sum', sum],
+          ['Mean', sum.map((v) => v / count)],
+        ] as const) {
+          const got = runKernel(kernel, { x }, { axis: axes, keepDims });
+          expect(got.shape, `${kernel} ${axes}`).toEqual(shape);
+          expectClose(got.values, want, `${kernel} ${axes} keepDims=${keepDims}`);
+        }
+      }
+      const y = tf.tensor4d(randomData(6, 24), [1, 1, 1, 6]);
+      const z = tf.tensor2d(randomData(5 * 6, 25), [5, 6]);
+      const yv = y.dataSync();
+      const zv = z.dataSync();
+      for (const [kernel, op] of [
+        ['Multiply', (p: number, q: number) => p * q],
+        ['Add', (p: number, q: number) => p + q],
+        ['Sub', (p: number, q: number) => p - q],
+        ['RealDiv', (p: number, q: number) => p / q],
+        ['Maximum', (p: number, q: number) => Math.max(p, q)],
+        ['Greater', (p: number, q: number) => (p > q ? 1 : 0)],
+      ] as const) {
+        for (const [a, b, av, bv, shape] of [
+          [x, y, xv, yv, [4, 3, 5, 6]],
+          [y, x, yv, xv, [4, 3, 5, 6]],
+          [z, y, zv, yv, [1, 1, 5, 6]],
+          [y, y, yv, yv, [1, 1, 1, 6]],
+        ] as const) {
+          const got = runKernel(kernel, { a, b }, {});
+          expect(got.shape).toEqual(shape);
+          const want = Array.from({ length: got.values.length }, (_, i) => op(av[i % av.length]!, bv[i % bv.length]!));
+          expectClose(got.values, want, `${kernel} ${a.shape} ${b.shape}`);
+        }
+      }
+      tf.dispose([x, y, z]);
+      expect(tf.memory().numTensors).toBe(before);
     });
 
     it('Conv2DBackpropFilter / Conv2DBackpropInput match the definition', () => {
@@ -272,7 +390,9 @@ for (const backendName of ['cpu', 'wasm'] as const) {
         { x: [2, 7, 9, 3], f: [2, 2], s: [2, 2], pad: 'valid' },
         { x: [2, 7, 9, 3], f: [2, 2], s: [2, 2], pad: 'same' },
         { x: [2, 7, 9, 3], f: [3, 3], s: [2, 2], pad: 'same' },
-        { x: [1, 8, 6, 5], f: [3, 2], s: [1, 2], pad: 1 },
+        { x: [1, 8, 6, 5], f: [3, 2], s: [1, 2], pad: 'same' },
+        // Numeric padding only with square windows: tfjs sizes it from the window height alone.
+        { x: [1, 8, 7, 5], f: [3, 3], s: [2, 2], pad: 1 },
       ];
       for (const p of pools) {
         for (const ties of [false, true]) {
@@ -284,6 +404,7 @@ for (const backendName of ['cpu', 'wasm'] as const) {
           const y = tf.maxPool(x, p.f, p.s, p.pad);
           const dy = tf.tensor4d(randomData(y.size, 12), y.shape as [number, number, number, number]);
           const got = runKernel('MaxPoolGrad', { dy, input: x, output: y }, { filterSize: p.f, strides: p.s, pad: p.pad });
+          const pooled = y.dataSync();
           const [n, h, w, c] = p.x;
           const [, oh, ow] = y.shape;
           const top = p.pad === 'valid' ? 0 : p.pad === 'same' ? Math.floor(Math.max(0, (oh! - 1) * p.s[0] + p.f[0] - h) / 2) : p.pad;
@@ -308,6 +429,7 @@ for (const backendName of ['cpu', 'wasm'] as const) {
                       }
                     }
                   if (at >= 0) want[at] = want[at]! + dyv[((b * oh! + r) * ow! + q) * c + k]!;
+                  expect(pooled[((b * oh! + r) * ow! + q) * c + k]! + 0, 'maxPool forward').toBe(Math.fround(best) + 0);
                 }
           expectClose(got.values, want, `maxPoolGrad ${JSON.stringify(p)} ties=${ties}`);
           if (backendName === 'cpu') {
@@ -326,6 +448,16 @@ for (const backendName of ['cpu', 'wasm'] as const) {
           expect(dataIds()).toBe(dataBefore);
         }
       }
+    });
+
+    it('Relu and Step follow tfjs, NaN included', () => {
+      const xv = Float32Array.from([-2, -0.5, 0, 0.25, 3, NaN, -Infinity, Infinity]);
+      const before = tf.memory().numTensors;
+      const x = tf.tensor1d(xv);
+      expect(Array.from(runKernel('Relu', { x }, {}).values)).toEqual([0, 0, 0, 0.25, 3, NaN, 0, Infinity]);
+      expect(Array.from(runKernel('Step', { x }, { alpha: 0.1 }).values)).toEqual([0.1, 0.1, 0.1, 1, 1, NaN, 0.1, 1].map(Math.fround));
+      x.dispose();
+      expect(tf.memory().numTensors).toBe(before);
     });
 
     it('Tile repeats blocks for every rank and dtype', () => {
@@ -434,18 +566,20 @@ for (const backendName of ['cpu', 'wasm'] as const) {
 describe('registerFastGradients', () => {
   it('is idempotent and restorable', async () => {
     await useBackend('cpu');
-    const original = tf.getKernel('Conv2DBackpropInput', 'cpu');
-    expect(isFastGradientKernel(original)).toBe(false);
-    expect(registerFastGradients('cpu', ['Conv2DBackpropInput'])).toEqual(['Conv2DBackpropInput']);
-    const ours = tf.getKernel('Conv2DBackpropInput', 'cpu');
-    expect(isFastGradientKernel(ours)).toBe(true);
-    registerFastGradients('cpu', ['Conv2DBackpropInput']);
-    expect(tf.getKernel('Conv2DBackpropInput', 'cpu')).toBe(ours);
+    // cpu keeps tfjs' depthwise input gradient by default.
+    const original = tf.getKernel('DepthwiseConv2dNativeBackpropInput', 'cpu');
+    expect(original).toBe(originalKernel('DepthwiseConv2dNativeBackpropInput', 'cpu'));
+    expect(registerFastGradients('cpu', ['DepthwiseConv2dNativeBackpropInput'])).toEqual(['DepthwiseConv2dNativeBackpropInput']);
+    const ours = tf.getKernel('DepthwiseConv2dNativeBackpropInput', 'cpu');
+    expect(replaced('DepthwiseConv2dNativeBackpropInput', 'cpu')).toBe(true);
+    registerFastGradients('cpu', ['DepthwiseConv2dNativeBackpropInput']);
+    expect(tf.getKernel('DepthwiseConv2dNativeBackpropInput', 'cpu')).toBe(ours);
     unregisterFastGradients('cpu');
-    expect(tf.getKernel('Conv2DBackpropInput', 'cpu')).toBe(original);
-    expect(isFastGradientKernel(tf.getKernel('Conv2DBackpropFilter', 'cpu'))).toBe(false);
+    expect(tf.getKernel('DepthwiseConv2dNativeBackpropInput', 'cpu')).toBe(original);
+    expect(replaced('Conv2DBackpropFilter', 'cpu')).toBe(false);
+    expect(replaced('Conv2D', 'cpu')).toBe(false);
     registerFastGradients('cpu');
-    expect(isFastGradientKernel(tf.getKernel('Conv2DBackpropFilter', 'cpu'))).toBe(true);
+    expect(replaced('Conv2DBackpropFilter', 'cpu')).toBe(true);
   });
 
   it('leaves backends it does not know alone', () => {
@@ -513,8 +647,9 @@ describe('conv gradients through tf.grad', () => {
 
   it('dilated gradients also work where tfjs kernels serve them (zero-inserted filter)', async () => {
     await useBackend('cpu');
-    // cpu keeps tfjs' own Conv2DBackpropInput / DepthwiseConv2dNativeBackpropInput by default.
-    expect(isFastGradientKernel(tf.getKernel('Conv2DBackpropInput', 'cpu'))).toBe(false);
+    // tfjs' own cpu kernels: the gradient functions must fall back to a zero-inserted filter.
+    unregisterFastGradients('cpu');
+    expect(replaced('Conv2DBackpropInput', 'cpu')).toBe(false);
     for (const c of gradCases.filter((g) => g.d[0] > 1)) {
       const before = tf.memory().numTensors;
       const got = grads(c);
@@ -532,5 +667,6 @@ describe('conv gradients through tf.grad', () => {
       expectClose(got.dx, ref.dx, `${c.label} dx`);
       expectClose(got.df, ref.dw, `${c.label} df`);
     }
+    registerFastGradients('cpu');
   });
 });

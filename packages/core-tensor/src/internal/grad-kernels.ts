@@ -26,6 +26,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, Tensor4D, TensorInfo } from '@tensorflow/tfjs-core';
+import { cpuConv2d, cpuConv2dBackpropFilter, cpuConv2dBackpropInput } from './kernels-cpu-conv.js';
+import { ARITHMETIC_KERNELS, BROADCAST_BINARY_KERNELS, arithmetic, broadcastBinary, leadingReduce } from './kernels-cpu-elementwise.js';
+import { cpuBatchMatMul, cpuMaxPool, cpuRelu, cpuStep } from './kernels-cpu-misc.js';
 import { depthwiseBackpropFilter } from './kernels-depthwise.js';
 import { batchMatMul } from './kernels-matmul.js';
 import { maxPoolGrad } from './kernels-pool.js';
@@ -44,7 +47,17 @@ const FAST_MARK: unique symbol = Symbol.for('@tensorpress/core-tensor/fast-kerne
 
 type MarkedConfig = KernelConfig & { [FAST_MARK]?: true };
 
-/** Kernels this module can provide: the convolution gradients plus the other training hot spots. */
+/** A replacement that calls the kernel it replaces for the cases it does not handle itself. */
+type Wrapper = (s: Scope, inputs: Parameters<Impl>[1], attrs: Parameters<Impl>[2], original: KernelFunc) => TensorInfo;
+
+interface Spec {
+  /** Backend kernels the replacement is built from; it is skipped if one is missing. */
+  requires: readonly string[];
+  /** Standalone body, or a wrapper around the original (which must then exist). */
+  impl: Impl | { wraps: Wrapper };
+}
+
+/** Every kernel this module can provide. */
 export const FAST_GRADIENT_KERNELS = [
   'Conv2DBackpropFilter',
   'Conv2DBackpropInput',
@@ -53,6 +66,13 @@ export const FAST_GRADIENT_KERNELS = [
   'MaxPoolGrad',
   'Tile',
   'BatchMatMul',
+  'Conv2D',
+  'MaxPool',
+  'Relu',
+  'Step',
+  'Sum',
+  'Mean',
+  ...BROADCAST_BINARY_KERNELS,
 ] as const;
 
 /** Name of a kernel this module can provide. */
@@ -60,29 +80,40 @@ export type FastGradientKernel = (typeof FAST_GRADIENT_KERNELS)[number];
 
 /**
  * Which kernels to install per backend, from measurements on a 2-core x86 machine (numbers in the
- * module docs of each kernel): wasm lacks three convolution gradients, and its
- * Conv2DBackpropInput, MaxPoolGrad, Tile and transposed/batched BatchMatMul are scalar loops; on
- * cpu the filter gradients are ~10x faster through the Conv2D loop and MaxPoolGrad/Tile through
- * typed-array loops, while cpu's own input gradients and matmul are as fast as a rewrite.
+ * module docs of each kernel file). wasm lacks three convolution gradients, and its
+ * Conv2DBackpropInput, MaxPoolGrad, Tile and transposed/batched BatchMatMul are scalar loops.
+ * On cpu every hot kernel of a conv/BN training step is a slow JS loop: Conv2D, its two
+ * gradients and BatchMatMul get register-blocked loops; MaxPool(Grad), Tile, depthwise dW, Relu,
+ * Step, the broadcasting binary ops and leading-axis reductions get typed-array fast paths.
  */
 const PLAN: Readonly<Record<string, readonly FastGradientKernel[]>> = {
-  wasm: FAST_GRADIENT_KERNELS,
-  cpu: ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'Tile'],
+  wasm: [
+    'Conv2DBackpropFilter',
+    'Conv2DBackpropInput',
+    'DepthwiseConv2dNativeBackpropFilter',
+    'DepthwiseConv2dNativeBackpropInput',
+    'MaxPoolGrad',
+    'Tile',
+    'BatchMatMul',
+  ],
+  cpu: [
+    'Conv2D',
+    'Conv2DBackpropFilter',
+    'Conv2DBackpropInput',
+    'DepthwiseConv2dNativeBackpropFilter',
+    'MaxPoolGrad',
+    'Tile',
+    'BatchMatMul',
+    'MaxPool',
+    'Relu',
+    'Step',
+    'Sum',
+    'Mean',
+    ...BROADCAST_BINARY_KERNELS,
+  ],
 };
 
-/** Backend kernels each replacement is built from (a replacement is skipped if one is missing). */
-const REQUIRED: Readonly<Record<FastGradientKernel, readonly string[]>> = {
-  Conv2DBackpropFilter: ['Conv2D', 'Transpose', 'Slice'],
-  Conv2DBackpropInput: ['Conv2D', 'Transpose', 'Reverse', 'PadV2', 'Slice'],
-  DepthwiseConv2dNativeBackpropFilter: [],
-  DepthwiseConv2dNativeBackpropInput: ['DepthwiseConv2dNative', 'Reverse', 'PadV2', 'Slice', 'Sum'],
-  MaxPoolGrad: [],
-  Tile: [],
-  BatchMatMul: ['Transpose', 'Slice', 'Concat'],
-};
-
-/** Replacements that wrap the backend's own kernel (they need it to exist). */
-const WRAPS: ReadonlySet<FastGradientKernel> = new Set(['BatchMatMul', 'Tile']);
+const wraps = (w: Wrapper) => ({ wraps: w });
 
 /** Original kernel configs we replaced, keyed `backend/kernel`, so they can be put back. */
 const originals = new Map<string, KernelConfig>();
@@ -94,27 +125,37 @@ export function isFastGradientKernel(config: KernelConfig | undefined): boolean 
 
 /**
  * Installs tensorpress' fast training kernels on `backendName` and returns the names of the
- * kernels now served by them: the convolution gradients (built from the backend's own
- * Conv2D / DepthwiseConv2dNative), MaxPoolGrad, Tile and, on wasm, BatchMatMul. Only wasm and cpu
- * have a plan; `kernels` overrides it. Missing kernels are added; slow ones are replaced (the
+ * kernels now served by them: the convolution gradients (built from the backend's own Conv2D /
+ * DepthwiseConv2dNative), MaxPoolGrad, Tile, and per backend the other measured hot spots (see
+ * PLAN: BatchMatMul on wasm; Conv2D, broadcasting binary ops, Sum and Mean on cpu). Only wasm and
+ * cpu have a plan; `kernels` overrides it. Missing kernels are added; slow ones are replaced (the
  * original is kept for {@link unregisterFastGradients}). Idempotent.
  */
 export function registerFastGradients(backendName: string, kernels?: readonly FastGradientKernel[]): FastGradientKernel[] {
   const plan = kernels ?? PLAN[backendName] ?? [];
   const installed: FastGradientKernel[] = [];
   for (const name of plan) {
-    if (!REQUIRED[name].every((dep) => tf.getKernel(dep, backendName) != null)) continue;
+    const spec = (backendName === 'cpu' ? CPU_SPECS[name] : undefined) ?? SPECS[name];
+    if (!spec.requires.every((dep) => tf.getKernel(dep, backendName) != null)) continue;
     const existing = tf.getKernel(name, backendName);
     if (isFastGradientKernel(existing)) {
       installed.push(name);
       continue;
     }
-    if (existing == null && WRAPS.has(name)) continue;
+    const impl = spec.impl;
+    let fn: KernelFunc;
+    if (typeof impl === 'function') {
+      fn = kernelFunc(impl, backendName);
+    } else {
+      if (existing == null) continue;
+      const original = existing.kernelFunc;
+      fn = kernelFunc((s, inputs, attrs) => impl.wraps(s, inputs, attrs, original), backendName);
+    }
     if (existing != null) {
       originals.set(`${backendName}/${name}`, existing);
       tf.unregisterKernel(name, backendName);
     }
-    const config: MarkedConfig = { kernelName: name, backendName, kernelFunc: makeKernel(name, backendName, existing?.kernelFunc) };
+    const config: MarkedConfig = { kernelName: name, backendName, kernelFunc: fn };
     config[FAST_MARK] = true;
     tf.registerKernel(config);
     installed.push(name);
@@ -136,22 +177,7 @@ export function unregisterFastGradients(backendName: string): void {
   }
 }
 
-/** The backend's original kernel that {@link registerFastGradients} replaced, if any. */
-export function originalKernel(kernelName: string, backendName: string): KernelConfig | undefined {
-  return originals.get(`${backendName}/${kernelName}`);
-}
-
-function makeKernel(name: FastGradientKernel, backendName: string, original: KernelFunc | undefined): KernelFunc {
-  if (name === 'BatchMatMul') return kernelFunc((s, inputs, attrs) => batchMatMul(s, inputs, attrs, original!), backendName);
-  if (name === 'Tile') {
-    return kernelFunc((s, inputs, attrs) => (need(inputs, 'x').dtype === 'string' ? s.call(original!, inputs, attrs) : tile(s, inputs, attrs)), backendName);
-  }
-  return kernelFunc(IMPLS[name], backendName);
-}
-
-const IMPLS: Record<Exclude<FastGradientKernel, 'BatchMatMul' | 'Tile'>, Impl> = {
-  MaxPoolGrad: maxPoolGrad,
-
+const IMPLS = {
   Conv2DBackpropFilter: (s, inputs, attrs) => {
     const x = need(inputs, 'x');
     const dy = need(inputs, 'dy');
@@ -197,7 +223,40 @@ const IMPLS: Record<Exclude<FastGradientKernel, 'BatchMatMul' | 'Tile'>, Impl> =
     return nchw ? s.run('Transpose', { x: dx }, { perm: [0, 3, 1, 2] }) : dx;
   },
 
-  DepthwiseConv2dNativeBackpropFilter: depthwiseBackpropFilter,
+  DepthwiseConv2dNativeBackpropFilter: (s, inputs, attrs) => {
+    const x = need(inputs, 'x');
+    const dy = need(inputs, 'dy');
+    const info = convInfo(x.shape, attrs['filterShape'] as number[], attrs, true, false);
+    checkDy(dy, info, 'DepthwiseConv2dNativeBackpropFilter');
+    const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, filterHeight: kh, filterWidth: kw } = info;
+    const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw, outHeight: oh, outWidth: ow } = info;
+    const m = info.outChannels / c;
+    const top = info.padInfo.top;
+    // The batch goes into the height: images are stacked every P = Q*sh rows and dy every Q rows,
+    // so one depthwise conv (dy as the filter, dilated by the stride) sums over the batch itself.
+    const q = oh - 1 + Math.ceil(((kh - 1) * dh + 1) / sh);
+    const p = q * sh;
+    let xs = x;
+    if (h + top > p) xs = s.run('Slice', { x }, { begin: [0, 0, 0, 0], size: [n, p - top, w, c] });
+    const rows = xs.shape[1]!;
+    const stacked = s.run('PadV2', { x: xs }, { paddings: [[0, 0], [top, p - rows - top], [0, 0], [0, 0]], constantValue: 0 });
+    const filter = q > oh ? s.run('PadV2', { x: dy }, { paddings: [[0, 0], [0, q - oh], [0, 0], [0, 0]], constantValue: 0 }) : dy;
+    const pad = batchReductionPadding(info);
+    let z = s.run(
+      'DepthwiseConv2dNative',
+      { x: s.view(stacked, [1, n * p, w, c]), filter: s.view(filter, [n * q, ow, c, m]) },
+      {
+        strides: [dh, dw],
+        dilations: [sh, sw],
+        pad: [[0, 0], [0, (kh - 1) * dh], pad[2], [0, 0]],
+        dataFormat: 'NHWC',
+      },
+    );
+    if (z.shape[1] !== kh || z.shape[2] !== kw) {
+      z = s.run('Slice', { x: z }, { begin: [0, 0, 0, 0], size: [1, kh, kw, c * m] });
+    }
+    return s.view(z, [kh, kw, c, m]);
+  },
 
   DepthwiseConv2dNativeBackpropInput: (s, inputs, attrs) => {
     const dy = need(inputs, 'dy');
@@ -217,7 +276,45 @@ const IMPLS: Record<Exclude<FastGradientKernel, 'BatchMatMul' | 'Tile'>, Impl> =
     if (m === 1) return z;
     return s.run('Sum', { x: s.view(z, [n, h, w, c, m]) }, { axis: [4], keepDims: false });
   },
+} satisfies Record<string, Impl>;
+
+const SPECS: Readonly<Record<FastGradientKernel, Spec>> = {
+  Conv2DBackpropFilter: { requires: ['Conv2D', 'Transpose', 'Slice'], impl: IMPLS.Conv2DBackpropFilter },
+  Conv2DBackpropInput: { requires: ['Conv2D', 'Transpose', 'Reverse', 'PadV2', 'Slice'], impl: IMPLS.Conv2DBackpropInput },
+  DepthwiseConv2dNativeBackpropFilter: {
+    requires: ['DepthwiseConv2dNative', 'PadV2', 'Slice'],
+    impl: IMPLS.DepthwiseConv2dNativeBackpropFilter,
+  },
+  DepthwiseConv2dNativeBackpropInput: {
+    requires: ['DepthwiseConv2dNative', 'Reverse', 'PadV2', 'Slice', 'Sum'],
+    impl: IMPLS.DepthwiseConv2dNativeBackpropInput,
+  },
+  MaxPoolGrad: { requires: [], impl: maxPoolGrad },
+  Tile: { requires: [], impl: wraps((s, inputs, attrs, original) => (need(inputs, 'x').dtype === 'string' ? s.call(original, inputs, attrs) : tile(s, inputs, attrs))) },
+  BatchMatMul: { requires: ['Transpose', 'Slice', 'Concat'], impl: wraps(batchMatMul) },
+  Conv2D: { requires: [], impl: wraps(cpuConv2d) },
+  MaxPool: { requires: [], impl: wraps(cpuMaxPool) },
+  Relu: { requires: [], impl: wraps(cpuRelu) },
+  Step: { requires: [], impl: wraps(cpuStep) },
+  Sum: { requires: [], impl: wraps(leadingReduce(false)) },
+  Mean: { requires: [], impl: wraps(leadingReduce(true)) },
+  ...binarySpecs(),
 };
+
+/** cpu-specific replacements: direct typed-array loops instead of the conv rewrites. */
+const CPU_SPECS: Partial<Record<FastGradientKernel, Spec>> = {
+  Conv2DBackpropFilter: { requires: [], impl: wraps(cpuConv2dBackpropFilter) },
+  Conv2DBackpropInput: { requires: [], impl: wraps(cpuConv2dBackpropInput) },
+  BatchMatMul: { requires: [], impl: wraps(cpuBatchMatMul) },
+  DepthwiseConv2dNativeBackpropFilter: { requires: [], impl: depthwiseBackpropFilter },
+};
+
+function binarySpecs(): Record<(typeof BROADCAST_BINARY_KERNELS)[number], Spec> {
+  const out = {} as Record<(typeof BROADCAST_BINARY_KERNELS)[number], Spec>;
+  for (const k of BROADCAST_BINARY_KERNELS) out[k] = { requires: [], impl: wraps(broadcastBinary) };
+  for (const k of ARITHMETIC_KERNELS) out[k] = { requires: [], impl: wraps(arithmetic(k)) };
+  return out;
+}
 
 /** Shapes, strides and the forward padding, exactly as the forward kernel computed them. */
 function convInfo(inShape: number[], filterShape: number[], attrs: NamedAttrMap, depthwise: boolean, nchw: boolean): Conv2DInfo {

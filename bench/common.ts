@@ -1,0 +1,102 @@
+/**
+ * Shared helpers of the benchmark suites: medians, step timing through `fit`'s own loop, and a
+ * stand-in weight fake-quant to measure the cost of a weight transform.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  CountingScheduler,
+  PRIORITY,
+  fit,
+  type AlgorithmController,
+  type CompressionBuilder,
+  type Dataset,
+  type Executor,
+  type FitController,
+  type Graph,
+} from '@tensorpress/core-tensor';
+
+/** Median of a list of numbers. */
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Rounds to `digits` decimals. */
+export function round(v: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+/**
+ * Median wall time of one training step (forward, backward, update) of `fit`'s own loop:
+ * `warmup + steps` batches are trained and the first `warmup` are dropped.
+ */
+export async function medianStepMs(
+  target: Executor,
+  data: Dataset,
+  options: { batchSize: number; steps: number; warmup: number; controller?: FitController },
+): Promise<{ medianMs: number; samples: number[] }> {
+  const n = options.batchSize * (options.steps + options.warmup);
+  const subset = data.subset(Array.from({ length: n }, (_, i) => i % data.size));
+  const marks: number[] = [];
+  let last = performance.now();
+  await fit(target, subset, {
+    epochs: 1,
+    batchSize: options.batchSize,
+    optimizer: { type: 'adam', learningRate: 1e-3 },
+    progress: false,
+    ...(options.controller ? { controller: options.controller } : {}),
+    callbacks: {
+      onBatchEnd: async (info) => {
+        // Reading the loss forces the step to finish on every backend before the clock is read.
+        await info.loss();
+        const now = performance.now();
+        marks.push(now - last);
+        last = now;
+      },
+    },
+  });
+  const samples = marks.slice(options.warmup);
+  return { medianMs: median(samples), samples };
+}
+
+/**
+ * A stand-in weight transform for overhead measurements: symmetric per-tensor 8-bit fake
+ * quantization with a straight-through gradient on every Conv and Gemm weight.
+ */
+export function standInFakeQuant(): CompressionBuilder {
+  const algorithm = 'bench_fake_quant';
+  const fq = tf.customGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
+    const scale = tf.div(tf.maximum(tf.max(tf.abs(x)), 1e-8), 127);
+    const y = tf.mul(tf.clipByValue(tf.round(tf.div(x, scale)), -127, 127), scale);
+    save([]);
+    return { value: y, gradFunc: (dy: tf.Tensor) => [dy] };
+  });
+  return {
+    algorithm,
+    priority: PRIORITY.quantization,
+    register(graph: Graph, layout) {
+      for (const node of graph.nodes) {
+        if ((node.op === 'Conv' || node.op === 'Gemm') && graph.isParam(node.inputs[1]!)) {
+          layout.addHook({ type: 'weight', node: node.name, input: 1 }, (w) => fq(w), {
+            algorithm,
+            priority: PRIORITY.quantization,
+            id: `${node.name}.weight`,
+          });
+        }
+      }
+    },
+    build: (): AlgorithmController => ({
+      algorithm,
+      scheduler: new CountingScheduler(),
+      loss: () => tf.scalar(0),
+      trainableVariables: () => [],
+      statistics: () => ({ algorithm, layers: [], total: {}, skipped: [] }),
+      state: () => ({}),
+      loadState: () => undefined,
+      strip: (g) => g,
+      dispose: () => undefined,
+    }),
+  };
+}
