@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   Executor,
   Graph,
+  batchNormTrain,
   GraphBuilder,
   TensorpressError,
   listOps,
@@ -131,6 +132,29 @@ describe('Executor', () => {
     expectClose(tf.slice(yEval!, [0, 0], [1, 1]), [(1 - 0.4) / Math.sqrt(0.9 + 2 / 3 + 1e-5)], { atol: 1e-5 });
     tf.dispose([xt, yEval!]);
     ex.dispose();
+  });
+
+  it('trains BN with a closed-form backward pass equal to autodiff through moments + batchNorm', () => {
+    for (const shape of [[4, 3, 5, 6], [7, 6]]) {
+      const x = seededTensor(shape, 31, -2, 3);
+      const gamma = seededTensor([6], 32, 0.5, 1.5);
+      const beta = seededTensor([6], 33);
+      const w = seededTensor(shape, 34);
+      const axes = [...Array(shape.length - 1).keys()];
+      const ours = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(batchNormTrain(a, g, b, 1e-5).y, w)));
+      const reference = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const m = tf.moments(a, axes);
+        return tf.sum(tf.mul(tf.batchNorm(a, m.mean, m.variance, b, g, 1e-5), w));
+      });
+      const got = ours([x, gamma, beta]);
+      const want = reference([x, gamma, beta]);
+      got.forEach((t, i) => expectClose(t, want[i]!, { atol: 1e-5, rtol: 1e-3, label: `grad ${i} of ${shape.join('x')}` }));
+      const fwd = batchNormTrain(x, gamma, beta, 1e-5);
+      const m = tf.moments(x, axes);
+      expectClose(fwd.mean, m.mean, { atol: 1e-6 });
+      expectClose(fwd.variance, m.variance, { atol: 1e-5 });
+      tf.dispose([x, gamma, beta, w, ...got, ...want, fwd.y, fwd.mean, fwd.variance, m.mean, m.variance]);
+    }
   });
 
   it('drops out only in train mode, reproducibly for a seed', () => {
