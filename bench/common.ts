@@ -67,7 +67,8 @@ export async function medianStepMs(
  */
 export function standInFakeQuant(): CompressionBuilder {
   const algorithm = 'bench_fake_quant';
-  const fq = tf.customGrad((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const fq = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
     const scale = tf.div(tf.maximum(tf.max(tf.abs(x)), 1e-8), 127);
     const y = tf.mul(tf.clipByValue(tf.round(tf.div(x, scale)), -127, 127), scale);
     save([]);

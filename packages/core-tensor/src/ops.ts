@@ -374,7 +374,8 @@ export function batchNormTrain(
   const count = x.size / x.shape[x.rank - 1]!;
   let mean: tf.Tensor | undefined;
   let variance: tf.Tensor | undefined;
-  const f = tf.customGrad((xi: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     // The kernel's scope disposes everything but its output and saved tensors: keep the moments.
     mean = tf.keep(tf.mean(xi, axes));
     const xc = tf.sub(xi, mean);
