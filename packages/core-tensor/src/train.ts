@@ -253,6 +253,15 @@ function logitsOf(ex: Executor, data: Dataset, what: string): number {
   return c;
 }
 
+/**
+ * One-hot targets as float32. tfjs-backend-wasm 4.22's OneHot kernel ignores a float32 `dtype`
+ * argument and writes int32 bits into a float32 tensor (every 1 reads as 1.4e-45), so the
+ * one-hot is made as int32 and cast.
+ */
+function oneHotFloat(labels: tf.Tensor, classes: number): tf.Tensor {
+  return tf.cast(tf.oneHot(labels as tf.Tensor1D, classes), 'float32');
+}
+
 function correctCount(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   return tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), labels), 'int32'));
 }
@@ -357,7 +366,7 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
               const { value: v, grads } = optimizer.computeGradients(() => {
                 const outputs = ex.run(batch.x, { training: true });
                 const logits = outputs[0]!;
-                let loss = tf.losses.softmaxCrossEntropy(tf.oneHot(lab, classes, 1, 0, 'float32'), logits) as tf.Scalar;
+                let loss = tf.losses.softmaxCrossEntropy(oneHotFloat(lab, classes), logits) as tf.Scalar;
                 if (controller) loss = tf.add(loss, controller.loss({ inputs: batch.x, labels: lab, outputs, executor: ex }));
                 stepCorrect = tf.keep(correctCount(logits, lab));
                 return loss;
@@ -477,7 +486,7 @@ export async function evaluate(target: Graph | Executor, data: Dataset, options:
         const [nl, nc] = tf.tidy(() => {
           const labels = int32Labels(batch.y);
           const logits = ex.run(batch.x)[0]!;
-          const l = tf.losses.softmaxCrossEntropy(tf.oneHot(labels, classes, 1, 0, 'float32'), logits, undefined, 0, tf.Reduction.SUM);
+          const l = tf.losses.softmaxCrossEntropy(oneHotFloat(labels, classes), logits, undefined, 0, tf.Reduction.SUM);
           return [tf.add(lossSum, l), tf.add(correct, correctCount(logits, labels))];
         });
         tf.dispose([lossSum, correct]);
