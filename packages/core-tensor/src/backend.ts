@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { TensorpressError } from './errors.js';
 import { registerDilatedConvGradients, registerFastGradients, unregisterFastGradients } from './internal/grad-kernels.js';
 import type { FastGradientKernel } from './internal/grad-kernels.js';
+import { MAX_WASM_THREADS, installNodeThreads, nodeCpuCount, releaseIdleWorkers } from './internal/wasm-threads.js';
 
 /** A tfjs backend tensorpress knows how to load. */
 export type BackendName = 'tensorflow' | 'webgpu' | 'webgl' | 'wasm' | 'cpu';
@@ -24,7 +25,13 @@ export interface UseBackendOptions {
    * `@tensorflow/tfjs-backend-wasm/dist/` folder; in a browser: next to the bundled script.
    */
   wasmPaths?: string | Record<string, string>;
-  /** XNNPACK threads for wasm (only where wasm threads work, i.e. cross-origin-isolated browsers). */
+  /**
+   * XNNPACK threads for wasm, 1 to 8. Default in Node: `min(2, CPUs)`, run on the package's
+   * threaded SIMD build through worker_threads (falls back to the single-threaded SIMD build if
+   * that cannot start); `1` takes the single-threaded build directly. In browsers it only matters
+   * where wasm threads work (cross-origin isolated) and defaults to tfjs' choice. Only the first
+   * initialization of the wasm backend in a process applies it.
+   */
   threads?: number;
   /**
    * Serve convolution gradients on wasm/cpu with tensorpress' fast kernels (default true). `false`
@@ -45,7 +52,7 @@ export interface BackendSelection {
   name: BackendName;
   /** Backends tried before `name` and skipped, in order; absent when the first choice loaded. */
   fallbackFrom?: SkippedBackend[];
-  /** Threads the wasm backend runs on (wasm only). */
+  /** XNNPACK threads the wasm backend runs on (wasm only). */
   threads?: number;
   /** Gradient kernels served by tensorpress' fast implementations on this backend. */
   fastGradients: FastGradientKernel[];
@@ -160,6 +167,11 @@ export function currentBackend(): string | null {
 async function activate(name: BackendName, options: UseBackendOptions): Promise<string | undefined> {
   const loaded = await load(name, options);
   if (loaded != null) return loaded;
+  if (name === 'wasm' && tf.engine().registry['wasm'] == null) return await initWasm(options);
+  return await initialize(name);
+}
+
+async function initialize(name: BackendName): Promise<string | undefined> {
   try {
     if (!(await tf.setBackend(name))) return 'the backend failed to initialize';
     await tf.ready();
@@ -167,6 +179,59 @@ async function activate(name: BackendName, options: UseBackendOptions): Promise<
     return `the backend failed to initialize (${message(e)})`;
   }
   return tf.getBackend() === name ? undefined : 'the backend failed to initialize';
+}
+
+/** How long a threaded wasm start may take before the single-threaded build is used instead. */
+const THREADED_INIT_TIMEOUT_MS = 30_000;
+/** tfjs-backend-wasm registers its factory with this priority (WASM_PRIORITY). */
+const WASM_PRIORITY = 2;
+
+/**
+ * First initialization of the wasm backend: multi-threaded in Node when more than one thread is
+ * wanted and the threads shim can start, else tfjs' own choice. Never fails because of threads.
+ */
+async function initWasm(options: UseBackendOptions): Promise<string | undefined> {
+  const cpus = await nodeCpuCount();
+  const requested = options.threads ?? (cpus != null ? Math.min(2, cpus) : undefined);
+  const threads = requested == null ? undefined : Math.max(1, Math.min(MAX_WASM_THREADS, Math.floor(requested)));
+  const main = cpus != null && threads != null && threads > 1 ? await nodeWasmMain() : undefined;
+  const shim = main != null && threads != null ? await installNodeThreads(threads, main) : undefined;
+  try {
+    if (threads != null) wasmModule?.setThreadsCount?.(threads);
+  } catch {
+    // Initialized meanwhile by someone else: their settings stand.
+  }
+  if (shim == null) return await initialize('wasm');
+
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve('the threaded wasm build did not start in time'), THREADED_INIT_TIMEOUT_MS);
+    (timer as { unref?: () => void }).unref?.();
+  });
+  let failure: string | undefined;
+  try {
+    const outcome = await Promise.race([
+      initialize('wasm').then((reason) => ({ reason, stuck: false })),
+      Promise.race([shim.failed, timeout]).then((reason) => ({ reason, stuck: true })),
+    ]);
+    if (outcome.reason == null) {
+      releaseIdleWorkers(tf.backend());
+      return undefined;
+    }
+    failure = outcome.reason;
+    shim.terminate();
+    if (outcome.stuck) {
+      // The pending initialization never settles: start over with a fresh registration.
+      const factory = tf.findBackendFactory('wasm');
+      tf.removeBackend('wasm');
+      if (factory != null) tf.registerBackend('wasm', factory, WASM_PRIORITY);
+    }
+  } finally {
+    clearTimeout(timer);
+    shim.restore();
+  }
+  const single = await initialize('wasm');
+  return single == null ? undefined : `${single}; threaded start: ${failure}`;
 }
 
 /** Makes sure `name` has a registered factory; returns why not, or undefined. */
@@ -228,12 +293,11 @@ async function loadWasm(options: UseBackendOptions): Promise<string | undefined>
     }
   }
   if (tf.findBackendFactory('wasm') == null) return '@tensorflow/tfjs-backend-wasm registered into another copy of @tensorflow/tfjs-core';
-  // Paths and threads only matter before the backend's first initialization; later calls are no-ops.
+  // Paths only matter before the backend's first initialization; later calls are no-ops.
   if (tf.engine().registry['wasm'] == null) {
     const paths = options.wasmPaths ?? (await nodeWasmFolder());
     try {
       if (paths != null) wasmModule.setWasmPaths(paths);
-      if (options.threads != null) wasmModule.setThreadsCount?.(options.threads);
     } catch {
       // Already initialized by someone else: their settings stand.
     }
@@ -244,18 +308,22 @@ async function loadWasm(options: UseBackendOptions): Promise<string | undefined>
 const WASM_PKG = '@tensorflow/tfjs-backend-wasm';
 const NODE_MODULE = 'node:module';
 
-/** The installed wasm package's dist folder (file path, so it works from any install layout). */
-async function nodeWasmFolder(): Promise<string | undefined> {
+/** The installed wasm package's main file (a file path, so it works from any install layout). */
+async function nodeWasmMain(): Promise<string | undefined> {
   const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
   if (proc?.versions?.node == null) return undefined;
   try {
     // Loaded lazily so browser bundles never see a node: import.
     const nodeModule = (await import(/* @vite-ignore */ /* webpackIgnore: true */ NODE_MODULE)) as typeof import('node:module');
-    const main = nodeModule.createRequire(import.meta.url).resolve(WASM_PKG);
-    return main.replace(/[^/\\]+$/, '');
+    return nodeModule.createRequire(import.meta.url).resolve(WASM_PKG);
   } catch {
     return undefined;
   }
+}
+
+/** The installed wasm package's dist folder. */
+async function nodeWasmFolder(): Promise<string | undefined> {
+  return (await nodeWasmMain())?.replace(/[^/\\]+$/, '');
 }
 
 async function wasmThreads(): Promise<number> {

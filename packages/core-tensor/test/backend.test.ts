@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_BACKEND_ORDER, currentBackend, ensureGradients, useBackend } from '@tensorpress/core-tensor';
@@ -41,9 +44,13 @@ describe('useBackend', () => {
     expect(tf.getGradient('Conv2D')).toBeDefined();
   });
 
-  it('activates wasm in Node from the installed package folder', async () => {
+  it('activates wasm in Node from the installed package folder, multi-threaded', async () => {
     const sel = await useBackend('wasm');
-    expect(sel).toMatchObject({ name: 'wasm', threads: 1 });
+    // Default: min(2, CPUs) XNNPACK threads through the worker_threads shim.
+    expect(sel).toMatchObject({ name: 'wasm', threads: Math.min(2, os.availableParallelism()) });
+    // The shim's temporary patches are gone.
+    expect(os.cpus().length).toBe(os.availableParallelism());
+    expect(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')).toBe(false);
     expect([...sel.fastGradients].sort()).toEqual(
       [
         'BatchMatMul',
@@ -52,6 +59,8 @@ describe('useBackend', () => {
         'DepthwiseConv2dNativeBackpropFilter',
         'DepthwiseConv2dNativeBackpropInput',
         'MaxPoolGrad',
+        'Mean',
+        'Sum',
         'Tile',
       ].sort(),
     );
@@ -124,6 +133,68 @@ describe('useBackend', () => {
   it('can leave tfjs kernels untouched', async () => {
     const sel = await useBackend('cpu', { fastGradients: false });
     expect(sel.fastGradients).toEqual([]);
+  });
+});
+
+/** Runs a plain `node` process on the package sources; resolves with its stdout once it exits. */
+function runNode(code: string, env: Record<string, string>): Promise<string> {
+  const root = fileURLToPath(new URL('../../..', import.meta.url));
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--conditions=@tensorpress/source', '--import', 'tsx', '--input-type=module', '-e', code],
+      { cwd: root, env: { ...process.env, ...env }, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => (error != null ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+    );
+  });
+}
+
+// Conv/pool/relu gradients of a small net; nothing keeps the process alive after the last line.
+const GRADIENT_SCRIPT = `
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '@tensorpress/core-tensor';
+const threads = process.env.THREADS === '' ? undefined : Number(process.env.THREADS);
+const sel = await useBackend('wasm', { threads });
+const x = tf.randomNormal([32, 12, 12, 1], 0, 1, 'float32', 1);
+const w1 = tf.randomNormal([3, 3, 1, 16], 0, 0.3, 'float32', 2);
+const w2 = tf.randomNormal([3, 3, 16, 32], 0, 0.1, 'float32', 3);
+const f = (x, w1, w2) => tf.sum(tf.square(tf.conv2d(tf.maxPool(tf.relu(tf.conv2d(x, w1, 1, 'same')), 2, 2, 'valid'), w2, 1, 'same')));
+const grads = tf.grads(f)([x, w1, w2]);
+console.log(JSON.stringify({ threads: sel.threads, grads: grads.map((g) => Array.from(g.dataSync())) }));
+`;
+
+describe('useBackend (wasm threads)', () => {
+  it('gives the same gradients on 1 and 2 threads, and plain node processes exit by themselves', async () => {
+    const [multi, single] = await Promise.all(
+      ['2', '1'].map(async (threads) => JSON.parse(await runNode(GRADIENT_SCRIPT, { THREADS: threads })) as { threads: number; grads: number[][] }),
+    );
+    expect(single!.threads).toBe(1);
+    expect(multi!.threads).toBe(os.availableParallelism() >= 2 ? 2 : 1);
+    expect(multi!.grads.map((g) => g.length)).toEqual([32 * 12 * 12, 3 * 3 * 16, 3 * 3 * 16 * 32]);
+    multi!.grads.forEach((g, i) => {
+      const want = single!.grads[i]!;
+      g.forEach((v, j) => expect(Math.abs(v - want[j]!)).toBeLessThanOrEqual(1e-6 + 1e-3 * Math.abs(want[j]!)));
+    });
+  });
+
+  it('falls back to the single-threaded build when worker threads fail to start', async () => {
+    // Every worker thread dies on start: useBackend must still give a working wasm backend.
+    const out = await runNode(
+      `
+import { createRequire } from 'node:module';
+const wt = createRequire(import.meta.url)('worker_threads');
+const Real = wt.Worker;
+wt.Worker = class extends Real { constructor(code, options) { super('throw new Error("no threads here")', options); } };
+const tf = await import('@tensorflow/tfjs-core');
+const { useBackend } = await import('@tensorpress/core-tensor');
+const sel = await useBackend('wasm', { threads: 2 });
+const y = tf.sum(tf.conv2d(tf.ones([1, 4, 4, 1]), tf.ones([3, 3, 1, 2]), 1, 'same'));
+console.log(JSON.stringify({ name: sel.name, threads: sel.threads, sum: y.dataSync()[0] }));
+`,
+      {},
+    );
+    // 'same' 3x3 all-ones on a 4x4 image: 4 corners x 4 + 8 edges x 6 + 4 inner x 9 = 100, per channel.
+    expect(JSON.parse(out)).toEqual({ name: 'wasm', threads: 1, sum: 200 });
   });
 });
 

@@ -267,7 +267,7 @@ for (const backendName of ['cpu', 'wasm'] as const) {
 
     it('serves every convolution gradient kernel', () => {
       const names = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'];
-      for (const name of [...names, 'MaxPoolGrad', 'Tile', 'BatchMatMul']) {
+      for (const name of [...names, 'MaxPoolGrad', 'Tile', 'BatchMatMul', 'Sum', 'Mean']) {
         expect(replaced(name, backendName), name).toBe(true);
       }
       // wasm keeps XNNPACK's forward conv; cpu gets the register-blocked loop.
@@ -372,12 +372,55 @@ for (const backendName of ['cpu', 'wasm'] as const) {
       expect(tf.memory().numTensors).toBe(before);
     });
 
+    it('Sum and Mean over leading axes of large tensors (pooled on wasm), NaN and integers included', () => {
+      for (const [shape, axes, keepDims] of [
+        [[64, 14, 14, 6], [0, 1, 2], false],
+        [[64, 14, 14, 6], [0, 1], true],
+        [[16, 1024, 3], [0, 1], false],
+        [[4096, 5], [0], false],
+        // 3·5·7·... rows: no power-of-two window, tfjs' kernel.
+        [[105, 3, 3, 20], [0, 1, 2], false],
+      ] as [number[], number[], boolean][]) {
+        const size = sizeOf(shape);
+        const cols = sizeOf(shape.slice(axes.length));
+        const rows = size / cols;
+        for (const data of ['random', 'ones', 'nan'] as const) {
+          const xv = data === 'ones' ? new Float32Array(size).fill(1) : randomData(size, 26);
+          if (data === 'nan') xv[cols + 1] = NaN;
+          const sum = new Float64Array(cols);
+          for (let i = 0; i < size; i++) sum[i % cols] = sum[i % cols]! + xv[i]!;
+          const before = tf.memory().numTensors;
+          const dataBefore = dataIds();
+          const x = tf.tensor(xv, shape);
+          const outShape = keepDims ? shape.map((d, i) => (axes.includes(i) ? 1 : d)) : shape.slice(axes.length);
+          for (const [kernel, want] of [
+            ['Sum', sum],
+            ['Mean', sum.map((v) => v / rows)],
+          ] as const) {
+            const got = runKernel(kernel, { x }, { axis: axes, keepDims });
+            const label = `${kernel} ${JSON.stringify(shape)} ${data}`;
+            expect(got.shape, label).toEqual(outShape);
+            if (data === 'ones') expect(Array.from(got.values), label).toEqual(Array.from(want, (v) => Math.fround(v)));
+            else if (data === 'nan') expect(Number.isNaN(got.values[1]!) && got.values.filter(Number.isNaN).length === 1, label).toBe(true);
+            else expectClose(got.values, want, label);
+          }
+          x.dispose();
+          expect(tf.memory().numTensors).toBe(before);
+          expect(dataIds()).toBe(dataBefore);
+        }
+      }
+    });
+
     it('Conv2DBackpropFilter / Conv2DBackpropInput match the definition', () => {
       for (const c of cases(false)) checkCase(c, false, backendName === 'cpu');
     });
 
     it('DepthwiseConv2dNativeBackpropFilter / Input match the definition', () => {
       for (const c of cases(true)) checkCase(c, true, backendName === 'cpu');
+    });
+
+    it('Conv2DBackpropFilter matches the definition for few input channels (im2col path)', () => {
+      for (const c of cases(false)) checkCase({ ...c, label: `${c.label} ci1`, x: [2, 7, 9, 1], outC: 32 }, false, false);
     });
 
     it('handles larger channel counts and batch 1', () => {
@@ -389,6 +432,9 @@ for (const backendName of ['cpu', 'wasm'] as const) {
       const pools: { x: [number, number, number, number]; f: [number, number]; s: [number, number]; pad: 'same' | 'valid' | number }[] = [
         { x: [2, 7, 9, 3], f: [2, 2], s: [2, 2], pad: 'valid' },
         { x: [2, 7, 9, 3], f: [2, 2], s: [2, 2], pad: 'same' },
+        // Even sizes: windows tile the image (the unrolled 2×2 path).
+        { x: [2, 8, 6, 5], f: [2, 2], s: [2, 2], pad: 'valid' },
+        { x: [1, 4, 10, 17], f: [2, 2], s: [2, 2], pad: 'same' },
         { x: [2, 7, 9, 3], f: [3, 3], s: [2, 2], pad: 'same' },
         { x: [1, 8, 6, 5], f: [3, 2], s: [1, 2], pad: 'same' },
         // Numeric padding only with square windows: tfjs sizes it from the window height alone.

@@ -6,9 +6,11 @@
  * cpu backend's backprop kernels walk memory with large strides. Every convolution gradient is
  * itself a convolution, so we rewrite them onto the backend's own (XNNPACK on wasm) forward kernels:
  *
- * - dW of a conv: the batch becomes the reduction axis. `x` is laid out `[C_in, H, W, N]` (C_in acts
- *   as the batch, N as the channels) and `dy` as a filter `[OH, OW, N, C_out]`; the forward stride
- *   becomes the filter dilation and the forward dilation becomes the stride.
+ * - dW of a conv with few input taps (kh·kw·C_in ≤ C_out): im2col by a one-hot conv, then one
+ *   matrix product (see im2colFilterGradient).
+ * - dW of other convs: the batch becomes the reduction axis. `x` is laid out `[C_in, H, W, N]`
+ *   (C_in acts as the batch, N as the channels) and `dy` as a filter `[OH, OW, N, C_out]`; the
+ *   forward stride becomes the filter dilation and the forward dilation becomes the stride.
  * - dX of a conv: a stride-1 conv of the zero-dilated `dy` with the spatially flipped filter whose
  *   in/out channels are swapped, dilated like the forward filter.
  * - depthwise dX: a depthwise conv of the zero-dilated `dy` with the flipped filter (multiplier
@@ -35,6 +37,7 @@ import { maxPoolGrad } from './kernels-pool.js';
 import type { Impl, Scope } from './kernels-scope.js';
 import { kernelFunc, need, pair } from './kernels-scope.js';
 import { tile } from './kernels-tile.js';
+import { wasmLeadingReduce } from './kernels-wasm-reduce.js';
 
 type Pair = [number, number];
 type Padding4 = [Pair, Pair, Pair, Pair];
@@ -80,8 +83,9 @@ export type FastGradientKernel = (typeof FAST_GRADIENT_KERNELS)[number];
 
 /**
  * Which kernels to install per backend, from measurements on a 2-core x86 machine (numbers in the
- * module docs of each kernel file). wasm lacks three convolution gradients, and its
- * Conv2DBackpropInput, MaxPoolGrad, Tile and transposed/batched BatchMatMul are scalar loops.
+ * module docs of each kernel file). wasm lacks three convolution gradients, its
+ * Conv2DBackpropInput, MaxPoolGrad, Tile and transposed/batched BatchMatMul are scalar loops, and
+ * its Sum/Mean over leading axes (batch-norm statistics) transpose first.
  * On cpu every hot kernel of a conv/BN training step is a slow JS loop: Conv2D, its two
  * gradients and BatchMatMul get register-blocked loops; MaxPool(Grad), Tile, depthwise dW, Relu,
  * Step, the broadcasting binary ops and leading-axis reductions get typed-array fast paths.
@@ -95,6 +99,8 @@ const PLAN: Readonly<Record<string, readonly FastGradientKernel[]>> = {
     'MaxPoolGrad',
     'Tile',
     'BatchMatMul',
+    'Sum',
+    'Mean',
   ],
   cpu: [
     'Conv2D',
@@ -127,15 +133,15 @@ export function isFastGradientKernel(config: KernelConfig | undefined): boolean 
  * Installs tensorpress' fast training kernels on `backendName` and returns the names of the
  * kernels now served by them: the convolution gradients (built from the backend's own Conv2D /
  * DepthwiseConv2dNative), MaxPoolGrad, Tile, and per backend the other measured hot spots (see
- * PLAN: BatchMatMul on wasm; Conv2D, broadcasting binary ops, Sum and Mean on cpu). Only wasm and
- * cpu have a plan; `kernels` overrides it. Missing kernels are added; slow ones are replaced (the
- * original is kept for {@link unregisterFastGradients}). Idempotent.
+ * PLAN: BatchMatMul, Sum and Mean on wasm; Conv2D, broadcasting binary ops, Sum and Mean on cpu).
+ * Only wasm and cpu have a plan; `kernels` overrides it. Missing kernels are added; slow ones are
+ * replaced (the original is kept for {@link unregisterFastGradients}). Idempotent.
  */
 export function registerFastGradients(backendName: string, kernels?: readonly FastGradientKernel[]): FastGradientKernel[] {
   const plan = kernels ?? PLAN[backendName] ?? [];
   const installed: FastGradientKernel[] = [];
   for (const name of plan) {
-    const spec = (backendName === 'cpu' ? CPU_SPECS[name] : undefined) ?? SPECS[name];
+    const spec = BACKEND_SPECS[backendName]?.[name] ?? SPECS[name];
     if (!spec.requires.every((dep) => tf.getKernel(dep, backendName) != null)) continue;
     const existing = tf.getKernel(name, backendName);
     if (isFastGradientKernel(existing)) {
@@ -184,6 +190,11 @@ const IMPLS = {
     const nchw = attrs['dataFormat'] === 'NCHW';
     const info = convInfo(x.shape, attrs['filterShape'] as number[], attrs, false, nchw);
     checkDy(dy, info, 'Conv2DBackpropFilter');
+    const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co } = info;
+    if (kh * kw * ci <= co && tf.getKernel('BatchMatMul', s.backendName) != null) {
+      const dW = im2colFilterGradient(s, x, dy, info, nchw);
+      if (dW != null) return dW;
+    }
     // [C_in, H, W, N] and [OH, OW, N, C_out], straight from either layout.
     const xT = s.run('Transpose', { x }, { perm: nchw ? [1, 2, 3, 0] : [3, 1, 2, 0] });
     const dyT = s.run('Transpose', { x: dy }, { perm: nchw ? [2, 3, 0, 1] : [1, 2, 0, 3] });
@@ -198,7 +209,6 @@ const IMPLS = {
         dataFormat: 'NHWC',
       },
     );
-    const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co } = info;
     if (w.shape[1] !== kh || w.shape[2] !== kw) {
       w = s.run('Slice', { x: w }, { begin: [0, 0, 0, 0], size: [ci, kh, kw, co] });
     }
@@ -309,11 +319,62 @@ const CPU_SPECS: Partial<Record<FastGradientKernel, Spec>> = {
   DepthwiseConv2dNativeBackpropFilter: { requires: [], impl: depthwiseBackpropFilter },
 };
 
+/** wasm-specific replacements. */
+const WASM_SPECS: Partial<Record<FastGradientKernel, Spec>> = {
+  Sum: { requires: ['AvgPool'], impl: wraps(wasmLeadingReduce(false)) },
+  Mean: { requires: ['AvgPool'], impl: wraps(wasmLeadingReduce(true)) },
+};
+
+const BACKEND_SPECS: Readonly<Record<string, Partial<Record<FastGradientKernel, Spec>>>> = { cpu: CPU_SPECS, wasm: WASM_SPECS };
+
 function binarySpecs(): Record<(typeof BROADCAST_BINARY_KERNELS)[number], Spec> {
   const out = {} as Record<(typeof BROADCAST_BINARY_KERNELS)[number], Spec>;
   for (const k of BROADCAST_BINARY_KERNELS) out[k] = { requires: [], impl: wraps(broadcastBinary) };
   for (const k of ARITHMETIC_KERNELS) out[k] = { requires: [], impl: wraps(arithmetic(k)) };
   return out;
+}
+
+/**
+ * Weight gradient as im2col + one matrix product, for layers with few input taps (K = kh·kw·C_in
+ * at most C_out, e.g. a first layer on 1-channel images). The patches come from a conv with the
+ * forward strides and dilations, padding reaching exactly what the forward conv read, and a
+ * one-hot filter `[kh, kw, C_in, K]`; their column order (tap row, tap column, channel) is
+ * already dW's row order: dW = patchesᵀ · dy. The one-hot conv costs P·K² multiply-adds against
+ * the product's P·K·C_out, hence the rule. On wasm, 64×28×28×1 → 16 channels inside a training
+ * step: ~17 → ~14 ms; what remains is mostly XNNPACK packing dy as the product's weights (the
+ * batch-as-reduction conv packs it too, after transposing it).
+ * Returns undefined (nothing computed) when explicit padding cannot reproduce the forward
+ * geometry.
+ */
+function im2colFilterGradient(s: Scope, x: TensorInfo, dy: TensorInfo, info: Conv2DInfo, nchw: boolean): TensorInfo | undefined {
+  const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co, inHeight: h, inWidth: w } = info;
+  // Explicit padding reaching exactly the rows/columns the forward conv read; where it read less
+  // than the whole image (and tfjs' numeric-padding quirk), the output would be larger: skip.
+  const pad = batchReductionPadding(info);
+  const outH = Math.floor((h + pad[1][0] + pad[1][1] - ((kh - 1) * info.dilationHeight + 1)) / info.strideHeight) + 1;
+  const outW = Math.floor((w + pad[2][0] + pad[2][1] - ((kw - 1) * info.dilationWidth + 1)) / info.strideWidth) + 1;
+  if (outH !== info.outHeight || outW !== info.outWidth) return undefined;
+  const k = kh * kw * ci;
+  const { info: oneHot, values } = s.output([kh, kw, ci, k], 'float32');
+  values.fill(0);
+  for (let i = 0; i < k; i++) values[i * k + i] = 1;
+  const xs = nchw ? s.run('Transpose', { x }, { perm: [0, 2, 3, 1] }) : x;
+  const dys = nchw ? s.run('Transpose', { x: dy }, { perm: [0, 2, 3, 1] }) : dy;
+  const patches = s.run(
+    'Conv2D',
+    { x: xs, filter: oneHot },
+    {
+      strides: [info.strideHeight, info.strideWidth],
+      dilations: [info.dilationHeight, info.dilationWidth],
+      pad,
+      dataFormat: 'NHWC',
+    },
+  );
+  const p = info.batchSize * outH * outW;
+  // Explicit transpose: BatchMatMul's fast path takes untransposed operands only.
+  const pt = s.run('Transpose', { x: s.view(patches, [p, k]) }, { perm: [1, 0] });
+  const dW = s.run('BatchMatMul', { a: s.view(pt, [1, k, p]), b: s.view(dys, [1, p, co]) }, { transposeA: false, transposeB: false });
+  return s.view(dW, [kh, kw, ci, co]);
 }
 
 /** Shapes, strides and the forward padding, exactly as the forward kernel computed them. */
