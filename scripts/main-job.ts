@@ -23,7 +23,8 @@ async function main(): Promise<void> {
   const { graph: trained } = await fit(graph, train, {
     epochs: 3,
     batchSize: 64,
-    optimizer: { type: 'adam', learningRate: 2e-3 },
+    optimizer: { type: 'adam', learningRate: 4e-3 },
+    progress: true,
     lrSchedule: 'cosine',
     seed: 0,
     validation: test,

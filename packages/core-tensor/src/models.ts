@@ -69,20 +69,20 @@ function convBnAct(
 }
 
 /**
- * A plain VGG-style CNN with batch normalisation (its first layers kept narrow so that a
- * training step stays cheap on the cpu backend):
+ * A plain VGG-style CNN with batch normalisation:
  *
- * `conv1 3×3×16 + bn1 + relu1 → pool1 (max 2×2) → conv2 3×3×32 + bn2 + relu2 → pool2 →
+ * `conv1 3×3×32 + bn1 + relu1 → pool1 (max 2×2) → conv2 3×3×32 + bn2 + relu2 → pool2 →
  * conv3 3×3×64 + bn3 + relu3 → pool3 → flatten → fc1 128 + relu4 → fc2 (logits)`.
  *
- * On 28×28×1 inputs: 98,778 parameters (98,554 trainable; the rest are BN running statistics) and
- * 1.99 M MACs per example.
+ * On 28×28×1 inputs: 103,594 parameters (incl. BN running statistics) and ~3.0 M MACs per example.
+ * conv1 has 32 filters rather than 16: on Fashion-MNIST (3 epochs, Adam 4e-3 cosine) 16 filters
+ * reached 91.49% and 32 reached 91.57%, for ~25% more step time.
  */
 export function plainCnn(options: ReferenceModelOptions = {}): Graph {
   const { shape, classes, seed, ch } = resolve(options, 'plainCnn', true);
   const b = new GraphBuilder({ seed });
   let h = b.input('input', [null, ...shape]);
-  h = convBnAct(b, h, { conv: 'conv1', bn: 'bn1', act: 'relu1' }, { filters: ch(16), kernel: 3, act: 'relu' });
+  h = convBnAct(b, h, { conv: 'conv1', bn: 'bn1', act: 'relu1' }, { filters: ch(32), kernel: 3, act: 'relu' });
   h = b.maxPool(h, 2, { name: 'pool1' });
   h = convBnAct(b, h, { conv: 'conv2', bn: 'bn2', act: 'relu2' }, { filters: ch(32), kernel: 3, act: 'relu' });
   h = b.maxPool(h, 2, { name: 'pool2' });

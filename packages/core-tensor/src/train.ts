@@ -1,10 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { ensureGradients } from './backend.js';
 import type { LossContext } from './compression-types.js';
 import type { Dataset } from './data.js';
 import { ConfigError, TensorpressError } from './errors.js';
 import { Executor } from './executor.js';
 import type { Graph } from './graph.js';
 import { createProgress, type ProgressMode, type ProgressReporter } from './internal/progress.js';
+
+export type { ProgressMode };
 
 /** An optimizer for {@link fit} to create (and dispose). */
 export interface OptimizerConfig {
@@ -287,6 +290,13 @@ function fmt(x: number): string {
  *
  * Values are read from the device once per epoch (and, with a progress bar, every 20 steps), so
  * steps are not stalled by syncs. The same seed gives the same weights on the same backend.
+ * Gradients are loaded with `ensureGradients()`; the backend is whatever tfjs has active.
+ *
+ * @example
+ * const { graph, history } = await fit(referenceModels.plainCnn(), mnist.train, {
+ *   epochs: 3, batchSize: 64, optimizer: { type: 'adam', learningRate: 3e-3 }, lrSchedule: 'cosine',
+ *   validation: mnist.test,
+ * });
  */
 export async function fit(target: Graph | Executor, data: Dataset, options: FitOptions): Promise<FitResult> {
   const epochs = checkInt('$.epochs', options.epochs, 0);
@@ -310,6 +320,8 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
     baseLr = config!.learningRate;
   }
 
+  // Gradient functions live in tfjs-layers' bundle; loading them here lets fit work on any backend setup.
+  await ensureGradients();
   const owned = !(target instanceof Executor);
   const ex = target instanceof Executor ? target : new Executor(target, { seed });
   let optimizer: tf.Optimizer | undefined;

@@ -4,7 +4,7 @@
  * imported in a browser or when progress is off.
  */
 
-/** `true`: a bar on a TTY, plain lines otherwise; `'auto'`: a bar on a TTY, nothing otherwise; `false`: nothing. */
+/** `true`: a bar on a TTY, one line per pass otherwise; `'auto'`: a bar on a TTY, nothing otherwise; `false`: nothing. */
 export type ProgressMode = boolean | 'auto';
 
 /** What fit/evaluate tell the reporter. */

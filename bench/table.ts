@@ -1,0 +1,25 @@
+/**
+ * `node --import tsx bench/table.ts <name> [columns...]` prints bench/results/<name>.json as a
+ * markdown table, so README tables are exactly what a bench wrote.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const [name, ...columns] = process.argv.slice(2);
+if (!name) {
+  console.error('usage: node --import tsx bench/table.ts <name> [columns...]');
+  process.exit(2);
+}
+const data = JSON.parse(await readFile(path.join(here, 'results', `${name}.json`), 'utf8')) as {
+  date: string;
+  machine: Record<string, unknown>;
+  rows: Record<string, unknown>[];
+};
+const cols = columns.length > 0 ? columns : [...new Set(data.rows.flatMap((r) => Object.keys(r)))];
+const cell = (v: unknown): string => (v === undefined ? '' : typeof v === 'number' ? String(v) : String(v));
+console.log(`| ${cols.join(' | ')} |`);
+console.log(`| ${cols.map(() => '---').join(' | ')} |`);
+for (const r of data.rows) console.log(`| ${cols.map((c) => cell(r[c])).join(' | ')} |`);
+console.log(`\n${data.date.slice(0, 10)}, ${String(data.machine['cpus'])} cores (${String(data.machine['cpuModel'])}), Node ${String(data.machine['node'])}`);
