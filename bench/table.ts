@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/table.ts <name> [columns...]` prints bench/results/<name>.json as a
+ * `node --import tsx bench/table.ts <name> [columns...]` (a trailing `?` marks an optional column) prints bench/results/<name>.json as a
  * markdown table, so README tables are exactly what a bench wrote.
  */
 import { readFile } from 'node:fs/promises';
@@ -17,9 +17,13 @@ const data = JSON.parse(await readFile(path.join(here, 'results', `${name}.json`
   machine: Record<string, unknown>;
   rows: Record<string, unknown>[];
 };
-const cols = columns.length > 0 ? columns : [...new Set(data.rows.flatMap((r) => Object.keys(r)))];
+// A column ending in `?` is optional; rows missing any other requested column are left out.
+const wanted = columns.length > 0 ? columns : [...new Set(data.rows.flatMap((r) => Object.keys(r)))];
+const cols = wanted.map((c) => c.replace(/\?$/, ''));
+const required = wanted.filter((c) => !c.endsWith('?'));
+const rows = data.rows.filter((r) => required.every((c) => r[c] !== undefined));
 const cell = (v: unknown): string => (v === undefined ? '' : typeof v === 'number' ? String(v) : String(v));
 console.log(`| ${cols.join(' | ')} |`);
 console.log(`| ${cols.map(() => '---').join(' | ')} |`);
-for (const r of data.rows) console.log(`| ${cols.map((c) => cell(r[c])).join(' | ')} |`);
+for (const r of rows) console.log(`| ${cols.map((c) => cell(r[c])).join(' | ')} |`);
 console.log(`\n${data.date.slice(0, 10)}, ${String(data.machine['cpus'])} cores (${String(data.machine['cpuModel'])}), Node ${String(data.machine['node'])}`);

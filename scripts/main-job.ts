@@ -22,8 +22,8 @@ async function main(): Promise<void> {
   const started = Date.now();
   const { graph: trained } = await fit(graph, train, {
     epochs: 3,
-    batchSize: 64,
-    optimizer: { type: 'adam', learningRate: 4e-3 },
+    batchSize: 32,
+    optimizer: { type: 'adam', learningRate: 2e-3 },
     progress: true,
     lrSchedule: 'cosine',
     seed: 0,
