@@ -94,4 +94,4 @@ export type {
   EvaluateOptions,
   EvaluateResult,
 } from './train.js';
-export type { ProgressMode } from './internal/progress.js';
+export type { ProgressMode } from './train.js';

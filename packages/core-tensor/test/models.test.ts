@@ -23,12 +23,12 @@ const EXPECTED = {
     bnStats: 2 * (16 + 2 * 16 + 3 * 32 + 3 * 64),
     macs: 112_896 + 2 * 451_584 + 225_792 + 451_584 + 25_088 + 294_912 + 589_824 + 32_768 + 640,
   },
-  // stem 144+64; ds1 dw 144+64, pw 512+128; ds2 dw 288+128, pw 1536+192; ir1 9216+768, 1728+768, 9216+192;
-  // head 6144+512; fc 1290.
+  // stem 144+64; ds1 dw 144+64, pw 384+96; ir1 2304+384, 864+384, 2304+96; ds2 dw 216+96, pw 1536+256;
+  // head 8192+512; fc 1290.
   mobileNetCnn: {
-    params: 33_034,
-    bnStats: 2 * (16 + 16 + 32 + 32 + 48 + 192 + 192 + 48 + 128),
-    macs: 28_224 + 28_224 + 100_352 + 14_112 + 75_264 + 451_584 + 84_672 + 451_584 + 301_056 + 1_280,
+    params: 19_330,
+    bnStats: 2 * (16 + 16 + 24 + 96 + 96 + 24 + 24 + 64 + 128),
+    macs: 28_224 + 28_224 + 75_264 + 451_584 + 169_344 + 451_584 + 10_584 + 75_264 + 401_408 + 1_280,
   },
   // 784*256+256, 256*128+128, 128*10+10.
   mlp: { params: 235_146, bnStats: 0, macs: 200_704 + 32_768 + 1_280 },
@@ -108,10 +108,10 @@ describe('referenceModels', () => {
     expect(res.requireNode('block2.add').inputs).toEqual(['block2.bn2', 'block2.down_bn']);
     expect(res.requireNode('block2.down').attrs['strides']).toEqual([2, 2]);
     const mb = mobileNetCnn();
-    expect(names(mb)).toEqual(expect.arrayContaining(['stem.conv', 'ds1.dw', 'ds1.pw', 'ds2.dw', 'ds2.pw', 'ir1.expand', 'ir1.dw', 'ir1.project', 'ir1.add', 'head.conv', 'fc']));
-    expect(mb.requireNode('ir1.add').inputs).toEqual(['ir1.project_bn', 'ds2.pw_relu']);
-    expect(mb.requireNode('ir1.dw').attrs['group']).toBe(192);
-    expect(mb.requireNode('ds2.dw').attrs['group']).toBe(32);
+    expect(names(mb)).toEqual(expect.arrayContaining(['stem.conv', 'ds1.dw', 'ds1.pw', 'ir1.expand', 'ir1.dw', 'ir1.project', 'ir1.add', 'ds2.dw', 'ds2.pw', 'head.conv', 'fc']));
+    expect(mb.requireNode('ir1.add').inputs).toEqual(['ir1.project_bn', 'ds1.pw_relu']);
+    expect(mb.requireNode('ir1.dw').attrs['group']).toBe(96);
+    expect(mb.requireNode('ds2.dw').attrs['group']).toBe(24);
     expect(mb.requireNode('ds2.dw').attrs['strides']).toEqual([2, 2]);
     expect(mb.requireNode('stem.relu').op).toBe('Clip');
   });
