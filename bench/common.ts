@@ -4,8 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  CountingScheduler,
   PRIORITY,
+  defineController,
   fit,
   type AlgorithmController,
   type CompressionBuilder,
@@ -88,16 +88,6 @@ export function standInFakeQuant(): CompressionBuilder {
         }
       }
     },
-    build: (): AlgorithmController => ({
-      algorithm,
-      scheduler: new CountingScheduler(),
-      loss: () => tf.scalar(0),
-      trainableVariables: () => [],
-      statistics: () => ({ algorithm, layers: [], total: {}, skipped: [] }),
-      state: () => ({}),
-      loadState: () => undefined,
-      strip: (g) => g,
-      dispose: () => undefined,
-    }),
+    build: (): AlgorithmController => defineController(algorithm),
   };
 }

@@ -185,3 +185,26 @@ export class CountingScheduler implements CompressionScheduler {
     this.stepInEpoch = 0;
   }
 }
+
+/**
+ * An algorithm controller with defaults for every part an algorithm does not need: no loss, no
+ * extra variables, a counting scheduler, empty statistics, no state, strip = identity, nothing to
+ * free. Techniques override what they implement.
+ */
+export function defineController(
+  algorithm: string,
+  parts: Partial<Omit<AlgorithmController, 'algorithm'>> = {},
+): AlgorithmController {
+  return {
+    algorithm,
+    scheduler: new CountingScheduler(),
+    loss: () => tf.scalar(0),
+    trainableVariables: () => [],
+    statistics: () => ({ algorithm, layers: [], total: {}, skipped: [] }),
+    state: () => ({}),
+    loadState: () => undefined,
+    strip: (g) => g,
+    dispose: () => undefined,
+    ...parts,
+  };
+}

@@ -46,7 +46,7 @@ export { foldBatchNorm, foldAllBatchNorms } from './fold-batchnorm.js';
 export type { FoldAllResult, FoldSkip } from './fold-batchnorm.js';
 export { cutChannels, channelDependencies } from './channel-cut.js';
 export type { ChannelCutSpec, ChannelDependencies, ChannelRole, ChannelStep } from './channel-cut.js';
-export { compress, CountingScheduler } from './compression.js';
+export { compress, CountingScheduler, defineController } from './compression.js';
 export type {
   CompressionBuilder,
   CompressedModel,

@@ -1,13 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  CountingScheduler,
   Executor,
+  defineController,
   GraphBuilder,
   PRIORITY,
   compress,
   hessianVectorProduct,
   useBackend,
-  type AlgorithmController,
   type CompressionBuilder,
   type CompressedModel,
   type Graph,
@@ -36,20 +35,7 @@ function smallCnn(seed = 1): Graph {
 }
 
 /** A minimal controller with everything defaulted; tests override what they exercise. */
-function baseController(algorithm: string, over: Partial<AlgorithmController> = {}): AlgorithmController {
-  return {
-    algorithm,
-    scheduler: new CountingScheduler(),
-    loss: () => tf.scalar(0),
-    trainableVariables: () => [],
-    statistics: () => ({ algorithm, layers: [], total: {}, skipped: [] }),
-    state: () => ({}),
-    loadState: () => undefined,
-    strip: (g) => g,
-    dispose: () => undefined,
-    ...over,
-  };
-}
+const baseController = defineController;
 
 /** A weight transform: a fixed 0/1 mask on conv1's weight, made permanent by strip(). */
 function maskBuilder(mask: Float32Array): CompressionBuilder {
