@@ -119,7 +119,7 @@ export interface FitOptions {
   validationBatchSize?: number;
   /** Drop a last batch smaller than `batchSize`. Default false. */
   dropRemainder?: boolean;
-  /** `true`: a bar on a TTY, one line per epoch otherwise; `'auto'` (default): a bar on a TTY only; `false`: silent. */
+  /** `true` (default): a bar on a TTY, one line per epoch otherwise; `'auto'`: a bar on a TTY only; `false`: silent. */
   progress?: ProgressMode;
   /** Receives the per-epoch summary line, whatever `progress` says. */
   log?: (line: string) => void;
@@ -136,7 +136,7 @@ export interface FitResult {
 export interface EvaluateOptions {
   /** Default 256. */
   batchSize?: number;
-  /** As in {@link FitOptions.progress}. Default `'auto'`. */
+  /** As in {@link FitOptions.progress}. Default `true`. */
   progress?: ProgressMode;
   /** Receives the summary line. */
   log?: (line: string) => void;
@@ -325,7 +325,7 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
   const owned = !(target instanceof Executor);
   const ex = target instanceof Executor ? target : new Executor(target, { seed });
   let optimizer: tf.Optimizer | undefined;
-  const progress = createProgress(options.progress ?? 'auto', options.log);
+  const progress = createProgress(options.progress ?? true, options.log);
   try {
     const classes = logitsOf(ex, data, 'fit');
     if (options.validation) logitsOf(ex, options.validation, 'fit (validation)');
@@ -484,7 +484,7 @@ export async function evaluate(target: Graph | Executor, data: Dataset, options:
   const batchSize = checkInt('$.batchSize', options.batchSize ?? 256, 1);
   const owned = !(target instanceof Executor);
   const ex = target instanceof Executor ? target : new Executor(target);
-  const progress: ProgressReporter = createProgress(options.progress ?? 'auto', options.log);
+  const progress: ProgressReporter = createProgress(options.progress ?? true, options.log);
   let lossSum: tf.Scalar = tf.scalar(0);
   let correct: tf.Scalar = tf.scalar(0, 'int32');
   try {
