@@ -1,17 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TensorpressError } from './errors.js';
 import type { Executor } from './executor.js';
+import { softmaxCrossEntropy } from './losses.js';
 
 /** The loss a Hessian is taken of: model outputs and labels to a scalar. */
 export type HessianLoss = (outputs: readonly tf.Tensor[], labels: tf.Tensor1D) => tf.Scalar;
 
 /** Mean softmax cross-entropy of the first output (logits) against integer labels. */
-export const crossEntropyLoss: HessianLoss = (outputs, labels) =>
-  tf.tidy(() => {
-    const logits = outputs[0]! as tf.Tensor2D;
-    const onehot = tf.oneHot(tf.cast(labels, 'int32'), logits.shape[1]);
-    return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), -1))) as tf.Scalar;
-  });
+export const crossEntropyLoss: HessianLoss = (outputs, labels) => softmaxCrossEntropy(outputs[0]!, labels);
 
 /** Options of {@link hessianVectorProduct}. */
 export interface HvpOptions {

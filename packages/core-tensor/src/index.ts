@@ -26,6 +26,7 @@ export { parsePipelineConfig, createBuilders, parseWithSchema, throwZodError, AL
 export type { AlgorithmConfig, AlgorithmDefinition, AnyAlgorithmDefinition, PipelineConfig } from './config.js';
 export { z } from 'zod';
 export { hessianVectorProduct, crossEntropyLoss } from './hessian.js';
+export { softmaxCrossEntropy } from './losses.js';
 export type { HessianLoss, HvpOptions } from './hessian.js';
 export { useBackend, currentBackend, ensureGradients, registerFastGradients, unregisterFastGradients, DEFAULT_BACKEND_ORDER } from './backend.js';
 export type { BackendName, BackendSelection, UseBackendOptions, SkippedBackend, FastGradientKernel } from './backend.js';

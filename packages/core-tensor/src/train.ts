@@ -4,6 +4,7 @@ import type { LossContext } from './compression-types.js';
 import type { Dataset } from './data.js';
 import { ConfigError, TensorpressError } from './errors.js';
 import { Executor } from './executor.js';
+import { softmaxCrossEntropy } from './losses.js';
 import type { Graph } from './graph.js';
 import { createProgress, type ProgressMode, type ProgressReporter } from './internal/progress.js';
 
@@ -256,15 +257,6 @@ function logitsOf(ex: Executor, data: Dataset, what: string): number {
   return c;
 }
 
-/**
- * One-hot targets as float32. tfjs-backend-wasm 4.22's OneHot kernel ignores a float32 `dtype`
- * argument and writes int32 bits into a float32 tensor (every 1 reads as 1.4e-45), so the
- * one-hot is made as int32 and cast.
- */
-function oneHotFloat(labels: tf.Tensor, classes: number): tf.Tensor {
-  return tf.cast(tf.oneHot(labels as tf.Tensor1D, classes), 'float32');
-}
-
 function correctCount(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
   return tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), labels), 'int32'));
 }
@@ -327,7 +319,7 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
   let optimizer: tf.Optimizer | undefined;
   const progress = createProgress(options.progress ?? true, options.log);
   try {
-    const classes = logitsOf(ex, data, 'fit');
+    logitsOf(ex, data, 'fit');
     if (options.validation) logitsOf(ex, options.validation, 'fit (validation)');
     optimizer = given ?? makeOptimizer(config!);
     const controller = options.controller;
@@ -378,7 +370,7 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
               const { value: v, grads } = optimizer.computeGradients(() => {
                 const outputs = ex.run(batch.x, { training: true });
                 const logits = outputs[0]!;
-                let loss = tf.losses.softmaxCrossEntropy(oneHotFloat(lab, classes), logits) as tf.Scalar;
+                let loss = softmaxCrossEntropy(logits, lab);
                 if (controller) loss = tf.add(loss, controller.loss({ inputs: batch.x, labels: lab, outputs, executor: ex }));
                 stepCorrect = tf.keep(correctCount(logits, lab));
                 return loss;
@@ -488,7 +480,7 @@ export async function evaluate(target: Graph | Executor, data: Dataset, options:
   let lossSum: tf.Scalar = tf.scalar(0);
   let correct: tf.Scalar = tf.scalar(0, 'int32');
   try {
-    const classes = logitsOf(ex, data, 'evaluate');
+    logitsOf(ex, data, 'evaluate');
     const steps = Math.ceil(data.size / batchSize);
     await progress.start('evaluate', steps);
     let count = 0;
@@ -498,7 +490,7 @@ export async function evaluate(target: Graph | Executor, data: Dataset, options:
         const [nl, nc] = tf.tidy(() => {
           const labels = int32Labels(batch.y);
           const logits = ex.run(batch.x)[0]!;
-          const l = tf.losses.softmaxCrossEntropy(oneHotFloat(labels, classes), logits, undefined, 0, tf.Reduction.SUM);
+          const l = softmaxCrossEntropy(logits, labels, 'sum');
           return [tf.add(lossSum, l), tf.add(correct, correctCount(logits, labels))];
         });
         tf.dispose([lossSum, correct]);

@@ -60,6 +60,7 @@ describe('useBackend', () => {
         'DepthwiseConv2dNativeBackpropInput',
         'MaxPoolGrad',
         'Mean',
+        'OneHot',
         'Sum',
         'Tile',
       ].sort(),

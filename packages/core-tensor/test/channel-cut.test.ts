@@ -1,6 +1,14 @@
-import type * as tf from '@tensorflow/tfjs-core';
-import { GraphBuilder, TensorpressError, runGraph, sizeOf, useBackend, type Graph, type ParamData } from '@tensorpress/core-tensor';
-import { expectClose, expectNoLeak, seededArray, seededTensor } from '@tensorpress/test-utils';
+import { GraphBuilder, sizeOf, useBackend, type Graph, type TensorpressError } from '@tensorpress/core-tensor';
+import {
+  errorOf,
+  expectClose,
+  expectNoLeak,
+  expectParamsUntouched,
+  randomizeBnStats,
+  runOutput,
+  seededTensor,
+  snapshotParams,
+} from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { channelDependencies, cutChannels } from '@tensorpress/core-tensor';
 import { referenceModels } from '@tensorpress/core-tensor';
@@ -10,25 +18,6 @@ beforeAll(async () => {
 });
 
 const TOL = { atol: 1e-5, rtol: 1e-4 };
-
-/** Random biases and BN statistics: every channel contributes, so a wrongly removed one shows. */
-function randomize(graph: Graph, seed = 7): Graph {
-  const updates = new Map<string, { data: ParamData }>();
-  let s = seed;
-  for (const n of graph.nodes) {
-    if (n.op === 'BatchNormalization') {
-      const c = graph.param(n.inputs[1]!)!.shape[0]!;
-      updates.set(n.inputs[1]!, { data: seededArray(c, s++, 0.5, 1.5) });
-      updates.set(n.inputs[2]!, { data: seededArray(c, s++, -0.5, 0.5) });
-      updates.set(n.inputs[3]!, { data: seededArray(c, s++, -0.5, 0.5) });
-      updates.set(n.inputs[4]!, { data: seededArray(c, s++, 0.3, 2) });
-    }
-    if ((n.op === 'Conv' || n.op === 'Gemm') && (n.inputs[2] ?? '') !== '') {
-      updates.set(n.inputs[2]!, { data: seededArray(graph.param(n.inputs[2]!)!.data.length, s++, -0.3, 0.3) });
-    }
-  }
-  return graph.withParams(updates);
-}
 
 const PASS = new Set(['Relu', 'Clip', 'LeakyRelu', 'Dropout', 'Identity', 'MaxPool', 'AveragePool', 'GlobalAveragePool', 'GlobalMaxPool', 'Pad']);
 
@@ -91,21 +80,6 @@ function zeroRemoved(graph: Graph, producers: readonly string[], keep: readonly 
   return graph.withParams(new Map([...data].map(([k, v]) => [k, { data: v }])));
 }
 
-function snapshot(graph: Graph): Map<string, number[]> {
-  return new Map(graph.params.map((p) => [p.name, Array.from(p.data)]));
-}
-
-function expectUntouched(graph: Graph, snap: Map<string, number[]>): void {
-  for (const p of graph.params) expect(Array.from(p.data), p.name).toEqual(snap.get(p.name));
-}
-
-function run(graph: Graph, x: tf.Tensor): Float32Array {
-  const [y] = runGraph(graph, x);
-  const d = y!.dataSync() as Float32Array;
-  y!.dispose();
-  return d;
-}
-
 function paramCount(g: Graph): number {
   return g.params.reduce((s, p) => s + sizeOf(p.shape), 0);
 }
@@ -114,11 +88,11 @@ function paramCount(g: Graph): number {
 function checkCut(graph: Graph, producers: string[], keep: number[], inputShape: number[], label = producers.join('+')): Graph {
   const zeroed = zeroRemoved(graph, producers, keep);
   const x = seededTensor(inputShape, 13);
-  const before = run(zeroed, x);
-  const snap = snapshot(zeroed);
+  const before = runOutput(zeroed, x);
+  const snap = snapshotParams(zeroed);
   const cut = cutChannels(zeroed, { producers, keep });
-  expectClose(run(cut, x), before, { ...TOL, label });
-  expectUntouched(zeroed, snap);
+  expectClose(runOutput(cut, x), before, { ...TOL, label });
+  expectParamsUntouched(zeroed, snap);
   expect(paramCount(cut), label).toBeLessThan(paramCount(zeroed));
   for (const p of producers) {
     const n = cut.requireNode(p);
@@ -129,16 +103,6 @@ function checkCut(graph: Graph, producers: string[], keep: number[], inputShape:
   return cut;
 }
 
-function errorOf(fn: () => unknown): TensorpressError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof TensorpressError) return e;
-    throw e;
-  }
-  throw new Error('expected an error');
-}
-
 describe('cutChannels', () => {
   it('cuts a Conv into BN, pooling and a Conv consumer, and a Conv into Flatten -> Gemm', async () => {
     const b = new GraphBuilder({ seed: 1 });
@@ -147,7 +111,7 @@ describe('cutChannels', () => {
     h = b.relu(b.conv(h, { filters: 6, kernel: 3, padding: 'same', name: 'c2' }));
     h = b.flatten(h);
     b.output(b.dense(h, 5, { name: 'fc' }));
-    const g = randomize(b.build());
+    const g = randomizeBnStats(b.build());
     const cut = await expectNoLeak(() => checkCut(g, ['c1'], [0, 2, 3, 6, 7], [2, 8, 8, 3]));
     expect(cut.param('c1.weight')!.shape).toEqual([3, 3, 3, 5]);
     expect(cut.param('bn1.mean')!.shape).toEqual([5]);
@@ -164,7 +128,7 @@ describe('cutChannels', () => {
     const w = b.param('mm.weight', [8, 3], 'glorot');
     const z = b.node('MatMul', [h, w], {}, { name: 'mm' })[0]!;
     b.output(b.concat([y, z], -1, 'cat'));
-    const g = randomize(b.build());
+    const g = randomizeBnStats(b.build());
     const cut = checkCut(g, ['fc1'], [1, 2, 5], [3, 10]);
     expect(cut.param('fc1.weight')!.shape).toEqual([10, 3]);
     expect(cut.param('fc2.weight')!.shape).toEqual([3, 4]);
@@ -180,7 +144,7 @@ describe('cutChannels', () => {
     h = b.batchNorm(h, { name: 'bn_cat' });
     h = b.conv(h, { filters: 5, kernel: 3, name: 'cc' });
     b.output(b.dense(b.flatten(b.globalAvgPool(h)), 3, { name: 'fc' }));
-    const g = randomize(b.build());
+    const g = randomizeBnStats(b.build());
     const cut = checkCut(g, ['cb'], [0, 2], [2, 6, 6, 2]);
     expect(cut.param('cc.weight')!.shape).toEqual([3, 3, 6, 5]);
     expect(cut.param('bn_cat.gamma')!.shape).toEqual([6]);
@@ -193,7 +157,7 @@ describe('cutChannels', () => {
     h = b.relu6(b.batchNorm(b.depthwiseConv(h, { kernel: 3, padding: 'same', multiplier: 2, name: 'dw' }), { name: 'bn2' }));
     h = b.conv(h, { filters: 4, kernel: 1, name: 'project' });
     b.output(b.dense(b.flatten(b.globalAvgPool(h)), 2, { name: 'fc' }));
-    const g = randomize(b.build());
+    const g = randomizeBnStats(b.build());
     const cut = checkCut(g, ['expand'], [0, 2, 3, 5], [2, 6, 6, 3]);
     expect(cut.param('dw.weight')!.shape).toEqual([3, 3, 1, 8]);
     expect(cut.param('dw.bias')!.shape).toEqual([8]);
@@ -210,7 +174,7 @@ describe('cutChannels', () => {
     let h = b.relu(b.add(a, c, 'add'));
     h = b.conv(h, { filters: 4, kernel: 3, name: 'cc' });
     b.output(b.dense(b.flatten(h), 2, { name: 'fc' }));
-    const g = randomize(b.build());
+    const g = randomizeBnStats(b.build());
     const cut = checkCut(g, ['ca', 'cb'], [1, 2, 4], [2, 6, 6, 3]);
     expect(cut.param('cc.weight')!.shape).toEqual([3, 3, 3, 4]);
     const e = errorOf(() => cutChannels(g, { producers: ['ca'], keep: [1, 2, 4] }));
@@ -228,7 +192,7 @@ describe('cutChannels', () => {
     const m = b.node('Mul', [h, s], {}, { name: 'mul' })[0]!;
     const y = b.node('Mul', [m, one], {}, { name: 'mul1' })[0]!;
     b.output(b.dense(b.flatten(b.conv(y, { filters: 3, kernel: 1, name: 'c2' })), 2));
-    const g = randomize(b.build());
+    const g = randomizeBnStats(b.build());
     const cut = checkCut(g, ['c'], [0, 3], [2, 4, 4, 2]);
     expect(cut.param('scale')!.shape).toEqual([1, 1, 1, 2]);
     expect(cut.param('one')!.shape).toEqual([1]);
@@ -239,7 +203,7 @@ describe('cutChannels', () => {
     let h = b.relu(b.conv(b.input('x', [null, 6, 6, 2]), { filters: 8, kernel: 3, padding: 'same', name: 'c1' }));
     h = b.conv(h, { filters: 6, kernel: 3, group: 2, name: 'g' });
     b.output(b.dense(b.flatten(b.globalAvgPool(h)), 2, { name: 'fc' }));
-    const g = randomize(b.build());
+    const g = randomizeBnStats(b.build());
     const cut = checkCut(g, ['c1'], [0, 3, 5, 6], [2, 6, 6, 2]);
     expect(cut.param('g.weight')!.shape).toEqual([3, 3, 2, 6]);
     const e = errorOf(() => cutChannels(g, { producers: ['c1'], keep: [0, 1, 2, 5] }));
@@ -252,7 +216,7 @@ describe('cutChannels', () => {
     let h = b.relu(b.conv(x, { filters: 8, kernel: 3, group: 2, padding: 'same', name: 'g' }));
     h = b.relu(b.depthwiseConv(h, { kernel: 3, multiplier: 2, padding: 'same', name: 'dw' }));
     b.output(b.dense(b.flatten(b.conv(h, { filters: 3, kernel: 1, name: 'pw' })), 2, { name: 'fc' }));
-    const g = randomize(b.build());
+    const g = randomizeBnStats(b.build());
     const cut = checkCut(g, ['g'], [0, 2, 5, 7], [2, 6, 6, 4]);
     expect(cut.param('g.weight')!.shape).toEqual([3, 3, 2, 4]);
     expect(cut.requireNode('dw').attrs['group']).toBe(4);
@@ -274,7 +238,7 @@ describe('cutChannels', () => {
       const h = b.relu(b.conv(b.input('x', [null, 6, 6, 2]), { filters: 4, kernel: 3, name: 'c' }));
       const r = b.node('Reshape', [h], { shape }, { name: 'reshape' })[0]!;
       b.output(b.dense(r, 3, { name: 'fc' }));
-      const g = randomize(b.build());
+      const g = randomizeBnStats(b.build());
       const cut = checkCut(g, ['c'], [0, 1, 3], [2, 6, 6, 2], `reshape ${shape.join(',')}`);
       expect(cut.param('fc.weight')!.shape).toEqual([48, 3]);
       expect(cut.requireNode('reshape').attrs['shape']).toEqual(shape[1] === 64 ? [-1, 48] : [0, -1]);
@@ -329,7 +293,7 @@ describe('cutChannels', () => {
   it('keeps eval outputs of the four reference models when removed channels contribute zero', () => {
     const shapes: Record<string, number[]> = { plainCnn: [10, 10, 1], residualCnn: [12, 12, 2], mobileNetCnn: [10, 10, 3], mlp: [12] };
     for (const [name, make] of Object.entries(referenceModels)) {
-      const g = randomize(make({ inputShape: shapes[name]!, seed: 2, width: 0.5 }), 31);
+      const g = randomizeBnStats(make({ inputShape: shapes[name]!, seed: 2, width: 0.5 }), 31);
       const seen = new Set<string>();
       let cuts = 0;
       for (const n of g.nodes) {

@@ -1,6 +1,13 @@
-import type * as tf from '@tensorflow/tfjs-core';
-import { GraphBuilder, TensorpressError, runGraph, useBackend, type Graph, type ParamData } from '@tensorpress/core-tensor';
-import { expectClose, expectNoLeak, seededArray, seededTensor } from '@tensorpress/test-utils';
+import { GraphBuilder, TensorpressError, useBackend, type Graph } from '@tensorpress/core-tensor';
+import {
+  expectClose,
+  expectNoLeak,
+  expectParamsUntouched,
+  randomizeBnStats,
+  runOutput,
+  seededTensor,
+  snapshotParams,
+} from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { foldAllBatchNorms, foldBatchNorm } from '@tensorpress/core-tensor';
 import { referenceModels } from '@tensorpress/core-tensor';
@@ -11,49 +18,14 @@ beforeAll(async () => {
 
 const TOL = { atol: 1e-5, rtol: 1e-4 };
 
-/** Non-trivial BN statistics and biases, so that folding has real work to do. */
-function randomizeStats(graph: Graph, seed = 7): Graph {
-  const updates = new Map<string, { data: ParamData }>();
-  let s = seed;
-  for (const n of graph.nodes) {
-    if (n.op === 'BatchNormalization') {
-      const c = graph.param(n.inputs[1]!)!.shape[0]!;
-      updates.set(n.inputs[1]!, { data: seededArray(c, s++, 0.5, 1.5) });
-      updates.set(n.inputs[2]!, { data: seededArray(c, s++, -0.5, 0.5) });
-      updates.set(n.inputs[3]!, { data: seededArray(c, s++, -0.5, 0.5) });
-      updates.set(n.inputs[4]!, { data: seededArray(c, s++, 0.3, 2) });
-    }
-    if ((n.op === 'Conv' || n.op === 'Gemm') && (n.inputs[2] ?? '') !== '') {
-      updates.set(n.inputs[2]!, { data: seededArray(graph.param(n.inputs[2]!)!.data.length, s++, -0.3, 0.3) });
-    }
-  }
-  return graph.withParams(updates);
-}
-
-function snapshot(graph: Graph): Map<string, number[]> {
-  return new Map(graph.params.map((p) => [p.name, Array.from(p.data)]));
-}
-
-function expectUntouched(graph: Graph, snap: Map<string, number[]>): void {
-  expect(graph.params.length).toBe(snap.size);
-  for (const p of graph.params) expect(Array.from(p.data), p.name).toEqual(snap.get(p.name));
-}
-
-function run(graph: Graph, x: tf.Tensor): Float32Array {
-  const [y] = runGraph(graph, x);
-  const d = y!.dataSync() as Float32Array;
-  y!.dispose();
-  return d;
-}
-
 /** Folds `bn`, checks eval outputs, purity and the structure; returns the folded graph. */
 function checkFold(graph: Graph, bn: string, inputShape: number[]): Graph {
   const x = seededTensor(inputShape, 3);
-  const snap = snapshot(graph);
-  const before = run(graph, x);
+  const snap = snapshotParams(graph);
+  const before = runOutput(graph, x);
   const folded = foldBatchNorm(graph, bn);
-  expectClose(run(folded, x), before, { ...TOL, label: bn });
-  expectUntouched(graph, snap);
+  expectClose(runOutput(folded, x), before, { ...TOL, label: bn });
+  expectParamsUntouched(graph, snap);
   expect(folded.node(bn)).toBeUndefined();
   expect(folded.nodes.some((n) => n.op === 'BatchNormalization' && n.name === bn)).toBe(false);
   expect(folded.outputs).toEqual(graph.outputs);
@@ -70,7 +42,7 @@ describe('foldBatchNorm', () => {
     let h = b.conv(b.input('x', [null, 6, 6, 3]), { filters: 5, kernel: 3, padding: 'same', name: 'c' });
     h = b.relu(b.batchNorm(h, { name: 'bn' }));
     b.output(h);
-    const g = randomizeStats(b.build());
+    const g = randomizeBnStats(b.build());
     const f = checkFold(g, 'bn', [2, 6, 6, 3]);
     expect(f.params.length).toBe(2);
     expect(f.param('c.bias')!.data).not.toBe(g.param('c.bias')!.data);
@@ -80,7 +52,7 @@ describe('foldBatchNorm', () => {
     const b = new GraphBuilder({ seed: 2 });
     const h = b.batchNorm(b.conv(b.input('x', [null, 5, 5, 2]), { filters: 4, kernel: 3, bias: false, name: 'c' }), { name: 'bn' });
     b.output(h);
-    const g = randomizeStats(b.build());
+    const g = randomizeBnStats(b.build());
     const f = checkFold(g, 'bn', [3, 5, 5, 2]);
     const conv = f.requireNode('c');
     expect(conv.inputs).toHaveLength(3);
@@ -93,7 +65,7 @@ describe('foldBatchNorm', () => {
     const x = b.input('x', [null, 6, 6, 3]);
     const h = b.batchNorm(b.depthwiseConv(x, { kernel: 3, padding: 'same', multiplier: 2, name: 'dw' }), { name: 'bn' });
     b.output(b.relu(h));
-    checkFold(randomizeStats(b.build()), 'bn', [2, 6, 6, 3]);
+    checkFold(randomizeBnStats(b.build()), 'bn', [2, 6, 6, 3]);
   });
 
   it('folds into a grouped Conv', () => {
@@ -101,7 +73,7 @@ describe('foldBatchNorm', () => {
     const x = b.input('x', [null, 6, 6, 4]);
     const h = b.batchNorm(b.conv(x, { filters: 6, kernel: 3, group: 2, strides: 2, padding: 'same', name: 'g' }), { name: 'bn' });
     b.output(h);
-    checkFold(randomizeStats(b.build()), 'bn', [2, 6, 6, 4]);
+    checkFold(randomizeBnStats(b.build()), 'bn', [2, 6, 6, 4]);
   });
 
   it('folds into a Gemm (BN on [N, C]) and its beta attribute', () => {
@@ -109,7 +81,7 @@ describe('foldBatchNorm', () => {
     const x = b.input('x', [null, 7]);
     const h = b.batchNorm(b.dense(x, 5, { name: 'fc' }), { name: 'bn' });
     b.output(b.dense(b.relu(h), 3, { name: 'out' }));
-    const g = randomizeStats(b.build());
+    const g = randomizeBnStats(b.build());
     checkFold(g, 'bn', [4, 7]);
     const scaled = g.with({ nodes: g.nodes.map((n) => (n.name === 'fc' ? { ...n, attrs: { alpha: 0.5, beta: 2 } } : n)) });
     const f = checkFold(scaled, 'bn', [4, 7]);
@@ -120,7 +92,7 @@ describe('foldBatchNorm', () => {
     const b = new GraphBuilder({ seed: 6 });
     const h = b.batchNorm(b.conv(b.input('x', [null, 4, 4, 2]), { filters: 3, kernel: 1, name: 'c' }), { name: 'bn' });
     b.output(h);
-    const f = checkFold(randomizeStats(b.build()), 'bn', [2, 4, 4, 2]);
+    const f = checkFold(randomizeBnStats(b.build()), 'bn', [2, 4, 4, 2]);
     expect(f.outputs).toEqual(['bn']);
   });
 
@@ -178,36 +150,36 @@ describe('foldAllBatchNorms', () => {
     h = b.batchNorm(h, { name: 'post_bn' });
     h = b.flatten(b.globalAvgPool(h));
     b.output(b.dense(h, 3, { name: 'fc' }));
-    return randomizeStats(b.build());
+    return randomizeBnStats(b.build());
   }
 
   it('folds every foldable BN of a residual model and reports the others', async () => {
     const g = residual();
-    const snap = snapshot(g);
+    const snap = snapshotParams(g);
     const x = seededTensor([2, 8, 8, 3], 5);
-    const before = run(g, x);
+    const before = runOutput(g, x);
     const res = await expectNoLeak(() => foldAllBatchNorms(g));
     expect(res.folded).toEqual(['stem_bn', 'bn1', 'bn2', 'down_bn']);
     expect(res.skipped).toHaveLength(1);
     expect(res.skipped[0]!.node).toBe('post_bn');
     expect(res.skipped[0]!.reason).toMatch(/Relu/);
     expect(res.graph.nodes.filter((n) => n.op === 'BatchNormalization').map((n) => n.name)).toEqual(['post_bn']);
-    expectClose(run(res.graph, x), before, TOL);
-    expectUntouched(g, snap);
+    expectClose(runOutput(res.graph, x), before, TOL);
+    expectParamsUntouched(g, snap);
     x.dispose();
   });
 
   it('folds every BN of the reference models without changing eval outputs', () => {
     for (const [name, make] of Object.entries(referenceModels)) {
-      const g = randomizeStats(make({ inputShape: [12, 12, 1], seed: 3 }), 21);
-      const snap = snapshot(g);
+      const g = randomizeBnStats(make({ inputShape: [12, 12, 1], seed: 3 }), 21);
+      const snap = snapshotParams(g);
       const x = seededTensor([2, 12, 12, 1], 9);
-      const before = run(g, x);
+      const before = runOutput(g, x);
       const res = foldAllBatchNorms(g);
       expect(res.skipped, name).toEqual([]);
       expect(res.graph.nodes.some((n) => n.op === 'BatchNormalization'), name).toBe(false);
-      expectClose(run(res.graph, x), before, { ...TOL, label: name });
-      expectUntouched(g, snap);
+      expectClose(runOutput(res.graph, x), before, { ...TOL, label: name });
+      expectParamsUntouched(g, snap);
       x.dispose();
     }
   });

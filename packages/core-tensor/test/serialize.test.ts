@@ -4,8 +4,8 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { GraphBuilder, runGraph, TensorpressError, type Graph, type Param } from '@tensorpress/core-tensor';
-import { seededArray, seededTensor } from '@tensorpress/test-utils';
+import { GraphBuilder, runGraph, type Graph, type Param } from '@tensorpress/core-tensor';
+import { errorOf, rejectionOf, seededArray, seededTensor } from '@tensorpress/test-utils';
 import { loadGraph, readGraph, saveGraph, writeGraph } from '@tensorpress/core-tensor';
 
 let dir: string;
@@ -64,26 +64,6 @@ function expectSameGraph(a: Graph, b: Graph): void {
     a.params.map((p) => [p.name, p.dtype, p.shape, p.trainable, p.data.constructor]),
   );
   a.params.forEach((p, i) => expect(bytesOf(b.params[i]!), p.name).toEqual(bytesOf(p)));
-}
-
-function thrown(fn: () => unknown): TensorpressError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorpressError);
-    return e as TensorpressError;
-  }
-  throw new Error('expected an error');
-}
-
-async function rejected(p: Promise<unknown>): Promise<TensorpressError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorpressError);
-    return e as TensorpressError;
-  }
-  throw new Error('expected an error');
 }
 
 /** The parts of a saved graph's JSON the tests edit. */
@@ -150,7 +130,7 @@ describe('loadGraph', () => {
     const saved = saveGraph(g);
     const doc = JSON.parse(saved.json) as { params: { name: string; byteOffset: number; byteLength: number }[] };
     const last = doc.params[doc.params.length - 1]!;
-    const e = thrown(() => loadGraph(saved.json, saved.weights.subarray(0, saved.weights.byteLength - 2)));
+    const e = errorOf(() => loadGraph(saved.json, saved.weights.subarray(0, saved.weights.byteLength - 2)));
     expect(e.code).toBe('SAVED_GRAPH_INVALID');
     expect(e.message).toContain(`parameter "${last.name}" needs bytes ${last.byteOffset}..${last.byteOffset + last.byteLength}`);
     expect(e.message).toContain(`but the weights hold ${saved.weights.byteLength - 2} bytes`);
@@ -158,14 +138,14 @@ describe('loadGraph', () => {
     // Extra bytes: not this graph's weights.
     const longer = new Uint8Array(saved.weights.byteLength + 4);
     longer.set(saved.weights);
-    expect(thrown(() => loadGraph(saved.json, longer)).message).toMatch(/hold \d+ bytes but the graph declares \d+/);
+    expect(errorOf(() => loadGraph(saved.json, longer)).message).toMatch(/hold \d+ bytes but the graph declares \d+/);
   });
 
   test('damaged weights fail the checksum', () => {
     const saved = saveGraph(sampleGraph());
     const w = saved.weights.slice();
     w[10]! ^= 1;
-    const e = thrown(() => loadGraph(saved.json, w));
+    const e = errorOf(() => loadGraph(saved.json, w));
     expect(e.code).toBe('SAVED_GRAPH_INVALID');
     expect(e.message).toMatch(/checksum mismatch/);
   });
@@ -173,24 +153,24 @@ describe('loadGraph', () => {
   test('malformed JSON gives the position', () => {
     const { weights } = saveGraph(sampleGraph());
     const text = '{\n "format": "tensorpress.graph",\n "version": 1,\n "inputs": [,]\n}';
-    const e = thrown(() => loadGraph(text, weights));
+    const e = errorOf(() => loadGraph(text, weights));
     expect(e.code).toBe('SAVED_GRAPH_INVALID');
     expect(e.message).toMatch(/malformed at line 4, column 13 \(position 61\)/);
     expect(text[61]).toBe(',');
     expect(e.details).toMatchObject({ position: 61, line: 4, column: 13 });
-    expect(thrown(() => loadGraph('{"format": "tensorpress.graph"', weights)).message).toMatch(/position 30\): expected ',' or '}'/);
-    expect(thrown(() => loadGraph('[1, 2] x', weights)).message).toMatch(/position 7\): unexpected data after the JSON value/);
-    expect(thrown(() => loadGraph('"abc', weights)).message).toMatch(/unterminated string/);
+    expect(errorOf(() => loadGraph('{"format": "tensorpress.graph"', weights)).message).toMatch(/position 30\): expected ',' or '}'/);
+    expect(errorOf(() => loadGraph('[1, 2] x', weights)).message).toMatch(/position 7\): unexpected data after the JSON value/);
+    expect(errorOf(() => loadGraph('"abc', weights)).message).toMatch(/unterminated string/);
   });
 
   test('format and version are checked first', () => {
     const { weights } = saveGraph(sampleGraph());
-    expect(thrown(() => loadGraph('{"format": "onnx"}', weights)).message).toMatch(/\$\.format: not a tensorpress graph .*got "onnx"/);
+    expect(errorOf(() => loadGraph('{"format": "onnx"}', weights)).message).toMatch(/\$\.format: not a tensorpress graph .*got "onnx"/);
     const newer = edited((d) => {
       d.version = 7;
     });
-    expect(thrown(() => loadGraph(newer.json, newer.weights)).message).toMatch(/format version 7; .* reads up to 1: upgrade/);
-    expect(thrown(() => loadGraph('[]', weights)).message).toMatch(/must be an object/);
+    expect(errorOf(() => loadGraph(newer.json, newer.weights)).message).toMatch(/format version 7; .* reads up to 1: upgrade/);
+    expect(errorOf(() => loadGraph('[]', weights)).message).toMatch(/must be an object/);
   });
 
   test.each([
@@ -204,7 +184,7 @@ describe('loadGraph', () => {
     ['empty name', (d: Doc) => (d.params[0]!.name = ''), /\$\.params\[0\]\.name: /],
   ])('schema errors name the JSON path: %s', (_label, edit, message) => {
     const bad = edited(edit);
-    const e = thrown(() => loadGraph(bad.json, bad.weights));
+    const e = errorOf(() => loadGraph(bad.json, bad.weights));
     expect(e.code).toBe('SAVED_GRAPH_INVALID');
     expect(e.message).toMatch(message);
   });
@@ -213,29 +193,29 @@ describe('loadGraph', () => {
     const bad = edited((d) => {
       d.params[0]!.shape = [2 ** 40, 2 ** 40];
     });
-    const e = thrown(() => loadGraph(bad.json, bad.weights));
+    const e = errorOf(() => loadGraph(bad.json, bad.weights));
     expect(e.code).toBe('SAVED_GRAPH_INVALID');
     expect(e.message).toMatch(/\$\.params\[0\]\.shape: parameter "conv\.weight" of shape \[1099511627776, 1099511627776\] is larger than the limit/);
     const small = saveGraph(sampleGraph());
-    expect(thrown(() => loadGraph(small.json, small.weights, { maxBytes: 100 })).message).toMatch(/larger than the limit of 100 bytes|more than the limit of 100 bytes/);
+    expect(errorOf(() => loadGraph(small.json, small.weights, { maxBytes: 100 })).message).toMatch(/larger than the limit of 100 bytes|more than the limit of 100 bytes/);
   });
 
   test('byte ranges must match the shape and alignment', () => {
     const len = edited((d) => {
       d.params[0]!.byteLength -= 4;
     });
-    expect(thrown(() => loadGraph(len.json, len.weights)).message).toMatch(/\$\.params\[0\]\.byteLength: parameter "conv\.weight" \(float32 \[3, 3, 3, 4\]\) needs 432 bytes, the file declares 428/);
+    expect(errorOf(() => loadGraph(len.json, len.weights)).message).toMatch(/\$\.params\[0\]\.byteLength: parameter "conv\.weight" \(float32 \[3, 3, 3, 4\]\) needs 432 bytes, the file declares 428/);
     const off = edited((d) => {
       d.params[1]!.byteOffset += 2;
     });
-    expect(thrown(() => loadGraph(off.json, off.weights)).message).toMatch(/\$\.params\[1\]\.byteOffset: .* not aligned to its 4-byte elements/);
+    expect(errorOf(() => loadGraph(off.json, off.weights)).message).toMatch(/\$\.params\[1\]\.byteOffset: .* not aligned to its 4-byte elements/);
   });
 
   test('unknown ops and cycles are structural errors', () => {
     const unknown = edited((d) => {
       d.nodes[1]!.op = 'Frobnicate';
     });
-    const e1 = thrown(() => loadGraph(unknown.json, unknown.weights));
+    const e1 = errorOf(() => loadGraph(unknown.json, unknown.weights));
     expect(e1.code).toBe('UNKNOWN_OP');
     expect(e1.message).toMatch(/\$\.nodes\[1\]\.op: node "bn" has unknown op "Frobnicate"/);
     const cycle = edited((d) => {
@@ -243,13 +223,13 @@ describe('loadGraph', () => {
       d.nodes[0]!.inputs[0] = 'relu';
       d.inputs[0]!.shape = [null, 8, 8, 4];
     });
-    const e2 = thrown(() => loadGraph(cycle.json, cycle.weights));
+    const e2 = errorOf(() => loadGraph(cycle.json, cycle.weights));
     expect(e2.code).toBe('GRAPH_CYCLE');
     expect(e2.message).toMatch(/cycle: .*conv.*relu/);
     const dangling = edited((d) => {
       d.outputs = ['nowhere'];
     });
-    expect(thrown(() => loadGraph(dangling.json, dangling.weights)).code).toBe('GRAPH_DANGLING_EDGE');
+    expect(errorOf(() => loadGraph(dangling.json, dangling.weights)).code).toBe('GRAPH_DANGLING_EDGE');
   });
 });
 
@@ -276,7 +256,7 @@ describe('writeGraph', () => {
     const target = join(sub, 'model.json');
     await writeGraph(target, sampleGraph(1));
     const before = await readFile(join(sub, 'model.bin'));
-    const e = await rejected(writeGraph(target, sampleGraph(2)));
+    const e = await rejectionOf(writeGraph(target, sampleGraph(2)));
     expect(e.code).toBe('IO_ERROR');
     expect(e.message).toMatch(/model\.bin already exists: pass \{ overwrite: true \}/);
     expect(await readFile(join(sub, 'model.bin'))).toEqual(before);
@@ -284,7 +264,7 @@ describe('writeGraph', () => {
     // Only the JSON exists: still refused, and the weights are not written either.
     const lone = join(sub, 'lone.json');
     await writeFile(lone, 'keep me');
-    expect((await rejected(writeGraph(lone, sampleGraph(2)))).message).toMatch(/lone\.json already exists/);
+    expect((await rejectionOf(writeGraph(lone, sampleGraph(2)))).message).toMatch(/lone\.json already exists/);
     expect(await readFile(lone, 'utf8')).toBe('keep me');
     expect((await readdir(sub)).sort()).toEqual(['lone.json', 'model.bin', 'model.json']);
     await writeGraph(target, sampleGraph(2), { overwrite: true });
@@ -294,11 +274,11 @@ describe('writeGraph', () => {
 
   test('a missing directory is an error and leaves nothing behind', async () => {
     const sub = await mkdtemp(join(dir, 'missing-'));
-    const e = await rejected(writeGraph(join(sub, 'nope', 'model.json'), sampleGraph()));
+    const e = await rejectionOf(writeGraph(join(sub, 'nope', 'model.json'), sampleGraph()));
     expect(e.code).toBe('IO_ERROR');
     expect(e.message).toMatch(/cannot write .*nope.*model\.bin: the file or its directory does not exist/);
     expect(await readdir(sub)).toEqual([]);
-    const e2 = await rejected(writeGraph(join(sub, 'nodir'), sampleGraph()));
+    const e2 = await rejectionOf(writeGraph(join(sub, 'nodir'), sampleGraph()));
     expect(e2.code).toBe('IO_ERROR');
     expect(await readdir(sub)).toEqual([]);
   });
@@ -310,20 +290,20 @@ describe('readGraph', () => {
     const files = await writeGraph(join(sub, 'm.json'), sampleGraph());
     const bytes = await readFile(files.weightsPath);
     await writeFile(files.weightsPath, bytes.subarray(0, 100));
-    const e = await rejected(readGraph(files.jsonPath));
+    const e = await rejectionOf(readGraph(files.jsonPath));
     expect(e.code).toBe('SAVED_GRAPH_INVALID');
     expect(e.message).toMatch(/m\.json: weights truncated: parameter "conv\.weight" needs bytes 0\.\.432 \(432 bytes at offset 0\) but the weights hold 100 bytes/);
     expect((await stat(files.jsonPath)).isFile()).toBe(true);
   });
 
   test('missing files are IO errors', async () => {
-    const e = await rejected(readGraph(join(dir, 'absent.json')));
+    const e = await rejectionOf(readGraph(join(dir, 'absent.json')));
     expect(e.code).toBe('IO_ERROR');
     expect(e.message).toMatch(/cannot read .*absent\.json: the file or its directory does not exist/);
     const sub = await mkdtemp(join(dir, 'nobin-'));
     const files = await writeGraph(join(sub, 'm.json'), sampleGraph());
     await rm(files.weightsPath);
-    const e2 = await rejected(readGraph(files.jsonPath));
+    const e2 = await rejectionOf(readGraph(files.jsonPath));
     expect(e2.code).toBe('IO_ERROR');
     expect(e2.message).toMatch(/cannot read .*m\.bin/);
   });

@@ -3,14 +3,13 @@ import {
   Executor,
   GraphBuilder,
   PRIORITY,
-  TensorpressError,
   runGraph,
   useBackend,
   type Graph,
   type Hook,
   type Node,
 } from '@tensorpress/core-tensor';
-import { expectClose, expectNoLeak, seededArray, seededTensor } from '@tensorpress/test-utils';
+import { errorOf, expectClose, expectNoLeak, seededArray, seededTensor, snapshotParams } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TransformationLayout, applyLayout, removeNode, replaceNode, type Command } from '@tensorpress/core-tensor';
 
@@ -44,10 +43,6 @@ function convNet(): Graph {
   );
 }
 
-function snapshot(graph: Graph): Map<string, number[]> {
-  return new Map(graph.params.map((p) => [p.name, Array.from(p.data)]));
-}
-
 function run(graph: Graph, x: tf.Tensor, hooks: readonly Hook[] = []): Float32Array {
   const ex = new Executor(graph, { hooks });
   const [y] = ex.run(x);
@@ -55,16 +50,6 @@ function run(graph: Graph, x: tf.Tensor, hooks: readonly Hook[] = []): Float32Ar
   y!.dispose();
   ex.dispose();
   return d;
-}
-
-function errorOf(fn: () => unknown): TensorpressError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof TensorpressError) return e;
-    throw e;
-  }
-  throw new Error('expected an error');
 }
 
 const double = (x: tf.Tensor): tf.Tensor => tf.mul(x, 2);
@@ -152,7 +137,7 @@ describe('applyLayout', () => {
 
   it('cuts channels before folding BN and checks hooks against the final graph', () => {
     const g = convNet();
-    const snap = snapshot(g);
+    const snap = snapshotParams(g);
     const layout = new TransformationLayout()
       .add({ kind: 'fold-batchnorm', node: 'bn', algorithm: 'quantization', priority: PRIORITY.quantization })
       .add({ kind: 'cut-channels', producers: ['c'], keep: [0, 2, 3], algorithm: 'pruning', priority: PRIORITY.pruning })
@@ -161,7 +146,7 @@ describe('applyLayout', () => {
     expect(res.graph.node('bn')).toBeUndefined();
     expect(res.graph.param('c.weight')!.shape).toEqual([3, 3, 2, 3]);
     expect(res.graph.param('c2.weight')!.shape).toEqual([1, 1, 3, 3]);
-    expect(snapshot(g)).toEqual(snap);
+    expect(snapshotParams(g)).toEqual(snap);
 
     const bad = new TransformationLayout()
       .add({ kind: 'fold-batchnorm', node: 'bn', algorithm: 'quantization', priority: PRIORITY.quantization })
@@ -196,7 +181,7 @@ describe('applyLayout', () => {
 describe('replaceNode', () => {
   it('swaps a node for a subgraph with the same output names', () => {
     const g = convNet();
-    const snap = snapshot(g);
+    const snap = snapshotParams(g);
     // c2 -> Conv with a new weight (the old one is dropped) followed by Mul by a scale.
     const w = g.param('c2.weight')!;
     const half = Float32Array.from(w.data as Float32Array, (v) => v / 2);
@@ -216,7 +201,7 @@ describe('replaceNode', () => {
     // 2 * (conv(x, W/2) + b) = conv(x, W) + 2b.
     const b2 = Float32Array.from(g.param('c2.bias')!.data as Float32Array, (v) => 2 * v);
     expectClose(run(r, x), run(g.withParams(new Map([['c2.bias', { data: b2 }]])), x), { atol: 1e-5, rtol: 1e-4 });
-    expect(snapshot(g)).toEqual(snap);
+    expect(snapshotParams(g)).toEqual(snap);
     x.dispose();
   });
 

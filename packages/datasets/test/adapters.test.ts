@@ -1,9 +1,10 @@
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
-import { arrayDataset, TensorpressError } from '@tensorpress/core-tensor';
+import { arrayDataset } from '@tensorpress/core-tensor';
 import type { Dataset } from '@tensorpress/core-tensor';
 import { fromArrays, fromAsyncIterator, fromIterator, loadMnist, trainTestSplit } from '@tensorpress/datasets';
 import type { Example } from '@tensorpress/datasets';
+import { errorOf } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 beforeAll(async () => {
@@ -19,16 +20,6 @@ function collect(ds: Dataset, batchSize = 1000): { x: number[]; y: number[] } {
     tf.dispose([b.x, b.y]);
   }
   return { x, y };
-}
-
-function thrown(fn: () => unknown): TensorpressError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorpressError);
-    return e as TensorpressError;
-  }
-  throw new Error('expected a throw');
 }
 
 /** n examples of shape [2]: x = [i, -i], y = i % classes. */
@@ -54,13 +45,13 @@ describe('fromArrays', () => {
   });
 
   it('rejects non-integer labels rather than truncating them', () => {
-    expect(thrown(() => fromArrays([0, 1], new Float32Array([0, 1.5]), [1])).code).toBe('DATA_INVALID');
+    expect(errorOf(() => fromArrays([0, 1], new Float32Array([0, 1.5]), [1])).code).toBe('DATA_INVALID');
   });
 
   it('rejects a bad shape or sizes that do not match', () => {
-    expect(thrown(() => fromArrays([0, 1, 2], [0], [0])).code).toBe('INPUT_INVALID');
-    expect(thrown(() => fromArrays([0, 1, 2], [0], [2])).message).toContain('not a multiple of one example');
-    expect(thrown(() => fromArrays([0, 1, 2, 3], [0], [2])).message).toContain('2 examples but y holds 1 labels');
+    expect(errorOf(() => fromArrays([0, 1, 2], [0], [0])).code).toBe('INPUT_INVALID');
+    expect(errorOf(() => fromArrays([0, 1, 2], [0], [2])).message).toContain('not a multiple of one example');
+    expect(errorOf(() => fromArrays([0, 1, 2, 3], [0], [2])).message).toContain('2 examples but y holds 1 labels');
   });
 });
 
@@ -101,24 +92,24 @@ describe('fromIterator', () => {
 
   it('names the example whose length is wrong', () => {
     const bad = [...examples(4), { x: [1, 2, 3], y: 0 }];
-    const e = thrown(() => fromIterator(bad, [2]));
+    const e = errorOf(() => fromIterator(bad, [2]));
     expect(e.code).toBe('DATA_INVALID');
     expect(e.message).toBe('example 4: x has 3 values, expected 2 for shape [2]');
     expect(e.details).toMatchObject({ index: 4 });
   });
 
   it('names the example whose label is invalid', () => {
-    expect(thrown(() => fromIterator([...examples(2), { x: [0, 0], y: 3 }], [2], { numClasses: 3 })).message).toBe(
+    expect(errorOf(() => fromIterator([...examples(2), { x: [0, 0], y: 3 }], [2], { numClasses: 3 })).message).toBe(
       'example 2: label 3 is not an integer in [0, 3)',
     );
-    expect(thrown(() => fromIterator([{ x: [0, 0], y: -1 }], [2])).message).toContain('example 0: label -1');
-    expect(thrown(() => fromIterator([null as unknown as Example], [2])).message).toContain('example 0: expected an object');
+    expect(errorOf(() => fromIterator([{ x: [0, 0], y: -1 }], [2])).message).toContain('example 0: label -1');
+    expect(errorOf(() => fromIterator([null as unknown as Example], [2])).message).toContain('example 0: expected an object');
   });
 
   it('rejects an empty source and a bad limit', () => {
-    expect(thrown(() => fromIterator([], [2])).message).toContain('no examples');
-    expect(thrown(() => fromIterator(examples(2), [2], { limit: 0 })).code).toBe('INPUT_INVALID');
-    expect(thrown(() => fromIterator(42 as unknown as Iterable<Example>, [2])).code).toBe('INPUT_INVALID');
+    expect(errorOf(() => fromIterator([], [2])).message).toContain('no examples');
+    expect(errorOf(() => fromIterator(examples(2), [2], { limit: 0 })).code).toBe('INPUT_INVALID');
+    expect(errorOf(() => fromIterator(42 as unknown as Iterable<Example>, [2])).code).toBe('INPUT_INVALID');
   });
 });
 
@@ -177,8 +168,8 @@ describe('trainTestSplit', () => {
 
   it('rejects a fraction outside (0, 1) or one that empties a side', () => {
     const ds = fromIterator(examples(3), [2]);
-    expect(thrown(() => trainTestSplit(ds, { testFraction: 1 })).code).toBe('INPUT_INVALID');
-    expect(thrown(() => trainTestSplit(ds, { testFraction: 0.1 })).message).toContain('both need at least one');
+    expect(errorOf(() => trainTestSplit(ds, { testFraction: 1 })).code).toBe('INPUT_INVALID');
+    expect(errorOf(() => trainTestSplit(ds, { testFraction: 0.1 })).message).toContain('both need at least one');
   });
 
   it('leaks no tensors, also when it reads labels back', () => {

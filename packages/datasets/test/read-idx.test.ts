@@ -1,18 +1,8 @@
 import { gzipSync } from 'node:zlib';
-import { TensorpressError } from '@tensorpress/core-tensor';
 import { readIdx } from '@tensorpress/datasets';
+import { errorOf } from '@tensorpress/test-utils';
 import { describe, expect, it } from 'vitest';
 import { idxBytes } from './idx-fixtures.js';
-
-function errorOf(fn: () => unknown): TensorpressError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(TensorpressError);
-    return e as TensorpressError;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('readIdx', () => {
   it('parses a valid ubyte file: shape, values, and a view without copy', () => {

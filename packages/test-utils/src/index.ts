@@ -3,7 +3,7 @@
  * three tiers of DESIGN §5, SQNR, and a tensor-leak guard.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { createRng } from '@tensorpress/core-tensor';
+import { TensorpressError, createRng, runGraph, type Graph, type ParamData } from '@tensorpress/core-tensor';
 import { expect } from 'vitest';
 
 /** Uniform random values in [lo, hi) from a seed (test fixtures only). */
@@ -69,4 +69,67 @@ export async function expectNoLeak<T>(fn: () => T | Promise<T>, allowance = 0): 
   const after = tf.memory().numTensors;
   expect(after - before, 'tensors leaked').toBeLessThanOrEqual(allowance);
   return out;
+}
+
+/**
+ * Gives every BatchNormalization random gamma/beta/mean/var and every Conv/Gemm bias random values,
+ * so that each channel contributes and a transform that mishandles one shows in the outputs.
+ */
+export function randomizeBnStats(graph: Graph, seed = 7): Graph {
+  const updates = new Map<string, { data: ParamData }>();
+  let s = seed;
+  for (const n of graph.nodes) {
+    if (n.op === 'BatchNormalization') {
+      const c = graph.param(n.inputs[1]!)!.shape[0]!;
+      updates.set(n.inputs[1]!, { data: seededArray(c, s++, 0.5, 1.5) });
+      updates.set(n.inputs[2]!, { data: seededArray(c, s++, -0.5, 0.5) });
+      updates.set(n.inputs[3]!, { data: seededArray(c, s++, -0.5, 0.5) });
+      updates.set(n.inputs[4]!, { data: seededArray(c, s++, 0.3, 2) });
+    }
+    if ((n.op === 'Conv' || n.op === 'Gemm') && (n.inputs[2] ?? '') !== '') {
+      updates.set(n.inputs[2]!, { data: seededArray(graph.param(n.inputs[2]!)!.data.length, s++, -0.3, 0.3) });
+    }
+  }
+  return graph.withParams(updates);
+}
+
+/** A copy of every param's values by name, to check later that a pure transform left them alone. */
+export function snapshotParams(graph: Graph): Map<string, number[]> {
+  return new Map(graph.params.map((p) => [p.name, Array.from(p.data)]));
+}
+
+/** Asserts the graph still has exactly the params of `snap`, with the same values. */
+export function expectParamsUntouched(graph: Graph, snap: Map<string, number[]>): void {
+  expect(graph.params.length).toBe(snap.size);
+  for (const p of graph.params) expect(Array.from(p.data), p.name).toEqual(snap.get(p.name));
+}
+
+/** Runs a single-output graph in eval mode and returns its output's values (the tensor is disposed). */
+export function runOutput(graph: Graph, x: tf.Tensor): Float32Array {
+  const [y] = runGraph(graph, x);
+  const d = y!.dataSync() as Float32Array;
+  y!.dispose();
+  return d;
+}
+
+/** The TensorpressError `fn` throws; fails the test if it throws nothing or something else. */
+export function errorOf(fn: () => unknown): TensorpressError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(TensorpressError);
+    return e as TensorpressError;
+  }
+  throw new Error('expected an error');
+}
+
+/** The TensorpressError `p` rejects with; fails the test if it resolves or rejects with something else. */
+export async function rejectionOf(p: Promise<unknown>): Promise<TensorpressError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(TensorpressError);
+    return e as TensorpressError;
+  }
+  throw new Error('expected an error');
 }

@@ -75,6 +75,7 @@ export const FAST_GRADIENT_KERNELS = [
   'Step',
   'Sum',
   'Mean',
+  'OneHot',
   ...BROADCAST_BINARY_KERNELS,
 ] as const;
 
@@ -101,6 +102,7 @@ const PLAN: Readonly<Record<string, readonly FastGradientKernel[]>> = {
     'BatchMatMul',
     'Sum',
     'Mean',
+    'OneHot',
   ],
   cpu: [
     'Conv2D',
@@ -308,6 +310,16 @@ const SPECS: Readonly<Record<FastGradientKernel, Spec>> = {
   Step: { requires: [], impl: wraps(cpuStep) },
   Sum: { requires: [], impl: wraps(leadingReduce(false)) },
   Mean: { requires: [], impl: wraps(leadingReduce(true)) },
+  // tfjs-backend-wasm 4.22's OneHot ignores its dtype attribute and writes int32 bits into a
+  // float32 tensor (a 1 reads as 1.4e-45): make it in int32 and cast with the backend's own kernel.
+  OneHot: {
+    requires: ['Cast'],
+    impl: wraps((s, inputs, attrs, original) =>
+      attrs['dtype'] === undefined || attrs['dtype'] === 'int32'
+        ? s.call(original, inputs, attrs)
+        : s.run('Cast', { x: s.call(original, inputs, { ...attrs, dtype: 'int32' }) }, { dtype: attrs['dtype'] }),
+    ),
+  },
   ...binarySpecs(),
 };
 

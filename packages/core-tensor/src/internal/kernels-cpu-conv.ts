@@ -16,16 +16,7 @@ export function cpuConv2d(s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttr
   const x = need(inputs, 'x');
   const filter = need(inputs, 'filter');
   if (attrs['dataFormat'] === 'NCHW' || x.dtype !== 'float32' || filter.dtype !== 'float32') return s.call(original, inputs, attrs);
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filter.shape as [number, number, number, number],
-    pair(attrs['strides'], 1),
-    pair(attrs['dilations'], 1),
-    attrs['pad'] as 'valid',
-    attrs['dimRoundingMode'] as 'floor' | undefined,
-    false,
-    'channelsLast',
-  );
+  const info = convInfo(x.shape, filter.shape, attrs);
   const { info: out, values: y } = s.output(info.outShape, 'float32');
   conv2dNhwc(new Float64Array(s.values(x)), new Float64Array(s.values(filter)), y, info);
   return out;
@@ -107,8 +98,8 @@ function conv2dNhwc(x: Float64Array, w: Float64Array, y: ArrayLike<number> & { [
   }
 }
 
-/** Geometry of a conv gradient kernel call, as the forward conv computed it. */
-function gradInfo(inShape: number[], filterShape: number[], attrs: NamedAttrMap): Conv2DInfo {
+/** Geometry of a conv kernel call (forward or gradient), NHWC. */
+function convInfo(inShape: number[], filterShape: number[], attrs: NamedAttrMap): Conv2DInfo {
   return tf.backend_util.computeConv2DInfo(
     inShape as [number, number, number, number],
     filterShape as [number, number, number, number],
@@ -136,7 +127,7 @@ export function cpuConv2dBackpropFilter(s: Scope, inputs: NamedTensorInfoMap, at
   const x = need(inputs, 'x');
   const dy = need(inputs, 'dy');
   if (attrs['dataFormat'] === 'NCHW' || x.dtype !== 'float32' || dy.dtype !== 'float32') return s.call(original, inputs, attrs);
-  const info = gradInfo(x.shape, attrs['filterShape'] as number[], attrs);
+  const info = convInfo(x.shape, attrs['filterShape'] as number[], attrs);
   checkDy(dy, info, 'Conv2DBackpropFilter');
   const { batchSize: n, inHeight: h, inWidth: iw, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
@@ -217,7 +208,7 @@ export function cpuConv2dBackpropInput(s: Scope, inputs: NamedTensorInfoMap, att
   const dy = need(inputs, 'dy');
   const filter = need(inputs, 'filter');
   if (attrs['dataFormat'] === 'NCHW' || dy.dtype !== 'float32' || filter.dtype !== 'float32') return s.call(original, inputs, attrs);
-  const info = gradInfo(attrs['inputShape'] as number[], filter.shape, attrs);
+  const info = convInfo(attrs['inputShape'] as number[], filter.shape, attrs);
   checkDy(dy, info, 'Conv2DBackpropInput');
   const { batchSize: n, inHeight: h, inWidth: iw, inChannels: ci, outHeight: oh, outWidth: ow, outChannels: co } = info;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { Scope } from './kernels-scope.js';
-import { need } from './kernels-scope.js';
+import { leadingReduceArgs, need } from './kernels-scope.js';
 
 /** Binary kernels (inputs `a`, `b`, NumPy broadcasting) that get the leading-1s fast path. */
 export const BROADCAST_BINARY_KERNELS = [
@@ -137,15 +137,9 @@ const LOOPS: Record<Arithmetic, { longA: Loop; longB: Loop }> = {
 /** Sum (`mean` false) or Mean over a leading run of axes of a float32 tensor. */
 export function leadingReduce(mean: boolean) {
   return (s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttrMap, original: KernelFunc): TensorInfo => {
-    const x = need(inputs, 'x');
-    const rank = x.shape.length;
-    const axes = [...tf.util.parseAxisParam(attrs['axis'] as number | number[], x.shape)].sort((p, q) => p - q);
-    const leading = axes.length > 0 && axes.length < rank && axes.every((ax, i) => ax === i);
-    if (x.dtype !== 'float32' || !leading) return s.call(original, inputs, attrs);
-    const rows = x.shape.slice(0, axes.length).reduce((p, q) => p * q, 1);
-    const kept = x.shape.slice(axes.length);
-    const cols = kept.reduce((p, q) => p * q, 1);
-    const outShape = attrs['keepDims'] === true ? [...axes.map(() => 1), ...kept] : kept;
+    const args = leadingReduceArgs(inputs, attrs);
+    if (args == null) return s.call(original, inputs, attrs);
+    const { x, rows, cols, outShape } = args;
     const { info, values: out } = s.output(outShape, 'float32');
     const xv = s.values(x);
     const acc = new Float64Array(cols);

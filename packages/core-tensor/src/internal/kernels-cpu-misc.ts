@@ -8,31 +8,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { Scope } from './kernels-scope.js';
-import { need } from './kernels-scope.js';
-
-const prod = (a: readonly number[]) => a.reduce((x, y) => x * y, 1);
+import { matMulArgs, need } from './kernels-scope.js';
 
 export function cpuBatchMatMul(s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttrMap, original: KernelFunc): TensorInfo {
-  const a = need(inputs, 'a');
-  const b = need(inputs, 'b');
-  const ta = attrs['transposeA'] === true;
-  const tb = attrs['transposeB'] === true;
-  const outerA = a.shape.slice(0, -2);
-  const outerB = b.shape.slice(0, -2);
-  const batchA = prod(outerA);
-  const batchB = prod(outerB);
-  const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2 || !(sameOuter || batchA === 1 || batchB === 1)) {
-    return s.call(original, inputs, attrs);
-  }
-  const [a0, a1] = a.shape.slice(-2) as [number, number];
-  const [b0, b1] = b.shape.slice(-2) as [number, number];
-  const m = ta ? a1 : a0;
-  const k = ta ? a0 : a1;
-  const n = tb ? b0 : b1;
-  if ((tb ? b1 : b0) !== k) throw new Error(`BatchMatMul: inner dimensions ${k} and ${tb ? b1 : b0} differ`);
+  const args = matMulArgs(inputs, attrs);
+  if (args == null) return s.call(original, inputs, attrs);
+  const { a, b, ta, tb, batchA, batchB, m, k, n, outShape } = args;
   const batch = Math.max(batchA, batchB);
-  const { info, values: out } = s.output([...(outerA.length >= outerB.length ? outerA : outerB), m, n], 'float32');
+  const { info, values: out } = s.output(outShape, 'float32');
   const av = s.values(a);
   const bv = s.values(b);
   const A = new Float64Array(m * k);

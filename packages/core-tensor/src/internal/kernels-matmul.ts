@@ -7,32 +7,14 @@
  */
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { Scope } from './kernels-scope.js';
-import { need } from './kernels-scope.js';
+import { matMulArgs } from './kernels-scope.js';
 import type { NamedAttrMap, NamedTensorInfoMap } from '@tensorflow/tfjs-core';
 
-const prod = (a: readonly number[]) => a.reduce((x, y) => x * y, 1);
-
 export function batchMatMul(s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttrMap, original: KernelFunc): TensorInfo {
-  const a = need(inputs, 'a');
-  const b = need(inputs, 'b');
-  const ta = attrs['transposeA'] === true;
-  const tb = attrs['transposeB'] === true;
-  const outerA = a.shape.slice(0, -2);
-  const outerB = b.shape.slice(0, -2);
-  const batchA = prod(outerA);
-  const batchB = prod(outerB);
-  const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
   // Anything unusual (other dtypes, partial broadcasting like [2,1] x [1,3]) keeps tfjs' kernel.
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2 || !(sameOuter || batchA === 1 || batchB === 1)) {
-    return s.call(original, inputs, attrs);
-  }
-  const [a0, a1] = a.shape.slice(-2) as [number, number];
-  const [b0, b1] = b.shape.slice(-2) as [number, number];
-  const m = ta ? a1 : a0;
-  const k = ta ? a0 : a1;
-  const n = tb ? b0 : b1;
-  if ((tb ? b1 : b0) !== k) throw new Error(`BatchMatMul: inner dimensions ${k} and ${tb ? b1 : b0} differ`);
-  const outShape = [...(outerA.length >= outerB.length ? outerA : outerB), m, n];
+  const args = matMulArgs(inputs, attrs);
+  if (args == null) return s.call(original, inputs, attrs);
+  const { a, b, ta, tb, batchA, batchB, a0, a1, b0, b1, m, k, n, outShape } = args;
   const plain = { transposeA: false, transposeB: false };
 
   let a3 = s.view(a, [batchA, a0, a1]);

@@ -12,10 +12,9 @@
  * XNNPACK clamps its outputs with pseudo-min/max, which turns NaN into -Infinity: any non-finite
  * partial result sends the whole reduction to tfjs' kernel instead.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import type { Scope } from './kernels-scope.js';
-import { need } from './kernels-scope.js';
+import { leadingReduceArgs } from './kernels-scope.js';
 
 /** Below this many elements the kernel-call overhead outweighs the saved transpose. */
 const MIN_SIZE = 16384;
@@ -25,14 +24,9 @@ const MAX_WINDOW = 1 << 16;
 
 export function wasmLeadingReduce(mean: boolean) {
   return (s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttrMap, original: KernelFunc): TensorInfo => {
-    const x = need(inputs, 'x');
-    const rank = x.shape.length;
-    const axes = [...tf.util.parseAxisParam(attrs['axis'] as number | number[], x.shape)].sort((p, q) => p - q);
-    const leading = axes.length > 0 && axes.length < rank && axes.every((ax, i) => ax === i);
-    if (x.dtype !== 'float32' || !leading) return s.call(original, inputs, attrs);
-    const rows = x.shape.slice(0, axes.length).reduce((p, q) => p * q, 1);
-    const kept = x.shape.slice(axes.length);
-    const cols = kept.reduce((p, q) => p * q, 1);
+    const args = leadingReduceArgs(inputs, attrs);
+    if (args == null) return s.call(original, inputs, attrs);
+    const { x, rows, cols, outShape } = args;
     // Largest power of two dividing rows, capped.
     const window = Math.min(MAX_WINDOW, rows & -rows);
     if (rows * cols < MIN_SIZE || window < MIN_WINDOW || cols < 1) return s.call(original, inputs, attrs);
@@ -42,7 +36,6 @@ export function wasmLeadingReduce(mean: boolean) {
       { x: s.view(x, [1, rows, 1, cols]) },
       { filterSize: [window, 1], strides: [window, 1], pad: 'valid' },
     );
-    const outShape = attrs['keepDims'] === true ? [...axes.map(() => 1), ...kept] : kept;
     const { info, values: out } = s.output(outShape, 'float32');
     const part = s.values(pooled);
     const acc = new Float64Array(cols);
