@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type { Dataset } from './data.js';
 import type { Executor } from './executor.js';
 import type { Graph } from './graph.js';
 
@@ -45,9 +46,26 @@ export interface AlgorithmStatistics {
   readonly skipped: readonly { node: string; reason: string }[];
 }
 
+/** What a data-driven initialisation (quantizer ranges, BN adaptation) may use. */
+export interface InitContext {
+  /** Samples to draw statistics from (the caller's training data, typically). */
+  readonly data: Dataset;
+  /** How many examples to use at most. */
+  readonly samples: number;
+  /** Batch size of the statistics passes. */
+  readonly batchSize: number;
+  /** The model being compressed. */
+  readonly executor: Executor;
+}
+
 /** The controller of one algorithm (NNCF's CompressionAlgorithmController). */
 export interface AlgorithmController {
   readonly algorithm: string;
+  /**
+   * Data-driven initialisation before training (NNCF's init args: quantizer range init). Optional:
+   * algorithms that need none omit it. {@link CompressionController.initialize} calls it.
+   */
+  initialize?(ctx: InitContext): Promise<void>;
   readonly scheduler: CompressionScheduler;
   /** Compression loss term (scalar); zero when the algorithm adds none. Called inside the gradient closure. */
   loss(ctx: LossContext): tf.Scalar;

@@ -6,6 +6,7 @@ import type {
   Json,
   LossContext,
 } from './compression-types.js';
+import type { Dataset } from './data.js';
 import { TensorpressError } from './errors.js';
 import { Executor } from './executor.js';
 import type { Graph } from './graph.js';
@@ -53,6 +54,11 @@ export interface CompressionController {
   /** The individual controllers, in priority order. */
   readonly controllers: readonly AlgorithmController[];
   readonly scheduler: CompressionScheduler;
+  /**
+   * Runs every algorithm's data-driven initialisation (quantizer ranges ...) on up to `samples`
+   * examples of `data` (default 1,024, batch 64). Call it once before training.
+   */
+  initialize(data: Dataset, options?: { samples?: number; batchSize?: number }): Promise<void>;
   /** Sum of every algorithm's compression loss (a scalar; zero when none adds one). */
   loss(ctx: LossContext): tf.Scalar;
   /** Every algorithm's extra trainable tensors. */
@@ -134,6 +140,10 @@ export function compress(graph: Graph, builders: readonly CompressionBuilder[], 
         for (const c of controllers) total = tf.add(total, c.loss(ctx));
         return total;
       });
+    },
+    async initialize(data: Dataset, opts: { samples?: number; batchSize?: number } = {}): Promise<void> {
+      const ctx = { data, samples: opts.samples ?? 1024, batchSize: opts.batchSize ?? 64, executor };
+      for (const c of controllers) if (c.initialize) await c.initialize(ctx);
     },
     trainableVariables: () => controllers.flatMap((c) => [...c.trainableVariables()]),
     statistics: () => ({

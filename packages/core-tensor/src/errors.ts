@@ -23,7 +23,13 @@ export type ErrorCode =
   | 'STATE_INVALID'
   | 'ALGORITHM_UNKNOWN'
   | 'NUMERIC_INVALID'
-  | 'IO_ERROR';
+  | 'IO_ERROR'
+  | 'ONNX_INVALID'
+  | 'ONNX_UNSUPPORTED'
+  | 'ONNX_RUNTIME_UNAVAILABLE'
+  | 'TARGET_UNREACHABLE'
+  | 'NOTHING_PRUNABLE'
+  | 'QUANT_NONFINITE';
 
 /** Base class of every error tensorpress throws on purpose. */
 export class TensorpressError extends Error {

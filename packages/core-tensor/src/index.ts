@@ -56,6 +56,7 @@ export type {
   CompressOptions,
 } from './compression.js';
 export type {
+  InitContext,
   Json,
   LossContext,
   CompressionScheduler,

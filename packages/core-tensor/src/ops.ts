@@ -700,3 +700,30 @@ register({
     return [tf.mul(tf.sub(tf.cast(x, 'float32'), z), s)];
   },
 });
+
+register({
+  op: 'DynamicQuantizeLinear',
+  arity: [1, 1],
+  weightInputs: [],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    if (node.outputs.length !== 3) fail(node, `needs 3 outputs (y, y_scale, y_zero_point), has ${node.outputs.length}`, 'GRAPH_INVALID');
+    return [
+      { name: '', shape: x.shape, dtype: 'uint8' },
+      { name: '', shape: [], dtype: 'float32' },
+      { name: '', shape: [], dtype: 'uint8' },
+    ];
+  },
+  // ONNX's definition: the range [min(0, min x), max(0, max x)] of this very tensor mapped onto 0..255.
+  forward: (ins, node) => {
+    const x = req(node, ins, 0);
+    const lo = tf.minimum(tf.min(x), 0);
+    const hi = tf.maximum(tf.max(x), 0);
+    const range = tf.sub(hi, lo);
+    // An all-zero tensor has range 0: any positive scale maps it to code zp exactly.
+    const scale = tf.where(tf.greater(range, 0), tf.div(range, 255), tf.onesLike(range));
+    const zp = tf.clipByValue(tf.round(tf.neg(tf.div(lo, scale))), 0, 255);
+    const y = tf.clipByValue(tf.add(tf.round(tf.div(x, scale)), zp), 0, 255);
+    return [tf.cast(y, 'int32'), scale, tf.cast(zp, 'int32')];
+  },
+});

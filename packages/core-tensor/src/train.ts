@@ -44,6 +44,11 @@ export interface FitController {
   /** Extra trainable variables (learned scales, L0 logits, ...). */
   trainableVariables(): readonly tf.Variable[];
   readonly scheduler: { step(): void; epochStep(): void };
+  /**
+   * Data-driven initialisation (quantizer ranges), run by {@link fit} on the training data before
+   * the first step; it must do nothing when already initialised (a resumed or second fit).
+   */
+  initialize?(data: Dataset): Promise<void>;
 }
 
 /** What `onBatchEnd` sees. Indices are 0-based. */
@@ -319,6 +324,7 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
   let optimizer: tf.Optimizer | undefined;
   const progress = createProgress(options.progress ?? true, options.log);
   try {
+    if (options.controller?.initialize) await options.controller.initialize(data);
     logitsOf(ex, data, 'fit');
     if (options.validation) logitsOf(ex, options.validation, 'fit (validation)');
     optimizer = given ?? makeOptimizer(config!);

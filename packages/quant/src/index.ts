@@ -1,1 +1,55 @@
-export {};
+/**
+ * @tensorpress/quant: quantization-aware training (the NNCF-style default, DoReFa, PACT, TQT, LSQ)
+ * and post-training quantization (min-max, percentile, KL/entropy, MSE; static and dynamic), with a
+ * strip step that produces int8 weights and QuantizeLinear/DequantizeLinear in core vocabulary.
+ */
+export { quantization, quantizationDefinition, quantizationSchema, SymmetricQuantizer, AsymmetricQuantizer, qatCommonSchema } from './quantization.js';
+export type { QuantizationParams, QuantizationInput, ScopeOptions } from './quantization.js';
+export { dorefa, dorefaDefinition, dorefaSchema, quantizeK, DorefaWeightQuantizer, DorefaActivationQuantizer } from './dorefa.js';
+export type { DorefaParams } from './dorefa.js';
+export { pact, pactDefinition, pactSchema, PactQuantizer } from './pact.js';
+export type { PactParams } from './pact.js';
+export { tqt, tqtDefinition, tqtSchema, TqtQuantizer } from './tqt.js';
+export type { TqtParams } from './tqt.js';
+export { lsq, lsqDefinition, lsqSchema, LsqQuantizer } from './lsq.js';
+export type { LsqParams } from './lsq.js';
+export { quantizePostTraining, postTrainingQuantization, postTrainingQuantizationDefinition, ptqSchema } from './ptq.js';
+export type { PtqOptions, PtqParams, PostTrainingResult } from './ptq.js';
+export { fakeQuantize, roundSte, ceilSte, reduceToShape } from './fake-quantize.js';
+export type { FakeQuantOptions, SteVariant } from './fake-quantize.js';
+export {
+  quantParams,
+  quantParamsPerChannel,
+  integerRange,
+  roundHalfEven,
+  quantizeToCodes,
+  tensorRange,
+  checkBits,
+  MIN_SCALE,
+} from './quant-params.js';
+export type { QuantSpec, QuantParams } from './quant-params.js';
+export { placeQuantizers, WEIGHT_OPS, UNIFIED_OPS, AGNOSTIC_OPS } from './placement.js';
+export type { Placement, PlacementOptions, WeightPlacement, ActivationPlacement } from './placement.js';
+export { buildQuantizedGraph } from './strip.js';
+export type { QuantizedGraphPlan, WeightQuantization, ActivationQuantization, DynamicQuantization } from './strip.js';
+export { createCollector } from './calibration.js';
+export type { CalibrationMethod, RangeInitMethod, CollectorOptions, RangeCollector } from './calibration.js';
+export type { BitsPlanEntry } from './internal/qat.js';
+export type { Quantizer, Grid, ActivationStats } from './internal/quantizer.js';
+
+import { dorefaDefinition } from './dorefa.js';
+import { lsqDefinition } from './lsq.js';
+import { pactDefinition } from './pact.js';
+import { postTrainingQuantizationDefinition } from './ptq.js';
+import { quantizationDefinition } from './quantization.js';
+import { tqtDefinition } from './tqt.js';
+
+/** Every algorithm of this package, for `parsePipelineConfig` / `createBuilders`. */
+export const quantAlgorithms = [
+  quantizationDefinition,
+  dorefaDefinition,
+  pactDefinition,
+  tqtDefinition,
+  lsqDefinition,
+  postTrainingQuantizationDefinition,
+] as const;

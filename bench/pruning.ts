@@ -1,0 +1,298 @@
+/**
+ * `npm run bench -- pruning [--quick] [--fp32-epochs N] [--finetune-epochs N] [--no-cache]`:
+ * the residual reference CNN trained on Fashion-MNIST (FP32, cached under bench/.cache), pruned to
+ * −50% FLOPs with L1, L2, FPGM and Slim (pruneFirstConv and pruneDownsampleConvs on), fine-tuned with
+ * the masks, stripped (channels physically removed) and evaluated; params and FLOPs before and after
+ * from core statistics; the ONNX Runtime latency of the exported pruned model over the unpruned one
+ * at batch 256. Also regular mode (kept filters a multiple of 8) on the same model and group mode on a
+ * small grouped-conv CNN, both exported and run in ORT.
+ *
+ * `--quick` is a smoke run: 2,000 training and 1,000 test images, one epoch each, few latency runs.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  GraphBuilder,
+  compress,
+  evaluate,
+  fit,
+  graphStatistics,
+  numAttr,
+  readGraph,
+  referenceModels,
+  useBackend,
+  writeGraph,
+  type Dataset,
+  type Graph,
+} from '@tensorpress/core-tensor';
+import { loadFashionMnist } from '@tensorpress/datasets';
+import { filterPruning, type FilterPruningOptions, type PruningCriterion } from '@tensorpress/pruning';
+import type { SuiteResult } from './run.js';
+import { median, round } from './common.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const CACHE = path.join(here, '.cache');
+const LATENCY_BATCH = 256;
+/** The FP32 recipe of the training bench for Fashion-MNIST (Adam 4e-3, cosine, batch 64). */
+const FP32_RECIPE = { batch: 64, learningRate: 4e-3 };
+/** Fine-tuning after pruning: a lower rate, cosine decay. */
+const FINETUNE = { batch: 64, learningRate: 1e-3 };
+
+interface Settings {
+  quick: boolean;
+  fp32Epochs: number;
+  finetuneEpochs: number;
+  cache: boolean;
+  latencyRuns: number;
+}
+
+function settingsOf(args: string[]): Settings {
+  const quick = args.includes('--quick');
+  const num = (flag: string, fallback: number): number => {
+    const i = args.indexOf(flag);
+    if (i < 0) return fallback;
+    const v = Number(args[i + 1]);
+    if (!Number.isInteger(v) || v < 0) throw new Error(`${flag} expects a non-negative integer, got ${String(args[i + 1])}`);
+    return v;
+  };
+  return {
+    quick,
+    fp32Epochs: num('--fp32-epochs', quick ? 1 : 3),
+    finetuneEpochs: num('--finetune-epochs', quick ? 1 : 3),
+    cache: !args.includes('--no-cache'),
+    latencyRuns: quick ? 5 : 30,
+  };
+}
+
+function subsetOf(data: Dataset, n: number): Dataset {
+  return n >= data.size ? data : data.subset(Array.from({ length: n }, (_, i) => i));
+}
+
+/** The trained FP32 model, from the cache when one matches the settings. */
+async function trainedFp32(name: string, make: () => Graph, train: Dataset, s: Settings): Promise<Graph> {
+  const file = path.join(CACHE, `pruning-${name}-fashion-${train.size}-e${s.fp32Epochs}.json`);
+  if (s.cache) {
+    try {
+      const g = await readGraph(file);
+      console.log(`${name}: FP32 weights from ${path.relative(process.cwd(), file)}`);
+      return g;
+    } catch {
+      // Not cached yet (or unreadable): train below.
+    }
+  }
+  const started = performance.now();
+  const { graph } = await fit(make(), train, {
+    epochs: s.fp32Epochs,
+    batchSize: FP32_RECIPE.batch,
+    optimizer: { type: 'adam', learningRate: FP32_RECIPE.learningRate },
+    lrSchedule: 'cosine',
+    seed: 0,
+    progress: false,
+    log: (line) => console.log(`  ${name} fp32: ${line}`),
+  });
+  console.log(`${name}: FP32 trained in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  if (s.cache) {
+    await mkdir(CACHE, { recursive: true });
+    await writeGraph(file, graph);
+  }
+  return graph;
+}
+
+/** A small CNN with grouped convolutions (group 4) for the group-mode row. */
+function groupedCnn(): Graph {
+  const b = new GraphBuilder({ seed: 0 });
+  let h = b.input('input', [null, 28, 28, 1]);
+  const cbr = (x: string, name: string, filters: number, kernel: number, group = 1): string =>
+    b.relu(
+      b.batchNorm(b.conv(x, { filters, kernel, group, padding: kernel > 1 ? 'same' : 'valid', bias: false, name }), { name: `${name}_bn` }),
+      `${name}_relu`,
+    );
+  h = cbr(h, 'stem', 16, 3);
+  h = b.maxPool(h, 2, { name: 'pool1' });
+  h = cbr(h, 'gconv1', 32, 3, 4);
+  h = b.maxPool(h, 2, { name: 'pool2' });
+  h = cbr(h, 'pw', 64, 1);
+  h = cbr(h, 'gconv2', 64, 3, 4);
+  h = b.flatten(b.globalAvgPool(h, 'gap'), 'flatten');
+  b.output(b.dense(h, 10, { name: 'fc' }));
+  return b.build();
+}
+
+/** What the ORT part reports: a latency ratio, or why it could not be measured. */
+type LatencyResult = { unprunedMs: number; prunedMs: number; latencyRatio: number } | { unavailable: string };
+
+interface ExportOnnx {
+  toOnnx(graph: Graph, options?: Record<string, unknown>): Uint8Array;
+  ortLatency(bytes: Uint8Array, options: { batch: number; threads?: number; runs?: number; warmup?: number }): Promise<{ medianMs: number }>;
+}
+
+/**
+ * ONNX Runtime latency of the pruned model over the unpruned one at batch 256, both exported with
+ * `@tensorpress/export-onnx` and measured alternately in rounds in the same run (medians of the
+ * round medians). Returns why not when export-onnx or onnxruntime-node is not available yet.
+ */
+async function ortLatencyRatio(unpruned: Graph, pruned: Graph, runs: number): Promise<LatencyResult> {
+  let mod: Partial<ExportOnnx>;
+  try {
+    mod = (await import('@tensorpress/export-onnx')) as unknown as Partial<ExportOnnx>;
+  } catch (e) {
+    return { unavailable: `@tensorpress/export-onnx did not load: ${(e as Error).message}` };
+  }
+  if (typeof mod.toOnnx !== 'function' || typeof mod.ortLatency !== 'function') {
+    return { unavailable: '@tensorpress/export-onnx does not provide toOnnx and ortLatency yet' };
+  }
+  const bytes = [mod.toOnnx(unpruned), mod.toOnnx(pruned)];
+  const samples: number[][] = [[], []];
+  const rounds = 3;
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < 2; i++) {
+      const res = await mod.ortLatency(bytes[i]!, { batch: LATENCY_BATCH, runs: Math.max(1, Math.round(runs / rounds)), warmup: 2 });
+      samples[i]!.push(res.medianMs);
+    }
+  }
+  const unprunedMs = median(samples[0]!);
+  const prunedMs = median(samples[1]!);
+  return { unprunedMs: round(unprunedMs, 2), prunedMs: round(prunedMs, 2), latencyRatio: round(prunedMs / unprunedMs, 3) };
+}
+
+function latencyFields(l: LatencyResult): Record<string, unknown> {
+  return 'unavailable' in l ? { latencyNote: l.unavailable } : { unprunedLatencyMs: l.unprunedMs, latencyMs: l.prunedMs, latencyRatio: l.latencyRatio };
+}
+
+interface PruneRun {
+  label: string;
+  criterion: PruningCriterion;
+  options: FilterPruningOptions;
+  /** Epochs of sparse training (Slim's L1 on γ) before the masks are set. */
+  sparseEpochs: number;
+}
+
+async function pruneAndFinetune(
+  model: string,
+  fp32: Graph,
+  fp32Accuracy: number,
+  run: PruneRun,
+  data: { train: Dataset; test: Dataset },
+  s: Settings,
+): Promise<{ row: Record<string, unknown>; stripped: Graph }> {
+  const ctrl = compress(fp32, [filterPruning({ criterion: run.criterion, ...run.options })]);
+  const started = performance.now();
+  await fit(ctrl.model.executor, data.train, {
+    epochs: run.sparseEpochs + s.finetuneEpochs,
+    batchSize: FINETUNE.batch,
+    optimizer: { type: 'adam', learningRate: FINETUNE.learningRate },
+    lrSchedule: 'cosine',
+    controller: ctrl,
+    seed: 1,
+    progress: false,
+    log: (line) => console.log(`  ${model} ${run.label}: ${line}`),
+  });
+  const trainSeconds = (performance.now() - started) / 1000;
+  const stats = ctrl.statistics().algorithms[0]!;
+  const stripped = ctrl.strip();
+  ctrl.dispose();
+  const acc = (await evaluate(stripped, data.test, { batchSize: 500, progress: false })).accuracy;
+  const before = graphStatistics(fp32).total;
+  const after = graphStatistics(stripped).total;
+  const pruned = stats.layers.filter((l) => l.prunable && l['keptFilters'] !== l['totalFilters']);
+  console.log(`${model} ${run.label}: ${(acc * 100).toFixed(2)}% (FP32 ${(fp32Accuracy * 100).toFixed(2)}%), FLOPs ${before.flops} → ${after.flops}`);
+  return {
+    stripped,
+    row: {
+      model,
+      method: run.label,
+      criterion: run.criterion,
+      mode: run.options.mode ?? 'normal',
+      sparseEpochs: run.sparseEpochs,
+      finetuneEpochs: s.finetuneEpochs,
+      accuracy: round(acc, 4),
+      fp32Accuracy: round(fp32Accuracy, 4),
+      deltaPts: round((acc - fp32Accuracy) * 100, 2),
+      params: after.params,
+      paramsBefore: before.params,
+      flops: after.flops,
+      flopsBefore: before.flops,
+      flopsReductionPct: round((1 - after.flops / before.flops) * 100, 1),
+      keptFilters: pruned.map((l) => `${l.node}:${String(l['keptFilters'])}/${String(l['totalFilters'])}`).join(' '),
+      trainSeconds: round(trainSeconds, 1),
+    },
+  };
+}
+
+export default async function pruning(args: string[]): Promise<SuiteResult> {
+  const s = settingsOf(args);
+  let backend: string;
+  try {
+    backend = (await useBackend('wasm')).name;
+  } catch {
+    backend = (await useBackend('cpu')).name;
+  }
+  const fashion = await loadFashionMnist();
+  const data = s.quick ? { train: subsetOf(fashion.train, 2000), test: subsetOf(fashion.test, 1000) } : fashion;
+  const rows: Record<string, unknown>[] = [];
+  const notes: string[] = [
+    'accuracy: the stripped (physically pruned) graph on the Fashion-MNIST test set; fp32Accuracy: the unpruned model; deltaPts in points.',
+    'params, flops: per example from core graphStatistics of the stripped graph; *Before: the FP32 graph.',
+    `latencyRatio: ONNX Runtime median latency of the exported pruned model over the exported unpruned one at batch ${LATENCY_BATCH}, measured alternately in the same run.`,
+    'Slim: one epoch of sparse training (L1 on BN γ as compression loss) before the masks are set, then the same fine-tuning as the others.',
+  ];
+  if (s.quick) notes.push('--quick: 2,000 training / 1,000 test images, one FP32 and one fine-tuning epoch: a smoke run, not a result.');
+
+  // Residual CNN: the four criteria at −50% FLOPs, then regular mode.
+  const fp32 = await trainedFp32('residualCnn', () => referenceModels.residualCnn({ seed: 0 }), data.train, s);
+  const fp32Acc = (await evaluate(fp32, data.test, { batchSize: 500, progress: false })).accuracy;
+  const fp32Stats = graphStatistics(fp32).total;
+  rows.push({
+    model: 'residualCnn',
+    method: 'fp32',
+    accuracy: round(fp32Acc, 4),
+    fp32Accuracy: round(fp32Acc, 4),
+    deltaPts: 0,
+    params: fp32Stats.params,
+    flops: fp32Stats.flops,
+    flopsReductionPct: 0,
+  });
+  const common: FilterPruningOptions = { flopsReduction: 0.5, pruneFirstConv: true, pruneDownsampleConvs: true };
+  const runs: PruneRun[] = [
+    { label: 'l1', criterion: 'l1', options: common, sparseEpochs: 0 },
+    { label: 'l2', criterion: 'l2', options: common, sparseEpochs: 0 },
+    { label: 'fpgm', criterion: 'fpgm', options: common, sparseEpochs: 0 },
+    { label: 'slim', criterion: 'slim', options: { ...common, schedule: { type: 'baseline', initSteps: 1 } }, sparseEpochs: 1 },
+    // Global ranking: with 16/32/64-channel layers and N = 8, one ratio for every layer jumps from −38% to −73% FLOPs.
+    { label: 'l1 regular (N=8), global', criterion: 'l1', options: { ...common, mode: 'regular', multipleOf: 8, ranking: 'global' }, sparseEpochs: 0 },
+  ];
+  for (const run of runs) {
+    const { row, stripped } = await pruneAndFinetune('residualCnn', fp32, fp32Acc, run, data, s);
+    if (run.options.mode === 'regular') {
+      const kept = String(row['keptFilters'])
+        .split(' ')
+        .filter((x) => x !== '')
+        .map((x) => Number(x.split(':')[1]!.split('/')[0]));
+      row['allKeptMultipleOfN'] = kept.every((k) => k % 8 === 0);
+    }
+    Object.assign(row, latencyFields(await ortLatencyRatio(fp32, stripped, s.latencyRuns)));
+    rows.push(row);
+  }
+
+  // Grouped-conv CNN: group mode keeps every grouped conv's group count with equal channels per group.
+  const gFp32 = await trainedFp32('groupedCnn', groupedCnn, data.train, { ...s, fp32Epochs: Math.min(s.fp32Epochs, 1) });
+  const gAcc = (await evaluate(gFp32, data.test, { batchSize: 500, progress: false })).accuracy;
+  const groupRun: PruneRun = { label: 'l1 group mode', criterion: 'l1', options: { ...common, flopsReduction: 0.4, mode: 'group' }, sparseEpochs: 0 };
+  const { row, stripped } = await pruneAndFinetune('groupedCnn', gFp32, gAcc, groupRun, data, { ...s, finetuneEpochs: Math.min(s.finetuneEpochs, 1) });
+  const groupsKept = gFp32.nodes
+    .filter((n) => n.op === 'Conv' && numAttr(n, 'group', 1) > 1)
+    .every((n) => {
+      const after = stripped.node(n.name)!;
+      const w = stripped.param(after.inputs[1]!)!.shape;
+      return numAttr(after, 'group', 1) === numAttr(n, 'group', 1) && w[3]! % numAttr(n, 'group', 1) === 0;
+    });
+  row['groupStructureKept'] = groupsKept;
+  Object.assign(row, latencyFields(await ortLatencyRatio(gFp32, stripped, s.latencyRuns)));
+  rows.push(row);
+
+  if (rows.some((r) => r['latencyNote'] !== undefined)) notes.push(`latency not measured: ${String(rows.find((r) => r['latencyNote'])!['latencyNote'])}`);
+  console.log(`tensors alive at the end: ${tf.memory().numTensors}`);
+  return { rows, backend, notes };
+}

@@ -1,0 +1,160 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
+import { roundSte } from './fake-quantize.js';
+import { qatBuilder } from './internal/qat.js';
+import { signedFromStats, weightAbsMax, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
+import { SymmetricQuantizer, qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
+
+/** `round(r · n) / n` with a straight-through round: DoReFa's quantize_k for r in [0, 1], n = 2^k − 1. */
+export function quantizeK(r: tf.Tensor, levels: number): tf.Tensor {
+  return tf.div(roundSte(tf.mul(r, levels)), levels);
+}
+
+/**
+ * DoReFa-Net weights (Zhou et al., 2016): `w_t = tanh(w) / (2 max|tanh(w)|) + 1/2`,
+ * `w_q = 2 · quantize_k(w_t) − 1` in [−1, 1], times a constant `c`. The paper relies on a following
+ * BatchNormalization to restore the scale; `c = max|W|` of the weights it starts from (fixed, not
+ * trained) keeps fine-tuning from a trained float model and layers without BN working, and is
+ * the identity for BN layers up to that BN. Codes are the odd integers in [−(2^k − 1), 2^k − 1]
+ * with scale c / (2^k − 1), so k ≤ 7 fits int8.
+ */
+export class DorefaWeightQuantizer implements Quantizer {
+  readonly kind = 'weight';
+  readonly initialized = true;
+  private c: number;
+  constructor(
+    readonly id: string,
+    readonly bits: number,
+    w: tf.Tensor,
+    scaleMode: 'max' | 'none',
+  ) {
+    if (bits > 7) {
+      throw new TensorpressError('CONFIG_INVALID', `dorefa: node weight "${id}": ${bits}-bit DoReFa codes need ${bits + 1} bits; use bits <= 7`, { bits });
+    }
+    this.c = scaleMode === 'max' ? Math.max(...weightAbsMax(w, undefined)) : 1;
+  }
+  apply(w: tf.Tensor): tf.Tensor {
+    const n = 2 ** this.bits - 1;
+    const t = tf.tanh(w);
+    const wt = tf.add(tf.div(t, tf.mul(2, tf.max(tf.abs(t)))), 0.5);
+    return tf.mul(tf.sub(tf.mul(2, quantizeK(wt, n)), 1), this.c);
+  }
+  initActivation(): void {}
+  variables(): tf.Variable[] {
+    return [];
+  }
+  grid(): Grid {
+    const n = 2 ** this.bits - 1;
+    return { scale: Float32Array.of(this.c / n), zeroPoint: Int32Array.of(0), range: [-n, n], signed: true };
+  }
+  describe(): Record<string, Json> {
+    return { bits: this.bits, mode: 'dorefa', signed: true, perChannel: false };
+  }
+  state(): Json {
+    return { c: this.c };
+  }
+  loadState(state: Json): void {
+    const c = (state as { c?: unknown } | null)?.c;
+    if (typeof c !== 'number') throw new TensorpressError('STATE_INVALID', `quantizer ${this.id}: expected { c: number }`);
+    this.c = c;
+  }
+  dispose(): void {}
+}
+
+/**
+ * DoReFa-Net activations: `quantize_k(clip(x, 0, 1))` (unsigned); a signed input (seen in the range
+ * statistics, or forced) uses `clip(x, −1, 1)` on the symmetric grid of 2^(k−1) − 1 steps per side.
+ * The gradient is the clip's (1 inside, 0 outside) times a straight-through round.
+ */
+export class DorefaActivationQuantizer implements Quantizer {
+  readonly kind = 'activation';
+  initialized = false;
+  private signed = false;
+  constructor(
+    readonly id: string,
+    readonly bits: number,
+    private readonly forcedSigned?: boolean,
+  ) {}
+  private get levels(): number {
+    return this.signed ? 2 ** (this.bits - 1) - 1 : 2 ** this.bits - 1;
+  }
+  apply(x: tf.Tensor): tf.Tensor {
+    return quantizeK(tf.clipByValue(x, this.signed ? -1 : 0, 1), this.levels);
+  }
+  initActivation(stats: ActivationStats): void {
+    this.signed = signedFromStats(stats, this.forcedSigned);
+    this.initialized = true;
+  }
+  variables(): tf.Variable[] {
+    return [];
+  }
+  grid(): Grid {
+    const n = this.levels;
+    return { scale: Float32Array.of(1 / n), zeroPoint: Int32Array.of(0), range: this.signed ? [-n, n] : [0, n], signed: this.signed };
+  }
+  describe(): Record<string, Json> {
+    return { bits: this.bits, mode: 'dorefa', signed: this.signed };
+  }
+  state(): Json {
+    return { signed: this.signed, initialized: this.initialized };
+  }
+  loadState(state: Json): void {
+    const s = state as { signed?: unknown; initialized?: unknown } | null;
+    if (typeof s?.signed !== 'boolean') throw new TensorpressError('STATE_INVALID', `quantizer ${this.id}: expected { signed: boolean }`);
+    this.signed = s.signed;
+    this.initialized = s.initialized !== false;
+  }
+  dispose(): void {}
+}
+
+/** An 8-bit weight under a low-bit method: the default symmetric per-channel INT8 quantizer (papers keep first/last layers at 8 bits). */
+export function int8WeightQuantizer(site: { id: string; weight: tf.Tensor; bits: number; perChannel: boolean; axis: number }): Quantizer {
+  const axis = site.perChannel ? site.axis : undefined;
+  return new SymmetricQuantizer(site.id, 'weight', { bits: site.bits, mode: 'symmetric', signed: true, narrowRange: true }, 'clipped', {
+    threshold: weightAbsMax(site.weight, axis),
+    rank: site.weight.rank,
+    axis,
+  });
+}
+
+const bits = z.number().int().min(2).max(8);
+
+/** Parameters of `dorefa`. */
+export const dorefaSchema = z
+  .object({
+    weights: z
+      .object({ bits: bits.default(4), scale: z.enum(['max', 'none']).default('max'), perChannel: z.boolean().default(true) })
+      .strict()
+      .default({ bits: 4, scale: 'max', perChannel: true }),
+    activations: z.object({ bits: bits.default(4), signed: z.boolean().optional() }).strict().default({ bits: 4 }),
+    ...qatCommonSchema,
+  })
+  .strict();
+/** Validated `dorefa` parameters. */
+export type DorefaParams = z.output<typeof dorefaSchema>;
+
+/**
+ * DoReFa-Net quantization-aware training. Layers planned at 8 bits use the default symmetric INT8
+ * weight quantizer (`weights.perChannel` applies to those), since 8-bit DoReFa codes do not fit int8.
+ */
+export function dorefa(input: z.input<typeof dorefaSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
+  const p = dorefaSchema.parse(input);
+  return qatBuilder({
+    algorithm: 'dorefa',
+    settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),
+    weight: (site) => (site.bits >= 8 ? int8WeightQuantizer(site) : new DorefaWeightQuantizer(site.id, site.bits, site.weight, p.weights.scale)),
+    activation: (site) => new DorefaActivationQuantizer(site.id, site.bits, p.activations.signed),
+  });
+}
+
+/** The `dorefa` algorithm for pipeline configs. */
+export const dorefaDefinition: AlgorithmDefinition<DorefaParams> = {
+  algorithm: 'dorefa',
+  version: 1,
+  packageName: '@tensorpress/quant',
+  description: 'DoReFa-Net: tanh-normalised k-bit weights, clipped k-bit activations',
+  schema: dorefaSchema as unknown as z.ZodType<DorefaParams>,
+  create: (config) => dorefa(config.params, config),
+};
+
+

@@ -1,0 +1,89 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Gradient of fake-quant with respect to its input:
+ * - `ste`: identity everywhere (the plain straight-through estimator);
+ * - `clipped`: identity inside the quantization range, zero outside (micronet's saturate STE).
+ */
+export type SteVariant = 'ste' | 'clipped';
+
+/** Options of {@link fakeQuantize}. */
+export interface FakeQuantOptions {
+  /** Integer range `[qmin, qmax]`. */
+  readonly range: readonly [number, number];
+  /** Input gradient variant. Default `clipped`. */
+  readonly gradient?: SteVariant;
+  /** Factor on the scale and zero-point gradients (LSQ's `1/sqrt(N·Qp)`). Default 1. */
+  readonly gradScale?: number;
+}
+
+/** Sums `g` over the axes along which a tensor of `shape` was broadcast, giving `shape` back. */
+export function reduceToShape(g: tf.Tensor, shape: readonly number[]): tf.Tensor {
+  if (g.shape.length === shape.length && g.shape.every((d, i) => d === shape[i])) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) {
+    const d = i < lead ? 1 : shape[i - lead]!;
+    if (i < lead || (d === 1 && g.shape[i] !== 1)) axes.push(i);
+  }
+  return tf.reshape(axes.length ? tf.sum(g, axes) : g, [...shape]);
+}
+
+/**
+ * Affine fake quantization `y = scale · (clamp(round(x / scale) + zp, qmin, qmax) − zp)`, with
+ * rounding half to even. `scale` and `zeroPoint` broadcast against `x` (per tensor: shape [], per
+ * channel: 1s except the channel axis). `zeroPoint` should hold integers; a learned one is rounded
+ * in the forward pass with a straight-through gradient.
+ *
+ * Gradients (LSQ, Esser et al. 2020, with `v = x / scale + zp` unrounded):
+ * - x: 1 inside `[qmin, qmax]`; outside 0 (`clipped`) or 1 (`ste`);
+ * - scale: `round(v) − v` inside, `qmin − zp` below, `qmax − zp` above, times `gradScale`;
+ * - zero point: 0 inside, `−scale` outside, times `gradScale`.
+ */
+export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tensor, options: FakeQuantOptions): tf.Tensor {
+  const [qmin, qmax] = options.range;
+  const steAll = options.gradient === 'ste';
+  const gs = options.gradScale ?? 1;
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, si, zi, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const z = tf.round(zi);
+    const v = tf.add(tf.div(xi, si), z);
+    const q = tf.clipByValue(tf.round(v), qmin, qmax);
+    const value = tf.mul(tf.sub(q, z), si);
+    save([xi, si, z]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ss, zs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const vv = tf.add(tf.div(xs, ss), zs);
+        const below = tf.less(vv, qmin);
+        const above = tf.greater(vv, qmax);
+        const outside = tf.logicalOr(below, above);
+        const dx = steAll ? dy : tf.where(outside, tf.zerosLike(dy), dy);
+        const inside = tf.sub(tf.round(vv), vv);
+        const dsLocal = tf.where(below, tf.sub(tf.scalar(qmin), zs), tf.where(above, tf.sub(tf.scalar(qmax), zs), inside));
+        let ds = reduceToShape(tf.mul(dy, dsLocal), ss.shape);
+        const dzLocal = tf.where(outside, tf.neg(tf.mul(tf.onesLike(vv), ss)), tf.zerosLike(vv));
+        let dz = reduceToShape(tf.mul(dy, dzLocal), zs.shape);
+        if (gs !== 1) {
+          ds = tf.mul(ds, gs);
+          dz = tf.mul(dz, gs);
+        }
+        return [dx, ds, dz];
+      },
+    };
+  });
+  return (op as (...t: tf.Tensor[]) => tf.Tensor)(x, scale, zeroPoint);
+}
+
+/** `round(x)` (half to even) forward, identity backward. */
+export const roundSte: (x: tf.Tensor) => tf.Tensor = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+  value: tf.round(args[0] as tf.Tensor),
+  gradFunc: (dy: tf.Tensor) => dy,
+})) as (x: tf.Tensor) => tf.Tensor;
+
+/** `ceil(x)` forward, identity backward (TQT's power-of-two threshold). */
+export const ceilSte: (x: tf.Tensor) => tf.Tensor = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+  value: tf.ceil(args[0] as tf.Tensor),
+  gradFunc: (dy: tf.Tensor) => dy,
+})) as (x: tf.Tensor) => tf.Tensor;

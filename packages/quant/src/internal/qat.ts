@@ -1,0 +1,315 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  PRIORITY,
+  TensorpressError,
+  defineController,
+  type AlgorithmController,
+  type CompressionBuilder,
+  type Executor,
+  type Graph,
+  type InitContext,
+  type Json,
+  type LayerStatistics,
+} from '@tensorpress/core-tensor';
+import { createCollector, type CalibrationMethod, type RangeInitMethod } from '../calibration.js';
+import { placeQuantizers, type ActivationPlacement, type Placement, type WeightPlacement } from '../placement.js';
+import { checkBits, quantizeToCodes } from '../quant-params.js';
+import {
+  buildQuantizedGraph,
+  type ActivationQuantization,
+  type DynamicQuantization,
+  type QuantizedGraphPlan,
+  type WeightQuantization,
+} from '../strip.js';
+import type { ActivationStats, Quantizer } from './quantizer.js';
+
+/** Per-layer bit widths (mixed-precision hands one over). */
+export interface BitsPlanEntry {
+  /** Node name, or `{re}<regex>` for all matching nodes. */
+  readonly node: string;
+  readonly weightBits?: number;
+  /** Bits of the activations this node reads. */
+  readonly activationBits?: number;
+}
+
+/** What every QAT method shares: bits, placement, range initialisation. */
+export interface QatSettings {
+  readonly weightBits: number;
+  readonly activationBits: number;
+  readonly perChannel: boolean;
+  readonly quantizeActivations: boolean;
+  readonly quantizeInputs: boolean;
+  readonly plan: readonly BitsPlanEntry[];
+  readonly rangeInit: {
+    readonly type: RangeInitMethod | CalibrationMethod;
+    readonly samples: number;
+    readonly minPercentile?: number;
+    readonly maxPercentile?: number;
+    /** Histogram of |x| (symmetric use) rather than [min, max]. Default false. */
+    readonly symmetric?: boolean;
+  };
+  readonly inScope: (node: string) => boolean;
+  /** Ops whose activation inputs get quantizers (default: Conv, Gemm, MatMul, Add, Concat). */
+  readonly activationOps?: ReadonlySet<string>;
+}
+
+/** What a method contributes: how to make its quantizers. */
+export interface QatMethod {
+  readonly algorithm: string;
+  readonly settings: QatSettings;
+  weight(site: { id: string; node: string; op: string; weight: tf.Tensor; bits: number; perChannel: boolean; axis: number }): Quantizer;
+  activation(site: { id: string; values: readonly string[]; bits: number }): Quantizer;
+}
+
+interface WeightEntry {
+  readonly place: WeightPlacement;
+  readonly q: Quantizer;
+}
+interface ActivationEntry {
+  readonly place: ActivationPlacement;
+  readonly q: Quantizer;
+}
+
+function planMatcher(plan: readonly BitsPlanEntry[]): (node: string) => BitsPlanEntry | undefined {
+  const compiled = plan.map((e) => ({ e, re: e.node.startsWith('{re}') ? new RegExp(`^(?:${e.node.slice(4)})$`) : undefined }));
+  return (node) => {
+    let hit: BitsPlanEntry | undefined;
+    for (const { e, re } of compiled) if (re ? re.test(node) : e.node === node) hit = e;
+    return hit;
+  };
+}
+
+/** Collects range statistics of activation values by running the float model (hooks bypassed). */
+export async function collectActivationStats(
+  executor: Executor,
+  ctx: Pick<InitContext, 'data' | 'samples' | 'batchSize'>,
+  values: readonly string[],
+  method: RangeInitMethod | CalibrationMethod,
+  options: { bits?: number; symmetric?: boolean; percentile?: number } = {},
+): Promise<Map<string, ActivationStats>> {
+  const collectors = new Map(values.map((v) => [v, createCollector(method, { name: v, bits: options.bits ?? 8, symmetric: options.symmetric ?? false, ...(options.percentile !== undefined ? { percentile: options.percentile } : {}) })]));
+  const absSum = new Map(values.map((v) => [v, 0]));
+  const count = new Map(values.map((v) => [v, 0]));
+  const features = new Map<string, number>();
+  let seen = 0;
+  for (const batch of ctx.data.batches(ctx.batchSize)) {
+    const take = Math.min(batch.x.shape[0]!, ctx.samples - seen);
+    const x = take < batch.x.shape[0]! ? tf.slice(batch.x, 0, take) : batch.x;
+    const outs = executor.run(x, { outputs: values, bypassHooks: true, training: false });
+    values.forEach((v, i) => {
+      const t = outs[i]!;
+      collectors.get(v)!.observe(t);
+      const s = tf.tidy(() => tf.sum(tf.abs(t)));
+      absSum.set(v, absSum.get(v)! + s.dataSync()[0]!);
+      s.dispose();
+      count.set(v, count.get(v)! + t.size);
+      features.set(v, t.size / Math.max(1, t.shape[0] ?? 1));
+    });
+    // A requested value may be the graph input itself: free the batch only after reading every output.
+    tf.dispose([...new Set([...outs, x, batch.x, batch.y])]);
+    seen += take;
+    if (seen >= ctx.samples) break;
+    await Promise.resolve();
+  }
+  if (seen === 0) throw new TensorpressError('DATA_INVALID', 'range initialisation got no samples: the dataset is empty');
+  const out = new Map<string, ActivationStats>();
+  for (const v of values) {
+    const r = collectors.get(v)!.range();
+    out.set(v, { min: r.min, max: r.max, meanAbs: absSum.get(v)! / Math.max(1, count.get(v)!), featuresPerExample: features.get(v) ?? 1 });
+  }
+  return out;
+}
+
+/** Merges the statistics of values sharing one quantizer (unified scales): the union of ranges. */
+export function mergeStats(list: readonly ActivationStats[]): ActivationStats {
+  return {
+    min: Math.min(...list.map((s) => s.min)),
+    max: Math.max(...list.map((s) => s.max)),
+    meanAbs: list.reduce((a, s) => a + s.meanAbs, 0) / list.length,
+    featuresPerExample: Math.max(...list.map((s) => s.featuresPerExample)),
+  };
+}
+
+/**
+ * The compression builder shared by every QAT method: places quantizers (placement.ts), registers
+ * fake-quant hooks at quantization priority, initialises activation ranges from data, reports
+ * statistics and strips to integer weights with Q/DQ.
+ */
+export function qatBuilder(method: QatMethod): CompressionBuilder {
+  const s = method.settings;
+  checkBits(s.weightBits, `${method.algorithm}: weights`);
+  checkBits(s.activationBits, `${method.algorithm}: activations`);
+  const planOf = planMatcher(s.plan);
+  for (const [i, e] of s.plan.entries()) {
+    if (e.weightBits !== undefined) checkBits(e.weightBits, `${method.algorithm}: plan[${i}] (node "${e.node}") weightBits`);
+    if (e.activationBits !== undefined) checkBits(e.activationBits, `${method.algorithm}: plan[${i}] (node "${e.node}") activationBits`);
+  }
+  let weights: WeightEntry[] = [];
+  let activations: ActivationEntry[] = [];
+  let placement: Placement | undefined;
+  const id = (x: string): string => `${method.algorithm}:${x}`;
+  return {
+    algorithm: method.algorithm,
+    priority: PRIORITY.quantization,
+    register(graph: Graph, layout) {
+      placement = placeQuantizers(graph, {
+        inScope: s.inScope,
+        activations: s.quantizeActivations,
+        quantizeInputs: s.quantizeInputs,
+        ...(s.activationOps ? { activationOps: s.activationOps } : {}),
+      });
+      weights = placement.weights.map((place) => {
+        const p = graph.param(place.param)!;
+        if (s.perChannel && place.axis < 0) {
+          throw new TensorpressError(
+            'CONFIG_INVALID',
+            `${method.algorithm}: node "${place.node}" (${place.op}) has no output-channel axis for per-channel weights (its weight ` +
+              `"${place.param}" has shape [${p.shape.join(', ')}]); set perChannel: false or add the node to ignoredScopes`,
+            { node: place.node, setting: 'perChannel' },
+          );
+        }
+        const bits = planOf(place.node)?.weightBits ?? s.weightBits;
+        const w = tf.tensor(p.data as Float32Array, [...p.shape]);
+        try {
+          const q = method.weight({ id: place.id, node: place.node, op: place.op, weight: w, bits, perChannel: s.perChannel && place.axis >= 0, axis: place.axis });
+          return { place, q };
+        } finally {
+          w.dispose();
+        }
+      });
+      activations = placement.activations.map((place) => {
+        const bits = Math.max(...place.consumers.map((c) => planOf(c)?.activationBits ?? s.activationBits));
+        return { place, q: method.activation({ id: place.id, values: place.values, bits }) };
+      });
+      const opts = { algorithm: method.algorithm, priority: PRIORITY.quantization };
+      for (const { place, q } of weights) {
+        layout.addHook({ type: 'weight', node: place.node, input: 1 }, (x, ctx) => q.apply(x, ctx.training), { ...opts, id: id(place.id) });
+      }
+      for (const { place, q } of activations) {
+        place.points.forEach((point, i) => {
+          layout.addHook(
+            point,
+            (x, ctx) => {
+              if (!q.initialized) {
+                throw new TensorpressError(
+                  'STATE_INVALID',
+                  `${method.algorithm}: activation quantizer "${place.id}" has no range yet: call controller.initialize(data) ` +
+                    '(fit does it for you) before running the model',
+                  { quantizer: place.id },
+                );
+              }
+              return q.apply(x, ctx.training);
+            },
+            { ...opts, id: id(`${place.id}#${i}`) },
+          );
+        });
+      }
+    },
+    build(model) {
+      return qatController(method, model.executor, weights, activations, placement!);
+    },
+  };
+}
+
+function qatController(
+  method: QatMethod,
+  executor: Executor,
+  weights: readonly WeightEntry[],
+  activations: readonly ActivationEntry[],
+  placement: Placement,
+): AlgorithmController {
+  const s = method.settings;
+  const all = (): Quantizer[] => [...weights.map((w) => w.q), ...activations.map((a) => a.q)];
+
+  const initialize = async (ctx: InitContext): Promise<void> => {
+    const todo = activations.filter((a) => !a.q.initialized);
+    if (todo.length === 0) return;
+    const values = todo.flatMap((a) => [...a.place.values]);
+    const stats = await collectActivationStats(executor, { ...ctx, samples: Math.min(ctx.samples, s.rangeInit.samples) }, values, s.rangeInit.type, {
+      bits: s.activationBits,
+      symmetric: s.rangeInit.symmetric ?? false,
+      ...(s.rangeInit.maxPercentile !== undefined ? { percentile: s.rangeInit.maxPercentile } : {}),
+    });
+    for (const a of todo) a.q.initActivation(mergeStats(a.place.values.map((v) => stats.get(v)!)));
+  };
+
+  const stripPlan = (graph: Graph): QuantizedGraphPlan => {
+    const ws = weights.map(({ place, q }): WeightQuantization => {
+      const p = graph.param(graph.requireNode(place.node).inputs[1]!)!;
+      const w = tf.tensor(p.data as Float32Array, [...p.shape]);
+      const grid = q.grid(w);
+      const fq = tf.tidy(() => q.apply(w, false));
+      const codesT = quantizeToCodes(fq, grid.scale.length === 1 ? grid.scale[0]! : grid.scale, grid.zeroPoint.length === 1 ? grid.zeroPoint[0]! : grid.zeroPoint, grid.range, place.axis);
+      const codes = Int32Array.from(codesT.dataSync());
+      tf.dispose([w, fq, codesT]);
+      return { node: place.node, codes, scale: grid.scale, zeroPoint: grid.zeroPoint };
+    });
+    const dynamic: DynamicQuantization[] = [];
+    for (const { place, q } of activations) {
+      if (!q.dynamic) continue;
+      const covered = new Set([...place.values, ...place.carriers]);
+      for (const c of place.consumers) {
+        graph.requireNode(c).inputs.forEach((v, input) => (covered.has(v) ? dynamic.push({ node: c, input }) : undefined));
+      }
+    }
+    const as = activations.filter(({ q }) => !q.dynamic).map(({ place, q }): ActivationQuantization => {
+      if (!q.initialized) throw new TensorpressError('STATE_INVALID', `${method.algorithm}: strip() before activation ranges were initialised (${place.id})`);
+      const g = q.grid();
+      return { id: place.id, values: place.values, carriers: place.carriers, scale: g.scale[0]!, zeroPoint: g.zeroPoint[0]!, signed: g.signed };
+    });
+    return { weights: ws, activations: as, dynamic };
+  };
+
+  return defineController(method.algorithm, {
+    initialize,
+    loss: () =>
+      tf.tidy(() => {
+        let total: tf.Scalar = tf.scalar(0);
+        for (const q of all()) if (q.loss) total = tf.add(total, q.loss());
+        return total;
+      }),
+    trainableVariables: () => all().flatMap((q) => q.variables()),
+    statistics: () => {
+      const layers: LayerStatistics[] = [
+        ...weights.map(({ place, q }) => ({ node: place.node, op: place.op, quantizer: place.id, kind: 'weight', ...q.describe() })),
+        ...activations.map(({ place, q }) => {
+          const g = q.initialized && !q.dynamic ? q.grid() : undefined;
+          return {
+            node: place.values.join(','),
+            op: 'activation',
+            quantizer: place.id,
+            kind: 'activation',
+            consumers: [...place.consumers],
+            initialized: q.initialized,
+            ...(g ? { scale: g.scale[0]!, zeroPoint: g.zeroPoint[0]!, signed: g.signed } : {}),
+            ...q.describe(),
+          };
+        }),
+      ];
+      const bitsOf = weights.map((w) => w.q.bits);
+      return {
+        algorithm: method.algorithm,
+        layers,
+        total: {
+          weightQuantizers: weights.length,
+          activationQuantizers: activations.length,
+          meanWeightBits: bitsOf.length ? bitsOf.reduce((a, b) => a + b, 0) / bitsOf.length : 0,
+        },
+        skipped: placement.skipped.map((x) => ({ node: x.node, reason: x.reason })),
+      };
+    },
+    state: () => Object.fromEntries(all().map((q) => [q.id, q.state()])) as Json,
+    loadState: (state: Json) => {
+      const st = state as Record<string, Json> | null;
+      if (!st || typeof st !== 'object') throw new TensorpressError('STATE_INVALID', `${method.algorithm}: state must be an object`);
+      for (const q of all()) {
+        if (!(q.id in st)) throw new TensorpressError('STATE_INVALID', `${method.algorithm}: the state has no entry for quantizer "${q.id}"`);
+        q.loadState(st[q.id]!);
+      }
+    },
+    strip: (graph: Graph) => buildQuantizedGraph(graph, stripPlan(graph)),
+    dispose: () => {
+      for (const q of all()) q.dispose();
+    },
+  });
+}

@@ -1,0 +1,100 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
+import { qatBuilder } from './internal/qat.js';
+import { AffineQuantizer, channelVariable, signedFromStats, varName, type ActivationStats } from './internal/quantizer.js';
+import { MIN_SCALE, integerRange, type QuantSpec } from './quant-params.js';
+import { qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
+
+/**
+ * LSQ quantizer (Esser et al., "Learned Step Size Quantization", 2020): the step `s` itself is
+ * learned, zero point 0, with the gradient of `s` scaled by `1 / sqrt(N · Qp)` (N: values per step,
+ * Qp: the top integer level) and initialised to `2 · mean|x| / sqrt(Qp)`.
+ */
+export class LsqQuantizer extends AffineQuantizer {
+  private s: tf.Variable;
+  private perStep = 1;
+  constructor(
+    id: string,
+    readonly kind: 'weight' | 'activation',
+    spec: QuantSpec,
+    weight?: { w: tf.Tensor; axis: number | undefined },
+    private readonly forcedSigned?: boolean,
+  ) {
+    super(id, spec, 'clipped');
+    const qp = integerRange(spec)[1];
+    if (weight) {
+      this.rank = weight.w.rank;
+      this.axis = weight.axis;
+      const init = tf.tidy(() => {
+        const a = tf.abs(weight.w);
+        if (weight.axis === undefined) return tf.reshape(tf.mean(a), [1]);
+        const ax = weight.axis;
+        const perm = [ax, ...Array.from({ length: a.rank }, (_, i) => i).filter((i) => i !== ax)];
+        return tf.mean(tf.reshape(tf.transpose(a, perm), [a.shape[ax]!, -1]), 1);
+      });
+      const m = Float32Array.from(init.dataSync(), (v) => Math.max((2 * v) / Math.sqrt(qp), MIN_SCALE));
+      init.dispose();
+      this.perStep = weight.w.size / m.length;
+      this.s = channelVariable(m, this.rank, m.length > 1 ? this.axis : undefined, varName(id, 's'));
+      if (m.length === 1) this.axis = undefined;
+      this.initialized = true;
+    } else {
+      this.s = channelVariable([1], 4, undefined, varName(id, 's'));
+    }
+  }
+  protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
+    return { scale: tf.add(tf.abs(this.s), MIN_SCALE), zeroPoint: tf.zerosLike(this.s) };
+  }
+  protected override gradScale(): number {
+    return 1 / Math.sqrt(this.perStep * integerRange(this.spec)[1]);
+  }
+  initActivation(stats: ActivationStats): void {
+    this.spec = { ...this.spec, signed: signedFromStats(stats, this.forcedSigned) };
+    const qp = integerRange(this.spec)[1];
+    this.perStep = stats.featuresPerExample;
+    this.s.assign(tf.scalar(Math.max((2 * stats.meanAbs) / Math.sqrt(qp), MIN_SCALE)));
+    this.initialized = true;
+  }
+  variables(): tf.Variable[] {
+    return [this.s];
+  }
+}
+
+const bits = z.number().int().min(2).max(8);
+
+/** Parameters of `lsq`. */
+export const lsqSchema = z
+  .object({
+    weights: z.object({ bits: bits.default(4), perChannel: z.boolean().default(false) }).strict().default({ bits: 4, perChannel: false }),
+    activations: z.object({ bits: bits.default(4), signed: z.boolean().optional() }).strict().default({ bits: 4 }),
+    ...qatCommonSchema,
+  })
+  .strict();
+/** Validated `lsq` parameters. */
+export type LsqParams = z.output<typeof lsqSchema>;
+
+/** LSQ quantization-aware training (learned step sizes for weights and activations). */
+export function lsq(input: z.input<typeof lsqSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
+  const p = lsqSchema.parse(input);
+  return qatBuilder({
+    algorithm: 'lsq',
+    settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),
+    weight: (site) =>
+      new LsqQuantizer(site.id, 'weight', { bits: site.bits, mode: 'symmetric', signed: true, narrowRange: true }, {
+        w: site.weight,
+        axis: site.perChannel ? site.axis : undefined,
+      }),
+    activation: (site) =>
+      new LsqQuantizer(site.id, 'activation', { bits: site.bits, mode: 'symmetric', signed: p.activations.signed ?? false, narrowRange: false }, undefined, p.activations.signed),
+  });
+}
+
+/** The `lsq` algorithm for pipeline configs. */
+export const lsqDefinition: AlgorithmDefinition<LsqParams> = {
+  algorithm: 'lsq',
+  version: 1,
+  packageName: '@tensorpress/quant',
+  description: 'LSQ: learned step size quantization (2–8 bit weights and activations)',
+  schema: lsqSchema as unknown as z.ZodType<LsqParams>,
+  create: (config) => lsq(config.params, config),
+};

@@ -1,0 +1,142 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
+import { DorefaWeightQuantizer, int8WeightQuantizer } from './dorefa.js';
+import { qatBuilder } from './internal/qat.js';
+import { loadVariable, signedFromStats, varName, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
+import { MIN_SCALE } from './quant-params.js';
+import { qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
+
+/**
+ * PACT activation quantization (Choi et al., 2018): `y = clip(x, 0, α)`, quantized to k bits on
+ * [0, α] (step α / (2^k − 1)), α learned per layer. Gradients as in the paper (straight-through
+ * rounding): `∂y/∂x = 1` for 0 ≤ x < α else 0; `∂y/∂α = 1` for x ≥ α else 0. A signed input (from
+ * statistics, or forced) is clipped to [−α, α] with 2^(k−1) − 1 steps per side and
+ * `∂y/∂α = sign(x)` where |x| ≥ α. The L2 decay `λ·α²` is the compression loss.
+ */
+export class PactQuantizer implements Quantizer {
+  readonly kind = 'activation';
+  initialized = false;
+  private signed = false;
+  private readonly alpha: tf.Variable;
+  constructor(
+    readonly id: string,
+    readonly bits: number,
+    private readonly options: { alphaInit: number | 'range'; decay: number; signed?: boolean },
+  ) {
+    this.alpha = tf.variable(tf.scalar(typeof options.alphaInit === 'number' ? options.alphaInit : 1), true, varName(id, 'alpha'));
+  }
+  private get levels(): number {
+    return this.signed ? 2 ** (this.bits - 1) - 1 : 2 ** this.bits - 1;
+  }
+  apply(x: tf.Tensor): tf.Tensor {
+    const n = this.levels;
+    const signed = this.signed;
+    const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [xi, a, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+      const lo = signed ? tf.neg(a) : tf.zerosLike(a);
+      const y = tf.minimum(tf.maximum(xi, lo), a);
+      const s = tf.div(a, n);
+      const value = tf.mul(tf.round(tf.div(y, s)), s);
+      save([xi, a]);
+      return {
+        value,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [xs, as] = saved as [tf.Tensor, tf.Tensor];
+          const over = signed ? tf.greaterEqual(tf.abs(xs), as) : tf.greaterEqual(xs, as);
+          const inside = signed ? tf.logicalNot(over) : tf.logicalAnd(tf.greaterEqual(xs, 0), tf.logicalNot(over));
+          const dx = tf.where(inside, dy, tf.zerosLike(dy));
+          const da = tf.sum(tf.where(over, signed ? tf.mul(dy, tf.sign(xs)) : dy, tf.zerosLike(dy)));
+          return [dx, tf.reshape(da, as.shape)];
+        },
+      };
+    });
+    return (op as (...t: tf.Tensor[]) => tf.Tensor)(x, this.alpha);
+  }
+  initActivation(stats: ActivationStats): void {
+    this.signed = signedFromStats(stats, this.options.signed);
+    if (this.options.alphaInit === 'range') {
+      const a = this.signed ? Math.max(-stats.min, stats.max) : stats.max;
+      this.alpha.assign(tf.scalar(Math.max(a, MIN_SCALE)));
+    }
+    this.initialized = true;
+  }
+  variables(): tf.Variable[] {
+    return [this.alpha];
+  }
+  loss(): tf.Scalar {
+    return tf.mul(this.options.decay, tf.square(this.alpha));
+  }
+  grid(): Grid {
+    const n = this.levels;
+    const a = Math.abs(this.alpha.dataSync()[0]!);
+    return { scale: Float32Array.of(Math.max(a / n, MIN_SCALE)), zeroPoint: Int32Array.of(0), range: this.signed ? [-n, n] : [0, n], signed: this.signed };
+  }
+  describe(): Record<string, Json> {
+    return { bits: this.bits, mode: 'pact', signed: this.signed, alpha: this.alpha.dataSync()[0]! };
+  }
+  state(): Json {
+    return { signed: this.signed, initialized: this.initialized, alpha: [this.alpha.dataSync()[0]!] };
+  }
+  loadState(state: Json): void {
+    const s = state as { signed?: unknown; initialized?: unknown; alpha?: Json } | null;
+    if (typeof s?.signed !== 'boolean') throw new TensorpressError('STATE_INVALID', `quantizer ${this.id}: expected { signed, alpha }`);
+    this.signed = s.signed;
+    loadVariable(this.alpha, s.alpha ?? null, `quantizer ${this.id}`);
+    this.initialized = s.initialized !== false;
+  }
+  dispose(): void {
+    this.alpha.dispose();
+  }
+}
+
+const bits = z.number().int().min(2).max(8);
+
+/** Parameters of `pact`. */
+export const pactSchema = z
+  .object({
+    weights: z
+      .object({ bits: bits.default(4), scale: z.enum(['max', 'none']).default('max'), perChannel: z.boolean().default(true) })
+      .strict()
+      .default({ bits: 4, scale: 'max', perChannel: true }),
+    activations: z
+      .object({
+        bits: bits.default(4),
+        /** Initial α: a number (the paper uses 10) or `range` (the range-init statistics). */
+        alphaInit: z.union([z.number().positive(), z.literal('range')]).default('range'),
+        /** L2 decay λ of α (the loss adds λ·α² per quantizer). */
+        alphaDecay: z.number().nonnegative().default(2e-4),
+        signed: z.boolean().optional(),
+      })
+      .strict()
+      .default({ bits: 4, alphaInit: 'range', alphaDecay: 2e-4 }),
+    ...qatCommonSchema,
+  })
+  .strict();
+/** Validated `pact` parameters. */
+export type PactParams = z.output<typeof pactSchema>;
+
+/** PACT quantization-aware training: learned activation clipping, DoReFa weights (as in the paper). */
+export function pact(input: z.input<typeof pactSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
+  const p = pactSchema.parse(input);
+  return qatBuilder({
+    algorithm: 'pact',
+    settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),
+    weight: (site) => (site.bits >= 8 ? int8WeightQuantizer(site) : new DorefaWeightQuantizer(site.id, site.bits, site.weight, p.weights.scale)),
+    activation: (site) =>
+      new PactQuantizer(site.id, site.bits, {
+        alphaInit: p.activations.alphaInit,
+        decay: p.activations.alphaDecay,
+        ...(p.activations.signed !== undefined ? { signed: p.activations.signed } : {}),
+      }),
+  });
+}
+
+/** The `pact` algorithm for pipeline configs. */
+export const pactDefinition: AlgorithmDefinition<PactParams> = {
+  algorithm: 'pact',
+  version: 1,
+  packageName: '@tensorpress/quant',
+  description: 'PACT: learned activation clipping level α, DoReFa weights',
+  schema: pactSchema as unknown as z.ZodType<PactParams>,
+  create: (config) => pact(config.params, config),
+};

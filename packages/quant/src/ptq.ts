@@ -1,0 +1,314 @@
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  compress,
+  foldAllBatchNorms,
+  scopeFilter,
+  TensorpressError,
+  z,
+  type AlgorithmDefinition,
+  type AlgorithmStatistics,
+  type CompressionBuilder,
+  type Dataset,
+  type Graph,
+  type Json,
+  type ParamData,
+} from '@tensorpress/core-tensor';
+import { fakeQuantize } from './fake-quantize.js';
+import { qatBuilder } from './internal/qat.js';
+import type { ActivationStats, Grid, Quantizer } from './internal/quantizer.js';
+import { AsymmetricQuantizer, SymmetricQuantizer, type ScopeOptions } from './quantization.js';
+import { int8WeightQuantizer } from './dorefa.js';
+
+const bits = z.number().int().min(2).max(8);
+
+/** Options of {@link quantizePostTraining} (and of the `post_training_quantization` algorithm). */
+export const ptqSchema = z
+  .object({
+    /** Activation range calibration. */
+    calibration: z.enum(['minmax', 'moving_average_minmax', 'percentile', 'kl', 'mse']).default('minmax'),
+    /** `static`: activation ranges calibrated offline; `dynamic`: Gemm/MatMul inputs quantized per batch at run time. */
+    mode: z.enum(['static', 'dynamic']).default('static'),
+    /** Calibration examples (ONNX Runtime and NNCF use a few hundred). */
+    samples: z.number().int().positive().default(256),
+    batchSize: z.number().int().positive().default(64),
+    percentile: z.number().gt(50).max(100).default(99.99),
+    weights: z
+      .object({ bits: bits.default(8), perChannel: z.boolean().default(true) })
+      .strict()
+      .default({ bits: 8, perChannel: true }),
+    activations: z
+      .object({ bits: bits.default(8), mode: z.enum(['symmetric', 'asymmetric']).default('asymmetric') })
+      .strict()
+      .default({ bits: 8, mode: 'asymmetric' }),
+    /** Fold BatchNormalization into the weights before quantizing (per-tensor weights need it). */
+    foldBatchNorm: z.boolean().default(true),
+    /** Re-estimate BN statistics with quantized weights on the calibration data (AdaBN) before folding. */
+    bnAdaptation: z.boolean().default(false),
+    /** Shift each quantized layer's bias by the mean output error measured on the calibration data. */
+    biasCorrection: z.boolean().default(false),
+  })
+  .strict();
+/** Validated PTQ options. */
+export type PtqParams = z.output<typeof ptqSchema>;
+/** PTQ options as written (all optional). */
+export type PtqOptions = z.input<typeof ptqSchema> & ScopeOptions;
+
+/** Hides a quantizer's variables: post-training quantizers are calibrated, not trained. */
+function frozen(q: Quantizer): Quantizer {
+  return new Proxy(q, { get: (target, key, recv) => (key === 'variables' ? () => [] : Reflect.get(target, key, recv) as unknown) });
+}
+
+/** Per-batch range quantization (ONNX DynamicQuantizeLinear: uint8 over [min(0, min x), max(0, max x)]). */
+class DynamicQuantizer implements Quantizer {
+  readonly kind = 'activation';
+  readonly dynamic = true;
+  readonly initialized = true;
+  readonly bits = 8;
+  constructor(readonly id: string) {}
+  apply(x: tf.Tensor): tf.Tensor {
+    const lo = tf.minimum(tf.min(x), 0);
+    const hi = tf.maximum(tf.max(x), 0);
+    const range = tf.sub(hi, lo);
+    const scale = tf.where(tf.greater(range, 0), tf.div(range, 255), tf.onesLike(range));
+    const zp = tf.clipByValue(tf.round(tf.neg(tf.div(lo, scale))), 0, 255);
+    return fakeQuantize(x, scale, zp, { range: [0, 255], gradient: 'ste' });
+  }
+  initActivation(): void {}
+  variables(): tf.Variable[] {
+    return [];
+  }
+  grid(): Grid {
+    throw new TensorpressError('STATE_INVALID', `quantizer ${this.id} is dynamic: it has no stored grid`);
+  }
+  describe(): Record<string, Json> {
+    return { bits: 8, mode: 'dynamic', signed: false };
+  }
+  state(): Json {
+    return {};
+  }
+  loadState(): void {}
+  dispose(): void {}
+}
+
+/**
+ * The post-training quantization builder (for pipelines): fixed quantizers whose activation ranges
+ * come from `initialize` with the chosen calibrator; nothing is trained.
+ */
+export function postTrainingQuantization(input: z.input<typeof ptqSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
+  const p = ptqSchema.parse(input);
+  const dynamic = p.mode === 'dynamic';
+  const symmetric = p.activations.mode === 'symmetric';
+  return qatBuilder({
+    algorithm: 'post_training_quantization',
+    settings: {
+      weightBits: p.weights.bits,
+      activationBits: p.activations.bits,
+      perChannel: p.weights.perChannel,
+      quantizeActivations: true,
+      quantizeInputs: true,
+      plan: [],
+      rangeInit: { type: dynamic ? 'minmax' : p.calibration, samples: p.samples, maxPercentile: p.percentile, symmetric },
+      inScope: scopeFilter(scopes),
+      ...(dynamic ? { activationOps: new Set(['Gemm', 'MatMul']) } : {}),
+    },
+    weight: (site) => frozen(int8WeightQuantizer(site)),
+    activation: (site) => {
+      if (dynamic) return new DynamicQuantizer(site.id);
+      const spec = { bits: site.bits, mode: p.activations.mode, signed: symmetric, narrowRange: false } as const;
+      return frozen(symmetric ? new SymmetricQuantizer(site.id, 'activation', spec, 'ste', undefined) : new AsymmetricQuantizer(site.id, 'activation', spec, 'ste', undefined));
+    },
+  });
+}
+
+/** Result of {@link quantizePostTraining}. */
+export interface PostTrainingResult {
+  /** The deployable graph: int8 weights + DequantizeLinear, activation Q/DQ (or DynamicQuantizeLinear). */
+  readonly graph: Graph;
+  /** Per-quantizer decisions (ranges, scales) and the layers left in float with the reason. */
+  readonly statistics: AlgorithmStatistics;
+}
+
+function checkCalibrationData(graph: Graph, data: Dataset): void {
+  const input = graph.inputs[0]!;
+  const want = input.shape.slice(1);
+  const got = data.exampleShape;
+  const ok = want.length === got.length && want.every((d, i) => d === null || d === got[i]);
+  if (!ok) {
+    throw new TensorpressError(
+      'INPUT_INVALID',
+      `calibration data has examples of shape [${got.join(', ')}] but graph input "${input.name}" takes [${want.map((d) => d ?? '?').join(', ')}] per example`,
+      { input: input.name, setting: 'calibrationData' },
+    );
+  }
+  if (data.size === 0) throw new TensorpressError('INPUT_INVALID', 'calibration data is empty', { setting: 'calibrationData' });
+}
+
+/** Per-channel means of `values` over every axis but the last, averaged over the calibration batches. */
+function channelMeans(graph: Graph, data: Dataset, values: readonly string[], samples: number, batchSize: number, training: boolean): Map<string, Float32Array> {
+  const ex = compress(graph, []).model.executor;
+  const sums = new Map<string, Float64Array>();
+  let batches = 0;
+  let seen = 0;
+  try {
+    for (const b of data.batches(batchSize)) {
+      const outs = ex.run(b.x, { outputs: values, training, updateStats: false });
+      values.forEach((v, i) => {
+        const t = outs[i]!;
+        const m = tf.tidy(() => tf.mean(tf.reshape(t, [-1, t.shape[t.rank - 1]!]), 0));
+        const arr = m.dataSync();
+        const acc = sums.get(v) ?? new Float64Array(arr.length);
+        arr.forEach((x, k) => (acc[k] = acc[k]! + x));
+        sums.set(v, acc);
+        m.dispose();
+      });
+      seen += b.x.shape[0]!;
+      tf.dispose([...new Set([...outs, b.x, b.y])]);
+      batches++;
+      if (seen >= samples) break;
+    }
+  } finally {
+    ex.dispose();
+  }
+  return new Map([...sums].map(([k, v]) => [k, Float32Array.from(v, (x) => x / batches)]));
+}
+
+/** AdaBN with quantized weights: re-estimates every BN's statistics in train mode on the calibration data. */
+function adaptBatchNorm(graph: Graph, data: Dataset, p: PtqParams, scopes: ScopeOptions): Graph {
+  const bns = graph.nodes.filter((n) => n.op === 'BatchNormalization');
+  if (bns.length === 0) return graph;
+  const weightsOnly = qatBuilder({
+    algorithm: 'bn_adaptation',
+    settings: {
+      weightBits: p.weights.bits,
+      activationBits: 8,
+      perChannel: p.weights.perChannel,
+      quantizeActivations: false,
+      quantizeInputs: false,
+      plan: [],
+      rangeInit: { type: 'minmax', samples: 1 },
+      inScope: scopeFilter(scopes),
+    },
+    weight: (site) => frozen(int8WeightQuantizer(site)),
+    activation: () => {
+      throw new TensorpressError('STATE_INVALID', 'bn adaptation quantizes weights only');
+    },
+  });
+  const ctrl = compress(graph, [weightsOnly]);
+  const ex = ctrl.model.executor;
+  const inputs = bns.map((n) => n.inputs[0]!);
+  const sum = new Map<string, Float64Array>();
+  const sq = new Map<string, Float64Array>();
+  let count = 0;
+  let seen = 0;
+  try {
+    for (const b of data.batches(p.batchSize)) {
+      // Train mode: every BN normalises with its batch statistics, as AdaBN re-estimates them.
+      const outs = ex.run(b.x, { outputs: inputs, training: true, updateStats: false });
+      inputs.forEach((v, i) => {
+        const t = outs[i]!;
+        const c = t.shape[t.rank - 1]!;
+        const [m, m2] = tf.tidy(() => {
+          const r = tf.reshape(t, [-1, c]);
+          return [tf.sum(r, 0), tf.sum(tf.square(r), 0)];
+        });
+        const a = sum.get(v) ?? new Float64Array(c);
+        const a2 = sq.get(v) ?? new Float64Array(c);
+        (m.dataSync() as Float32Array).forEach((x, k) => (a[k] = a[k]! + x));
+        (m2.dataSync() as Float32Array).forEach((x, k) => (a2[k] = a2[k]! + x));
+        sum.set(v, a);
+        sq.set(v, a2);
+        tf.dispose([m, m2]);
+      });
+      count += outs[0]!.size / outs[0]!.shape[outs[0]!.rank - 1]!;
+      seen += b.x.shape[0]!;
+      tf.dispose([...new Set([...outs, b.x, b.y])]);
+      if (seen >= p.samples) break;
+    }
+  } finally {
+    ctrl.dispose();
+  }
+  const updates = new Map<string, { data: ParamData }>();
+  for (const n of bns) {
+    const s = sum.get(n.inputs[0]!)!;
+    const s2 = sq.get(n.inputs[0]!)!;
+    const mean = Float32Array.from(s, (x) => x / count);
+    updates.set(n.inputs[3]!, { data: mean });
+    updates.set(n.inputs[4]!, { data: Float32Array.from(s2, (x, k) => Math.max(x / count - mean[k]! ** 2, 0)) });
+  }
+  return graph.withParams(updates);
+}
+
+/**
+ * Post-training quantization (ONNX Runtime's quantize_static / quantize_dynamic, NNCF's PTQ):
+ * BN folding, per-channel symmetric INT8 weights, activation ranges from `calibration`
+ * (min-max, moving-average min-max, percentile, KL/entropy, MSE) on up to `samples` examples, with
+ * statistics that stream (memory does not grow with the number of samples). Optional AdaBN and
+ * bias correction. Returns the stripped graph. The input graph is never modified.
+ */
+export async function quantizePostTraining(graph: Graph, calibrationData: Dataset, options: PtqOptions = {}): Promise<PostTrainingResult> {
+  const { ignoredScopes, targetScopes, ...rest } = options;
+  const scopes: ScopeOptions = { ...(ignoredScopes ? { ignoredScopes } : {}), ...(targetScopes ? { targetScopes } : {}) };
+  const p = ptqSchema.parse(rest);
+  checkCalibrationData(graph, calibrationData);
+  let g = p.bnAdaptation ? adaptBatchNorm(graph, calibrationData, p, scopes) : graph;
+  if (p.foldBatchNorm) g = foldAllBatchNorms(g).graph;
+  const ctrl = compress(g, [postTrainingQuantization(p, scopes)]);
+  let out: Graph;
+  let statistics: AlgorithmStatistics;
+  try {
+    await ctrl.initialize(calibrationData, { samples: p.samples, batchSize: p.batchSize });
+    out = ctrl.strip();
+    statistics = ctrl.controllers[0]!.statistics();
+  } finally {
+    ctrl.dispose();
+  }
+  if (p.biasCorrection) out = correctBias(g, out, calibrationData, p);
+  return { graph: out, statistics };
+}
+
+/** Empirical bias correction: subtract the mean per-channel output error of each quantized layer. */
+function correctBias(float: Graph, quantized: Graph, data: Dataset, p: PtqParams): Graph {
+  const layers = quantized.nodes.filter((n) => (n.op === 'Conv' || n.op === 'Gemm') && n.inputs[2] && float.info(n.outputs[0]!) !== undefined);
+  const values = layers.map((n) => n.outputs[0]!).filter((v) => {
+    try {
+      float.info(v);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (values.length === 0) return quantized;
+  const ref = channelMeans(float, data, values, p.samples, p.batchSize, false);
+  const got = channelMeans(quantized, data, values, p.samples, p.batchSize, false);
+  const updates = new Map<string, { data: ParamData }>();
+  for (const n of layers) {
+    const v = n.outputs[0]!;
+    const r = ref.get(v);
+    const q = got.get(v);
+    if (!r || !q) continue;
+    const biasValue = n.inputs[2]!;
+    const dq = quantized.producer(biasValue)?.node;
+    if (dq?.op === 'DequantizeLinear') {
+      const bq = quantized.param(dq.inputs[0]!)!;
+      const bs = quantized.param(dq.inputs[1]!)!.data as Float32Array;
+      const data = Int32Array.from(bq.data as Int32Array, (x, c) => Math.round(x - (q[c]! - r[c]!) / bs[bs.length > 1 ? c : 0]!));
+      updates.set(bq.name, { data });
+    } else if (quantized.param(biasValue)) {
+      const b = quantized.param(biasValue)!.data as Float32Array;
+      updates.set(biasValue, { data: Float32Array.from(b, (x, c) => x - (q[c]! - r[c]!)) });
+    }
+  }
+  return quantized.withParams(updates);
+}
+
+/** The `post_training_quantization` algorithm for pipeline configs (calibrated by `initialize`). */
+export const postTrainingQuantizationDefinition: AlgorithmDefinition<PtqParams> = {
+  algorithm: 'post_training_quantization',
+  version: 1,
+  packageName: '@tensorpress/quant',
+  description: 'INT8 post-training quantization: min-max, percentile, KL or MSE calibration; static or dynamic',
+  schema: ptqSchema as unknown as z.ZodType<PtqParams>,
+  create: (config) => postTrainingQuantization(config.params, config),
+};
+
+export type { ActivationStats };

@@ -1,0 +1,92 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
+import { ceilSte } from './fake-quantize.js';
+import { qatBuilder } from './internal/qat.js';
+import { AffineQuantizer, channelVariable, signedFromStats, varName, weightAbsMax, type ActivationStats } from './internal/quantizer.js';
+import { MIN_SCALE, type QuantSpec } from './quant-params.js';
+import { qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
+
+/**
+ * TQT quantizer (Jain et al., "Trained Quantization Thresholds", 2020): the learned parameter is
+ * `log2 t`; the threshold is rounded up to a power of two, `scale = 2^ceil(log2 t) / 2^(b−1)`
+ * (signed) or `/ 2^b` (unsigned), with a straight-through ceil, so
+ * `∂y/∂log2 t = scale · ln 2 · (round(x/s) − x/s)` inside the range and `scale · ln 2 · qmin|qmax`
+ * outside (the paper's gradient, from fake-quant's scale gradient by the chain rule).
+ */
+export class TqtQuantizer extends AffineQuantizer {
+  private log2t: tf.Variable;
+  constructor(
+    id: string,
+    readonly kind: 'weight' | 'activation',
+    spec: QuantSpec,
+    weight?: { w: tf.Tensor; axis: number | undefined },
+    private readonly forcedSigned?: boolean,
+  ) {
+    super(id, spec, 'clipped');
+    if (weight) {
+      this.rank = weight.w.rank;
+      const t = weightAbsMax(weight.w, weight.axis);
+      this.axis = t.length > 1 ? weight.axis : undefined;
+      this.log2t = channelVariable(Float32Array.from(t, (v) => Math.log2(v)), this.rank, this.axis, varName(id, 'log2t'));
+      this.initialized = true;
+    } else {
+      this.log2t = channelVariable([0], 4, undefined, varName(id, 'log2t'));
+    }
+  }
+  private get denominatorLog2(): number {
+    return this.spec.signed ? this.spec.bits - 1 : this.spec.bits;
+  }
+  protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
+    const scale = tf.pow(tf.scalar(2), tf.sub(ceilSte(this.log2t), this.denominatorLog2));
+    return { scale, zeroPoint: tf.zerosLike(this.log2t) };
+  }
+  initActivation(stats: ActivationStats): void {
+    const signed = signedFromStats(stats, this.forcedSigned);
+    this.spec = { ...this.spec, signed };
+    const t = Math.max(signed ? Math.max(-stats.min, stats.max) : stats.max, MIN_SCALE);
+    this.log2t.assign(tf.scalar(Math.log2(t)));
+    this.initialized = true;
+  }
+  variables(): tf.Variable[] {
+    return [this.log2t];
+  }
+}
+
+const bits = z.number().int().min(2).max(8);
+
+/** Parameters of `tqt`. */
+export const tqtSchema = z
+  .object({
+    weights: z.object({ bits: bits.default(8), perChannel: z.boolean().default(false) }).strict().default({ bits: 8, perChannel: false }),
+    activations: z.object({ bits: bits.default(8), signed: z.boolean().optional() }).strict().default({ bits: 8 }),
+    ...qatCommonSchema,
+  })
+  .strict();
+/** Validated `tqt` parameters. */
+export type TqtParams = z.output<typeof tqtSchema>;
+
+/** TQT quantization-aware training: power-of-two scales with trained log2 thresholds. */
+export function tqt(input: z.input<typeof tqtSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
+  const p = tqtSchema.parse(input);
+  return qatBuilder({
+    algorithm: 'tqt',
+    settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),
+    weight: (site) =>
+      new TqtQuantizer(site.id, 'weight', { bits: site.bits, mode: 'symmetric', signed: true, narrowRange: true }, {
+        w: site.weight,
+        axis: site.perChannel ? site.axis : undefined,
+      }),
+    activation: (site) =>
+      new TqtQuantizer(site.id, 'activation', { bits: site.bits, mode: 'symmetric', signed: p.activations.signed ?? false, narrowRange: false }, undefined, p.activations.signed),
+  });
+}
+
+/** The `tqt` algorithm for pipeline configs. */
+export const tqtDefinition: AlgorithmDefinition<TqtParams> = {
+  algorithm: 'tqt',
+  version: 1,
+  packageName: '@tensorpress/quant',
+  description: 'TQT: trained power-of-two quantization thresholds',
+  schema: tqtSchema as unknown as z.ZodType<TqtParams>,
+  create: (config) => tqt(config.params, config),
+};
