@@ -2,11 +2,16 @@
  * Shared helpers of the benchmark suites: medians, step timing through `fit`'s own loop, and a
  * stand-in weight fake-quant to measure the cost of a weight transform.
  */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   PRIORITY,
   defineController,
   fit,
+  readGraph,
+  writeGraph,
   type AlgorithmController,
   type CompressionBuilder,
   type Dataset,
@@ -90,4 +95,54 @@ export function standInFakeQuant(): CompressionBuilder {
     },
     build: (): AlgorithmController => defineController(algorithm),
   };
+}
+
+/** The 3-epoch FP32 recipes of the training bench (Adam, cosine decay, seed 0). */
+export const FP32_RECIPES: Readonly<Record<string, { batch: number; learningRate: number }>> = {
+  mnist: { batch: 32, learningRate: 2e-3 },
+  'fashion-mnist': { batch: 64, learningRate: 4e-3 },
+};
+
+const CACHE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '.cache');
+
+/**
+ * A reference model trained in FP32 with its dataset's recipe, cached under bench/.cache (keyed by
+ * model, dataset, training-set size and epochs) so every suite starts from the same weights.
+ */
+export async function trainedBaseline(
+  model: string,
+  make: () => Graph,
+  dataset: string,
+  train: Dataset,
+  options: { epochs?: number; cache?: boolean } = {},
+): Promise<{ graph: Graph; trainSeconds: number | undefined }> {
+  const epochs = options.epochs ?? 3;
+  const recipe = FP32_RECIPES[dataset] ?? FP32_RECIPES['fashion-mnist']!;
+  const file = path.join(CACHE_DIR, `${model}-${dataset}-${train.size}-e${epochs}.json`);
+  if (options.cache ?? true) {
+    try {
+      const graph = await readGraph(file);
+      console.log(`${model}/${dataset}: FP32 weights from ${path.relative(process.cwd(), file)}`);
+      return { graph, trainSeconds: undefined };
+    } catch {
+      // Not cached yet: train below.
+    }
+  }
+  const started = performance.now();
+  const { graph } = await fit(make(), train, {
+    epochs,
+    batchSize: recipe.batch,
+    optimizer: { type: 'adam', learningRate: recipe.learningRate },
+    lrSchedule: 'cosine',
+    seed: 0,
+    progress: false,
+    log: (line) => console.log(`  ${model}/${dataset} fp32: ${line}`),
+  });
+  const trainSeconds = (performance.now() - started) / 1000;
+  console.log(`${model}/${dataset}: FP32 trained in ${trainSeconds.toFixed(0)} s`);
+  if (options.cache ?? true) {
+    await mkdir(CACHE_DIR, { recursive: true });
+    await writeGraph(file, graph);
+  }
+  return { graph, trainSeconds };
 }

@@ -9,9 +9,6 @@
  *
  * `--quick` is a smoke run: 2,000 training and 1,000 test images, one epoch each, few latency runs.
  */
-import { mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   GraphBuilder,
@@ -20,23 +17,17 @@ import {
   fit,
   graphStatistics,
   numAttr,
-  readGraph,
   referenceModels,
   useBackend,
-  writeGraph,
   type Dataset,
   type Graph,
 } from '@tensorpress/core-tensor';
 import { loadFashionMnist } from '@tensorpress/datasets';
 import { filterPruning, type FilterPruningOptions, type PruningCriterion } from '@tensorpress/pruning';
 import type { SuiteResult } from './run.js';
-import { median, round } from './common.js';
+import { median, round, trainedBaseline } from './common.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const CACHE = path.join(here, '.cache');
 const LATENCY_BATCH = 256;
-/** The FP32 recipe of the training bench for Fashion-MNIST (Adam 4e-3, cosine, batch 64). */
-const FP32_RECIPE = { batch: 64, learningRate: 4e-3 };
 /** Fine-tuning after pruning: a lower rate, cosine decay. */
 const FINETUNE = { batch: 64, learningRate: 1e-3 };
 
@@ -70,34 +61,9 @@ function subsetOf(data: Dataset, n: number): Dataset {
   return n >= data.size ? data : data.subset(Array.from({ length: n }, (_, i) => i));
 }
 
-/** The trained FP32 model, from the cache when one matches the settings. */
+/** The trained FP32 model (shared cache with the other suites, see trainedBaseline). */
 async function trainedFp32(name: string, make: () => Graph, train: Dataset, s: Settings): Promise<Graph> {
-  const file = path.join(CACHE, `pruning-${name}-fashion-${train.size}-e${s.fp32Epochs}.json`);
-  if (s.cache) {
-    try {
-      const g = await readGraph(file);
-      console.log(`${name}: FP32 weights from ${path.relative(process.cwd(), file)}`);
-      return g;
-    } catch {
-      // Not cached yet (or unreadable): train below.
-    }
-  }
-  const started = performance.now();
-  const { graph } = await fit(make(), train, {
-    epochs: s.fp32Epochs,
-    batchSize: FP32_RECIPE.batch,
-    optimizer: { type: 'adam', learningRate: FP32_RECIPE.learningRate },
-    lrSchedule: 'cosine',
-    seed: 0,
-    progress: false,
-    log: (line) => console.log(`  ${name} fp32: ${line}`),
-  });
-  console.log(`${name}: FP32 trained in ${((performance.now() - started) / 1000).toFixed(0)} s`);
-  if (s.cache) {
-    await mkdir(CACHE, { recursive: true });
-    await writeGraph(file, graph);
-  }
-  return graph;
+  return (await trainedBaseline(name, make, 'fashion-mnist', train, { epochs: s.fp32Epochs, cache: s.cache })).graph;
 }
 
 /** A small CNN with grouped convolutions (group 4) for the group-mode row. */

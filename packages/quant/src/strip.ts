@@ -96,7 +96,7 @@ export function buildQuantizedGraph(graph: Graph, plan: QuantizedGraphPlan): Gra
     const cout = wp.shape[axis]!;
     let scale = w.scale.length === 1 ? new Float32Array(w.scale) : Float32Array.from(w.scale);
     let zp = Int32Array.from(w.zeroPoint);
-    let codes = Int32Array.from(w.codes);
+    const codes = Int32Array.from(w.codes);
     let bias: Float32Array | undefined;
     const biasName = node.inputs[2];
     if (biasName) {
