@@ -1,1 +1,15 @@
-export {};
+/**
+ * @tensorpress/export-onnx: tensorpress graphs to and from ONNX (protobufjs + onnx-proto), FP32,
+ * QDQ and QOperator, with parity checks and latency measurements in onnxruntime-node.
+ */
+export { toOnnx } from './writer.js';
+export type { ToOnnxOptions } from './writer.js';
+export { writeOnnx } from './io.js';
+export { fromOnnx, readOnnx } from './reader.js';
+export type { FromOnnxOptions } from './reader.js';
+export { DEFAULT_READ_LIMITS } from './limits.js';
+export type { ReadLimits } from './limits.js';
+export { checkParity } from './parity.js';
+export type { ParityOptions, ParityReport, OutputParity } from './parity.js';
+export { ortLatency } from './latency.js';
+export type { LatencyOptions, LatencyResult } from './latency.js';

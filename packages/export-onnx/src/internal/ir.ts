@@ -1,0 +1,130 @@
+import { AT, proto } from './proto.js';
+
+/** An ONNX attribute, tagged with its wire type. */
+export type OAttr =
+  | { i: number }
+  | { f: number }
+  | { s: string }
+  | { ints: readonly number[] }
+  | { floats: readonly number[] }
+  | { t: OTensor };
+
+/** An initializer or constant: dims, ONNX data type, little-endian raw bytes. */
+export interface OTensor {
+  name: string;
+  dims: number[];
+  dataType: number;
+  raw: Uint8Array;
+}
+
+/** One ONNX node in the writer's working form. */
+export interface ONode {
+  name: string;
+  opType: string;
+  domain?: string;
+  inputs: string[];
+  outputs: string[];
+  attrs: Record<string, OAttr>;
+}
+
+/** A graph input or output. */
+export interface OValueInfo {
+  name: string;
+  elemType: number;
+  dims: (number | string)[];
+}
+
+/** A model in the writer's working form, before protobuf encoding. */
+export interface OModel {
+  opset: number;
+  inputs: OValueInfo[];
+  outputs: OValueInfo[];
+  nodes: ONode[];
+  initializers: Map<string, OTensor>;
+  producer: string;
+}
+
+/** The IR version that goes with an opset (onnx/helper.py's table). */
+export function irVersionFor(opset: number): number {
+  if (opset <= 14) return 7;
+  if (opset <= 18) return 8;
+  if (opset <= 20) return 9;
+  return 10;
+}
+
+function attrProto(name: string, a: OAttr): Record<string, unknown> {
+  if ('i' in a) return { name, type: AT.INT, i: a.i };
+  if ('f' in a) return { name, type: AT.FLOAT, f: a.f };
+  if ('s' in a) return { name, type: AT.STRING, s: new TextEncoder().encode(a.s) };
+  if ('ints' in a) return { name, type: AT.INTS, ints: [...a.ints] };
+  if ('floats' in a) return { name, type: AT.FLOATS, floats: [...a.floats] };
+  return { name, type: AT.TENSOR, t: tensorProto(a.t) };
+}
+
+function tensorProto(t: OTensor): Record<string, unknown> {
+  return { name: t.name, dims: t.dims, dataType: t.dataType, rawData: t.raw };
+}
+
+function valueInfo(v: OValueInfo): Record<string, unknown> {
+  return {
+    name: v.name,
+    type: {
+      tensorType: {
+        elemType: v.elemType,
+        shape: { dim: v.dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+/** Serialises a working model with the generated protobufjs code. */
+export function encodeModel(m: OModel): Uint8Array {
+  const model = proto.ModelProto.create({
+    irVersion: irVersionFor(m.opset),
+    producerName: m.producer,
+    producerVersion: '0.1.0',
+    opsetImport: [{ domain: '', version: m.opset }],
+    graph: {
+      name: 'tensorpress',
+      node: m.nodes.map((n) => ({
+        name: n.name,
+        opType: n.opType,
+        domain: n.domain ?? '',
+        input: n.inputs,
+        output: n.outputs,
+        attribute: Object.entries(n.attrs).map(([k, a]) => attrProto(k, a)),
+      })),
+      initializer: [...m.initializers.values()].map(tensorProto),
+      input: m.inputs.map(valueInfo),
+      output: m.outputs.map(valueInfo),
+    } as never,
+  });
+  return proto.ModelProto.encode(model).finish();
+}
+
+/**
+ * Renames every internal value, initializer and node to a short id: on a small model the names
+ * are a noticeable share of the file (graph inputs and outputs keep theirs). Node names stay
+ * unique and non-empty: onnxruntime derives the names of fused nodes from them.
+ */
+export function compactNames(m: OModel): OModel {
+  const keep = new Set([...m.inputs.map((v) => v.name), ...m.outputs.map((v) => v.name)]);
+  const map = new Map<string, string>();
+  const rename = (v: string): string => {
+    if (v === '' || keep.has(v)) return v;
+    let r = map.get(v);
+    if (r === undefined) {
+      r = map.size.toString(36);
+      while (keep.has(r)) r = `_${r}`;
+      map.set(v, r);
+    }
+    return r;
+  };
+  const nodes = m.nodes.map((n, i) => ({ ...n, name: i.toString(36), inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) }));
+  const initializers = new Map<string, OTensor>();
+  for (const t of m.initializers.values()) {
+    const name = rename(t.name);
+    initializers.set(name, { ...t, name });
+  }
+  return { ...m, nodes, initializers };
+}

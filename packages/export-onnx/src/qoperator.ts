@@ -1,0 +1,229 @@
+import type { OModel, ONode, OTensor } from './internal/ir.js';
+import { DT, rawBytes } from './internal/proto.js';
+
+/**
+ * Rewrites a QDQ model into the QOperator form, node by node, where the pattern allows:
+ *
+ * - DQ(x_q) → Conv(DQ(w_q), bias) [→ Relu] → Q  ⇒  QLinearConv (a Relu folds in when the output's
+ *   zero point is the bottom of its range, so the clamp is the Relu).
+ * - DQ(x_q) → Gemm/MatMul(DQ(w_q)) → Q, no bias  ⇒  QLinearMatMul.
+ * - DQ(x_q) → Gemm/MatMul(DQ(w_q), bias) with a float output  ⇒  MatMulInteger → Cast → Mul(s_x·s_w) → Add(bias).
+ * - DynamicQuantizeLinear → DQ → Gemm/MatMul/Conv  ⇒  MatMulInteger / ConvInteger with the runtime scale.
+ *
+ * Anything else (Add, pooling, a conv whose output stays float) keeps its QDQ form: mixing both in
+ * one model is valid ONNX, and onnxruntime fuses what it can of the rest.
+ */
+export function toQOperator(model: OModel): OModel {
+  return new QOperatorPass(model).run();
+}
+
+function f32(t: OTensor): Float32Array {
+  return new Float32Array(t.raw.buffer.slice(t.raw.byteOffset, t.raw.byteOffset + t.raw.byteLength));
+}
+
+function ints(t: OTensor): Int32Array | Int8Array | Uint8Array {
+  const b = t.raw.buffer.slice(t.raw.byteOffset, t.raw.byteOffset + t.raw.byteLength);
+  if (t.dataType === DT.INT32) return new Int32Array(b);
+  if (t.dataType === DT.INT8) return new Int8Array(b);
+  return new Uint8Array(b);
+}
+
+class QOperatorPass {
+  private readonly producers = new Map<string, ONode>();
+  private readonly consumers = new Map<string, ONode[]>();
+  private readonly outputs: Set<string>;
+  private readonly replaced = new Map<ONode, ONode[]>();
+  private readonly removed = new Set<ONode>();
+
+  constructor(private readonly m: OModel) {
+    for (const n of m.nodes) {
+      for (const o of n.outputs) this.producers.set(o, n);
+      for (const i of n.inputs) if (i) this.consumers.set(i, [...(this.consumers.get(i) ?? []), n]);
+    }
+    this.outputs = new Set(m.outputs.map((o) => o.name));
+  }
+
+  private init(name: string | undefined): OTensor | undefined {
+    return name ? this.m.initializers.get(name) : undefined;
+  }
+
+  private addInit(name: string, dataType: number, dims: number[], data: Float32Array | Int32Array | Int8Array | Uint8Array): string {
+    this.m.initializers.set(name, { name, dims, dataType, raw: rawBytes(data) });
+    return name;
+  }
+
+  /** The activation DQ feeding `v`: its integer input, scale and zero point (created if absent). */
+  private activationDq(v: string): { q: string; scale: string; zp: string; dynamic?: ONode } | undefined {
+    const dq = this.producers.get(v);
+    if (!dq || dq.opType !== 'DequantizeLinear' || dq.attrs['axis'] || this.init(dq.inputs[0])) return undefined;
+    const src = this.producers.get(dq.inputs[0]!);
+    if (src?.opType === 'DynamicQuantizeLinear') return { q: src.outputs[0]!, scale: src.outputs[1]!, zp: src.outputs[2]!, dynamic: src };
+    if (src?.opType !== 'QuantizeLinear' || !this.init(dq.inputs[1])) return undefined;
+    const zpName = dq.inputs[2] || src.inputs[2];
+    const zp = zpName ? zpName : this.addInit(`${dq.name}.zp0`, DT.UINT8, [], new Uint8Array(1));
+    return { q: dq.inputs[0]!, scale: dq.inputs[1]!, zp };
+  }
+
+  /** The weight DQ feeding `v`: int8 codes, scale, zero point. */
+  private weightDq(v: string): { q: OTensor; scale: OTensor; zp: string; axis: number | undefined } | undefined {
+    const dq = this.producers.get(v);
+    if (!dq || dq.opType !== 'DequantizeLinear') return undefined;
+    const q = this.init(dq.inputs[0]);
+    const scale = this.init(dq.inputs[1]);
+    if (!q || !scale || q.dataType !== DT.INT8) return undefined;
+    let zp = dq.inputs[2] ?? '';
+    if (!zp) zp = this.addInit(`${dq.name}.zp0`, DT.INT8, scale.dims, new Int8Array(f32(scale).length));
+    const axis = dq.attrs['axis'];
+    return { q, scale, zp, axis: axis && 'i' in axis ? axis.i : undefined };
+  }
+
+  /** The float bias values behind port 2 (a float initializer or a DQ of an int32 one). */
+  private biasValues(v: string | undefined): Float32Array | undefined | null {
+    if (!v) return undefined;
+    const t = this.init(v);
+    if (t && t.dataType === DT.FLOAT) return f32(t);
+    const dq = this.producers.get(v);
+    const q = this.init(dq?.inputs[0]);
+    const s = this.init(dq?.inputs[1]);
+    if (dq?.opType !== 'DequantizeLinear' || !q || !s || q.dataType !== DT.INT32) return null;
+    const codes = ints(q);
+    const scale = f32(s);
+    return Float32Array.from(codes, (c, i) => c * scale[scale.length === 1 ? 0 : i]!);
+  }
+
+  /** The single Q that consumes `v` (directly or after a Relu that the Q's clamp can stand for). */
+  private outputQ(v: string): { q: ONode; relu?: ONode } | undefined {
+    if (this.outputs.has(v)) return undefined;
+    const cs = this.consumers.get(v) ?? [];
+    if (cs.length !== 1) return undefined;
+    const c = cs[0]!;
+    if (c.opType === 'QuantizeLinear' && !c.attrs['axis'] && this.init(c.inputs[1])) return { q: c };
+    if (c.opType !== 'Relu' || this.outputs.has(c.outputs[0]!)) return undefined;
+    const rs = this.consumers.get(c.outputs[0]!) ?? [];
+    if (rs.length !== 1 || rs[0]!.opType !== 'QuantizeLinear') return undefined;
+    const zp = this.init(rs[0]!.inputs[2]);
+    const bottom = !zp || (zp.dataType === DT.UINT8 ? ints(zp)[0] === 0 : ints(zp)[0] === -128);
+    return bottom && this.init(rs[0]!.inputs[1]) ? { q: rs[0]!, relu: c } : undefined;
+  }
+
+  private replace(n: ONode, by: ONode[], remove: ONode[] = []): void {
+    this.replaced.set(n, by);
+    for (const r of remove) this.removed.add(r);
+  }
+
+  run(): OModel {
+    for (const n of this.m.nodes) {
+      if (n.opType === 'Conv') this.conv(n);
+      else if (n.opType === 'MatMul' || (n.opType === 'Gemm' && this.plainGemm(n))) this.matmul(n);
+    }
+    const nodes: ONode[] = [];
+    for (const n of this.m.nodes) {
+      if (this.removed.has(n)) continue;
+      nodes.push(...(this.replaced.get(n) ?? [n]));
+    }
+    return prune({ ...this.m, nodes });
+  }
+
+  private plainGemm(n: ONode): boolean {
+    const num = (k: string, d: number): number => {
+      const a = n.attrs[k];
+      return a && 'f' in a ? a.f : a && 'i' in a ? a.i : d;
+    };
+    return num('alpha', 1) === 1 && num('beta', 1) === 1 && num('transA', 0) === 0 && num('transB', 0) === 0;
+  }
+
+  private conv(n: ONode): void {
+    const x = this.activationDq(n.inputs[0]!);
+    const w = this.weightDq(n.inputs[1]!);
+    if (!x || !w) return;
+    const bias = this.biasValues(n.inputs[2]);
+    if (bias === null) return;
+    const ws = f32(w.scale);
+    if (x.dynamic) return this.convInteger(n, x, w, bias);
+    const out = this.outputQ(n.outputs[0]!);
+    if (!out) return;
+    const xs = f32(this.init(x.scale)!)[0]!;
+    const ins = [x.q, x.scale, x.zp, w.q.name, w.scale.name, w.zp, out.q.inputs[1]!, out.q.inputs[2] || this.addInit(`${n.name}.yzp0`, DT.UINT8, [], new Uint8Array(1))];
+    if (bias) {
+      const bq = Int32Array.from(bias, (b, i) => Math.round(b / (xs * ws[ws.length === 1 ? 0 : i]!)));
+      ins.push(this.addInit(`${n.name}.bias_q`, DT.INT32, [bias.length], bq));
+    }
+    this.replace(n, [{ name: n.name, opType: 'QLinearConv', inputs: ins, outputs: [...out.q.outputs], attrs: n.attrs }], [out.q, ...(out.relu ? [out.relu] : [])]);
+  }
+
+  private convInteger(n: ONode, x: { q: string; scale: string; zp: string }, w: { q: OTensor; scale: OTensor; zp: string; axis: number | undefined }, bias: Float32Array | undefined): void {
+    // onnxruntime's ConvInteger takes uint8 weights: shift the int8 codes and zero points by 128.
+    const wq = Uint8Array.from(ints(w.q), (v) => v + 128);
+    const zpT = this.init(w.zp);
+    const zp = Uint8Array.from(zpT ? ints(zpT) : [0], (v) => v + 128);
+    const cout = w.q.dims[0]!;
+    const wName = this.addInit(`${n.name}.w_u8`, DT.UINT8, w.q.dims, wq);
+    const zpName = this.addInit(`${n.name}.w_zp_u8`, DT.UINT8, zp.length === 1 ? [] : [zp.length], zp);
+    const ws = f32(w.scale);
+    const scale4 = this.addInit(`${n.name}.w_scale4`, DT.FLOAT, [1, ws.length, 1, 1], ws);
+    const o = n.outputs[0]!;
+    const nodes: ONode[] = [
+      { name: `${n.name}/int`, opType: 'ConvInteger', inputs: [x.q, wName, x.zp, zpName], outputs: [`${o}.i32`], attrs: n.attrs },
+      { name: `${n.name}/cast`, opType: 'Cast', inputs: [`${o}.i32`], outputs: [`${o}.f`], attrs: { to: { i: DT.FLOAT } } },
+      { name: `${n.name}/xscale`, opType: 'Mul', inputs: [`${o}.f`, x.scale], outputs: [`${o}.fx`], attrs: {} },
+      { name: `${n.name}/wscale`, opType: 'Mul', inputs: [`${o}.fx`, scale4], outputs: [bias ? `${o}.nb` : o], attrs: {} },
+    ];
+    if (bias) {
+      const b = this.addInit(`${n.name}.bias4`, DT.FLOAT, [1, cout, 1, 1], bias);
+      nodes.push({ name: `${n.name}/bias`, opType: 'Add', inputs: [`${o}.nb`, b], outputs: [o], attrs: {} });
+    }
+    this.replace(n, nodes);
+  }
+
+  private matmul(n: ONode): void {
+    const x = this.activationDq(n.inputs[0]!);
+    const w = this.weightDq(n.inputs[1]!);
+    if (!x || !w || w.q.dims.length !== 2) return;
+    const bias = this.biasValues(n.inputs[2]);
+    if (bias === null) return;
+    const out = !bias && !x.dynamic ? this.outputQ(n.outputs[0]!) : undefined;
+    if (out && !out.relu) {
+      const ins = [x.q, x.scale, x.zp, w.q.name, w.scale.name, w.zp, out.q.inputs[1]!, out.q.inputs[2] || this.addInit(`${n.name}.yzp0`, DT.UINT8, [], new Uint8Array(1))];
+      this.replace(n, [{ name: n.name, opType: 'QLinearMatMul', inputs: ins, outputs: [...out.q.outputs], attrs: {} }], [out.q]);
+      return;
+    }
+    const o = n.outputs[0]!;
+    const ws = f32(w.scale);
+    const nodes: ONode[] = [
+      { name: `${n.name}/int`, opType: 'MatMulInteger', inputs: [x.q, w.q.name, x.zp, w.zp], outputs: [`${o}.i32`], attrs: {} },
+      { name: `${n.name}/cast`, opType: 'Cast', inputs: [`${o}.i32`], outputs: [`${o}.f`], attrs: { to: { i: DT.FLOAT } } },
+    ];
+    let cur = `${o}.f`;
+    const step = (name: string, op: string, other: string, last: boolean): void => {
+      const next = last ? o : `${o}.${name}`;
+      nodes.push({ name: `${n.name}/${name}`, opType: op, inputs: [cur, other], outputs: [next], attrs: {} });
+      cur = next;
+    };
+    if (x.dynamic) {
+      step('xscale', 'Mul', x.scale, false);
+      step('wscale', 'Mul', w.scale.name, !bias);
+    } else {
+      const xs = f32(this.init(x.scale)!)[0]!;
+      const combined = Float32Array.from(ws, (s) => s * xs);
+      step('scale', 'Mul', this.addInit(`${n.name}.rescale`, DT.FLOAT, ws.length === 1 ? [] : [ws.length], combined), !bias);
+    }
+    if (bias) step('bias', 'Add', this.addInit(`${n.name}.bias_f`, DT.FLOAT, [bias.length], bias), true);
+    this.replace(n, nodes);
+  }
+}
+
+/** Drops nodes whose outputs nobody reads and initializers no node reads. */
+function prune(m: OModel): OModel {
+  let nodes = m.nodes;
+  for (;;) {
+    const used = new Set<string>(m.outputs.map((o) => o.name));
+    for (const n of nodes) for (const i of n.inputs) used.add(i);
+    const kept = nodes.filter((n) => n.outputs.some((o) => used.has(o)));
+    if (kept.length === nodes.length) break;
+    nodes = kept;
+  }
+  const used = new Set<string>();
+  for (const n of nodes) for (const i of n.inputs) used.add(i);
+  const initializers = new Map([...m.initializers].filter(([k]) => used.has(k)));
+  return { ...m, nodes, initializers };
+}

@@ -1,0 +1,59 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { Executor, useBackend } from '@tensorpress/core-tensor';
+import { checkParity, fromOnnx } from '@tensorpress/export-onnx';
+import { errorOf, maxAbsDiff } from '@tensorpress/test-utils';
+import onnxProto from 'onnx-proto';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const { onnx } = onnxProto;
+
+const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
+const meta = JSON.parse(readFileSync(path.join(dir, 'fixtures.json'), 'utf8')) as {
+  input: { file: string; shape: number[] };
+  models: Record<string, { file: string; output: string; outputShape: number[] }>;
+};
+
+function f32(file: string): Float32Array {
+  const b = readFileSync(path.join(dir, file));
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+beforeAll(async () => {
+  await useBackend('cpu');
+});
+
+describe('fromOnnx (PyTorch exports, opset 13)', () => {
+  it.each(Object.keys(meta.models))('%s matches onnxruntime and PyTorch within 1e-4', async (name) => {
+    const m = meta.models[name]!;
+    const bytes = new Uint8Array(readFileSync(path.join(dir, m.file)));
+    const g = fromOnnx(bytes);
+    const nchw = tf.tensor(f32(meta.input.file), meta.input.shape);
+    const x = tf.transpose(nchw, [0, 2, 3, 1]);
+    nchw.dispose();
+    const before = tf.memory().numTensors;
+    const report = await checkParity(g, bytes, x);
+    expect(report.maxAbsDiff).toBeLessThan(1e-4);
+    expect(report.top1Agreement).toBe(1);
+    const ex = new Executor(g);
+    const y = ex.run(x)[0]!;
+    ex.dispose();
+    expect(maxAbsDiff(y, f32(m.output))).toBeLessThan(1e-4);
+    y.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+  });
+
+  it('lists every unsupported node at once', () => {
+    const bytes = new Uint8Array(readFileSync(path.join(dir, 'resnet-tiny.onnx')));
+    const m = onnx.ModelProto.decode(bytes);
+    let k = 0;
+    for (const n of m.graph!.node!) if (n.opType === 'Relu' && k++ < 3) n.opType = 'Gelu';
+    const e = errorOf(() => fromOnnx(onnx.ModelProto.encode(m).finish()));
+    expect(e.code).toBe('ONNX_UNSUPPORTED');
+    expect((e.details['nodes'] as unknown[]).length).toBe(3);
+    expect(e.message).toMatch(/3 node\(s\)/);
+  });
+});
