@@ -46,6 +46,16 @@ export interface AlgorithmStatistics {
   readonly skipped: readonly { node: string; reason: string }[];
 }
 
+/**
+ * What stacked strips tell each other (compress() passes one context through every strip, in
+ * priority order): pruning records the output channels it kept, so a later per-channel quantizer
+ * keeps the matching scales.
+ */
+export interface StripContext {
+  /** Node name → indices of its original output channels that remain after an earlier strip. */
+  readonly keptChannels: Map<string, readonly number[]>;
+}
+
 /** What a data-driven initialisation (quantizer ranges, BN adaptation) may use. */
 export interface InitContext {
   /** Samples to draw statistics from (the caller's training data, typically). */
@@ -82,7 +92,7 @@ export interface AlgorithmController {
    * returns it with this algorithm's effect made permanent in core vocabulary (integer weights with
    * Q/DQ, removed channels, zeros, folded BN).
    */
-  strip(graph: Graph): Graph;
+  strip(graph: Graph, ctx?: StripContext): Graph;
   /** Frees the algorithm's tensors. */
   dispose(): void;
 }

@@ -126,7 +126,8 @@ export function compress(graph: Graph, builders: readonly CompressionBuilder[], 
 
   const strip = (): Graph => {
     let g = executor.snapshot();
-    for (const c of controllers) g = c.strip(g);
+    const ctx = { keptChannels: new Map<string, readonly number[]>() };
+    for (const c of controllers) g = c.strip(g, ctx);
     return g;
   };
 

@@ -57,6 +57,7 @@ export type {
 } from './compression.js';
 export type {
   InitContext,
+  StripContext,
   Json,
   LossContext,
   CompressionScheduler,

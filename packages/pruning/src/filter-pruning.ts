@@ -16,6 +16,7 @@ import {
   type Json,
   type LayerStatistics,
   type Scopes,
+  type StripContext,
 } from '@tensorpress/core-tensor';
 import { BN_CRITERIA, fpgmImportance, l1Importance, l2Importance, slimImportance, type PruningCriterion } from './criteria.js';
 import { pruningGroups, type PrunableOp, type PruningGroup, type PruningGroupsResult, type PruningMode } from './groups.js';
@@ -284,7 +285,15 @@ class FilterPruningController {
     this.currentLevel = Number(s.level ?? 0);
   }
 
-  strip(graph: Graph): Graph {
+  strip(graph: Graph, ctx?: StripContext): Graph {
+    if (ctx) {
+      // Tell later strips (per-channel quantizers) which output channels survive.
+      for (const group of this.prunable) {
+        const k = this.keep.get(group.id);
+        if (!k || k.length >= group.channels) continue;
+        for (const node of [...group.producers, ...group.followers]) ctx.keptChannels.set(node, k);
+      }
+    }
     return cutAll(graph, this.prunable, this.keep);
   }
 
@@ -355,7 +364,7 @@ function createBuilder(params: FilterPruningParams, scopes: Scopes): Compression
           statistics: () => c.statistics(),
           state: () => c.state(),
           loadState: (s) => c.loadState(s),
-          strip: (g) => c.strip(g),
+          strip: (g, ctx) => c.strip(g, ctx),
           dispose: () => c.dispose(),
         });
       } catch (e) {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
+import { parseWithSchema, TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
 import { roundSte } from './fake-quantize.js';
 import { qatBuilder } from './internal/qat.js';
 import { signedFromStats, weightAbsMax, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
@@ -138,7 +138,7 @@ export type DorefaParams = z.output<typeof dorefaSchema>;
  * weight quantizer (`weights.perChannel` applies to those), since 8-bit DoReFa codes do not fit int8.
  */
 export function dorefa(input: z.input<typeof dorefaSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
-  const p = dorefaSchema.parse(input);
+  const p = parseWithSchema(dorefaSchema, input);
   return qatBuilder({
     algorithm: 'dorefa',
     settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),

@@ -15,6 +15,10 @@ export interface FakeQuantOptions {
   readonly gradient?: SteVariant;
   /** Factor on the scale and zero-point gradients (LSQ's `1/sqrt(N·Qp)`). Default 1. */
   readonly gradScale?: number;
+  /** Whether scale and zero point are trained; false skips their gradients (returned as zeros). Default true. */
+  readonly learnable?: boolean;
+  /** Whether the zero point is trained (false for symmetric quantizers: its gradient is skipped). Default true. */
+  readonly learnZeroPoint?: boolean;
 }
 
 /** Sums `g` over the axes along which a tensor of `shape` was broadcast, giving `shape` back. */
@@ -44,27 +48,30 @@ export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tenso
   const [qmin, qmax] = options.range;
   const steAll = options.gradient === 'ste';
   const gs = options.gradScale ?? 1;
+  const learnable = options.learnable ?? true;
+  const learnZero = options.learnZeroPoint ?? true;
+  // Few full-size ops on purpose: activations are large and every elementwise op is a pass over them.
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, si, zi, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const z = tf.round(zi);
-    const v = tf.add(tf.div(xi, si), z);
-    const q = tf.clipByValue(tf.round(v), qmin, qmax);
+    // ONNX QuantizeLinear: round(x / s) + zp (not round(x / s + zp): they differ on ties for odd zp).
+    const r = tf.div(xi, si);
+    const v = tf.add(r, z);
+    const q = tf.clipByValue(tf.add(tf.round(r), z), qmin, qmax);
     const value = tf.mul(tf.sub(q, z), si);
-    save([xi, si, z]);
+    save([v, q, si, z]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, ss, zs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const vv = tf.add(tf.div(xs, ss), zs);
-        const below = tf.less(vv, qmin);
-        const above = tf.greater(vv, qmax);
-        const outside = tf.logicalOr(below, above);
-        const dx = steAll ? dy : tf.where(outside, tf.zerosLike(dy), dy);
-        const inside = tf.sub(tf.round(vv), vv);
-        const dsLocal = tf.where(below, tf.sub(tf.scalar(qmin), zs), tf.where(above, tf.sub(tf.scalar(qmax), zs), inside));
+        const [vs, qs, ss, zs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        const inside = tf.cast(tf.equal(tf.clipByValue(vs, qmin, qmax), vs), 'float32');
+        const dx = steAll ? dy : tf.mul(dy, inside);
+        if (!learnable) return [dx, tf.zerosLike(ss), tf.zerosLike(zs)];
+        // Inside: q − v = round(v) − v; outside q is qmin or qmax, and the gradient is q − zp.
+        const dsLocal = tf.sub(tf.sub(qs, zs), tf.mul(inside, tf.sub(vs, zs)));
         let ds = reduceToShape(tf.mul(dy, dsLocal), ss.shape);
-        const dzLocal = tf.where(outside, tf.neg(tf.mul(tf.onesLike(vv), ss)), tf.zerosLike(vv));
-        let dz = reduceToShape(tf.mul(dy, dzLocal), zs.shape);
+        // Zero point: 0 inside, −scale outside (skipped when the zero point is fixed, e.g. symmetric).
+        let dz = learnZero ? reduceToShape(tf.mul(dy, tf.mul(tf.sub(inside, 1), ss)), zs.shape) : tf.zerosLike(zs);
         if (gs !== 1) {
           ds = tf.mul(ds, gs);
           dz = tf.mul(dz, gs);

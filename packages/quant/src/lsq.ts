@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
+import { parseWithSchema, z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
 import { qatBuilder } from './internal/qat.js';
 import { AffineQuantizer, channelVariable, signedFromStats, varName, type ActivationStats } from './internal/quantizer.js';
 import { MIN_SCALE, integerRange, type QuantSpec } from './quant-params.js';
@@ -43,7 +43,7 @@ export class LsqQuantizer extends AffineQuantizer {
     }
   }
   protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
-    return { scale: tf.add(tf.abs(this.s), MIN_SCALE), zeroPoint: tf.zerosLike(this.s) };
+    return { scale: tf.maximum(tf.abs(this.s), MIN_SCALE), zeroPoint: tf.zerosLike(this.s) };
   }
   protected override gradScale(): number {
     return 1 / Math.sqrt(this.perStep * integerRange(this.spec)[1]);
@@ -52,7 +52,7 @@ export class LsqQuantizer extends AffineQuantizer {
     this.spec = { ...this.spec, signed: signedFromStats(stats, this.forcedSigned) };
     const qp = integerRange(this.spec)[1];
     this.perStep = stats.featuresPerExample;
-    this.s.assign(tf.scalar(Math.max((2 * stats.meanAbs) / Math.sqrt(qp), MIN_SCALE)));
+    tf.tidy(() => this.s.assign(tf.scalar(Math.max((2 * stats.meanAbs) / Math.sqrt(qp), MIN_SCALE))));
     this.initialized = true;
   }
   variables(): tf.Variable[] {
@@ -75,7 +75,7 @@ export type LsqParams = z.output<typeof lsqSchema>;
 
 /** LSQ quantization-aware training (learned step sizes for weights and activations). */
 export function lsq(input: z.input<typeof lsqSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
-  const p = lsqSchema.parse(input);
+  const p = parseWithSchema(lsqSchema, input);
   return qatBuilder({
     algorithm: 'lsq',
     settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
+import { parseWithSchema, TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
 import { DorefaWeightQuantizer, int8WeightQuantizer } from './dorefa.js';
 import { qatBuilder } from './internal/qat.js';
 import { loadVariable, signedFromStats, varName, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
@@ -23,7 +23,7 @@ export class PactQuantizer implements Quantizer {
     readonly bits: number,
     private readonly options: { alphaInit: number | 'range'; decay: number; signed?: boolean },
   ) {
-    this.alpha = tf.variable(tf.scalar(typeof options.alphaInit === 'number' ? options.alphaInit : 1), true, varName(id, 'alpha'));
+    this.alpha = tf.tidy(() => tf.variable(tf.scalar(typeof options.alphaInit === 'number' ? options.alphaInit : 1), true, varName(id, 'alpha')));
   }
   private get levels(): number {
     return this.signed ? 2 ** (this.bits - 1) - 1 : 2 ** this.bits - 1;
@@ -56,7 +56,7 @@ export class PactQuantizer implements Quantizer {
     this.signed = signedFromStats(stats, this.options.signed);
     if (this.options.alphaInit === 'range') {
       const a = this.signed ? Math.max(-stats.min, stats.max) : stats.max;
-      this.alpha.assign(tf.scalar(Math.max(a, MIN_SCALE)));
+      tf.tidy(() => this.alpha.assign(tf.scalar(Math.max(a, MIN_SCALE))));
     }
     this.initialized = true;
   }
@@ -117,7 +117,7 @@ export type PactParams = z.output<typeof pactSchema>;
 
 /** PACT quantization-aware training: learned activation clipping, DoReFa weights (as in the paper). */
 export function pact(input: z.input<typeof pactSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
-  const p = pactSchema.parse(input);
+  const p = parseWithSchema(pactSchema, input);
   return qatBuilder({
     algorithm: 'pact',
     settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),

@@ -183,10 +183,14 @@ export function placeQuantizers(graph: Graph, options: PlacementOptions = {}): P
     if (!p) throw new TensorpressError('GRAPH_INVALID', `value "${v}" has no producer`);
     return { type: 'post', node: p.node.name, output: p.output };
   };
+  // The fake-quant hook goes on the value the quantized op reads (the bottom of an agnostic chain):
+  // MaxPool commutes with a monotonic quantizer, so this is exact and touches 4x fewer values than
+  // quantizing before a 2x2 pool. strip() still repeats the Q/DQ pair up the chain for ONNX runtimes.
+  const hookValue = (v: string): string => carriersOf.get(v)?.[0] ?? v;
   const activations: ActivationPlacement[] = [...groups.values()].map((values) => ({
     id: `act:${values[0]!}`,
     values,
-    points: values.map(pointOf),
+    points: values.map((v) => pointOf(hookValue(v))),
     carriers: values.flatMap((v) => carriersOf.get(v) ?? []),
     consumers: [...new Set(values.flatMap((v) => [...(consumersOf.get(v) ?? [])]))],
   }));

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   compress,
   foldAllBatchNorms,
+  parseWithSchema,
   scopeFilter,
   TensorpressError,
   z,
@@ -18,6 +19,7 @@ import { qatBuilder } from './internal/qat.js';
 import type { ActivationStats, Grid, Quantizer } from './internal/quantizer.js';
 import { AsymmetricQuantizer, SymmetricQuantizer, type ScopeOptions } from './quantization.js';
 import { int8WeightQuantizer } from './dorefa.js';
+import { roundHalfEven } from './quant-params.js';
 
 const bits = z.number().int().min(2).max(8);
 
@@ -40,6 +42,8 @@ export const ptqSchema = z
       .object({ bits: bits.default(8), mode: z.enum(['symmetric', 'asymmetric']).default('asymmetric') })
       .strict()
       .default({ bits: 8, mode: 'asymmetric' }),
+    /** Store biases as int32 at scale s_x·s_w (integer runtimes need it); false keeps them float. */
+    quantizeBias: z.boolean().default(true),
     /** Fold BatchNormalization into the weights before quantizing (per-tensor weights need it). */
     foldBatchNorm: z.boolean().default(true),
     /** Re-estimate BN statistics with quantized weights on the calibration data (AdaBN) before folding. */
@@ -52,11 +56,6 @@ export const ptqSchema = z
 export type PtqParams = z.output<typeof ptqSchema>;
 /** PTQ options as written (all optional). */
 export type PtqOptions = z.input<typeof ptqSchema> & ScopeOptions;
-
-/** Hides a quantizer's variables: post-training quantizers are calibrated, not trained. */
-function frozen(q: Quantizer): Quantizer {
-  return new Proxy(q, { get: (target, key, recv) => (key === 'variables' ? () => [] : Reflect.get(target, key, recv) as unknown) });
-}
 
 /** Per-batch range quantization (ONNX DynamicQuantizeLinear: uint8 over [min(0, min x), max(0, max x)]). */
 class DynamicQuantizer implements Quantizer {
@@ -71,7 +70,7 @@ class DynamicQuantizer implements Quantizer {
     const range = tf.sub(hi, lo);
     const scale = tf.where(tf.greater(range, 0), tf.div(range, 255), tf.onesLike(range));
     const zp = tf.clipByValue(tf.round(tf.neg(tf.div(lo, scale))), 0, 255);
-    return fakeQuantize(x, scale, zp, { range: [0, 255], gradient: 'ste' });
+    return fakeQuantize(x, scale, zp, { range: [0, 255], gradient: 'ste', learnable: false });
   }
   initActivation(): void {}
   variables(): tf.Variable[] {
@@ -95,7 +94,7 @@ class DynamicQuantizer implements Quantizer {
  * come from `initialize` with the chosen calibrator; nothing is trained.
  */
 export function postTrainingQuantization(input: z.input<typeof ptqSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
-  const p = ptqSchema.parse(input);
+  const p = parseWithSchema(ptqSchema, input);
   const dynamic = p.mode === 'dynamic';
   const symmetric = p.activations.mode === 'symmetric';
   return qatBuilder({
@@ -106,16 +105,18 @@ export function postTrainingQuantization(input: z.input<typeof ptqSchema> = {}, 
       perChannel: p.weights.perChannel,
       quantizeActivations: true,
       quantizeInputs: true,
+      quantizeBias: p.quantizeBias,
       plan: [],
-      rangeInit: { type: dynamic ? 'minmax' : p.calibration, samples: p.samples, maxPercentile: p.percentile, symmetric },
+      rangeInit: { type: dynamic ? 'minmax' : p.calibration, samples: p.samples, maxPercentile: p.percentile },
       inScope: scopeFilter(scopes),
       ...(dynamic ? { activationOps: new Set(['Gemm', 'MatMul']) } : {}),
     },
-    weight: (site) => frozen(int8WeightQuantizer(site)),
+    frozen: true,
+    weight: (site) => int8WeightQuantizer(site),
     activation: (site) => {
       if (dynamic) return new DynamicQuantizer(site.id);
       const spec = { bits: site.bits, mode: p.activations.mode, signed: symmetric, narrowRange: false } as const;
-      return frozen(symmetric ? new SymmetricQuantizer(site.id, 'activation', spec, 'ste', undefined) : new AsymmetricQuantizer(site.id, 'activation', spec, 'ste', undefined));
+      return symmetric ? new SymmetricQuantizer(site.id, 'activation', spec, 'ste', undefined) : new AsymmetricQuantizer(site.id, 'activation', spec, 'ste', undefined);
     },
   });
 }
@@ -188,7 +189,8 @@ function adaptBatchNorm(graph: Graph, data: Dataset, p: PtqParams, scopes: Scope
       rangeInit: { type: 'minmax', samples: 1 },
       inScope: scopeFilter(scopes),
     },
-    weight: (site) => frozen(int8WeightQuantizer(site)),
+    frozen: true,
+    weight: (site) => int8WeightQuantizer(site),
     activation: () => {
       throw new TensorpressError('STATE_INVALID', 'bn adaptation quantizes weights only');
     },
@@ -198,7 +200,7 @@ function adaptBatchNorm(graph: Graph, data: Dataset, p: PtqParams, scopes: Scope
   const inputs = bns.map((n) => n.inputs[0]!);
   const sum = new Map<string, Float64Array>();
   const sq = new Map<string, Float64Array>();
-  let count = 0;
+  const count = new Map<string, number>();
   let seen = 0;
   try {
     for (const b of data.batches(p.batchSize)) {
@@ -217,9 +219,9 @@ function adaptBatchNorm(graph: Graph, data: Dataset, p: PtqParams, scopes: Scope
         (m2.dataSync() as Float32Array).forEach((x, k) => (a2[k] = a2[k]! + x));
         sum.set(v, a);
         sq.set(v, a2);
+        count.set(v, (count.get(v) ?? 0) + t.size / c);
         tf.dispose([m, m2]);
       });
-      count += outs[0]!.size / outs[0]!.shape[outs[0]!.rank - 1]!;
       seen += b.x.shape[0]!;
       tf.dispose([...new Set([...outs, b.x, b.y])]);
       if (seen >= p.samples) break;
@@ -227,10 +229,12 @@ function adaptBatchNorm(graph: Graph, data: Dataset, p: PtqParams, scopes: Scope
   } finally {
     ctrl.dispose();
   }
+  const counts = (v: string): number => count.get(v) ?? 1;
   const updates = new Map<string, { data: ParamData }>();
   for (const n of bns) {
     const s = sum.get(n.inputs[0]!)!;
     const s2 = sq.get(n.inputs[0]!)!;
+    const count = counts(n.inputs[0]!);
     const mean = Float32Array.from(s, (x) => x / count);
     updates.set(n.inputs[3]!, { data: mean });
     updates.set(n.inputs[4]!, { data: Float32Array.from(s2, (x, k) => Math.max(x / count - mean[k]! ** 2, 0)) });
@@ -248,7 +252,7 @@ function adaptBatchNorm(graph: Graph, data: Dataset, p: PtqParams, scopes: Scope
 export async function quantizePostTraining(graph: Graph, calibrationData: Dataset, options: PtqOptions = {}): Promise<PostTrainingResult> {
   const { ignoredScopes, targetScopes, ...rest } = options;
   const scopes: ScopeOptions = { ...(ignoredScopes ? { ignoredScopes } : {}), ...(targetScopes ? { targetScopes } : {}) };
-  const p = ptqSchema.parse(rest);
+  const p = parseWithSchema(ptqSchema, rest);
   checkCalibrationData(graph, calibrationData);
   let g = p.bnAdaptation ? adaptBatchNorm(graph, calibrationData, p, scopes) : graph;
   if (p.foldBatchNorm) g = foldAllBatchNorms(g).graph;
@@ -291,7 +295,7 @@ function correctBias(float: Graph, quantized: Graph, data: Dataset, p: PtqParams
     if (dq?.op === 'DequantizeLinear') {
       const bq = quantized.param(dq.inputs[0]!)!;
       const bs = quantized.param(dq.inputs[1]!)!.data as Float32Array;
-      const data = Int32Array.from(bq.data as Int32Array, (x, c) => Math.round(x - (q[c]! - r[c]!) / bs[bs.length > 1 ? c : 0]!));
+      const data = Int32Array.from(bq.data as Int32Array, (x, c) => roundHalfEven(x - (q[c]! - r[c]!) / bs[bs.length > 1 ? c : 0]!));
       updates.set(bq.name, { data });
     } else if (quantized.param(biasValue)) {
       const b = quantized.param(biasValue)!.data as Float32Array;

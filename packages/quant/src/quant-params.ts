@@ -45,7 +45,8 @@ export function integerRange(spec: Pick<QuantSpec, 'bits' | 'signed' | 'narrowRa
 export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   // Math.round rounds .5 up; step back to the even neighbour on exact ties.
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  // `+ 0` turns -0 into 0 (a zero point of -0 prints and compares oddly).
+  return (Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r) + 0;
 }
 
 /**

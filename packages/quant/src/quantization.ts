@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { scopeFilter, z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
+import { parseWithSchema, scopeFilter, z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
 import type { SteVariant } from './fake-quantize.js';
 import { qatBuilder, type BitsPlanEntry, type QatSettings } from './internal/qat.js';
 import {
@@ -32,13 +32,13 @@ export class SymmetricQuantizer extends AffineQuantizer {
   }
   protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
     const qmax = integerRange(this.spec)[1];
-    return { scale: tf.add(tf.div(tf.abs(this.t), qmax), MIN_SCALE), zeroPoint: tf.zerosLike(this.t) };
+    return { scale: tf.maximum(tf.div(tf.abs(this.t), qmax), MIN_SCALE), zeroPoint: tf.zerosLike(this.t) };
   }
   initActivation(stats: ActivationStats): void {
     const signed = signedFromStats(stats, this.forcedSigned);
     this.spec = { ...this.spec, signed };
     const t = Math.max(signed ? Math.max(-stats.min, stats.max) : stats.max, MIN_SCALE);
-    this.t.assign(tf.scalar(t));
+    tf.tidy(() => this.t.assign(tf.scalar(t)));
     this.initialized = true;
   }
   variables(): tf.Variable[] {
@@ -71,14 +71,14 @@ export class AsymmetricQuantizer extends AffineQuantizer {
   }
   protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
     const [qmin, qmax] = integerRange(this.spec);
-    const scale = tf.add(tf.div(tf.abs(this.width), qmax - qmin), MIN_SCALE);
+    const scale = tf.maximum(tf.div(tf.abs(this.width), qmax - qmin), MIN_SCALE);
     const zeroPoint = tf.clipByValue(roundSte(tf.sub(qmin, tf.div(this.low, scale))), qmin, qmax);
     return { scale, zeroPoint };
   }
   initActivation(stats: ActivationStats): void {
     const lo = Math.min(stats.min, 0);
-    this.low.assign(tf.scalar(lo));
-    this.width.assign(tf.scalar(Math.max(Math.max(stats.max, 0) - lo, MIN_SCALE)));
+    tf.tidy(() => this.low.assign(tf.scalar(lo)));
+    tf.tidy(() => this.width.assign(tf.scalar(Math.max(Math.max(stats.max, 0) - lo, MIN_SCALE))));
     this.initialized = true;
   }
   variables(): tf.Variable[] {
@@ -90,8 +90,16 @@ const bits = z.number().int().min(2).max(8);
 const planSchema = z
   .array(
     z
-      .object({ node: z.string().min(1), weightBits: bits.optional(), activationBits: bits.optional() })
-      .strict(),
+      .object({ node: z.string().min(1), weightBits: z.number().optional(), activationBits: z.number().optional() })
+      .strict()
+      .superRefine((e, ctx) => {
+        for (const key of ['weightBits', 'activationBits'] as const) {
+          const v = e[key];
+          if (v !== undefined && !(Number.isInteger(v) && v >= 2 && v <= 8)) {
+            ctx.addIssue({ code: 'custom', path: [key], message: `node "${e.node}": ${key} must be an integer from 2 to 8, got ${v}` });
+          }
+        }
+      }),
   )
   .default([]);
 const rangeInitSchema = z
@@ -108,6 +116,8 @@ export const qatCommonSchema = {
   plan: planSchema,
   initializer: z.object({ range: rangeInitSchema.default(rangeInitSchema.parse({})) }).strict().default({ range: rangeInitSchema.parse({}) }),
   quantizeInputs: z.boolean().default(true),
+  /** Store biases as int32 at scale s_x·s_w in the stripped graph (what integer runtimes need); false keeps them float. */
+  quantizeBias: z.boolean().default(true),
 };
 
 /** Parameters of the default `quantization` algorithm (NNCF-style trainable scales). */
@@ -151,7 +161,12 @@ export interface ScopeOptions {
 
 /** Settings every QAT method derives from its parameters. */
 export function qatSettings(
-  params: { plan: readonly BitsPlanEntry[]; initializer: { range: { type: QatSettings['rangeInit']['type']; numInitSamples: number; minPercentile: number; maxPercentile: number } }; quantizeInputs: boolean },
+  params: {
+    plan: readonly BitsPlanEntry[];
+    initializer: { range: { type: QatSettings['rangeInit']['type']; numInitSamples: number; minPercentile: number; maxPercentile: number } };
+    quantizeInputs: boolean;
+    quantizeBias: boolean;
+  },
   bitsOf: { weightBits: number; activationBits: number; perChannel: boolean },
   scopes: ScopeOptions,
 ): QatSettings {
@@ -160,6 +175,7 @@ export function qatSettings(
     ...bitsOf,
     quantizeActivations: true,
     quantizeInputs: params.quantizeInputs,
+    quantizeBias: params.quantizeBias,
     plan: params.plan,
     rangeInit: { type: r.type, samples: r.numInitSamples, minPercentile: r.minPercentile, maxPercentile: r.maxPercentile },
     inScope: scopeFilter(scopes),
@@ -172,7 +188,7 @@ export function qatSettings(
  * learned ranges, ranges initialised from data, placement from the graph.
  */
 export function quantization(input: QuantizationInput = {}, scopes: ScopeOptions = {}): CompressionBuilder {
-  const p = quantizationSchema.parse(input);
+  const p = parseWithSchema(quantizationSchema, input);
   const gradient = p.gradient;
   const actMode = p.activations.mode ?? (p.preset === 'mixed' ? 'asymmetric' : 'symmetric');
   let firstWeight = true;

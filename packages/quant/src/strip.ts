@@ -7,6 +7,7 @@ import {
   type Node,
   type Param,
 } from '@tensorpress/core-tensor';
+import { roundHalfEven } from './quant-params.js';
 
 /** A weight as integers: the codes of the weight's shape plus its grid. */
 export interface WeightQuantization {
@@ -29,6 +30,8 @@ export interface ActivationQuantization {
   readonly scale: number;
   readonly zeroPoint: number;
   readonly signed: boolean;
+  /** Integer range when narrower than the storage type (activations under 8 bits); a Clip keeps it. */
+  readonly range?: readonly [number, number];
 }
 
 /** A Gemm/MatMul input quantized at run time (DynamicQuantizeLinear). */
@@ -167,7 +170,7 @@ export function buildQuantizedGraph(graph: Graph, plan: QuantizedGraphPlan): Gra
       if (quantizeBias && sx !== undefined) {
         const bScale = Float32Array.from({ length: cout }, (_, c) => sx * scale[scale.length > 1 ? c : 0]!);
         const bq = new Int32Array(cout);
-        for (let c = 0; c < cout; c++) bq[c] = Math.max(-INT32_MAX, Math.min(INT32_MAX, Math.round(bias[c]! / bScale[c]!)));
+        for (let c = 0; c < cout; c++) bq[c] = Math.max(-INT32_MAX, Math.min(INT32_MAX, roundHalfEven(bias[c]! / bScale[c]!)));
         addParam({ name: `${base}.b_q`, shape: [cout], dtype: 'int32', data: bq, trainable: false });
         addParam({ name: `${base}.b_scale`, shape: [cout], dtype: 'float32', data: bScale, trainable: false });
         nodes.push({ name: `${base}/dq_b`, op: 'DequantizeLinear', inputs: [`${base}.b_q`, `${base}.b_scale`], outputs: [`${base}.b_dq`], attrs: { axis: 0 } });
@@ -191,10 +194,24 @@ export function buildQuantizedGraph(graph: Graph, plan: QuantizedGraphPlan): Gra
       data: a.signed ? Int8Array.of(a.zeroPoint) : Uint8Array.of(a.zeroPoint),
       trainable: false,
     });
+    const full: readonly [number, number] = a.signed ? [-128, 127] : [0, 255];
+    const narrow = a.range !== undefined && (a.range[0] > full[0] || a.range[1] < full[1]);
     [...a.values, ...a.carriers].forEach((v, i) => {
       const tag = i === 0 ? base : `${base}#${i}`;
       const consumers = consumersOf(v);
-      nodes.push({ name: `${tag}/q`, op: 'QuantizeLinear', inputs: [v, `${base}.scale`, `${base}.zp`], outputs: [`${tag}.q`], attrs: {} });
+      let src = v;
+      if (narrow) {
+        // QuantizeLinear clamps to the storage type only: a b-bit grid needs its own clamp first.
+        src = `${tag}.clipped`;
+        nodes.push({
+          name: `${tag}/clip`,
+          op: 'Clip',
+          inputs: [v],
+          outputs: [src],
+          attrs: { min: a.scale * (a.range![0] - a.zeroPoint), max: a.scale * (a.range![1] - a.zeroPoint) },
+        });
+      }
+      nodes.push({ name: `${tag}/q`, op: 'QuantizeLinear', inputs: [src, `${base}.scale`, `${base}.zp`], outputs: [`${tag}.q`], attrs: {} });
       nodes.push({ name: `${tag}/dq`, op: 'DequantizeLinear', inputs: [`${tag}.q`, `${base}.scale`, `${base}.zp`], outputs: [`${tag}.dq`], attrs: {} });
       for (const c of consumers) c.inputs.forEach((x, k) => (x === v ? (c.inputs[k] = `${tag}.dq`) : undefined));
     });

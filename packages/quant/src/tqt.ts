@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
+import { parseWithSchema, z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
 import { ceilSte } from './fake-quantize.js';
 import { qatBuilder } from './internal/qat.js';
 import { AffineQuantizer, channelVariable, signedFromStats, varName, weightAbsMax, type ActivationStats } from './internal/quantizer.js';
@@ -44,7 +44,7 @@ export class TqtQuantizer extends AffineQuantizer {
     const signed = signedFromStats(stats, this.forcedSigned);
     this.spec = { ...this.spec, signed };
     const t = Math.max(signed ? Math.max(-stats.min, stats.max) : stats.max, MIN_SCALE);
-    this.log2t.assign(tf.scalar(Math.log2(t)));
+    tf.tidy(() => this.log2t.assign(tf.scalar(Math.log2(t))));
     this.initialized = true;
   }
   variables(): tf.Variable[] {
@@ -67,7 +67,7 @@ export type TqtParams = z.output<typeof tqtSchema>;
 
 /** TQT quantization-aware training: power-of-two scales with trained log2 thresholds. */
 export function tqt(input: z.input<typeof tqtSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
-  const p = tqtSchema.parse(input);
+  const p = parseWithSchema(tqtSchema, input);
   return qatBuilder({
     algorithm: 'tqt',
     settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),

@@ -39,14 +39,14 @@ export interface QatSettings {
   readonly perChannel: boolean;
   readonly quantizeActivations: boolean;
   readonly quantizeInputs: boolean;
+  /** int32 biases in the stripped graph (default true). */
+  readonly quantizeBias?: boolean;
   readonly plan: readonly BitsPlanEntry[];
   readonly rangeInit: {
     readonly type: RangeInitMethod | CalibrationMethod;
     readonly samples: number;
     readonly minPercentile?: number;
     readonly maxPercentile?: number;
-    /** Histogram of |x| (symmetric use) rather than [min, max]. Default false. */
-    readonly symmetric?: boolean;
   };
   readonly inScope: (node: string) => boolean;
   /** Ops whose activation inputs get quantizers (default: Conv, Gemm, MatMul, Add, Concat). */
@@ -56,6 +56,8 @@ export interface QatSettings {
 /** What a method contributes: how to make its quantizers. */
 export interface QatMethod {
   readonly algorithm: string;
+  /** Calibrated, not trained (post-training quantization): no trainable variables are handed to the optimizer. */
+  readonly frozen?: boolean;
   readonly settings: QatSettings;
   weight(site: { id: string; node: string; op: string; weight: tf.Tensor; bits: number; perChannel: boolean; axis: number }): Quantizer;
   activation(site: { id: string; values: readonly string[]; bits: number }): Quantizer;
@@ -96,6 +98,7 @@ export async function collectActivationStats(
     const take = Math.min(batch.x.shape[0]!, ctx.samples - seen);
     const x = take < batch.x.shape[0]! ? tf.slice(batch.x, 0, take) : batch.x;
     const outs = executor.run(x, { outputs: values, bypassHooks: true, training: false });
+    try {
     values.forEach((v, i) => {
       const t = outs[i]!;
       collectors.get(v)!.observe(t);
@@ -105,8 +108,10 @@ export async function collectActivationStats(
       count.set(v, count.get(v)! + t.size);
       features.set(v, t.size / Math.max(1, t.shape[0] ?? 1));
     });
-    // A requested value may be the graph input itself: free the batch only after reading every output.
-    tf.dispose([...new Set([...outs, x, batch.x, batch.y])]);
+    } finally {
+      // A requested value may be the graph input itself: free the batch only after reading every output.
+      tf.dispose([...new Set([...outs, x, batch.x, batch.y])]);
+    }
     seen += take;
     if (seen >= ctx.samples) break;
     await Promise.resolve();
@@ -227,7 +232,8 @@ function qatController(
     const values = todo.flatMap((a) => [...a.place.values]);
     const stats = await collectActivationStats(executor, { ...ctx, samples: Math.min(ctx.samples, s.rangeInit.samples) }, values, s.rangeInit.type, {
       bits: s.activationBits,
-      symmetric: s.rangeInit.symmetric ?? false,
+      // Always the data's own sign: a symmetric quantizer of non-negative data is unsigned [0, t].
+      symmetric: false,
       ...(s.rangeInit.maxPercentile !== undefined ? { percentile: s.rangeInit.maxPercentile } : {}),
     });
     for (const a of todo) a.q.initActivation(mergeStats(a.place.values.map((v) => stats.get(v)!)));
@@ -255,9 +261,9 @@ function qatController(
     const as = activations.filter(({ q }) => !q.dynamic).map(({ place, q }): ActivationQuantization => {
       if (!q.initialized) throw new TensorpressError('STATE_INVALID', `${method.algorithm}: strip() before activation ranges were initialised (${place.id})`);
       const g = q.grid();
-      return { id: place.id, values: place.values, carriers: place.carriers, scale: g.scale[0]!, zeroPoint: g.zeroPoint[0]!, signed: g.signed };
+      return { id: place.id, values: place.values, carriers: place.carriers, scale: g.scale[0]!, zeroPoint: g.zeroPoint[0]!, signed: g.signed, range: g.range };
     });
-    return { weights: ws, activations: as, dynamic };
+    return { weights: ws, activations: as, dynamic, quantizeBias: s.quantizeBias ?? true };
   };
 
   return defineController(method.algorithm, {
@@ -268,7 +274,7 @@ function qatController(
         for (const q of all()) if (q.loss) total = tf.add(total, q.loss());
         return total;
       }),
-    trainableVariables: () => all().flatMap((q) => q.variables()),
+    trainableVariables: () => (method.frozen ? [] : all().flatMap((q) => q.variables())),
     statistics: () => {
       const layers: LayerStatistics[] = [
         ...weights.map(({ place, q }) => ({ node: place.node, op: place.op, quantizer: place.id, kind: 'weight', ...q.describe() })),

@@ -89,7 +89,7 @@ export function loadVariable(v: tf.Variable, state: Json, what: string): void {
   if (!Array.isArray(state) || state.length !== v.size || !state.every((x) => typeof x === 'number')) {
     throw new TensorpressError('STATE_INVALID', `${what}: expected ${v.size} numbers`);
   }
-  v.assign(tf.tensor(state as number[], v.shape));
+  tf.tidy(() => v.assign(tf.tensor(state as number[], v.shape)));
 }
 
 /** Unique variable names across instances (tfjs registers variables globally by name). */
@@ -133,7 +133,12 @@ export abstract class AffineQuantizer implements Quantizer {
 
   apply(x: tf.Tensor): tf.Tensor {
     const { scale, zeroPoint } = this.scaleAndZero();
-    return fakeQuantize(x, scale, zeroPoint, { range: this.range, gradient: this.gradient, gradScale: this.gradScale(x) });
+    return fakeQuantize(x, scale, zeroPoint, {
+      range: this.range,
+      gradient: this.gradient,
+      gradScale: this.gradScale(x),
+      learnZeroPoint: this.spec.mode === 'asymmetric',
+    });
   }
 
   abstract initActivation(stats: ActivationStats): void;
