@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { parseWithSchema, z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
-import { qatBuilder } from './internal/qat.js';
+import type { z} from '@tensorpress/core-tensor';
+import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
+import { learnedScaleBuilder, learnedScaleSchema } from './internal/learned-scale.js';
 import { AffineQuantizer, channelVariable, signedFromStats, varName, type ActivationStats } from './internal/quantizer.js';
 import { MIN_SCALE, integerRange, type QuantSpec } from './quant-params.js';
-import { qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
+import type { ScopeOptions } from './quantization.js';
 
 /**
  * LSQ quantizer (Esser et al., "Learned Step Size Quantization", 2020): the step `s` itself is
@@ -60,33 +61,14 @@ export class LsqQuantizer extends AffineQuantizer {
   }
 }
 
-const bits = z.number().int().min(2).max(8);
-
 /** Parameters of `lsq`. */
-export const lsqSchema = z
-  .object({
-    weights: z.object({ bits: bits.default(4), perChannel: z.boolean().default(false) }).strict().default({ bits: 4, perChannel: false }),
-    activations: z.object({ bits: bits.default(4), signed: z.boolean().optional() }).strict().default({ bits: 4 }),
-    ...qatCommonSchema,
-  })
-  .strict();
+export const lsqSchema = learnedScaleSchema(4);
 /** Validated `lsq` parameters. */
 export type LsqParams = z.output<typeof lsqSchema>;
 
 /** LSQ quantization-aware training (learned step sizes for weights and activations). */
 export function lsq(input: z.input<typeof lsqSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
-  const p = parseWithSchema(lsqSchema, input);
-  return qatBuilder({
-    algorithm: 'lsq',
-    settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),
-    weight: (site) =>
-      new LsqQuantizer(site.id, 'weight', { bits: site.bits, mode: 'symmetric', signed: true, narrowRange: true }, {
-        w: site.weight,
-        axis: site.perChannel ? site.axis : undefined,
-      }),
-    activation: (site) =>
-      new LsqQuantizer(site.id, 'activation', { bits: site.bits, mode: 'symmetric', signed: p.activations.signed ?? false, narrowRange: false }, undefined, p.activations.signed),
-  });
+  return learnedScaleBuilder('lsq', LsqQuantizer, parseWithSchema(lsqSchema, input), scopes);
 }
 
 /** The `lsq` algorithm for pipeline configs. */

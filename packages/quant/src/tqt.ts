@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { parseWithSchema, z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
+import type { z} from '@tensorpress/core-tensor';
+import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
 import { ceilSte } from './fake-quantize.js';
-import { qatBuilder } from './internal/qat.js';
+import { learnedScaleBuilder, learnedScaleSchema } from './internal/learned-scale.js';
 import { AffineQuantizer, channelVariable, signedFromStats, varName, weightAbsMax, type ActivationStats } from './internal/quantizer.js';
 import { MIN_SCALE, type QuantSpec } from './quant-params.js';
-import { qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
+import type { ScopeOptions } from './quantization.js';
 
 /**
  * TQT quantizer (Jain et al., "Trained Quantization Thresholds", 2020): the learned parameter is
@@ -52,33 +53,14 @@ export class TqtQuantizer extends AffineQuantizer {
   }
 }
 
-const bits = z.number().int().min(2).max(8);
-
 /** Parameters of `tqt`. */
-export const tqtSchema = z
-  .object({
-    weights: z.object({ bits: bits.default(8), perChannel: z.boolean().default(false) }).strict().default({ bits: 8, perChannel: false }),
-    activations: z.object({ bits: bits.default(8), signed: z.boolean().optional() }).strict().default({ bits: 8 }),
-    ...qatCommonSchema,
-  })
-  .strict();
+export const tqtSchema = learnedScaleSchema(8);
 /** Validated `tqt` parameters. */
 export type TqtParams = z.output<typeof tqtSchema>;
 
 /** TQT quantization-aware training: power-of-two scales with trained log2 thresholds. */
 export function tqt(input: z.input<typeof tqtSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
-  const p = parseWithSchema(tqtSchema, input);
-  return qatBuilder({
-    algorithm: 'tqt',
-    settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),
-    weight: (site) =>
-      new TqtQuantizer(site.id, 'weight', { bits: site.bits, mode: 'symmetric', signed: true, narrowRange: true }, {
-        w: site.weight,
-        axis: site.perChannel ? site.axis : undefined,
-      }),
-    activation: (site) =>
-      new TqtQuantizer(site.id, 'activation', { bits: site.bits, mode: 'symmetric', signed: p.activations.signed ?? false, narrowRange: false }, undefined, p.activations.signed),
-  });
+  return learnedScaleBuilder('tqt', TqtQuantizer, parseWithSchema(tqtSchema, input), scopes);
 }
 
 /** The `tqt` algorithm for pipeline configs. */
