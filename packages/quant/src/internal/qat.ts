@@ -87,9 +87,20 @@ export async function collectActivationStats(
   ctx: Pick<InitContext, 'data' | 'samples' | 'batchSize'>,
   values: readonly string[],
   method: RangeInitMethod | CalibrationMethod,
-  options: { bits?: number; symmetric?: boolean; percentile?: number } = {},
+  options: { bits?: number; symmetric?: boolean; percentile?: number; lowerPercentile?: number } = {},
 ): Promise<Map<string, ActivationStats>> {
-  const collectors = new Map(values.map((v) => [v, createCollector(method, { name: v, bits: options.bits ?? 8, symmetric: options.symmetric ?? false, ...(options.percentile !== undefined ? { percentile: options.percentile } : {}) })]));
+  const collectors = new Map(
+    values.map((v) => [
+      v,
+      createCollector(method, {
+        name: v,
+        bits: options.bits ?? 8,
+        symmetric: options.symmetric ?? false,
+        ...(options.percentile !== undefined ? { percentile: options.percentile } : {}),
+        ...(options.lowerPercentile !== undefined ? { lowerPercentile: options.lowerPercentile } : {}),
+      }),
+    ]),
+  );
   const absSum = new Map(values.map((v) => [v, 0]));
   const count = new Map(values.map((v) => [v, 0]));
   const features = new Map<string, number>();
@@ -235,6 +246,7 @@ function qatController(
       // Always the data's own sign: a symmetric quantizer of non-negative data is unsigned [0, t].
       symmetric: false,
       ...(s.rangeInit.maxPercentile !== undefined ? { percentile: s.rangeInit.maxPercentile } : {}),
+      ...(s.rangeInit.minPercentile !== undefined ? { lowerPercentile: s.rangeInit.minPercentile } : {}),
     });
     for (const a of todo) a.q.initActivation(mergeStats(a.place.values.map((v) => stats.get(v)!)));
   };
