@@ -10,6 +10,7 @@ import {
   type InitContext,
   type Json,
   type LayerStatistics,
+  type StripContext,
 } from '@tensorpress/core-tensor';
 import { createCollector, type CalibrationMethod, type RangeInitMethod } from '../calibration.js';
 import { placeQuantizers, type ActivationPlacement, type Placement, type WeightPlacement } from '../placement.js';
@@ -251,15 +252,32 @@ function qatController(
     for (const a of todo) a.q.initActivation(mergeStats(a.place.values.map((v) => stats.get(v)!)));
   };
 
-  const stripPlan = (graph: Graph): QuantizedGraphPlan => {
+  const stripPlan = (graph: Graph, ctx?: StripContext): QuantizedGraphPlan => {
     const ws = weights.map(({ place, q }): WeightQuantization => {
       const p = graph.param(graph.requireNode(place.node).inputs[1]!)!;
       const w = tf.tensor(p.data as Float32Array, [...p.shape]);
-      const grid = q.grid(w);
-      const fq = tf.tidy(() => q.apply(w, false));
-      const codesT = quantizeToCodes(fq, grid.scale.length === 1 ? grid.scale[0]! : grid.scale, grid.zeroPoint.length === 1 ? grid.zeroPoint[0]! : grid.zeroPoint, grid.range, place.axis);
+      let grid = q.grid(w);
+      const channels = place.axis >= 0 ? p.shape[place.axis]! : 1;
+      if (grid.scale.length > 1 && grid.scale.length !== channels) {
+        // An earlier strip (pruning) removed output channels: keep the scales of the survivors.
+        const kept = ctx?.keptChannels.get(place.node);
+        if (!kept || kept.length !== channels) {
+          w.dispose();
+          throw new TensorpressError(
+            'STATE_INVALID',
+            `${method.algorithm}: node "${place.node}" has ${channels} output channels but its quantizer ${grid.scale.length}, and no earlier strip said which remain`,
+            { node: place.node },
+          );
+        }
+        const g = grid;
+        grid = { ...g, scale: Float32Array.from(kept, (k) => g.scale[k]!), zeroPoint: Int32Array.from(kept, (k) => g.zeroPoint[k]!) };
+      }
+      // Per-channel grids are affine: codes come straight from the weight (what fake-quant computed).
+      // Per-tensor ones may transform first (DoReFa's tanh): take the codes of the fake-quant output.
+      const src = grid.scale.length > 1 ? w : tf.tidy(() => q.apply(w, false));
+      const codesT = quantizeToCodes(src, grid.scale.length === 1 ? grid.scale[0]! : grid.scale, grid.zeroPoint.length === 1 ? grid.zeroPoint[0]! : grid.zeroPoint, grid.range, place.axis);
       const codes = Int32Array.from(codesT.dataSync());
-      tf.dispose([w, fq, codesT]);
+      tf.dispose([...new Set([w, src, codesT])]);
       return { node: place.node, codes, scale: grid.scale, zeroPoint: grid.zeroPoint };
     });
     const dynamic: DynamicQuantization[] = [];
@@ -325,7 +343,7 @@ function qatController(
         q.loadState(st[q.id]!);
       }
     },
-    strip: (graph: Graph) => buildQuantizedGraph(graph, stripPlan(graph)),
+    strip: (graph: Graph, ctx?: StripContext) => buildQuantizedGraph(graph, stripPlan(graph, ctx)),
     dispose: () => {
       for (const q of all()) q.dispose();
     },
