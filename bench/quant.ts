@@ -1,11 +1,12 @@
 /**
- * `npm run bench -- quant [--only <dataset>:<model>] [--qat-epochs N] [--resume]`: FP32 against
+ * `npm run bench -- quant [--only <dataset>:<model>] [--qat-epochs N] [--resume] [--retime]`: FP32 against
  * quantization-aware training (default INT8, TQT INT8, DoReFa W4A4/W2A2, PACT W4A4, LSQ W4A4/W2A2)
  * and post-training INT8 (min-max, percentile, KL, MSE; 256 calibration images; dynamic) on
  * Fashion-MNIST with the plain and the residual reference CNN and on the MNIST split with the plain
  * CNN. Every accuracy is that of the stripped graph (int8 weights + Q/DQ run by the core executor),
  * i.e. the model that ships. Rows are saved as they finish (bench/.cache/quant-rows.json), so
- * `--resume` continues an interrupted run.
+ * `--resume` continues an interrupted run; `--retime` measures the step times of the saved rows
+ * again (for an idle machine) without retraining.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -114,7 +115,8 @@ async function stepRatio(baseline: Graph, make: () => CompressionBuilder, train:
 export default async function quant(args: string[]): Promise<SuiteResult> {
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
   const epochsArg = args.includes('--qat-epochs') ? Number(args[args.indexOf('--qat-epochs') + 1]) : undefined;
-  const rows: Row[] = args.includes('--resume') ? await loadPartial() : [];
+  const retime = args.includes('--retime');
+  const rows: Row[] = args.includes('--resume') || retime ? await loadPartial() : [];
   const done = new Set(rows.map((r) => `${String(r['dataset'])}:${String(r['model'])}:${String(r['method'])}`));
   const backend = await useBackend('wasm');
   const mnist = await loadMnist();
@@ -139,6 +141,18 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
     }
     const plan = firstAndLast(baseline);
     const calibration = subset(data.train, CALIBRATION_IMAGES);
+    if (retime) {
+      // Step times again (e.g. on an idle machine) for rows already trained; accuracy is kept.
+      for (const q of QAT) {
+        const row = rows.find((r) => r['dataset'] === setup.dataset && r['model'] === setup.model && r['method'] === q.method);
+        if (!row) continue;
+        const timing = await stepRatio(baseline, () => q.make(plan), data.train);
+        Object.assign(row, { stepMs: round(timing.qatMs, 1), fp32StepMs: round(timing.fp32Ms, 1), overheadRatio: round(timing.qatMs / timing.fp32Ms, 3) });
+        console.log(`${setup.model}/${setup.dataset} ${q.method}: ${timing.qatMs.toFixed(1)} / ${timing.fp32Ms.toFixed(1)} ms`);
+      }
+      await savePartial(rows);
+      continue;
+    }
 
     for (const p of PTQ) {
       if (done.has(key(p.method))) continue;
