@@ -1,0 +1,194 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { BackendName } from '@tensorpress/core-tensor';
+import { runCompress } from './compress.js';
+import { runEval } from './eval.js';
+import { EXIT_CODES, exitCodeOf, oneLine } from './exit-codes.js';
+import { runExport } from './export.js';
+import { formatInspect, runInspect } from './inspect.js';
+import { BUILTIN_MODELS } from './load-model.js';
+import { comparisonRows, formatTable, paritySentence } from './report.js';
+
+/** Where {@link runCli} writes, and how it is stopped. */
+export interface CliIo {
+  stdout?: (text: string) => void;
+  stderr?: (text: string) => void;
+  signal?: AbortSignal;
+}
+
+const VERSION = '0.1.0';
+const BACKENDS = ['tensorflow', 'webgpu', 'webgl', 'wasm', 'cpu'];
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+function nonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected an integer >= 0');
+  return n;
+}
+
+const EXIT_HELP = `
+Exit codes:
+  0    success
+  1    unexpected error (a bug, or the environment: no backend, onnxruntime-node missing)
+  2    usage or config error (bad option, invalid config, unknown or uninstalled algorithm, existing --out)
+  3    input error (missing or malformed model or data)
+  4    the exported ONNX model failed the parity check (the report is still written)
+  130  interrupted (Ctrl-C)`;
+
+interface CommonOpts {
+  json?: boolean;
+  backend?: BackendName;
+  cacheDir?: string;
+  cache?: boolean;
+  limit?: number;
+  fp32Epochs?: number;
+}
+
+/**
+ * Runs the `tensorpress` command line (`argv` without node and the script) and returns the exit
+ * code. Never throws and never calls process.exit: errors become one line on stderr (and a JSON
+ * object on stdout with `--json`).
+ */
+export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<number> {
+  const out = io.stdout ?? ((s: string) => void process.stdout.write(s));
+  const err = io.stderr ?? ((s: string) => void process.stderr.write(s));
+  let json = false;
+  /** Human status lines: stdout normally, stderr with --json so stdout stays one JSON document. */
+  const info = (line: string): void => (json ? err : out)(`${line}\n`);
+  const common = (c: CommonOpts): Record<string, unknown> => {
+    json = c.json ?? false;
+    return {
+      ...(c.backend ? { backend: c.backend } : {}),
+      ...(c.cache === false ? { cacheDir: false } : c.cacheDir ? { cacheDir: c.cacheDir } : {}),
+      ...(c.limit !== undefined ? { limit: c.limit } : {}),
+      ...(c.fp32Epochs !== undefined ? { fp32Epochs: c.fp32Epochs } : {}),
+      progress: json ? false : true,
+      log: info,
+      ...(io.signal ? { signal: io.signal } : {}),
+    };
+  };
+  const emitJson = (value: unknown): void => out(`${JSON.stringify(value, null, 2)}\n`);
+
+  const program = new Command('tensorpress')
+    .description('Compress neural networks: quantization, pruning and more from one pipeline config, with ONNX out.')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: out, writeErr: err, outputError: (s, write) => write(`tensorpress: ${s}`) })
+    .addHelpText('after', EXIT_HELP);
+
+  const withCommon = (cmd: Command, training: boolean): Command => {
+    cmd
+      .option('--json', 'print the result as JSON on stdout (status lines go to stderr)')
+      .addOption(new Option('--backend <name>', 'tfjs backend (default: wasm, else cpu)').choices(BACKENDS));
+    if (training) {
+      cmd
+        .option('--limit <n>', 'use at most n examples of each data split', positiveInt)
+        .option('--fp32-epochs <n>', 'epochs to train a builtin model in FP32 (default 3)', nonNegativeInt)
+        .option('--cache-dir <dir>', 'cache of trained builtin models (default $TENSORPRESS_CACHE or node_modules/.cache/tensorpress)')
+        .option('--no-cache', 'always train builtin models, do not read or write the cache');
+    }
+    return cmd.exitOverride().addHelpText('after', EXIT_HELP);
+  };
+  const modelHelp = `tfjs-layers or tensorpress model.json, file.onnx, or builtin:NAME (${BUILTIN_MODELS.join(', ')})`;
+
+  withCommon(
+    program
+      .command('compress')
+      .description('apply a pipeline config to a model: fine-tune, evaluate, strip, export ONNX, check parity, write a report')
+      .option('--model <model>', modelHelp)
+      .option('--data <data>', 'mnist, fashion-mnist, or a folder with the four IDX files (default mnist)')
+      .requiredOption('--config <file>', 'pipeline config (JSON): { training?, compression: [{ algorithm, params }, ...] }')
+      .requiredOption('--out <dir>', 'output folder for model.onnx, report.md, report.json and chart.svg')
+      .option('--force', "write into a non-empty output folder (replaces only tensorpress's own files)")
+      .option('--epochs <n>', "fine-tuning epochs (overrides the config's training.epochs)", nonNegativeInt)
+      .option('--latency-runs <n>', 'onnxruntime timed runs per model and round, 0 to skip (default 30)', nonNegativeInt),
+    true,
+  ).action(async (o: CommonOpts & { model?: string; data?: string; config: string; out: string; force?: boolean; epochs?: number; latencyRuns?: number }) => {
+    const r = await runCompress({
+      ...common(o),
+      ...(o.model ? { model: o.model } : {}),
+      ...(o.data ? { data: o.data } : {}),
+      config: o.config,
+      out: o.out,
+      force: o.force ?? false,
+      ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
+      ...(o.latencyRuns !== undefined ? { latencyRuns: o.latencyRuns } : {}),
+    });
+    if (json) return emitJson({ ...r.report, outDir: r.outDir });
+    info('');
+    info(formatTable(['', 'FP32', 'compressed', 'compressed / FP32'], comparisonRows(r.report)));
+    info('');
+    info(`ONNX parity ${paritySentence(r.report.parity)}`);
+    info(`ONNX model: ${r.outDir}/${r.report.files.onnx}`);
+    info(`report:     ${r.outDir}/${r.report.files.reportMd} (and report.json, chart.svg)`);
+  });
+
+  withCommon(
+    program
+      .command('eval')
+      .description('test accuracy and loss of a model (builtin models are trained first, then cached)')
+      .requiredOption('--model <model>', modelHelp)
+      .option('--data <data>', 'mnist, fashion-mnist, or a folder with the four IDX files (default mnist)'),
+    true,
+  ).action(async (o: CommonOpts & { model: string; data?: string }) => {
+    const r = await runEval({ ...common(o), model: o.model, ...(o.data ? { data: o.data } : {}) });
+    if (json) return emitJson(r);
+    info(`${r.model} on ${r.data}: accuracy ${(r.accuracy * 100).toFixed(2)}% (${r.count} examples), loss ${r.loss.toFixed(4)}, params ${r.params.toLocaleString('en-US')}, FLOPs/example ${r.flops.toLocaleString('en-US')}`);
+  });
+
+  withCommon(
+    program
+      .command('export')
+      .description('write a model as ONNX (builtin models are trained first, then cached)')
+      .requiredOption('--model <model>', modelHelp)
+      .requiredOption('--out <file>', 'the .onnx file to write')
+      .option('--data <data>', 'data to train a builtin model on (default mnist)')
+      .option('--force', 'replace an existing file')
+      .option('--opset <n>', 'ONNX opset 13..21 (default 13)', positiveInt)
+      .addOption(new Option('--format <format>', 'quantized graphs as QDQ or QOperator').choices(['qdq', 'qoperator'])),
+    true,
+  ).action(async (o: CommonOpts & { model: string; out: string; data?: string; force?: boolean; opset?: number; format?: 'qdq' | 'qoperator' }) => {
+    const r = await runExport({
+      ...common(o),
+      model: o.model,
+      out: o.out,
+      force: o.force ?? false,
+      ...(o.data ? { data: o.data } : {}),
+      ...(o.opset !== undefined ? { opset: o.opset } : {}),
+      ...(o.format ? { format: o.format } : {}),
+    });
+    if (json) return emitJson(r);
+    info(`wrote ${r.file} (${r.bytes.toLocaleString('en-US')} bytes)`);
+  });
+
+  withCommon(
+    program
+      .command('inspect')
+      .description('ops, params, FLOPs, quantizable nodes and pruning groups (with reasons) of a model')
+      .argument('<model>', modelHelp),
+    false,
+  ).action(async (model: string, o: CommonOpts) => {
+    common(o);
+    const r = await runInspect({ model, ...(o.backend ? { backend: o.backend } : {}) });
+    if (json) return emitJson(r);
+    info(formatInspect(r));
+  });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return EXIT_CODES.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version are "errors" to exitOverride; commander already printed its message.
+      return e.exitCode === 0 ? EXIT_CODES.ok : EXIT_CODES.usage;
+    }
+    const code = exitCodeOf(e);
+    const message = oneLine(e);
+    if (json) emitJson({ error: { code: (e as { code?: unknown }).code ?? 'UNEXPECTED', message, exitCode: code } });
+    err(`tensorpress: ${code === EXIT_CODES.interrupted ? message : `error: ${message}`}\n`);
+    return code;
+  }
+}

@@ -1,0 +1,77 @@
+import { ALGORITHM_PACKAGES, type AnyAlgorithmDefinition } from '@tensorpress/core-tensor';
+
+/** What {@link discoverAlgorithms} found in one package. */
+export interface DiscoveredPackage {
+  readonly name: string;
+  /** False when the package is not installed. */
+  readonly installed: boolean;
+  /** Algorithm names it provides. */
+  readonly algorithms: readonly string[];
+  /** Why an installed package failed to load (it is then skipped). */
+  readonly error?: string;
+}
+
+/** Every algorithm definition found, and where they came from. */
+export interface DiscoveredAlgorithms {
+  readonly definitions: readonly AnyAlgorithmDefinition[];
+  readonly packages: readonly DiscoveredPackage[];
+}
+
+/** The technique packages of the tensorpress family, in the order they are tried. */
+export function techniquePackages(): string[] {
+  return [...new Set(Object.values(ALGORITHM_PACKAGES))].sort();
+}
+
+/** True for a value shaped like an `AlgorithmDefinition` (pruning's `filterPruning` is a function with those fields). */
+export function isAlgorithmDefinition(v: unknown): v is AnyAlgorithmDefinition {
+  if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return false;
+  const d = v as Partial<Record<keyof AnyAlgorithmDefinition, unknown>>;
+  const schema = d.schema as { safeParse?: unknown } | undefined;
+  return (
+    typeof d.algorithm === 'string' &&
+    typeof d.version === 'number' &&
+    typeof d.create === 'function' &&
+    typeof schema === 'object' &&
+    schema !== null &&
+    typeof schema.safeParse === 'function'
+  );
+}
+
+function isNotFound(e: unknown, name: string): boolean {
+  const err = e as { code?: unknown; message?: unknown };
+  return (err.code === 'ERR_MODULE_NOT_FOUND' || err.code === 'MODULE_NOT_FOUND') && String(err.message).includes(name);
+}
+
+/**
+ * Finds the algorithms of every installed technique package: each package in `packages` (default:
+ * every package named in core's `ALGORITHM_PACKAGES`) is imported if present, and every export that
+ * is an algorithm definition, or a list of them, is collected. Nothing registers itself on import;
+ * a package that is not installed is reported as such, so a config naming one of its algorithms
+ * gets core's "run npm i X" hint.
+ */
+export async function discoverAlgorithms(packages: readonly string[] = techniquePackages()): Promise<DiscoveredAlgorithms> {
+  const byName = new Map<string, AnyAlgorithmDefinition>();
+  const found: DiscoveredPackage[] = [];
+  for (const name of packages) {
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(name)) as Record<string, unknown>;
+    } catch (e) {
+      if (isNotFound(e, name)) found.push({ name, installed: false, algorithms: [] });
+      else found.push({ name, installed: true, algorithms: [], error: e instanceof Error ? e.message : String(e) });
+      continue;
+    }
+    const algorithms: string[] = [];
+    const add = (v: unknown): void => {
+      if (!isAlgorithmDefinition(v)) return;
+      if (!byName.has(v.algorithm)) byName.set(v.algorithm, v);
+      if (!algorithms.includes(v.algorithm)) algorithms.push(v.algorithm);
+    };
+    for (const value of Object.values(mod)) {
+      if (Array.isArray(value)) value.forEach(add);
+      else add(value);
+    }
+    found.push({ name, installed: true, algorithms });
+  }
+  return { definitions: [...byName.values()], packages: found };
+}

@@ -1,0 +1,25 @@
+/**
+ * @tensorpress/cli: the `tensorpress` command (compress, eval, export, inspect) and the same
+ * commands as functions, for scripts and tests.
+ */
+export { runCli } from './cli.js';
+export type { CliIo } from './cli.js';
+export { runCompress, parityOf } from './compress.js';
+export type { RunCompressOptions, RunCompressResult } from './compress.js';
+export { runEval } from './eval.js';
+export type { RunEvalOptions, RunEvalResult } from './eval.js';
+export { runExport } from './export.js';
+export type { RunExportOptions } from './export.js';
+export { runInspect, formatInspect } from './inspect.js';
+export type { InspectResult, RunInspectOptions } from './inspect.js';
+export { discoverAlgorithms, isAlgorithmDefinition, techniquePackages } from './discover.js';
+export type { DiscoveredAlgorithms, DiscoveredPackage } from './discover.js';
+export { loadModel, defaultCacheDir, BUILTIN_MODELS, FP32_RECIPES } from './load-model.js';
+export type { LoadedModel, LoadModelOptions } from './load-model.js';
+export { loadData } from './load-data.js';
+export type { LoadedData, LoadDataOptions } from './load-data.js';
+export { EXIT_CODES, CliError, InterruptedError, exitCodeOf } from './exit-codes.js';
+export type { ExitCode } from './exit-codes.js';
+export { OUTPUT_MARKER, isTensorpressOutput } from './output-dir.js';
+export { reportMarkdown, reportChart, comparisonRows, formatTable } from './report.js';
+export type { CompressReport, ModelMeasurements, ParitySummary } from './report.js';

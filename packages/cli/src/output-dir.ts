@@ -1,0 +1,95 @@
+import * as fs from 'node:fs/promises';
+import path from 'node:path';
+import { CliError, EXIT_CODES } from './exit-codes.js';
+import { writeFileAtomic } from './internal/atomic.js';
+
+/** The file tensorpress leaves in every output folder it writes, so a rerun can recognise its own folder. */
+export const OUTPUT_MARKER = '.tensorpress-output';
+
+async function statOrNull(p: string): Promise<import('node:fs').Stats | null> {
+  try {
+    return await fs.stat(p);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/**
+ * Checks `--out` before any work: a missing folder is fine (it is created at the end), an empty one
+ * too; a non-empty one is refused unless `force`. Nothing is created or deleted here.
+ */
+export async function checkOutputDir(dir: string, force: boolean): Promise<void> {
+  const st = await statOrNull(dir);
+  if (st && !st.isDirectory()) throw new CliError(EXIT_CODES.usage, 'OUTPUT_NOT_A_FOLDER', `--out ${dir} exists and is not a folder`);
+  if (st) {
+    const entries = await fs.readdir(dir);
+    if (entries.length > 0 && !force) {
+      throw new CliError(
+        EXIT_CODES.usage,
+        'OUTPUT_EXISTS',
+        `output folder ${dir} exists and is not empty; choose another --out or pass --force (which replaces only tensorpress's own files there)`,
+      );
+    }
+    await fs.access(dir, fs.constants.W_OK).catch(() => {
+      throw new CliError(EXIT_CODES.usage, 'OUTPUT_NOT_WRITABLE', `output folder ${dir} is not writable`);
+    });
+    return;
+  }
+  // The nearest existing ancestor must be a writable folder, or the run would fail only at the end.
+  let parent = path.dirname(path.resolve(dir));
+  for (;;) {
+    const pst = await statOrNull(parent);
+    if (pst) {
+      if (!pst.isDirectory()) throw new CliError(EXIT_CODES.usage, 'OUTPUT_NOT_A_FOLDER', `cannot create --out ${dir}: ${parent} is not a folder`);
+      await fs.access(parent, fs.constants.W_OK).catch(() => {
+        throw new CliError(EXIT_CODES.usage, 'OUTPUT_NOT_WRITABLE', `cannot create --out ${dir}: ${parent} is not writable`);
+      });
+      return;
+    }
+    const up = path.dirname(parent);
+    if (up === parent) return;
+    parent = up;
+  }
+}
+
+/** True when `dir` is a folder that tensorpress wrote (it holds the marker file). */
+export async function isTensorpressOutput(dir: string): Promise<boolean> {
+  const st = await statOrNull(path.join(dir, OUTPUT_MARKER));
+  return st?.isFile() ?? false;
+}
+
+/** One output file: its name inside the folder and its contents. */
+export interface OutputFile {
+  readonly name: string;
+  readonly data: string | Uint8Array;
+}
+
+/**
+ * Writes every output at the end of a run, each atomically (temp file + rename), plus the marker.
+ * If a write fails or `shouldStop` says so midway, the files this call created are removed again
+ * (and the folder, when this call created it and it is empty); files that existed before are never
+ * deleted.
+ */
+export async function commitOutputs(dir: string, files: readonly OutputFile[], shouldStop: () => void = () => undefined): Promise<string[]> {
+  const existedDir = (await statOrNull(dir)) !== null;
+  await fs.mkdir(dir, { recursive: true });
+  const created: string[] = [];
+  const written: string[] = [];
+  const all: OutputFile[] = [...files, { name: OUTPUT_MARKER, data: `${JSON.stringify({ tool: '@tensorpress/cli', written: new Date().toISOString() })}\n` }];
+  try {
+    for (const f of all) {
+      shouldStop();
+      const target = path.join(dir, f.name);
+      const existed = (await statOrNull(target)) !== null;
+      await writeFileAtomic(target, f.data);
+      if (!existed) created.push(target);
+      written.push(target);
+    }
+  } catch (e) {
+    for (const f of created) await fs.rm(f, { force: true }).catch(() => undefined);
+    if (!existedDir) await fs.rmdir(dir).catch(() => undefined);
+    throw e;
+  }
+  return written;
+}

@@ -1,0 +1,64 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { runCli } from '@tensorpress/cli';
+
+/** Big-endian IDX file: magic (0, 0, 0x08 = ubyte, rank), dims, data. */
+function idx(dims: readonly number[], data: Uint8Array): Uint8Array {
+  const head = new DataView(new ArrayBuffer(4 + 4 * dims.length));
+  head.setUint8(2, 0x08);
+  head.setUint8(3, dims.length);
+  dims.forEach((d, i) => head.setUint32(4 + 4 * i, d));
+  const out = new Uint8Array(head.byteLength + data.length);
+  out.set(new Uint8Array(head.buffer), 0);
+  out.set(data, head.byteLength);
+  return out;
+}
+
+/**
+ * A tiny learnable IDX dataset (Fashion-MNIST file names): 28×28 images of 4 classes, class k lighting
+ * quadrant k, plus deterministic noise.
+ */
+export async function writeTinyIdx(dir: string, train = 96, test = 48): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const side = 28;
+  const make = (n: number, offset: number): { x: Uint8Array; y: Uint8Array } => {
+    const x = new Uint8Array(n * side * side);
+    const y = new Uint8Array(n);
+    let s = 12345 + offset;
+    const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+    for (let i = 0; i < n; i++) {
+      const k = (i + offset) % 4;
+      y[i] = k;
+      for (let r = 0; r < side; r++) {
+        for (let c = 0; c < side; c++) {
+          const q = (r < side / 2 ? 0 : 2) + (c < side / 2 ? 0 : 1);
+          x[i * side * side + r * side + c] = Math.min(255, (q === k ? 170 : 20) + Math.floor(rnd() * 60));
+        }
+      }
+    }
+    return { x, y };
+  };
+  const tr = make(train, 0);
+  const te = make(test, 1);
+  await writeFile(path.join(dir, 'train-images-idx3-ubyte'), idx([train, side, side], tr.x));
+  await writeFile(path.join(dir, 'train-labels-idx1-ubyte'), idx([train], tr.y));
+  await writeFile(path.join(dir, 't10k-images-idx3-ubyte'), idx([test, side, side], te.x));
+  await writeFile(path.join(dir, 't10k-labels-idx1-ubyte'), idx([test], te.y));
+}
+
+/** The stacked pipeline on a tiny budget: filter pruning (FPGM, half the units) + INT8 QAT with 7-bit weights. */
+export const TINY_CONFIG = {
+  training: { epochs: 1, batchSize: 16, learningRate: 0.001, optimizer: 'adam' },
+  compression: [
+    { algorithm: 'filter_pruning', params: { criterion: 'fpgm', ratio: 0.5 } },
+    { algorithm: 'quantization', params: { overflowFix: 'enable' } },
+  ],
+};
+
+/** runCli with captured stdout and stderr. */
+export async function cli(args: readonly string[], signal?: AbortSignal): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), ...(signal ? { signal } : {}) });
+  return { code, stdout, stderr };
+}
