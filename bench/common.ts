@@ -2,7 +2,7 @@
  * Shared helpers of the benchmark suites: medians, step timing through `fit`'s own loop, and a
  * stand-in weight fake-quant to measure the cost of a weight transform.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -145,4 +145,19 @@ export async function trainedBaseline(
     await writeGraph(file, graph);
   }
   return { graph, trainSeconds };
+}
+
+/** Rows of an interrupted suite run, saved as they finish (bench/.cache/<name>-rows.json). */
+export async function loadPartialRows(name: string): Promise<Record<string, unknown>[]> {
+  try {
+    return JSON.parse(await readFile(path.join(CACHE_DIR, `${name}-rows.json`), 'utf8')) as Record<string, unknown>[];
+  } catch {
+    return [];
+  }
+}
+
+/** Saves the rows done so far, so `--resume` can continue after an interruption. */
+export async function savePartialRows(name: string, rows: readonly Record<string, unknown>[]): Promise<void> {
+  await mkdir(CACHE_DIR, { recursive: true });
+  await writeFile(path.join(CACHE_DIR, `${name}-rows.json`), JSON.stringify(rows, null, 2));
 }

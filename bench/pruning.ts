@@ -25,7 +25,7 @@ import {
 import { loadFashionMnist } from '@tensorpress/datasets';
 import { filterPruning, type FilterPruningOptions, type PruningCriterion } from '@tensorpress/pruning';
 import type { SuiteResult } from './run.js';
-import { median, round, trainedBaseline } from './common.js';
+import { loadPartialRows, median, round, savePartialRows, trainedBaseline } from './common.js';
 
 const LATENCY_BATCH = 256;
 /** Fine-tuning after pruning: a lower rate, cosine decay. */
@@ -197,7 +197,14 @@ export default async function pruning(args: string[]): Promise<SuiteResult> {
   }
   const fashion = await loadFashionMnist();
   const data = s.quick ? { train: subsetOf(fashion.train, 2000), test: subsetOf(fashion.test, 1000) } : fashion;
-  const rows: Record<string, unknown>[] = [];
+  // `--resume` keeps the rows of an interrupted run; `--only a,b` runs just those labels.
+  const rows: Record<string, unknown>[] = args.includes('--resume') ? await loadPartialRows('pruning') : [];
+  const only = args.includes('--only') ? new Set(args[args.indexOf('--only') + 1]!.split(',')) : undefined;
+  const wanted = (label: string): boolean => (only === undefined || only.has(label)) && !rows.some((r) => r['method'] === label);
+  const push = async (row: Record<string, unknown>): Promise<void> => {
+    rows.push(row);
+    if (!s.quick) await savePartialRows('pruning', rows);
+  };
   const notes: string[] = [
     'accuracy: the stripped (physically pruned) graph on the Fashion-MNIST test set; fp32Accuracy: the unpruned model; deltaPts in points.',
     'params, flops: per example from core graphStatistics of the stripped graph; *Before: the FP32 graph.',
@@ -210,7 +217,7 @@ export default async function pruning(args: string[]): Promise<SuiteResult> {
   const fp32 = await trainedFp32('residualCnn', () => referenceModels.residualCnn({ seed: 0 }), data.train, s);
   const fp32Acc = (await evaluate(fp32, data.test, { batchSize: 500, progress: false })).accuracy;
   const fp32Stats = graphStatistics(fp32).total;
-  rows.push({
+  if (wanted('fp32')) await push({
     model: 'residualCnn',
     method: 'fp32',
     accuracy: round(fp32Acc, 4),
@@ -230,6 +237,7 @@ export default async function pruning(args: string[]): Promise<SuiteResult> {
     { label: 'l1 regular (N=8), global', criterion: 'l1', options: { ...common, mode: 'regular', multipleOf: 8, ranking: 'global' }, sparseEpochs: 0 },
   ];
   for (const run of runs) {
+    if (!wanted(run.label)) continue;
     const { row, stripped } = await pruneAndFinetune('residualCnn', fp32, fp32Acc, run, data, s);
     if (run.options.mode === 'regular') {
       const kept = String(row['keptFilters'])
@@ -239,10 +247,11 @@ export default async function pruning(args: string[]): Promise<SuiteResult> {
       row['allKeptMultipleOfN'] = kept.every((k) => k % 8 === 0);
     }
     Object.assign(row, latencyFields(await ortLatencyRatio(fp32, stripped, s.latencyRuns)));
-    rows.push(row);
+    await push(row);
   }
 
   // Grouped-conv CNN: group mode keeps every grouped conv's group count with equal channels per group.
+  if (!wanted('l1 group mode')) return { rows, backend, notes };
   const gFp32 = await trainedFp32('groupedCnn', groupedCnn, data.train, { ...s, fp32Epochs: Math.min(s.fp32Epochs, 1) });
   const gAcc = (await evaluate(gFp32, data.test, { batchSize: 500, progress: false })).accuracy;
   const groupRun: PruneRun = { label: 'l1 group mode', criterion: 'l1', options: { ...common, flopsReduction: 0.4, mode: 'group' }, sparseEpochs: 0 };
@@ -256,7 +265,7 @@ export default async function pruning(args: string[]): Promise<SuiteResult> {
     });
   row['groupStructureKept'] = groupsKept;
   Object.assign(row, latencyFields(await ortLatencyRatio(gFp32, stripped, s.latencyRuns)));
-  rows.push(row);
+  await push(row);
 
   if (rows.some((r) => r['latencyNote'] !== undefined)) notes.push(`latency not measured: ${String(rows.find((r) => r['latencyNote'])!['latencyNote'])}`);
   console.log(`tensors alive at the end: ${tf.memory().numTensors}`);

@@ -8,9 +8,6 @@
  * `--resume` continues an interrupted run; `--retime` measures the step times of the saved rows
  * again (for an idle machine) without retraining.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   Executor,
   compress,
@@ -26,10 +23,8 @@ import {
 import { loadFashionMnist, loadMnist } from '@tensorpress/datasets';
 import { dorefa, lsq, pact, quantizePostTraining, quantization, tqt, type BitsPlanEntry, type PtqOptions } from '@tensorpress/quant';
 import type { SuiteResult } from './run.js';
-import { median, medianStepMs, round, trainedBaseline } from './common.js';
+import { loadPartialRows, median, medianStepMs, round, savePartialRows, trainedBaseline } from './common.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const PARTIAL = path.join(here, '.cache', 'quant-rows.json');
 const CALIBRATION_IMAGES = 256;
 const BATCH = 64;
 
@@ -80,19 +75,6 @@ function subset(data: Dataset, n: number, seed = 0): Dataset {
   return data.subset(idx.filter((i) => (i + seed) % step === 0).slice(0, n));
 }
 
-async function savePartial(rows: Row[]): Promise<void> {
-  await mkdir(path.dirname(PARTIAL), { recursive: true });
-  await writeFile(PARTIAL, JSON.stringify(rows, null, 2));
-}
-
-async function loadPartial(): Promise<Row[]> {
-  try {
-    return JSON.parse(await readFile(PARTIAL, 'utf8')) as Row[];
-  } catch {
-    return [];
-  }
-}
-
 /** QAT and FP32 step times side by side, alternating in rounds (same backend, same run). */
 async function stepRatio(baseline: Graph, make: () => CompressionBuilder, train: Dataset): Promise<{ fp32Ms: number; qatMs: number }> {
   const fp32Ex = new Executor(baseline);
@@ -116,7 +98,7 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
   const epochsArg = args.includes('--qat-epochs') ? Number(args[args.indexOf('--qat-epochs') + 1]) : undefined;
   const retime = args.includes('--retime');
-  const rows: Row[] = args.includes('--resume') || retime ? await loadPartial() : [];
+  const rows: Row[] = args.includes('--resume') || retime ? await loadPartialRows('quant') : [];
   const done = new Set(rows.map((r) => `${String(r['dataset'])}:${String(r['model'])}:${String(r['method'])}`));
   const backend = await useBackend('wasm');
   const mnist = await loadMnist();
@@ -133,7 +115,7 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
     const key = (method: string): string => `${setup.dataset}:${setup.model}:${method}`;
     const push = async (row: Row): Promise<void> => {
       rows.push(row);
-      await savePartial(rows);
+      await savePartialRows('quant', rows);
       console.log(JSON.stringify(row));
     };
     if (!done.has(key('fp32'))) {
@@ -150,7 +132,7 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
         Object.assign(row, { stepMs: round(timing.qatMs, 1), fp32StepMs: round(timing.fp32Ms, 1), overheadRatio: round(timing.qatMs / timing.fp32Ms, 3) });
         console.log(`${setup.model}/${setup.dataset} ${q.method}: ${timing.qatMs.toFixed(1)} / ${timing.fp32Ms.toFixed(1)} ms`);
       }
-      await savePartial(rows);
+      await savePartialRows('quant', rows);
       continue;
     }
 
