@@ -194,4 +194,33 @@ export default defineConfig(
       ],
     },
   },
+  {
+    // The CLI finds techniques by name at run time (ALGORITHM_PACKAGES) and installs the backends and
+    // tfjs-layers that core-tensor loads by name: none of them is imported statically.
+    files: ['packages/cli/package.json'],
+    rules: {
+      '@nx/dependency-checks': [
+        'error',
+        {
+          buildTargets: ['build'],
+          ignoredFiles: ['{projectRoot}/test/**/*', '{projectRoot}/**/*.test.ts', '{projectRoot}/tsconfig*.json'],
+          checkMissingDependencies: true,
+          checkObsoleteDependencies: true,
+          checkVersionMismatches: true,
+          includeTransitiveDependencies: false,
+          ignoredDependencies: [
+            '@tensorflow/tfjs-node',
+            '@tensorflow/tfjs-node-gpu',
+            '@tensorflow/tfjs-backend-webgpu',
+            '@tensorflow/tfjs-backend-webgl',
+            '@tensorflow/tfjs-backend-wasm',
+            '@tensorflow/tfjs-backend-cpu',
+            '@tensorflow/tfjs-layers',
+            '@tensorpress/quant',
+            '@tensorpress/pruning',
+          ],
+        },
+      ],
+    },
+  },
 );
