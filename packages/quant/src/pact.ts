@@ -42,10 +42,11 @@ export class PactQuantizer implements Quantizer {
         value,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const [xs, as] = saved as [tf.Tensor, tf.Tensor];
-          const over = signed ? tf.greaterEqual(tf.abs(xs), as) : tf.greaterEqual(xs, as);
-          const inside = signed ? tf.logicalNot(over) : tf.logicalAnd(tf.greaterEqual(xs, 0), tf.logicalNot(over));
-          const dx = tf.where(inside, dy, tf.zerosLike(dy));
-          const da = tf.sum(tf.where(over, signed ? tf.mul(dy, tf.sign(xs)) : dy, tf.zerosLike(dy)));
+          // Float masks keep this to a few passes over the (large) activation.
+          const over = tf.cast(signed ? tf.greaterEqual(tf.abs(xs), as) : tf.greaterEqual(xs, as), 'float32');
+          const inside = signed ? tf.sub(1, over) : tf.sub(tf.cast(tf.greaterEqual(xs, 0), 'float32'), over);
+          const dx = tf.mul(dy, inside);
+          const da = tf.sum(tf.mul(dy, signed ? tf.mul(over, tf.sign(xs)) : over));
           return [dx, tf.reshape(da, as.shape)];
         },
       };
