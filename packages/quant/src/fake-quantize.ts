@@ -19,6 +19,8 @@ export interface FakeQuantOptions {
   readonly learnable?: boolean;
   /** Whether the zero point is trained (false for symmetric quantizers: its gradient is skipped). Default true. */
   readonly learnZeroPoint?: boolean;
+  /** The zero point is known to be 0 (symmetric quantizers): a shorter path with the same results. */
+  readonly zeroPointIsZero?: boolean;
 }
 
 /** Sums `g` over the axes along which a tensor of `shape` was broadcast, giving `shape` back. */
@@ -50,6 +52,7 @@ export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tenso
   const gs = options.gradScale ?? 1;
   const learnable = options.learnable ?? true;
   const learnZero = options.learnZeroPoint ?? true;
+  if (options.zeroPointIsZero) return fakeQuantizeSymmetric(x, scale, zeroPoint, qmin, qmax, steAll, gs, learnable);
   // Few full-size ops on purpose: activations are large and every elementwise op is a pass over them.
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, si, zi, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
@@ -77,6 +80,39 @@ export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tenso
           dz = tf.mul(dz, gs);
         }
         return [dx, ds, dz];
+      },
+    };
+  });
+  return (op as (...t: tf.Tensor[]) => tf.Tensor)(x, scale, zeroPoint);
+}
+
+/** {@link fakeQuantize} with zero point 0: four passes forward instead of seven, fewer backward. */
+function fakeQuantizeSymmetric(
+  x: tf.Tensor,
+  scale: tf.Tensor,
+  zeroPoint: tf.Tensor,
+  qmin: number,
+  qmax: number,
+  steAll: boolean,
+  gs: number,
+  learnable: boolean,
+): tf.Tensor {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, si, , save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const r = tf.div(xi, si);
+    const q = tf.clipByValue(tf.round(r), qmin, qmax);
+    save([r, q, si]);
+    return {
+      value: tf.mul(q, si),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [rs, qs, ss] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const inside = tf.cast(tf.equal(tf.clipByValue(rs, qmin, qmax), rs), 'float32');
+        const dx = steAll ? dy : tf.mul(dy, inside);
+        if (!learnable) return [dx, tf.zerosLike(ss), tf.zerosLike(zeroPoint)];
+        // Inside: round(r) − r; outside: qmin or qmax (the zero point is 0).
+        let ds = reduceToShape(tf.mul(dy, tf.sub(qs, tf.mul(inside, rs))), ss.shape);
+        if (gs !== 1) ds = tf.mul(ds, gs);
+        return [dx, ds, tf.zerosLike(zeroPoint)];
       },
     };
   });

@@ -138,6 +138,7 @@ export abstract class AffineQuantizer implements Quantizer {
       gradient: this.gradient,
       gradScale: this.gradScale(x),
       learnZeroPoint: this.spec.mode === 'asymmetric',
+      zeroPointIsZero: this.spec.mode === 'symmetric',
     });
   }
 
