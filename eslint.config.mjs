@@ -172,55 +172,38 @@ export default defineConfig(
     files: ['packages/*/package.json'],
     languageOptions: { parser: jsoncParser },
     plugins: { '@nx': nx },
-    rules: {
-      '@nx/dependency-checks': [
-        'error',
-        {
-          buildTargets: ['build'],
-          ignoredFiles: ['{projectRoot}/test/**/*', '{projectRoot}/**/*.test.ts', '{projectRoot}/tsconfig*.json'],
-          checkMissingDependencies: true,
-          checkObsoleteDependencies: true,
-          checkVersionMismatches: true,
-          includeTransitiveDependencies: false,
-          // Optional backends that core-tensor probes by name at run time (no static import).
-          ignoredDependencies: [
-            '@tensorflow/tfjs-node',
-            '@tensorflow/tfjs-node-gpu',
-            '@tensorflow/tfjs-backend-webgpu',
-            '@tensorflow/tfjs-backend-webgl',
-            '@tensorflow/tfjs-backend-wasm',
-          ],
-        },
-      ],
-    },
+    // Optional backends that core-tensor probes by name at run time (no static import).
+    rules: dependencyChecks([]),
   },
   {
     // The CLI finds techniques by name at run time (ALGORITHM_PACKAGES) and installs the backends and
     // tfjs-layers that core-tensor loads by name: none of them is imported statically.
     files: ['packages/cli/package.json'],
-    rules: {
-      '@nx/dependency-checks': [
-        'error',
-        {
-          buildTargets: ['build'],
-          ignoredFiles: ['{projectRoot}/test/**/*', '{projectRoot}/**/*.test.ts', '{projectRoot}/tsconfig*.json'],
-          checkMissingDependencies: true,
-          checkObsoleteDependencies: true,
-          checkVersionMismatches: true,
-          includeTransitiveDependencies: false,
-          ignoredDependencies: [
-            '@tensorflow/tfjs-node',
-            '@tensorflow/tfjs-node-gpu',
-            '@tensorflow/tfjs-backend-webgpu',
-            '@tensorflow/tfjs-backend-webgl',
-            '@tensorflow/tfjs-backend-wasm',
-            '@tensorflow/tfjs-backend-cpu',
-            '@tensorflow/tfjs-layers',
-            '@tensorpress/quant',
-            '@tensorpress/pruning',
-          ],
-        },
-      ],
-    },
+    rules: dependencyChecks(['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-layers', '@tensorpress/quant', '@tensorpress/pruning']),
   },
 );
+
+/** The `@nx/dependency-checks` rule, ignoring what is loaded by name at run time (plus `extra`). */
+function dependencyChecks(extra) {
+  return {
+    '@nx/dependency-checks': [
+      'error',
+      {
+        buildTargets: ['build'],
+        ignoredFiles: ['{projectRoot}/test/**/*', '{projectRoot}/**/*.test.ts', '{projectRoot}/tsconfig*.json'],
+        checkMissingDependencies: true,
+        checkObsoleteDependencies: true,
+        checkVersionMismatches: true,
+        includeTransitiveDependencies: false,
+        ignoredDependencies: [
+          '@tensorflow/tfjs-node',
+          '@tensorflow/tfjs-node-gpu',
+          '@tensorflow/tfjs-backend-webgpu',
+          '@tensorflow/tfjs-backend-webgl',
+          '@tensorflow/tfjs-backend-wasm',
+          ...extra,
+        ],
+      },
+    ],
+  };
+}
