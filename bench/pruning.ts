@@ -234,7 +234,7 @@ export default async function pruning(args: string[]): Promise<SuiteResult> {
     { label: 'fpgm', criterion: 'fpgm', options: common, sparseEpochs: 0 },
     { label: 'slim', criterion: 'slim', options: { ...common, schedule: { type: 'baseline', initSteps: 1 } }, sparseEpochs: 1 },
     // Global ranking: with 16/32/64-channel layers and N = 8, one ratio for every layer jumps from −38% to −73% FLOPs.
-    { label: 'l1 regular (N=8), global', criterion: 'l1', options: { ...common, mode: 'regular', multipleOf: 8, ranking: 'global' }, sparseEpochs: 0 },
+    { label: 'l1 regular N=8 global', criterion: 'l1', options: { ...common, mode: 'regular', multipleOf: 8, ranking: 'global' }, sparseEpochs: 0 },
   ];
   for (const run of runs) {
     if (!wanted(run.label)) continue;
