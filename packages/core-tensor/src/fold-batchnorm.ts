@@ -87,6 +87,43 @@ function uniqueName(graph: Graph, taken: Set<string>, base: string): string {
   return name;
 }
 
+/** The per-channel factor s = γ/√(var+ε) and the folded bias (b·beta − mean)·s + β of one plan. */
+function foldFactors(graph: Graph, p: FoldPlan): { factor: Float32Array; bias: Float32Array } {
+  const param = (i: number): Float32Array => graph.param(p.bn.inputs[i]!)!.data as Float32Array;
+  const eps = numAttr(p.bn, 'epsilon', 1e-5);
+  const channels = param(1).length;
+  // Same arithmetic as the eval-mode kernel (float32 tensor ops).
+  const [s, b] = tf.tidy(() => {
+    const st = tf.div(tf.tensor1d(param(1)), tf.sqrt(tf.add(tf.tensor1d(param(4)), eps)));
+    const b0 = p.bias ? tf.mul(tf.tensor1d(p.bias.data as Float32Array), p.biasScale) : tf.zeros([channels]);
+    return [st, tf.add(tf.mul(tf.sub(b0, tf.tensor1d(param(3))), st), tf.tensor1d(param(2)))];
+  });
+  const out = { factor: Float32Array.from(s.dataSync() as Float32Array), bias: Float32Array.from(b.dataSync() as Float32Array) };
+  tf.dispose([s, b]);
+  return out;
+}
+
+/** What folding one BatchNormalization means for its producer (see {@link batchNormFold}). */
+export interface BatchNormFold {
+  /** The Conv or Gemm the BN folds into. */
+  readonly producer: string;
+  /** Per output channel: W' = W · factor. May be negative. */
+  readonly factor: Float32Array;
+  /** The producer's bias after folding (a new one when it had none). */
+  readonly bias: Float32Array;
+}
+
+/**
+ * The arithmetic of {@link foldBatchNorm} without rebuilding the graph, for transforms that store the
+ * weight differently (quantized weights fold the factor into their per-channel scale). Returns the
+ * reason as a string when the BN cannot fold.
+ */
+export function batchNormFold(graph: Graph, bnName: string): BatchNormFold | string {
+  const p = plan(graph, bnName);
+  if (typeof p === 'string') return p;
+  return { producer: p.producer.name, ...foldFactors(graph, p) };
+}
+
 /** Rebuilds the graph with every planned fold applied at once (one validation). */
 function applyPlans(graph: Graph, plans: readonly FoldPlan[]): Graph {
   const newData = new Map<string, Float32Array>();
@@ -96,26 +133,13 @@ function applyPlans(graph: Graph, plans: readonly FoldPlan[]): Graph {
   const dropParams = new Set<string>();
   const taken = new Set<string>();
   for (const p of plans) {
-    const param = (i: number): Param => graph.param(p.bn.inputs[i]!)!;
-    const gamma = param(1);
-    const beta = param(2);
-    const mean = param(3);
-    const variance = param(4);
-    const eps = numAttr(p.bn, 'epsilon', 1e-5);
-    const channels = gamma.shape[0]!;
-    // Same arithmetic as the eval-mode kernel: s = gamma / sqrt(var + eps), per output channel
-    // (the weight's last axis for Conv [kh, kw, cin/group, cout] and Gemm [in, out] alike).
-    const [w, b] = tf.tidy(() => {
-      const s = tf.div(tf.tensor1d(gamma.data as Float32Array), tf.sqrt(tf.add(tf.tensor1d(variance.data as Float32Array), eps)));
-      const wt = tf.mul(tf.tensor(p.weight.data as Float32Array, [...p.weight.shape]), s);
-      const b0 = p.bias ? tf.mul(tf.tensor1d(p.bias.data as Float32Array), p.biasScale) : tf.zeros([channels]);
-      const bt = tf.add(tf.mul(tf.sub(b0, tf.tensor1d(mean.data as Float32Array)), s), tf.tensor1d(beta.data as Float32Array));
-      return [wt, bt];
-    });
+    const { factor, bias: bData } = foldFactors(graph, p);
+    const channels = factor.length;
+    // Per output channel: the weight's last axis for Conv [kh, kw, cin/group, cout] and Gemm [in, out] alike.
+    const w = tf.tidy(() => tf.mul(tf.tensor(p.weight.data as Float32Array, [...p.weight.shape]), tf.tensor1d(factor)));
     // Copies: the result owns its buffers, independent of the backend's storage.
     newData.set(p.weight.name, Float32Array.from(w.dataSync() as Float32Array));
-    const bData = Float32Array.from(b.dataSync() as Float32Array);
-    tf.dispose([w, b]);
+    w.dispose();
     const inputs = [...p.producer.inputs];
     if (p.bias) {
       newData.set(p.bias.name, bData);

@@ -10,7 +10,7 @@ export { arrayDataset } from './data.js';
 export type { Batch, BatchOptions, Dataset, ArrayData } from './data.js';
 export { Graph, createGraph, sizeOf, dtypeBytes, allocParamData } from './graph.js';
 export type { DType, Dim, TensorInfo, AttrValue, Node, Param, ParamData, GraphDef } from './graph.js';
-export { getOp, listOps, convGeometry, runConv, qRange, batchNormTrain } from './ops.js';
+export { getOp, listOps, convGeometry, runConv, qRange, dynamicQuantParams, batchNormTrain } from './ops.js';
 export type { OpSpec, ForwardContext, OutInfo, ConvGeometry } from './ops.js';
 export { numAttr, intsAttr, strAttr, window2d, windowOut } from './attrs.js';
 export type { Window2D } from './attrs.js';
@@ -43,8 +43,8 @@ export type {
   NodeReplacement,
   AppliedLayout,
 } from './transform.js';
-export { foldBatchNorm, foldAllBatchNorms } from './fold-batchnorm.js';
-export type { FoldAllResult, FoldSkip } from './fold-batchnorm.js';
+export { foldBatchNorm, foldAllBatchNorms, batchNormFold } from './fold-batchnorm.js';
+export type { FoldAllResult, FoldSkip, BatchNormFold } from './fold-batchnorm.js';
 export { cutChannels, channelDependencies } from './channel-cut.js';
 export type { ChannelCutSpec, ChannelDependencies, ChannelRole, ChannelStep } from './channel-cut.js';
 export { compress, CountingScheduler, defineController } from './compression.js';

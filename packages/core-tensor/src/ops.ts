@@ -701,6 +701,19 @@ register({
   },
 });
 
+/**
+ * Scale and zero point of ONNX DynamicQuantizeLinear for `x` (scalar tensors, float32): the range
+ * [min(0, min x), max(0, max x)] of this very tensor mapped onto uint8 0..255. Call inside a tidy.
+ */
+export function dynamicQuantParams(x: tf.Tensor): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
+  const lo = tf.minimum(tf.min(x), 0);
+  const hi = tf.maximum(tf.max(x), 0);
+  const range = tf.sub(hi, lo);
+  // An all-zero tensor has range 0: any positive scale maps it to code zp exactly.
+  const scale = tf.where(tf.greater(range, 0), tf.div(range, 255), tf.onesLike(range));
+  return { scale, zeroPoint: tf.clipByValue(tf.round(tf.neg(tf.div(lo, scale))), 0, 255) };
+}
+
 register({
   op: 'DynamicQuantizeLinear',
   arity: [1, 1],
@@ -714,15 +727,9 @@ register({
       { name: '', shape: [], dtype: 'uint8' },
     ];
   },
-  // ONNX's definition: the range [min(0, min x), max(0, max x)] of this very tensor mapped onto 0..255.
   forward: (ins, node) => {
     const x = req(node, ins, 0);
-    const lo = tf.minimum(tf.min(x), 0);
-    const hi = tf.maximum(tf.max(x), 0);
-    const range = tf.sub(hi, lo);
-    // An all-zero tensor has range 0: any positive scale maps it to code zp exactly.
-    const scale = tf.where(tf.greater(range, 0), tf.div(range, 255), tf.onesLike(range));
-    const zp = tf.clipByValue(tf.round(tf.neg(tf.div(lo, scale))), 0, 255);
+    const { scale, zeroPoint: zp } = dynamicQuantParams(x);
     const y = tf.clipByValue(tf.add(tf.round(tf.div(x, scale)), zp), 0, 255);
     return [tf.cast(y, 'int32'), scale, tf.cast(zp, 'int32')];
   },

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { parseWithSchema, TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
+import { quantDefinition } from './internal/definition.js';
 import { roundSte } from './fake-quantize.js';
 import { qatBuilder } from './internal/qat.js';
 import { signedFromStats, weightAbsMax, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
@@ -148,13 +149,6 @@ export function dorefa(input: z.input<typeof dorefaSchema> = {}, scopes: ScopeOp
 }
 
 /** The `dorefa` algorithm for pipeline configs. */
-export const dorefaDefinition: AlgorithmDefinition<DorefaParams> = {
-  algorithm: 'dorefa',
-  version: 1,
-  packageName: '@tensorpress/quant',
-  description: 'DoReFa-Net: tanh-normalised k-bit weights, clipped k-bit activations',
-  schema: dorefaSchema as unknown as z.ZodType<DorefaParams>,
-  create: (config) => dorefa(config.params, config),
-};
+export const dorefaDefinition: AlgorithmDefinition<DorefaParams> = quantDefinition('dorefa', 'DoReFa-Net: tanh-normalised k-bit weights, clipped k-bit activations', dorefaSchema, dorefa);
 
 

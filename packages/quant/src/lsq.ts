@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { z} from '@tensorpress/core-tensor';
+import { quantDefinition } from './internal/definition.js';
 import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
 import { learnedScaleBuilder, learnedScaleSchema } from './internal/learned-scale.js';
 import { AffineQuantizer, channelVariable, signedFromStats, varName, type ActivationStats } from './internal/quantizer.js';
@@ -72,11 +73,4 @@ export function lsq(input: z.input<typeof lsqSchema> = {}, scopes: ScopeOptions 
 }
 
 /** The `lsq` algorithm for pipeline configs. */
-export const lsqDefinition: AlgorithmDefinition<LsqParams> = {
-  algorithm: 'lsq',
-  version: 1,
-  packageName: '@tensorpress/quant',
-  description: 'LSQ: learned step size quantization (2–8 bit weights and activations)',
-  schema: lsqSchema as unknown as z.ZodType<LsqParams>,
-  create: (config) => lsq(config.params, config),
-};
+export const lsqDefinition: AlgorithmDefinition<LsqParams> = quantDefinition('lsq', 'LSQ: learned step size quantization (2–8 bit weights and activations)', lsqSchema, lsq);

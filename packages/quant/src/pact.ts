@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { parseWithSchema, TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
+import { quantDefinition } from './internal/definition.js';
 import { DorefaWeightQuantizer, int8WeightQuantizer } from './dorefa.js';
 import { qatBuilder } from './internal/qat.js';
-import { loadVariable, signedFromStats, varName, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
+import { loadVariable, signedFromStats, thresholdFromStats, varName, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
 import { MIN_SCALE } from './quant-params.js';
 import { qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
 
@@ -56,8 +57,7 @@ export class PactQuantizer implements Quantizer {
   initActivation(stats: ActivationStats): void {
     this.signed = signedFromStats(stats, this.options.signed);
     if (this.options.alphaInit === 'range') {
-      const a = this.signed ? Math.max(-stats.min, stats.max) : stats.max;
-      tf.tidy(() => this.alpha.assign(tf.scalar(Math.max(a, MIN_SCALE))));
+      tf.tidy(() => this.alpha.assign(tf.scalar(thresholdFromStats(stats, this.signed))));
     }
     this.initialized = true;
   }
@@ -133,11 +133,4 @@ export function pact(input: z.input<typeof pactSchema> = {}, scopes: ScopeOption
 }
 
 /** The `pact` algorithm for pipeline configs. */
-export const pactDefinition: AlgorithmDefinition<PactParams> = {
-  algorithm: 'pact',
-  version: 1,
-  packageName: '@tensorpress/quant',
-  description: 'PACT: learned activation clipping level α, DoReFa weights',
-  schema: pactSchema as unknown as z.ZodType<PactParams>,
-  create: (config) => pact(config.params, config),
-};
+export const pactDefinition: AlgorithmDefinition<PactParams> = quantDefinition('pact', 'PACT: learned activation clipping level α, DoReFa weights', pactSchema, pact);

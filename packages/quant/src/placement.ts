@@ -1,4 +1,4 @@
-import type { Graph, InsertionPoint, Node } from '@tensorpress/core-tensor';
+import type { Graph, InsertionPoint } from '@tensorpress/core-tensor';
 import { TensorpressError } from '@tensorpress/core-tensor';
 
 /** Ops whose weight (port 1) is quantized. */
@@ -195,9 +195,4 @@ export function placeQuantizers(graph: Graph, options: PlacementOptions = {}): P
     consumers: [...new Set(values.flatMap((v) => [...(consumersOf.get(v) ?? [])]))],
   }));
   return { weights, activations, skipped };
-}
-
-/** The node that consumes a value through port `input`, for messages. */
-export function describeNode(node: Node): string {
-  return `"${node.name}" (${node.op})`;
 }

@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  Executor,
   compress,
+  dynamicQuantParams,
   foldAllBatchNorms,
   parseWithSchema,
   scopeFilter,
@@ -14,6 +16,7 @@ import {
   type Json,
   type ParamData,
 } from '@tensorpress/core-tensor';
+import { quantDefinition } from './internal/definition.js';
 import { fakeQuantize } from './fake-quantize.js';
 import { qatBuilder } from './internal/qat.js';
 import type { ActivationStats, Grid, Quantizer } from './internal/quantizer.js';
@@ -65,12 +68,9 @@ class DynamicQuantizer implements Quantizer {
   readonly bits = 8;
   constructor(readonly id: string) {}
   apply(x: tf.Tensor): tf.Tensor {
-    const lo = tf.minimum(tf.min(x), 0);
-    const hi = tf.maximum(tf.max(x), 0);
-    const range = tf.sub(hi, lo);
-    const scale = tf.where(tf.greater(range, 0), tf.div(range, 255), tf.onesLike(range));
-    const zp = tf.clipByValue(tf.round(tf.neg(tf.div(lo, scale))), 0, 255);
-    return fakeQuantize(x, scale, zp, { range: [0, 255], gradient: 'ste', learnable: false });
+    // The very parameters core's DynamicQuantizeLinear op (what strip() writes) computes.
+    const { scale, zeroPoint } = dynamicQuantParams(x);
+    return fakeQuantize(x, scale, zeroPoint, { range: [0, 255], gradient: 'ste', learnable: false });
   }
   initActivation(): void {}
   variables(): tf.Variable[] {
@@ -146,7 +146,7 @@ function checkCalibrationData(graph: Graph, data: Dataset): void {
 
 /** Per-channel means of `values` over every axis but the last, averaged over the calibration batches. */
 function channelMeans(graph: Graph, data: Dataset, values: readonly string[], samples: number, batchSize: number, training: boolean): Map<string, Float32Array> {
-  const ex = compress(graph, []).model.executor;
+  const ex = new Executor(graph);
   const sums = new Map<string, Float64Array>();
   let batches = 0;
   let seen = 0;
@@ -272,15 +272,9 @@ export async function quantizePostTraining(graph: Graph, calibrationData: Datase
 
 /** Empirical bias correction: subtract the mean per-channel output error of each quantized layer. */
 function correctBias(float: Graph, quantized: Graph, data: Dataset, p: PtqParams): Graph {
-  const layers = quantized.nodes.filter((n) => (n.op === 'Conv' || n.op === 'Gemm') && n.inputs[2] && float.info(n.outputs[0]!) !== undefined);
-  const values = layers.map((n) => n.outputs[0]!).filter((v) => {
-    try {
-      float.info(v);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  // Layers with a bias whose output the float graph also computes (same value names after folding).
+  const layers = quantized.nodes.filter((n) => (n.op === 'Conv' || n.op === 'Gemm') && n.inputs[2] && float.producer(n.outputs[0]!) !== undefined);
+  const values = layers.map((n) => n.outputs[0]!);
   if (values.length === 0) return quantized;
   const ref = channelMeans(float, data, values, p.samples, p.batchSize, false);
   const got = channelMeans(quantized, data, values, p.samples, p.batchSize, false);
@@ -306,13 +300,6 @@ function correctBias(float: Graph, quantized: Graph, data: Dataset, p: PtqParams
 }
 
 /** The `post_training_quantization` algorithm for pipeline configs (calibrated by `initialize`). */
-export const postTrainingQuantizationDefinition: AlgorithmDefinition<PtqParams> = {
-  algorithm: 'post_training_quantization',
-  version: 1,
-  packageName: '@tensorpress/quant',
-  description: 'INT8 post-training quantization: min-max, percentile, KL or MSE calibration; static or dynamic',
-  schema: ptqSchema as unknown as z.ZodType<PtqParams>,
-  create: (config) => postTrainingQuantization(config.params, config),
-};
+export const postTrainingQuantizationDefinition: AlgorithmDefinition<PtqParams> = quantDefinition('post_training_quantization', 'INT8 post-training quantization: min-max, percentile, KL or MSE calibration; static or dynamic', ptqSchema, postTrainingQuantization);
 
 export type { ActivationStats };

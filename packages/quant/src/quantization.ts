@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { parseWithSchema, scopeFilter, z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
-import type { SteVariant } from './fake-quantize.js';
+import { quantDefinition } from './internal/definition.js';
+import { roundSte, type SteVariant } from './fake-quantize.js';
 import { qatBuilder, type BitsPlanEntry, type QatSettings } from './internal/qat.js';
 import {
   AffineQuantizer,
   channelVariable,
-  roundSte,
   signedFromStats,
+  thresholdFromStats,
   varName,
   weightAbsMax,
   type ActivationStats,
@@ -37,7 +38,7 @@ export class SymmetricQuantizer extends AffineQuantizer {
   initActivation(stats: ActivationStats): void {
     const signed = signedFromStats(stats, this.forcedSigned);
     this.spec = { ...this.spec, signed };
-    const t = Math.max(signed ? Math.max(-stats.min, stats.max) : stats.max, MIN_SCALE);
+    const t = thresholdFromStats(stats, signed);
     tf.tidy(() => this.t.assign(tf.scalar(t)));
     this.initialized = true;
   }
@@ -232,11 +233,4 @@ export function quantization(input: QuantizationInput = {}, scopes: ScopeOptions
 }
 
 /** The `quantization` algorithm for pipeline configs. */
-export const quantizationDefinition: AlgorithmDefinition<QuantizationParams> = {
-  algorithm: 'quantization',
-  version: 1,
-  packageName: '@tensorpress/quant',
-  description: 'INT8 (2–8 bit) quantization-aware training with trainable scales (NNCF-style)',
-  schema: quantizationSchema as unknown as z.ZodType<QuantizationParams>,
-  create: (config) => quantization(config.params, config),
-};
+export const quantizationDefinition: AlgorithmDefinition<QuantizationParams> = quantDefinition('quantization', 'INT8 (2–8 bit) quantization-aware training with trainable scales (NNCF-style)', quantizationSchema, quantization);

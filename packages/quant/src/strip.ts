@@ -1,4 +1,6 @@
+import * as tf from '@tensorflow/tfjs-core';
 import {
+  batchNormFold,
   createGraph,
   foldAllBatchNorms,
   GraphError,
@@ -99,7 +101,6 @@ export function buildQuantizedGraph(graph: Graph, plan: QuantizedGraphPlan): Gra
     const cout = wp.shape[axis]!;
     let scale = w.scale.length === 1 ? new Float32Array(w.scale) : Float32Array.from(w.scale);
     let zp = Int32Array.from(w.zeroPoint);
-    const codes = Int32Array.from(w.codes);
     let bias: Float32Array | undefined;
     const biasName = node.inputs[2];
     if (biasName) {
@@ -108,50 +109,42 @@ export function buildQuantizedGraph(graph: Graph, plan: QuantizedGraphPlan): Gra
       bias = Float32Array.from(bp.data as Float32Array);
     }
 
-    // Fold a BatchNormalization that is the only consumer of this node's output into the grid.
-    const out = node.outputs[0]!;
-    const cons = consumersOf(out);
-    const bn = cons.length === 1 && cons[0]!.op === 'BatchNormalization' && cons[0]!.inputs[0] === out && !graph.outputs.includes(out) ? cons[0]! : undefined;
-    if (bn) {
-      const [g, b, m, v] = bn.inputs.slice(1, 5).map((n) => params.get(n)?.data as Float32Array | undefined);
-      if (!g || !b || !m || !v) throw new GraphError('GRAPH_INVALID', `strip: BatchNormalization "${bn.name}" has non-parameter inputs`);
-      const eps = typeof bn.attrs['epsilon'] === 'number' ? bn.attrs['epsilon'] : 1e-5;
+    // Fold the BatchNormalization reading this node (core's arithmetic) into the per-channel scale:
+    // W·f = s·|f|·(sign(f)·codes), so codes keep their grid and a negative f flips their sign.
+    const cons = consumersOf(node.outputs[0]!);
+    const fold = cons.length === 1 && cons[0]!.op === 'BatchNormalization' ? batchNormFold(graph, cons[0]!.name) : undefined;
+    let sign: Int32Array | undefined;
+    if (fold !== undefined && typeof fold !== 'string') {
+      const bn = cons[0]!;
       if (scale.length === 1) scale = new Float32Array(cout).fill(scale[0]!);
       if (zp.length === 1) zp = new Int32Array(cout).fill(zp[0]!);
-      const factor = Float32Array.from({ length: cout }, (_, c) => g[c]! / Math.sqrt(v[c]! + eps));
-      const newBias = new Float32Array(cout);
-      for (let c = 0; c < cout; c++) {
-        newBias[c] = ((bias ? bias[c]! : 0) - m[c]!) * factor[c]! + b[c]!;
-        scale[c] = scale[c]! * Math.abs(factor[c]!);
-        if (factor[c]! < 0) zp[c] = -zp[c]!;
-      }
-      // A negative factor flips the sign of the channel's codes (a loop over the weight, once, at export).
-      const neg = factor.some((f) => f < 0);
-      if (neg) {
-        // The output channel is the last axis of both layouts (Conv [kh,kw,cin,cout], Gemm [in,out]).
-        for (let i = 0; i < codes.length; i++) {
-          const c = i % cout;
-          if (factor[c]! < 0) codes[i] = -codes[i]!;
-        }
-      }
-      bias = newBias;
-      // The conv now produces the BN's output; the BN disappears.
+      sign = Int32Array.from(fold.factor, (f) => (f < 0 ? -1 : 1));
+      scale = Float32Array.from(scale, (v, c) => v * Math.abs(fold.factor[c]!));
+      zp = Int32Array.from(zp, (z, c) => z * sign![c]!);
+      bias = fold.bias;
+      // The producer takes over the BN's output name; the BN disappears.
       node.outputs[0] = bn.outputs[0]!;
       nodes = nodes.filter((n) => n !== bn);
       for (const pn of bn.inputs.slice(1)) if (!nodes.some((n) => n.inputs.includes(pn))) params.delete(pn);
     }
-    for (let i = 0; i < codes.length; i++) {
-      const q = codes[i]!;
-      if (q < -128 || q > 127) {
-        throw new TensorpressError('NUMERIC_INVALID', `strip: weight code ${q} of node "${node.name}" does not fit int8`, { node: node.name });
-      }
+    // Codes (sign-flipped per output channel, the last axis of Conv [kh,kw,cin,cout] and Gemm [in,out]) and their range.
+    const [codesT, lohi] = tf.tidy(() => {
+      let c = tf.tensor(w.codes, [...wp.shape], 'int32');
+      if (sign) c = tf.mul(c, tf.tensor1d(sign, 'int32'));
+      return [c, tf.stack([tf.min(c), tf.max(c)])];
+    });
+    const codes = Int8Array.from(codesT.dataSync());
+    const [lo, hi] = lohi.dataSync();
+    tf.dispose([codesT, lohi]);
+    if (lo! < -128 || hi! > 127) {
+      throw new TensorpressError('NUMERIC_INVALID', `strip: weight codes of node "${node.name}" span [${lo}, ${hi}], which does not fit int8`, { node: node.name });
     }
     for (const z of zp) {
       if (z < -128 || z > 127) throw new TensorpressError('NUMERIC_INVALID', `strip: weight zero point ${z} of node "${node.name}" does not fit int8`, { node: node.name });
     }
     const base = sanitize(node.name);
     const perChannel = scale.length > 1;
-    addParam({ name: `${base}.w_q`, shape: wp.shape, dtype: 'int8', data: Int8Array.from(codes), trainable: false });
+    addParam({ name: `${base}.w_q`, shape: wp.shape, dtype: 'int8', data: codes, trainable: false });
     addParam({ name: `${base}.w_scale`, shape: perChannel ? [scale.length] : [], dtype: 'float32', data: scale, trainable: false });
     addParam({ name: `${base}.w_zp`, shape: perChannel ? [zp.length] : [], dtype: 'int8', data: Int8Array.from(zp), trainable: false });
     nodes.push({

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { z} from '@tensorpress/core-tensor';
+import { quantDefinition } from './internal/definition.js';
 import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
 import { ceilSte } from './fake-quantize.js';
 import { learnedScaleBuilder, learnedScaleSchema } from './internal/learned-scale.js';
-import { AffineQuantizer, channelVariable, signedFromStats, varName, weightAbsMax, type ActivationStats } from './internal/quantizer.js';
-import { MIN_SCALE, type QuantSpec } from './quant-params.js';
+import { AffineQuantizer, channelVariable, signedFromStats, thresholdFromStats, varName, weightAbsMax, type ActivationStats } from './internal/quantizer.js';
+import type { QuantSpec } from './quant-params.js';
 import type { ScopeOptions } from './quantization.js';
 
 /**
@@ -44,7 +45,7 @@ export class TqtQuantizer extends AffineQuantizer {
   initActivation(stats: ActivationStats): void {
     const signed = signedFromStats(stats, this.forcedSigned);
     this.spec = { ...this.spec, signed };
-    const t = Math.max(signed ? Math.max(-stats.min, stats.max) : stats.max, MIN_SCALE);
+    const t = thresholdFromStats(stats, signed);
     tf.tidy(() => this.log2t.assign(tf.scalar(Math.log2(t))));
     this.initialized = true;
   }
@@ -64,11 +65,4 @@ export function tqt(input: z.input<typeof tqtSchema> = {}, scopes: ScopeOptions 
 }
 
 /** The `tqt` algorithm for pipeline configs. */
-export const tqtDefinition: AlgorithmDefinition<TqtParams> = {
-  algorithm: 'tqt',
-  version: 1,
-  packageName: '@tensorpress/quant',
-  description: 'TQT: trained power-of-two quantization thresholds',
-  schema: tqtSchema as unknown as z.ZodType<TqtParams>,
-  create: (config) => tqt(config.params, config),
-};
+export const tqtDefinition: AlgorithmDefinition<TqtParams> = quantDefinition('tqt', 'TQT: trained power-of-two quantization thresholds', tqtSchema, tqt);

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Json } from '@tensorpress/core-tensor';
 import { TensorpressError } from '@tensorpress/core-tensor';
-import { fakeQuantize, roundSte, type SteVariant } from '../fake-quantize.js';
-import { integerRange, quantParams, tensorRange, MIN_SCALE, type QuantSpec } from '../quant-params.js';
+import { fakeQuantize, type SteVariant } from '../fake-quantize.js';
+import { integerRange, tensorRange, MIN_SCALE, type QuantSpec } from '../quant-params.js';
 
 /** The integer grid a quantizer's output lies on (what strip() stores). */
 export interface Grid {
@@ -191,9 +191,7 @@ export function signedFromStats(stats: ActivationStats, forced: boolean | undefi
   return forced ?? stats.min < 0;
 }
 
-/** The scale grid of an activation range under `spec` (for initialisation). */
-export function initialScale(stats: ActivationStats, spec: QuantSpec): { scale: number; zeroPoint: number } {
-  return quantParams(stats.min, stats.max, spec);
+/** The clipping threshold a symmetric quantizer takes from statistics: max |x| (signed) or max x. */
+export function thresholdFromStats(stats: ActivationStats, signed: boolean): number {
+  return Math.max(signed ? Math.max(-stats.min, stats.max) : stats.max, MIN_SCALE);
 }
-
-export { roundSte };
