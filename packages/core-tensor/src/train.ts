@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { PackedAdamOptimizer } from './internal/packed-adam.js';
 import { ensureGradients } from './backend.js';
 import type { LossContext } from './compression-types.js';
 import type { Dataset } from './data.js';
@@ -215,7 +216,7 @@ function makeOptimizer(c: OptimizerConfig): tf.Optimizer {
       return tf.train.momentum(c.learningRate, m);
     }
     case 'adam':
-      return tf.train.adam(c.learningRate);
+      return new PackedAdamOptimizer(c.learningRate);
     default:
       throw new ConfigError('$.optimizer.type', `expected 'sgd', 'momentum' or 'adam', got ${JSON.stringify((c as { type: unknown }).type)}`);
   }

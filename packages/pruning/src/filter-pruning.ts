@@ -23,7 +23,7 @@ import { pruningGroups, type PrunableOp, type PruningGroup, type PruningGroupsRe
 import { cutAll, cutTotals } from './internal/cut.js';
 import { maskSites } from './internal/masks.js';
 import { PruningScheduler, type PruningScheduleConfig } from './schedule.js';
-import { selectFilters, type GroupScores, type SelectionOptions } from './selection.js';
+import { keepHighest, selectFilters, type GroupScores, type SelectionOptions } from './selection.js';
 
 const ALGORITHM = 'filter_pruning';
 const VERSION = 1;
@@ -174,6 +174,32 @@ class FilterPruningController {
     }
   }
 
+  /**
+   * Regular and group modes round every group's count to whole steps (N channels, or one per block),
+   * so the ratio search can overshoot a FLOPs target by a lot (one step of a 16-channel layer is half
+   * of it). This gives steps back, greedily: each round restores, in the group whose next step has
+   * the highest mean normalised score, the channels that step adds, as long as the target still holds.
+   */
+  private giveBack(scores: GroupScores[], keep: Map<string, number[]>, target: number): Map<string, number[]> {
+    const out = new Map(keep);
+    const stepOf = (g: GroupScores): number => (g.blocks > 1 ? g.blocks : this.params.mode === 'regular' ? this.params.multipleOf : 1);
+    for (;;) {
+      let pick: { id: string; keep: number[]; score: number } | undefined;
+      for (const g of scores) {
+        const cur = out.get(g.id)!;
+        if (cur.length >= g.scores.length) continue;
+        const next = keepHighest(g.scores, Math.min(g.scores.length, cur.length + stepOf(g)), g.blocks);
+        const added = next.filter((c) => !cur.includes(c));
+        const score = added.reduce((a, c) => a + g.scores[c]!, 0) / added.length;
+        if (pick !== undefined && score <= pick.score) continue;
+        const trial = new Map(out).set(g.id, next);
+        if (1 - cutTotals(this.model.graph, this.prunable, trial).flops / this.flopsBefore >= target) pick = { id: g.id, keep: next, score };
+      }
+      if (pick === undefined) return out;
+      out.set(pick.id, pick.keep);
+    }
+  }
+
   /** Recomputes the masks at a pruning level from the current weights. */
   setLevel(lvl: number): void {
     this.currentLevel = lvl;
@@ -193,7 +219,7 @@ class FilterPruningController {
           best = r;
         } else lo = mid;
       }
-      keep = best.keep;
+      keep = this.params.mode === 'normal' ? best.keep : this.giveBack(scores, best.keep, lvl);
     } else {
       keep = selectFilters(this.scores(), lvl, this.selection);
     }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { parseWithSchema, TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
 import { quantDefinition } from './internal/definition.js';
-import { roundSte } from './fake-quantize.js';
+import { fakeQuantize, roundSte } from './fake-quantize.js';
 import { qatBuilder } from './internal/qat.js';
 import { signedFromStats, weightAbsMax, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
 import { SymmetricQuantizer, qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
@@ -80,7 +80,10 @@ export class DorefaActivationQuantizer implements Quantizer {
     return this.signed ? 2 ** (this.bits - 1) - 1 : 2 ** this.bits - 1;
   }
   apply(x: tf.Tensor): tf.Tensor {
-    return quantizeK(tf.clipByValue(x, this.signed ? -1 : 0, 1), this.levels);
+    // quantize_k(clip(x, 0, 1)) is fake quantization with scale 1/n on codes [0, n] ([−n, n]
+    // signed), untrained, with the clip's gradient: one fused kernel on wasm and cpu.
+    const n = this.levels;
+    return fakeQuantize(x, tf.scalar(1 / n), tf.scalar(0), { range: this.signed ? [-n, n] : [0, n], gradient: 'clipped', learnable: false, zeroPointIsZero: true });
   }
   initActivation(stats: ActivationStats): void {
     this.signed = signedFromStats(stats, this.forcedSigned);

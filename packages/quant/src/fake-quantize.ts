@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedFakeQuantAvailable, fusedFakeQuantize } from './internal/fused-fake-quant.js';
 
 /**
  * Gradient of fake-quant with respect to its input:
@@ -21,6 +22,13 @@ export interface FakeQuantOptions {
   readonly learnZeroPoint?: boolean;
   /** The zero point is known to be 0 (symmetric quantizers): a shorter path with the same results. */
   readonly zeroPointIsZero?: boolean;
+  /**
+   * `'lsq'` (default): the gradients below. `'pact'` (PACT's α): the scale gradient is 0 inside the
+   * range (a straight-through rounding), so only clipped values move the scale.
+   */
+  readonly scaleGradient?: 'lsq' | 'pact';
+  /** Use the fused kernels where the backend has them (default true); false forces tensor ops. */
+  readonly fused?: boolean;
 }
 
 /** Sums `g` over the axes along which a tensor of `shape` was broadcast, giving `shape` back. */
@@ -35,6 +43,11 @@ export function reduceToShape(g: tf.Tensor, shape: readonly number[]): tf.Tensor
   return tf.reshape(axes.length ? tf.sum(g, axes) : g, [...shape]);
 }
 
+/** 1 where `qmin ≤ v ≤ qmax`, else 0 (NaN: 0). */
+function insideMask(v: tf.Tensor, qmin: number, qmax: number): tf.Tensor {
+  return tf.cast(tf.equal(tf.clipByValue(v, qmin, qmax), v), 'float32');
+}
+
 /**
  * Affine fake quantization `y = scale · (clamp(round(x / scale) + zp, qmin, qmax) − zp)`, with
  * rounding half to even. `scale` and `zeroPoint` broadcast against `x` (per tensor: shape [], per
@@ -43,8 +56,12 @@ export function reduceToShape(g: tf.Tensor, shape: readonly number[]): tf.Tensor
  *
  * Gradients (LSQ, Esser et al. 2020, with `v = x / scale + zp` unrounded):
  * - x: 1 inside `[qmin, qmax]`; outside 0 (`clipped`) or 1 (`ste`);
- * - scale: `round(v) − v` inside, `qmin − zp` below, `qmax − zp` above, times `gradScale`;
+ * - scale: `round(v) − v` inside (0 with `scaleGradient: 'pact'`), `qmin − zp` below,
+ *   `qmax − zp` above, times `gradScale`;
  * - zero point: 0 inside, `−scale` outside, times `gradScale`.
+ *
+ * On the wasm and cpu backends, with one scale or one per channel of the last axis, forward and
+ * backward run as two fused kernels (internal/fused-fake-quant.ts); elsewhere as tensor ops.
  */
 export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tensor, options: FakeQuantOptions): tf.Tensor {
   const [qmin, qmax] = options.range;
@@ -52,7 +69,19 @@ export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tenso
   const gs = options.gradScale ?? 1;
   const learnable = options.learnable ?? true;
   const learnZero = options.learnZeroPoint ?? true;
-  if (options.zeroPointIsZero) return fakeQuantizeSymmetric(x, scale, zeroPoint, qmin, qmax, steAll, gs, learnable);
+  const pact = options.scaleGradient === 'pact';
+  if ((options.fused ?? true) && fusedFakeQuantAvailable(x, scale, zeroPoint)) {
+    return fusedFakeQuantize(x, scale, zeroPoint, {
+      qmin,
+      qmax,
+      ste: steAll,
+      learnable,
+      learnZeroPoint: learnZero && options.zeroPointIsZero !== true,
+      scaleGradient: pact ? 'pact' : 'lsq',
+      gradScale: gs,
+    });
+  }
+  if (options.zeroPointIsZero) return fakeQuantizeSymmetric(x, scale, zeroPoint, qmin, qmax, steAll, gs, learnable, pact);
   // Few full-size ops on purpose: activations are large and every elementwise op is a pass over them.
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, si, zi, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
@@ -67,11 +96,11 @@ export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tenso
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [vs, qs, ss, zs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-        const inside = tf.cast(tf.equal(tf.clipByValue(vs, qmin, qmax), vs), 'float32');
+        const inside = insideMask(vs, qmin, qmax);
         const dx = steAll ? dy : tf.mul(dy, inside);
         if (!learnable) return [dx, tf.zerosLike(ss), tf.zerosLike(zs)];
-        // Inside: q − v = round(v) − v; outside q is qmin or qmax, and the gradient is q − zp.
-        const dsLocal = tf.sub(tf.sub(qs, zs), tf.mul(inside, tf.sub(vs, zs)));
+        // Inside: q − v = round(v) − v (or 0); outside q is qmin or qmax, and the gradient is q − zp.
+        const dsLocal = tf.sub(tf.sub(qs, zs), tf.mul(inside, pact ? tf.sub(qs, zs) : tf.sub(vs, zs)));
         let ds = reduceToShape(tf.mul(dy, dsLocal), ss.shape);
         // Zero point: 0 inside, −scale outside (skipped when the zero point is fixed, e.g. symmetric).
         let dz = learnZero ? reduceToShape(tf.mul(dy, tf.mul(tf.sub(inside, 1), ss)), zs.shape) : tf.zerosLike(zs);
@@ -96,6 +125,7 @@ function fakeQuantizeSymmetric(
   steAll: boolean,
   gs: number,
   learnable: boolean,
+  pact: boolean,
 ): tf.Tensor {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xi, si, , save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
@@ -106,11 +136,11 @@ function fakeQuantizeSymmetric(
       value: tf.mul(q, si),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [rs, qs, ss] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        const inside = tf.cast(tf.equal(tf.clipByValue(rs, qmin, qmax), rs), 'float32');
+        const inside = insideMask(rs, qmin, qmax);
         const dx = steAll ? dy : tf.mul(dy, inside);
         if (!learnable) return [dx, tf.zerosLike(ss), tf.zerosLike(zeroPoint)];
-        // Inside: round(r) − r; outside: qmin or qmax (the zero point is 0).
-        let ds = reduceToShape(tf.mul(dy, tf.sub(qs, tf.mul(inside, rs))), ss.shape);
+        // Inside: round(r) − r (or 0); outside: qmin or qmax (the zero point is 0).
+        let ds = reduceToShape(tf.mul(dy, tf.sub(qs, tf.mul(inside, pact ? qs : rs))), ss.shape);
         if (gs !== 1) ds = tf.mul(ds, gs);
         return [dx, ds, tf.zerosLike(zeroPoint)];
       },

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { parseWithSchema, TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
+import { fakeQuantize } from './fake-quantize.js';
 import { quantDefinition } from './internal/definition.js';
 import { DorefaWeightQuantizer, int8WeightQuantizer } from './dorefa.js';
 import { qatBuilder } from './internal/qat.js';
@@ -10,7 +11,9 @@ import { qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.
 /**
  * PACT activation quantization (Choi et al., 2018): `y = clip(x, 0, α)`, quantized to k bits on
  * [0, α] (step α / (2^k − 1)), α learned per layer. Gradients as in the paper (straight-through
- * rounding): `∂y/∂x = 1` for 0 ≤ x < α else 0; `∂y/∂α = 1` for x ≥ α else 0. A signed input (from
+ * rounding): `∂y/∂x = 1` for 0 ≤ x < α else 0; `∂y/∂α = 1` for x ≥ α else 0. Computed as fake
+ * quantization with scale α / n, the bound is tested on x / s against n in float32, so at x = ±α
+ * exactly (x / s within an ulp of n) either side can be taken; the output is the same. A signed input (from
  * statistics, or forced) is clipped to [−α, α] with 2^(k−1) − 1 steps per side and
  * `∂y/∂α = sign(x)` where |x| ≥ α. The L2 decay `λ·α²` is the compression loss.
  */
@@ -30,29 +33,17 @@ export class PactQuantizer implements Quantizer {
     return this.signed ? 2 ** (this.bits - 1) - 1 : 2 ** this.bits - 1;
   }
   apply(x: tf.Tensor): tf.Tensor {
+    // clip(x, lo, α) on the grid of step α / n is fake quantization with scale α / n and codes
+    // clamped to [0, n] (or [−n, n]); its scale gradient outside the range is the code bound, so
+    // ∂y/∂α = (n or −n) / n = 1 or sign(x) there, and PACT's straight-through rounding makes it 0
+    // inside. One fused kernel on wasm and cpu.
     const n = this.levels;
-    const signed = this.signed;
-    const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-      const [xi, a, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-      const lo = signed ? tf.neg(a) : tf.zerosLike(a);
-      const y = tf.minimum(tf.maximum(xi, lo), a);
-      const s = tf.div(a, n);
-      const value = tf.mul(tf.round(tf.div(y, s)), s);
-      save([xi, a]);
-      return {
-        value,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, as] = saved as [tf.Tensor, tf.Tensor];
-          // Float masks keep this to a few passes over the (large) activation.
-          const over = tf.cast(signed ? tf.greaterEqual(tf.abs(xs), as) : tf.greaterEqual(xs, as), 'float32');
-          const inside = signed ? tf.sub(1, over) : tf.sub(tf.cast(tf.greaterEqual(xs, 0), 'float32'), over);
-          const dx = tf.mul(dy, inside);
-          const da = tf.sum(tf.mul(dy, signed ? tf.mul(over, tf.sign(xs)) : over));
-          return [dx, tf.reshape(da, as.shape)];
-        },
-      };
+    return fakeQuantize(x, tf.div(this.alpha, n), tf.scalar(0), {
+      range: this.signed ? [-n, n] : [0, n],
+      gradient: 'clipped',
+      scaleGradient: 'pact',
+      zeroPointIsZero: true,
     });
-    return (op as (...t: tf.Tensor[]) => tf.Tensor)(x, this.alpha);
   }
   initActivation(stats: ActivationStats): void {
     this.signed = signedFromStats(stats, this.options.signed);

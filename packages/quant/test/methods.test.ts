@@ -277,7 +277,8 @@ describe('PactQuantizer', () => {
     q.initActivation({ min: 0, max: 5, meanAbs: 1, featuresPerExample: 4 });
     const alpha = 1.5;
     const n = 15;
-    const xs = [-1, -0.01, 0, 0.3, 0.77, 1.2, 1.5, 1.6, 4];
+    // (x = α exactly is left out of the gradient check: the bound is tested as x/s against n in float32)
+    const xs = [-1, -0.01, 0, 0.3, 0.77, 1.2, 1.499, 1.501, 4];
     const dys = [1, 2, 3, 4, 5, 6, 7, 8, 9];
     const x = tf.tensor1d(xs);
     const dy = tf.tensor1d(dys);
@@ -303,7 +304,7 @@ describe('PactQuantizer', () => {
     q.initActivation({ min: -2, max: 1, meanAbs: 1, featuresPerExample: 4 });
     const alpha = 2; // 'range': max(|min|, max)
     expectClose(q.variables()[0]!, [alpha]);
-    const xs = [-3, -2, -1.99, -0.5, 0.4, 1.99, 2, 2.5];
+    const xs = [-3, -2.001, -1.99, -0.5, 0.4, 1.99, 2.001, 2.5];
     const dys = [1, 2, 3, 4, 5, 6, 7, 8];
     const x = tf.tensor1d(xs);
     const dy = tf.tensor1d(dys);
@@ -398,7 +399,11 @@ describe('DorefaActivationQuantizer', () => {
     const xs = [-2, -0.5, 0.3, 0.9, 1.5];
     const x = tf.tensor1d(xs);
     const y = tf.tidy(() => run(q, x, true));
-    expectClose(y, xs.map((v) => roundHalfEven(f32(Math.min(Math.max(v, -1), 1) * 7)) / 7));
+    // Computed as the exported graph does, round(x / s) with s = f32(1/7): −0.5 → −3.4999999 → −3
+    // (the paper's round(x·7) would meet a tie at −3.5 and go to −4; the deployed model cannot).
+    const s7 = f32(1 / 7);
+    expectClose(y, xs.map((v) => f32(roundHalfEven(f32(Math.min(Math.max(v, -1), 1) / s7)) * s7)));
+    expect(Array.from(y.dataSync())[1]).toBeCloseTo(-3 / 7, 6);
     expect(q.grid().range).toEqual([-7, 7]);
     expect(q.grid().signed).toBe(true);
     tf.dispose([x, y]);

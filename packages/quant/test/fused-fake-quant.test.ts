@@ -1,0 +1,113 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '@tensorpress/core-tensor';
+import { fakeQuantize, type FakeQuantOptions } from '@tensorpress/quant';
+import { expectClose, expectNoLeak, seededArray } from '@tensorpress/test-utils';
+import { afterAll, describe, expect, it } from 'vitest';
+
+// fake-quantize.test.ts checks the default path (the fused kernels on cpu) against closed forms;
+// here the fused kernels and the tensor-op path must agree: forward bit for bit, gradients closely,
+// on both backends that have the kernels, for every option that changes the arithmetic.
+
+interface Case {
+  name: string;
+  shape: number[];
+  scale: { values: number[]; shape: number[] };
+  zeroPoint: { values: number[]; shape: number[] };
+  options: FakeQuantOptions;
+}
+
+const perTensor = { values: [0.07], shape: [] };
+const cases: Case[] = [
+  { name: 'symmetric per tensor, clipped', shape: [4, 5, 5, 3], scale: perTensor, zeroPoint: { values: [0], shape: [] }, options: { range: [-8, 7], zeroPointIsZero: true } },
+  { name: 'symmetric per tensor, ste, gradScale', shape: [4, 5, 5, 3], scale: perTensor, zeroPoint: { values: [0], shape: [] }, options: { range: [-127, 127], gradient: 'ste', gradScale: 0.03, zeroPointIsZero: true } },
+  { name: 'asymmetric per tensor, learned zero point', shape: [6, 7, 2], scale: perTensor, zeroPoint: { values: [3.4], shape: [] }, options: { range: [0, 15] } },
+  { name: 'asymmetric, zero point frozen', shape: [6, 7, 2], scale: perTensor, zeroPoint: { values: [-2], shape: [] }, options: { range: [-8, 7], learnZeroPoint: false } },
+  { name: 'PACT: no scale gradient inside', shape: [3, 4, 4, 2], scale: perTensor, zeroPoint: { values: [0], shape: [] }, options: { range: [0, 15], scaleGradient: 'pact', zeroPointIsZero: true } },
+  { name: 'not learnable', shape: [3, 4, 4, 2], scale: perTensor, zeroPoint: { values: [1], shape: [] }, options: { range: [0, 3], learnable: false } },
+  {
+    name: 'per channel [1,1,1,C], asymmetric',
+    shape: [3, 3, 2, 4],
+    scale: { values: [0.05, 0.1, 0.2, 0.4], shape: [1, 1, 1, 4] },
+    zeroPoint: { values: [0, 3, -2, 1], shape: [1, 1, 1, 4] },
+    options: { range: [-8, 7] },
+  },
+  {
+    name: 'per channel [C], symmetric, scalar zero point',
+    shape: [9, 5],
+    scale: { values: [0.02, 0.07, 0.3, 0.11, 0.05], shape: [5] },
+    zeroPoint: { values: [0], shape: [] },
+    options: { range: [-7, 7], zeroPointIsZero: true, gradient: 'ste' },
+  },
+  {
+    name: 'per channel on another axis (tensor ops either way)',
+    shape: [3, 3, 4, 1],
+    scale: { values: [0.05, 0.1, 0.2, 0.4], shape: [1, 1, 4, 1] },
+    zeroPoint: { values: [0, 0, 0, 0], shape: [1, 1, 4, 1] },
+    options: { range: [-8, 7], zeroPointIsZero: true },
+  },
+];
+
+function run(c: Case, fused: boolean): { y: Float32Array; grads: Float32Array[] } {
+  const size = c.shape.reduce((a, b) => a * b, 1);
+  return tf.tidy(() => {
+    // x spans the range and beyond on both sides, and includes exact ties (multiples of s/2)
+    const xs = seededArray(size, 5, -1.6, 1.6);
+    for (let i = 0; i < size; i += 7) xs[i] = Math.fround(0.07 * (Math.round(i / 7) - 10) * 0.5);
+    const x = tf.tensor(xs, c.shape);
+    const s = tf.tensor(c.scale.values, c.scale.shape);
+    const z = tf.tensor(c.zeroPoint.values, c.zeroPoint.shape);
+    const dy = tf.tensor(seededArray(size, 6, -1, 1), c.shape);
+    const options = { ...c.options, fused };
+    const y = fakeQuantize(x, s, z, options);
+    const g = tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(fakeQuantize(a, b, d, options), dy)))([x, s, z]);
+    expect(g.map((t) => t.shape)).toEqual([c.shape, c.scale.shape, c.zeroPoint.shape]);
+    return { y: y.dataSync() as Float32Array, grads: g.map((t) => t.dataSync() as Float32Array) };
+  });
+}
+
+afterAll(async () => {
+  await useBackend('cpu');
+});
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  describe(`fused fake-quant kernels on ${backend}`, () => {
+    for (const c of cases) {
+      it(`${c.name}: fused equals tensor ops`, async () => {
+        await useBackend(backend);
+        const fused = run(c, true);
+        const ops = run(c, false);
+        // (+0 and −0 are the same value here: tensor ops give −0 for round(−0.3) · s and for dy · 0)
+        expect(Array.from(fused.y, (v) => v + 0)).toEqual(Array.from(ops.y, (v) => v + 0));
+        expect(Array.from(fused.grads[0]!, (v) => v + 0)).toEqual(Array.from(ops.grads[0]!, (v) => v + 0));
+        expectClose(fused.grads[1]!, ops.grads[1]!, { atol: 1e-4, rtol: 1e-4, label: 'd scale' });
+        expectClose(fused.grads[2]!, ops.grads[2]!, { atol: 1e-4, rtol: 1e-4, label: 'd zero point' });
+        if (c.options.learnable === false) expect(Array.from(fused.grads[1]!).every((v) => v === 0)).toBe(true);
+        if (c.options.learnZeroPoint === false || c.options.zeroPointIsZero) expect(Array.from(fused.grads[2]!).every((v) => v === 0)).toBe(true);
+      });
+    }
+
+    it('the scale gradient is not trivially zero, and PACT-style differs from LSQ only inside', async () => {
+      await useBackend(backend);
+      const base = cases[0]!;
+      const lsq = run(base, true).grads[1]![0]!;
+      const pact = run({ ...base, options: { ...base.options, scaleGradient: 'pact' } }, true).grads[1]![0]!;
+      expect(lsq).not.toBe(0);
+      expect(pact).not.toBe(0);
+      expect(pact).not.toBe(lsq);
+    });
+
+    it('forward and backward leak no tensors', async () => {
+      await useBackend(backend);
+      const x = tf.tensor(seededArray(96, 8), [2, 4, 4, 3]);
+      const s = tf.scalar(0.05);
+      const z = tf.scalar(0);
+      const dataIds = tf.engine().backend.numDataIds();
+      await expectNoLeak(() => {
+        const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(fakeQuantize(a, b, z, { range: [-127, 127], zeroPointIsZero: true })))([x, s]);
+        tf.dispose(g);
+      });
+      expect(tf.engine().backend.numDataIds()).toBe(dataIds);
+      tf.dispose([x, s, z]);
+    });
+  });
+}
