@@ -18,6 +18,8 @@ interface Variant {
   model: ReferenceModelName;
   /** Example shape, channels last. */
   input: [number, number, number];
+  /** Channel multiplier of the reference model (default 1). */
+  width?: number;
 }
 
 const VARIANTS: Variant[] = [
@@ -25,17 +27,21 @@ const VARIANTS: Variant[] = [
   { model: 'residualCnn', input: [28, 28, 1] },
   { model: 'mobileNetCnn', input: [28, 28, 1] },
   { model: 'mlp', input: [28, 28, 1] },
-  // Larger maps give the integer kernels more work per call; this is where INT8 pays off.
+  // Larger maps and wider layers give the integer kernels more work per call: where INT8 pays off.
   { model: 'residualCnn', input: [64, 64, 3] },
+  { model: 'residualCnn', input: [64, 64, 3], width: 4 },
 ];
 
 /**
  * The INT8 graph of a float graph: @tensorpress/quant's min-max post-training quantization with
  * 7-bit weight codes in int8 storage (onnxruntime's `reduce_range`: its x86 u8s8 kernels without
- * VNNI saturate int16 pair sums with full 8-bit weights), per-channel weights, uint8 activations.
+ * VNNI saturate int16 pair sums with full 8-bit weights), per-channel weights, uint8 activations,
+ * and Add inputs with their own quantizers (`unifiedScales: 'concat'`: onnxruntime's QLinearAdd
+ * rescales, and a ReLU output feeding a residual Add stays unsigned, so every conv fuses with its
+ * ReLU and the whole network runs as QLinearConv/QLinearAdd/NhwcMaxPool/QLinearGlobalAveragePool).
  */
 async function int8Graph(float: Graph, calib: Dataset): Promise<Graph> {
-  return (await quantizePostTraining(float, calib, { calibration: 'minmax', samples: calib.size, weights: { bits: 7 } })).graph;
+  return (await quantizePostTraining(float, calib, { calibration: 'minmax', samples: calib.size, weights: { bits: 7 }, unifiedScales: 'concat' })).graph;
 }
 
 async function calibration(input: [number, number, number]): Promise<Dataset> {
@@ -57,13 +63,14 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
   const rounds = quick ? 1 : 3;
   const rows: Record<string, unknown>[] = [];
   for (const v of quick ? VARIANTS.slice(0, 2) : VARIANTS) {
-    const float = referenceModels[v.model]({ seed: 0, inputShape: v.input });
+    const float = referenceModels[v.model]({ seed: 0, inputShape: v.input, width: v.width ?? 1 });
     const calib = await calibration(v.input);
     const q = await int8Graph(float, calib);
+    // compactNames on every file (short names, no default attributes), so sizes compare like for like.
     const files = {
-      fp32: toOnnx(float),
-      'int8-qdq': toOnnx(q),
-      'int8-qoperator': toOnnx(q, { format: 'qoperator' }),
+      fp32: toOnnx(float, { compactNames: true }),
+      'int8-qdq': toOnnx(q, { compactNames: true }),
+      'int8-qoperator': toOnnx(q, { format: 'qoperator', compactNames: true }),
     };
     for (const batch of batches) {
       for (const threads of threadsList) {
@@ -85,7 +92,7 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
         const fp32Ms = median(samples.fp32);
         for (const f of Object.keys(files) as (keyof typeof files)[]) {
           if (failed.has(f)) {
-            rows.push({ model: v.model, input: v.input.join('x'), format: f, batch, threads, bytes: files[f].length, sizeRatio: round(files[f].length / files.fp32.length, 3), error: failed.get(f) });
+            rows.push({ model: v.model, input: v.input.join('x'), width: v.width ?? 1, format: f, batch, threads, bytes: files[f].length, sizeRatio: round(files[f].length / files.fp32.length, 3), error: failed.get(f) });
             console.log(`${v.model} ${f} batch ${batch} threads ${threads}: onnxruntime failed: ${failed.get(f)}`);
             continue;
           }
@@ -93,6 +100,7 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
           rows.push({
             model: v.model,
             input: v.input.join('x'),
+            width: v.width ?? 1,
             format: f,
             batch,
             threads,
@@ -101,7 +109,7 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
             sizeRatio: round(files[f].length / files.fp32.length, 3),
             speedup: round(fp32Ms / ms, 2),
           });
-          console.log(`${v.model} ${v.input.join('x')} ${f} batch ${batch} threads ${threads}: ${ms.toFixed(3)} ms (×${(fp32Ms / ms).toFixed(2)} vs fp32)`);
+          console.log(`${v.model} ${v.input.join('x')} w${v.width ?? 1} ${f} batch ${batch} threads ${threads}: ${ms.toFixed(3)} ms (×${(fp32Ms / ms).toFixed(2)} vs fp32)`);
         }
       }
     }
@@ -112,8 +120,9 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
     notes: [
       'latencyMs: median of one InferenceSession.run over all rounds, after warm-up; graph optimisation level "all", sequential execution, interOpNumThreads 1.',
       'speedup: FP32 median divided by this median, same model, batch and threads, measured in the same run.',
-      'INT8: @tensorpress/quant quantizePostTraining (min-max, 7-bit per-channel weight codes, uint8 activations, int32 biases), calibrated on 256 MNIST training digits (noise for non-28x28 inputs).',
-      'sizeRatio: file bytes divided by the FP32 file (BN unfolded) of the same model.',
+      "INT8: @tensorpress/quant quantizePostTraining (min-max, 7-bit per-channel weight codes, uint8 activations, int32 biases, unifiedScales 'concat'), calibrated on 256 MNIST training digits (noise for non-28x28 inputs).",
+      'sizeRatio: file bytes divided by the FP32 file (BN unfolded) of the same model; every file written with compactNames.',
+      'width: channel multiplier of the reference model (4: 64/128/256 channels in the residual CNN).',
     ],
   };
 }

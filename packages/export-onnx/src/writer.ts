@@ -45,7 +45,8 @@ export interface ToOnnxOptions {
   producer?: string;
   /**
    * Replace internal value, initializer and node names with short ids (graph inputs and outputs
-   * keep theirs). Saves a few kilobytes, which matters only for very small models. Default false.
+   * keep theirs) and leave out window attributes equal to their ONNX default. Saves a few
+   * kilobytes, which matters only for very small models. Default false.
    */
   compactNames?: boolean;
 }

@@ -40,7 +40,8 @@ describe.each(['plainCnn', 'residualCnn'] as const)('toOnnx INT8 (%s)', (name) =
     const bytes = toOnnx(q.graph);
     // Names are ~6% of these ~80k-parameter files (int8 weights alone are 0.256× on the residual CNN).
     const compact = toOnnx(q.graph, { compactNames: true });
-    expect(compact.length / fp32.length).toBeLessThanOrEqual(name === 'plainCnn' ? 0.27 : 0.275);
+    // (compact on both sides: short names, no default attributes)
+    expect(compact.length / toOnnx(float, { compactNames: true }).length).toBeLessThanOrEqual(name === 'plainCnn' ? 0.265 : 0.271);
     expect(bytes.length / fp32.length).toBeLessThanOrEqual(name === 'plainCnn' ? 0.27 : 0.3);
     const small = tf.slice(test, 0, 256);
     expect((await checkParity(q.graph, compact, small, { outputStep: q.outputStep })).top1Agreement).toBeGreaterThanOrEqual(0.99);
@@ -72,8 +73,12 @@ describe.each(['plainCnn', 'residualCnn'] as const)('toOnnx INT8 (%s)', (name) =
     expect(r.maxAbsDiff).toBeLessThanOrEqual(3 * q.outputStep);
   });
 
-  it('QDQ round-trips through fromOnnx with the same outputs', () => {
+  it('QDQ round-trips through fromOnnx with the same outputs, compact files too', () => {
     const back = fromOnnx(toOnnx(q.graph));
+    // compact: no kernel_shape on convolutions, no default window attributes
+    const compact = toOnnx(q.graph, { compactNames: true });
+    expect(ops(compact)).toEqual(ops(toOnnx(q.graph)));
+    const backCompact = fromOnnx(compact);
     const x = tf.slice(test, 0, 64);
     const run = (g: Graph): tf.Tensor => {
       const ex = new Executor(g);
@@ -83,8 +88,10 @@ describe.each(['plainCnn', 'residualCnn'] as const)('toOnnx INT8 (%s)', (name) =
     };
     const a = run(q.graph);
     const b = run(back);
+    const c = run(backCompact);
     expect(maxAbsDiff(a, b)).toBeLessThan(1e-5);
-    tf.dispose([a, b, x]);
+    expect(maxAbsDiff(a, c)).toBeLessThan(1e-5);
+    tf.dispose([a, b, c, x]);
   });
 });
 

@@ -28,7 +28,7 @@ export {
   MIN_SCALE,
 } from './quant-params.js';
 export type { QuantSpec, QuantParams } from './quant-params.js';
-export { placeQuantizers, WEIGHT_OPS, UNIFIED_OPS, AGNOSTIC_OPS } from './placement.js';
+export { placeQuantizers, WEIGHT_OPS, UNIFIED_OPS, AGNOSTIC_OPS, POOL_OPS } from './placement.js';
 export type { Placement, PlacementOptions, WeightPlacement, ActivationPlacement } from './placement.js';
 export { buildQuantizedGraph } from './strip.js';
 export type { QuantizedGraphPlan, WeightQuantization, ActivationQuantization, DynamicQuantization } from './strip.js';

@@ -3,8 +3,27 @@ import { TensorpressError } from '@tensorpress/core-tensor';
 
 /** Ops whose weight (port 1) is quantized. */
 export const WEIGHT_OPS: ReadonlySet<string> = new Set(['Conv', 'Gemm', 'MatMul']);
-/** Ops whose activation inputs are quantized with one unified scale. */
+/** Ops whose activation inputs are quantized with one unified scale (by default). */
 export const UNIFIED_OPS: ReadonlySet<string> = new Set(['Add', 'Concat']);
+/**
+ * Averaging ops whose input is quantized (as NNCF does for AvgPool): integer runtimes then run them
+ * on codes (onnxruntime's QLinearAveragePool / QLinearGlobalAveragePool) and fuse the op before.
+ */
+export const POOL_OPS: ReadonlySet<string> = new Set(['AveragePool', 'GlobalAveragePool']);
+
+/**
+ * Which ops' inputs share one quantizer: `add_concat` (NNCF's unified scales, the default),
+ * `concat` (an Add's inputs keep their own quantizers: runtimes that rescale inside Add, like
+ * onnxruntime's QLinearAdd, then keep a ReLU output feeding a residual Add unsigned and fuse the
+ * ReLU), or `none`.
+ */
+export type UnifiedScales = 'add_concat' | 'concat' | 'none';
+
+const UNIFIED_BY_SETTING: Record<UnifiedScales, ReadonlySet<string>> = {
+  add_concat: UNIFIED_OPS,
+  concat: new Set(['Concat']),
+  none: new Set(),
+};
 /**
  * Ops that neither create nor destroy grid points (they select, move or reshape values): a
  * quantizer moves up through them to the value they read, as NNCF's propagation does.
@@ -57,9 +76,9 @@ export interface PlacementOptions {
   readonly activations?: boolean;
   /** Quantize the graph inputs feeding quantized ops. Default true. */
   readonly quantizeInputs?: boolean;
-  /** Put Add/Concat inputs under one unified quantizer. Default true. */
-  readonly unifiedScales?: boolean;
-  /** Ops whose activation inputs are quantized. Default: Conv, Gemm, MatMul, Add, Concat. */
+  /** Which ops' inputs share one quantizer. Default `add_concat`. */
+  readonly unifiedScales?: UnifiedScales;
+  /** Ops whose activation inputs are quantized. Default: Conv, Gemm, MatMul, Add, Concat, AveragePool, GlobalAveragePool. */
   readonly activationOps?: ReadonlySet<string>;
 }
 
@@ -70,15 +89,16 @@ function weightAxis(op: string): number {
 /**
  * Decides what a quantization algorithm quantizes (NNCF's quantizer propagation, simplified to the
  * op set of tensorpress graphs): the weight of every in-scope Conv/Gemm/MatMul; every activation
- * input of those ops and of Add/Concat, moved up through agnostic ops to the value that is really
- * computed, one quantizer per value whatever the number of consumers, and one shared quantizer for
- * all inputs of an Add or Concat. Graph outputs are never quantized.
+ * input of those ops and of Add/Concat/AveragePool/GlobalAveragePool, moved up through agnostic ops
+ * to the value that is really computed, one quantizer per value whatever the number of consumers,
+ * and one shared quantizer for all inputs of an Add or Concat (see {@link UnifiedScales}). Graph
+ * outputs are never quantized.
  */
 export function placeQuantizers(graph: Graph, options: PlacementOptions = {}): Placement {
   const inScope = options.inScope ?? (() => true);
   const quantizeActivations = options.activations ?? true;
   const quantizeInputs = options.quantizeInputs ?? true;
-  const unified = options.unifiedScales ?? true;
+  const unifiedOps = UNIFIED_BY_SETTING[options.unifiedScales ?? 'add_concat'];
   const weights: WeightPlacement[] = [];
   const skipped: { node: string; op: string; reason: string }[] = [];
   const graphInputs = new Set(graph.inputs.map((i) => i.name));
@@ -111,7 +131,7 @@ export function placeQuantizers(graph: Graph, options: PlacementOptions = {}): P
     return { value: v, carriers };
   };
 
-  const activationOps = options.activationOps ?? new Set([...WEIGHT_OPS, ...UNIFIED_OPS]);
+  const activationOps = options.activationOps ?? new Set([...WEIGHT_OPS, ...UNIFIED_OPS, ...POOL_OPS]);
   const request = (value: string, consumer: string): string | undefined => {
     if (!activationOps.has(graph.requireNode(consumer).op)) return undefined;
     if (!quantizeActivations || graph.isParam(value) || graphOutputs.has(value)) return undefined;
@@ -133,8 +153,8 @@ export function placeQuantizers(graph: Graph, options: PlacementOptions = {}): P
 
   for (const node of graph.nodes) {
     const quantOp = WEIGHT_OPS.has(node.op);
-    const unifiedOp = UNIFIED_OPS.has(node.op);
-    if (!quantOp && !unifiedOp) continue;
+    const multiInputOp = UNIFIED_OPS.has(node.op);
+    if (!quantOp && !multiInputOp && !POOL_OPS.has(node.op)) continue;
     if (!inScope(node.name)) {
       skipped.push({ node: node.name, op: node.op, reason: 'excluded by ignoredScopes/targetScopes' });
       continue;
@@ -162,9 +182,9 @@ export function placeQuantizers(graph: Graph, options: PlacementOptions = {}): P
       if (x) request(x, node.name);
       continue;
     }
-    // Add / Concat: quantize activation inputs with one scale.
+    // Add / Concat (one unified scale unless the setting says otherwise) and average pools.
     const members = node.inputs.filter((v) => v && !graph.isParam(v)).map((v) => request(v, node.name));
-    if (unified) {
+    if (unifiedOps.has(node.op)) {
       const present = members.filter((m): m is string => m !== undefined);
       for (const m of present.slice(1)) parent.set(find(m), find(present[0]!));
     }

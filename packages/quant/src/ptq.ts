@@ -47,6 +47,8 @@ export const ptqSchema = z
       .default({ bits: 8, mode: 'asymmetric' }),
     /** Store biases as int32 at scale s_x·s_w (integer runtimes need it); false keeps them float. */
     quantizeBias: z.boolean().default(true),
+    /** Which ops' inputs share one quantizer (see the `quantization` algorithm): `add_concat`, `concat`, `none`. */
+    unifiedScales: z.enum(['add_concat', 'concat', 'none']).default('add_concat'),
     /** Fold BatchNormalization into the weights before quantizing (per-tensor weights need it). */
     foldBatchNorm: z.boolean().default(true),
     /** Re-estimate BN statistics with quantized weights on the calibration data (AdaBN) before folding. */
@@ -106,6 +108,7 @@ export function postTrainingQuantization(input: z.input<typeof ptqSchema> = {}, 
       quantizeActivations: true,
       quantizeInputs: true,
       quantizeBias: p.quantizeBias,
+      unifiedScales: p.unifiedScales,
       plan: [],
       rangeInit: { type: dynamic ? 'minmax' : p.calibration, samples: p.samples, maxPercentile: p.percentile },
       inScope: scopeFilter(scopes),

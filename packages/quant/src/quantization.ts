@@ -1,3 +1,4 @@
+import type { UnifiedScales } from './placement.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { parseWithSchema, scopeFilter, z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
 import { quantDefinition } from './internal/definition.js';
@@ -117,6 +118,12 @@ export const qatCommonSchema = {
   plan: planSchema,
   initializer: z.object({ range: rangeInitSchema.default(rangeInitSchema.parse({})) }).strict().default({ range: rangeInitSchema.parse({}) }),
   quantizeInputs: z.boolean().default(true),
+  /**
+   * Which ops' inputs share one quantizer: `add_concat` (NNCF's unified scales), `concat` (faster
+   * in onnxruntime, whose QLinearAdd rescales: a ReLU output feeding a residual Add stays unsigned
+   * and its ReLU fuses into the conv), `none`.
+   */
+  unifiedScales: z.enum(['add_concat', 'concat', 'none']).default('add_concat'),
   /** Store biases as int32 at scale s_x·s_w in the stripped graph (what integer runtimes need); false keeps them float. */
   quantizeBias: z.boolean().default(true),
 };
@@ -167,6 +174,7 @@ export function qatSettings(
     initializer: { range: { type: QatSettings['rangeInit']['type']; numInitSamples: number; minPercentile: number; maxPercentile: number } };
     quantizeInputs: boolean;
     quantizeBias: boolean;
+    unifiedScales: UnifiedScales;
   },
   bitsOf: { weightBits: number; activationBits: number; perChannel: boolean },
   scopes: ScopeOptions,
@@ -177,6 +185,7 @@ export function qatSettings(
     quantizeActivations: true,
     quantizeInputs: params.quantizeInputs,
     quantizeBias: params.quantizeBias,
+    unifiedScales: params.unifiedScales,
     plan: params.plan,
     rangeInit: { type: r.type, samples: r.numInitSamples, minPercentile: r.minPercentile, maxPercentile: r.maxPercentile },
     inScope: scopeFilter(scopes),

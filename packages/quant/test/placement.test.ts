@@ -1,5 +1,5 @@
 import { GraphBuilder, mobileNetCnn, plainCnn, residualCnn, scopeFilter, useBackend, type Graph } from '@tensorpress/core-tensor';
-import { AGNOSTIC_OPS, UNIFIED_OPS, WEIGHT_OPS, placeQuantizers, type Placement } from '@tensorpress/quant';
+import { AGNOSTIC_OPS, POOL_OPS, UNIFIED_OPS, WEIGHT_OPS, placeQuantizers, type Placement } from '@tensorpress/quant';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 beforeAll(async () => {
@@ -213,7 +213,7 @@ describe('placeQuantizers', () => {
     // targetScopes restrict to the named nodes
     const only = placeQuantizers(g, { inScope: scopeFilter({ targetScopes: ['stem.conv'] }) });
     expect(only.weights.map((w) => w.node)).toEqual(['stem.conv']);
-    expect(only.skipped.length).toBe(g.nodes.filter((n) => WEIGHT_OPS.has(n.op) || UNIFIED_OPS.has(n.op)).length - 1);
+    expect(only.skipped.length).toBe(g.nodes.filter((n) => WEIGHT_OPS.has(n.op) || UNIFIED_OPS.has(n.op) || POOL_OPS.has(n.op)).length - 1);
   });
 
   it('options: weights only, inputs left in float, no unified scales, a custom op set', () => {
@@ -221,8 +221,14 @@ describe('placeQuantizers', () => {
     expect(placeQuantizers(g, { activations: false }).activations).toEqual([]);
     const noIn = placeQuantizers(g, { quantizeInputs: false });
     expect(noIn.activations.some((a) => a.values.includes('input'))).toBe(false);
-    const split = placeQuantizers(g, { unifiedScales: false });
+    const split = placeQuantizers(g, { unifiedScales: 'none' });
     expect(split.activations.every((a) => a.values.length === 1)).toBe(true);
+    // 'concat': Add inputs keep their own quantizers (the stem's ReLU output stays apart from block1's conv2)
+    expect(placeQuantizers(g, { unifiedScales: 'concat' }).activations.every((a) => a.values.length === 1)).toBe(true);
+    expect(placeQuantizers(g).activations.some((a) => a.values.length > 1)).toBe(true);
+    // average pools read quantized values (QLinearGlobalAveragePool in onnxruntime)
+    const gap = g.nodes.find((n) => n.op === 'GlobalAveragePool')!;
+    expect(placeQuantizers(g).activations.find((a) => a.consumers.includes(gap.name))?.values).toEqual([gap.inputs[0]]);
     const gemmOnly = placeQuantizers(g, { activationOps: new Set(['Gemm']) });
     expect(gemmOnly.activations.flatMap((a) => a.consumers)).toEqual(['fc']);
     // the gap → flatten chain feeding fc: the quantizer sits on the GlobalAveragePool output, flatten is a carrier

@@ -102,9 +102,32 @@ export function encodeModel(m: OModel): Uint8Array {
   return proto.ModelProto.encode(model).finish();
 }
 
+/** Ops whose window attributes default to 1s (strides, dilations), 0s (pads) and 1 (group). */
+const WINDOW_OPS = new Set(['Conv', 'ConvInteger', 'QLinearConv', 'MaxPool', 'AveragePool', 'QLinearAveragePool']);
+
+const CONV_OPS = new Set(['Conv', 'ConvInteger', 'QLinearConv']);
+
+/** The attributes of a window op without those that equal their ONNX default. */
+function withoutDefaults(op: string, attrs: Readonly<Record<string, OAttr>>): Record<string, OAttr> {
+  if (!WINDOW_OPS.has(op)) return { ...attrs };
+  const out: Record<string, OAttr> = {};
+  for (const [k, a] of Object.entries(attrs)) {
+    const ints = 'ints' in a ? a.ints : undefined;
+    if ((k === 'strides' || k === 'dilations') && ints?.every((v) => v === 1)) continue;
+    if (k === 'pads' && ints?.every((v) => v === 0)) continue;
+    if (k === 'group' && 'i' in a && a.i === 1) continue;
+    // A convolution's kernel_shape is optional: it is the weight's spatial shape.
+    if (k === 'kernel_shape' && CONV_OPS.has(op)) continue;
+    out[k] = a;
+  }
+  return out;
+}
+
 /**
- * Renames every internal value, initializer and node to a short id: on a small model the names
- * are a noticeable share of the file (graph inputs and outputs keep theirs). Node names stay
+ * Renames every internal value, initializer and node to a short id, and leaves out what equals an
+ * ONNX default (window strides and dilations of 1, zero pads, group 1, a convolution's kernel_shape):
+ * on a
+ * small model these are a noticeable share of the file (graph inputs and outputs keep their names). Node names stay
  * unique and non-empty: onnxruntime derives the names of fused nodes from them.
  */
 export function compactNames(m: OModel): OModel {
@@ -120,7 +143,9 @@ export function compactNames(m: OModel): OModel {
     }
     return r;
   };
-  const nodes = m.nodes.map((n, i) => ({ ...n, name: i.toString(36), inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) }));
+  // (Leaving out uint8 zero points of 0, the default, would save a few more bytes, but
+  // onnxruntime 1.30's QDQ fusion then fails with "two nodes with same node name".)
+  const nodes = m.nodes.map((n, i) => ({ ...n, name: i.toString(36), inputs: n.inputs.map(rename), outputs: n.outputs.map(rename), attrs: withoutDefaults(n.opType, n.attrs) }));
   const initializers = new Map<string, OTensor>();
   for (const t of m.initializers.values()) {
     const name = rename(t.name);

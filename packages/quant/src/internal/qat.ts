@@ -13,7 +13,7 @@ import {
   type StripContext,
 } from '@tensorpress/core-tensor';
 import { createCollector, type CalibrationMethod, type RangeInitMethod } from '../calibration.js';
-import { placeQuantizers, type ActivationPlacement, type Placement, type WeightPlacement } from '../placement.js';
+import { placeQuantizers, type ActivationPlacement, type Placement, type UnifiedScales, type WeightPlacement } from '../placement.js';
 import { checkBits, quantizeToCodes } from '../quant-params.js';
 import {
   buildQuantizedGraph,
@@ -50,8 +50,10 @@ export interface QatSettings {
     readonly maxPercentile?: number;
   };
   readonly inScope: (node: string) => boolean;
-  /** Ops whose activation inputs get quantizers (default: Conv, Gemm, MatMul, Add, Concat). */
+  /** Ops whose activation inputs get quantizers (default: see placeQuantizers). */
   readonly activationOps?: ReadonlySet<string>;
+  /** Which ops' inputs share one quantizer (default `add_concat`). */
+  readonly unifiedScales?: UnifiedScales;
 }
 
 /** What a method contributes: how to make its quantizers. */
@@ -174,6 +176,7 @@ export function qatBuilder(method: QatMethod): CompressionBuilder {
         activations: s.quantizeActivations,
         quantizeInputs: s.quantizeInputs,
         ...(s.activationOps ? { activationOps: s.activationOps } : {}),
+        ...(s.unifiedScales ? { unifiedScales: s.unifiedScales } : {}),
       });
       weights = placement.weights.map((place) => {
         const p = graph.param(place.param)!;
