@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- pruning [--quick] [--fp32-epochs N] [--finetune-epochs N] [--no-cache]`:
+ * `npm run bench -- pruning [--quick] [--fp32-epochs N] [--finetune-epochs N] [--no-distill] [--no-cache] [--resume] [--only a,b]`:
  * the residual reference CNN trained on Fashion-MNIST (FP32, cached under bench/.cache), pruned to
  * −50% FLOPs with L1, L2, FPGM and Slim (pruneFirstConv and pruneDownsampleConvs on), fine-tuned with
  * the masks, stripped (channels physically removed) and evaluated; params and FLOPs before and after
@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  Executor,
   GraphBuilder,
   compress,
   evaluate,
@@ -21,6 +22,7 @@ import {
   referenceModels,
   useBackend,
   type Dataset,
+  type FitController,
   type Graph,
 } from '@tensorpress/core-tensor';
 import { loadFashionMnist } from '@tensorpress/datasets';
@@ -31,6 +33,28 @@ import { loadPartialRows, median, round, savePartialRows, trainedBaseline } from
 const LATENCY_BATCH = 256;
 /** Fine-tuning after pruning: a lower rate, cosine decay. */
 const FINETUNE = { batch: 64, learningRate: 1e-3 };
+/** Temperature of the knowledge distillation from the unpruned model during fine-tuning. */
+const KD_TEMPERATURE = 4;
+
+/**
+ * Offline knowledge distillation (Hinton et al., 2015) from the unpruned model while fine-tuning
+ * the pruned one, as NNCF users pair it with filter pruning: the controller's loss plus
+ * `T²·KL(softmax(teacher/T) ‖ softmax(student/T))` on each batch (the task loss stays as fit adds it).
+ * Bench-local: the teacher is the FP32 model run in eval mode.
+ */
+function withDistillation(ctrl: FitController, teacher: Executor, temperature: number): FitController {
+  return {
+    scheduler: ctrl.scheduler,
+    trainableVariables: () => ctrl.trainableVariables(),
+    loss: (ctx) =>
+      tf.tidy(() => {
+        const t = tf.div(teacher.run(ctx.inputs)[0]!, temperature); // only the student's variables get gradients
+        const sLog = tf.logSoftmax(tf.div(ctx.outputs[0]!, temperature));
+        const kl = tf.mean(tf.sum(tf.mul(tf.softmax(t), tf.sub(tf.logSoftmax(t), sLog)), -1));
+        return tf.add(ctrl.loss(ctx), tf.mul(kl, temperature * temperature)) as tf.Scalar;
+      }),
+  };
+}
 
 interface Settings {
   quick: boolean;
@@ -38,6 +62,8 @@ interface Settings {
   finetuneEpochs: number;
   cache: boolean;
   latencyRuns: number;
+  /** Fine-tune with knowledge distillation from the unpruned model (default on; `--no-distill`). */
+  distill: boolean;
 }
 
 function settingsOf(args: string[]): Settings {
@@ -55,6 +81,7 @@ function settingsOf(args: string[]): Settings {
     finetuneEpochs: num('--finetune-epochs', quick ? 1 : 5),
     cache: !args.includes('--no-cache'),
     latencyRuns: quick ? 5 : 30,
+    distill: !args.includes('--no-distill'),
   };
 }
 
@@ -145,18 +172,20 @@ async function pruneAndFinetune(
   s: Settings,
 ): Promise<{ row: Record<string, unknown>; stripped: Graph }> {
   const ctrl = compress(fp32, [filterPruning({ criterion: run.criterion, ...run.options })]);
+  const teacher = s.distill ? new Executor(fp32) : undefined;
   const started = performance.now();
   await fit(ctrl.model.executor, data.train, {
     epochs: run.sparseEpochs + s.finetuneEpochs,
     batchSize: FINETUNE.batch,
     optimizer: { type: 'adam', learningRate: FINETUNE.learningRate },
     lrSchedule: 'cosine',
-    controller: ctrl,
+    controller: teacher ? withDistillation(ctrl, teacher, KD_TEMPERATURE) : ctrl,
     seed: 1,
     progress: false,
     log: (line) => console.log(`  ${model} ${run.label}: ${line}`),
   });
   const trainSeconds = (performance.now() - started) / 1000;
+  teacher?.dispose();
   const stats = ctrl.statistics().algorithms[0]!;
   const stripped = ctrl.strip();
   ctrl.dispose();
@@ -174,6 +203,7 @@ async function pruneAndFinetune(
       mode: run.options.mode ?? 'normal',
       sparseEpochs: run.sparseEpochs,
       finetuneEpochs: s.finetuneEpochs,
+      distillation: s.distill ? `T=${KD_TEMPERATURE}` : 'none',
       accuracy: round(acc, 4),
       fp32Accuracy: round(fp32Accuracy, 4),
       deltaPts: round((acc - fp32Accuracy) * 100, 2),
@@ -211,6 +241,7 @@ export default async function pruning(args: string[]): Promise<SuiteResult> {
     'params, flops: per example from core graphStatistics of the stripped graph; *Before: the FP32 graph.',
     `latencyRatio: ONNX Runtime median latency of the exported pruned model over the exported unpruned one at batch ${LATENCY_BATCH}, measured alternately in the same run.`,
     'Slim: one epoch of sparse training (L1 on BN γ as compression loss) before the masks are set, then the same fine-tuning as the others.',
+    `Fine-tuning: Adam ${FINETUNE.learningRate}, cosine decay, batch ${FINETUNE.batch}; distillation T=${KD_TEMPERATURE}: plus T²·KL from the unpruned model (bench-local), 'none': task loss only.`,
   ];
   if (s.quick) notes.push('--quick: 2,000 training / 1,000 test images, one FP32 and one fine-tuning epoch: a smoke run, not a result.');
 
