@@ -36,9 +36,31 @@ export class DorefaWeightQuantizer implements Quantizer {
   }
   apply(w: tf.Tensor): tf.Tensor {
     const n = 2 ** this.bits - 1;
-    const t = tf.tanh(w);
-    const wt = tf.add(tf.div(t, tf.mul(2, tf.max(tf.abs(t)))), 0.5);
-    return tf.mul(tf.sub(tf.mul(2, quantizeK(wt, n)), 1), this.c);
+    const c = this.c;
+    // One custom gradient instead of a dozen taped ops (each costs kernel calls forward and
+    // backward, per weight, per step). Backward, with M = max|tanh w| and a straight-through
+    // rounding, g = 2c·dy = dL/dw_t: dL/dt_j = g_j / 2M − [|t_j| = M]·sign(t_j)·Σ_i g_i t_i / 2M²
+    // (the max's gradient goes to every maximal element, as tfjs' Max gradient does), times
+    // dt/dw = 1 − t². The same gradient as differentiating the ops (test/methods.test.ts).
+    const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [wi, save] = args as [tf.Tensor, tf.GradSaveFunc];
+      const t = tf.tanh(wi);
+      const m = tf.max(tf.abs(t));
+      const wt = tf.add(tf.div(t, tf.mul(2, m)), 0.5);
+      save([t, m]);
+      return {
+        value: tf.mul(tf.sub(tf.mul(2, tf.div(tf.round(tf.mul(wt, n)), n)), 1), c),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [ts, ms] = saved as [tf.Tensor, tf.Tensor];
+          const g = tf.mul(dy, 2 * c);
+          const twoM = tf.mul(2, ms);
+          const atMax = tf.mul(tf.cast(tf.equal(tf.abs(ts), ms), 'float32'), tf.sign(ts));
+          const through = tf.mul(atMax, tf.div(tf.sum(tf.mul(g, ts)), tf.mul(twoM, ms)));
+          return tf.mul(tf.sub(tf.div(g, twoM), through), tf.sub(1, tf.square(ts)));
+        },
+      };
+    });
+    return (op as (x: tf.Tensor) => tf.Tensor)(w);
   }
   initActivation(): void {}
   variables(): tf.Variable[] {

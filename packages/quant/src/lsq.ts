@@ -3,7 +3,7 @@ import type { z} from '@tensorpress/core-tensor';
 import { quantDefinition } from './internal/definition.js';
 import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
 import { learnedScaleBuilder, learnedScaleSchema } from './internal/learned-scale.js';
-import { AffineQuantizer, channelVariable, signedFromStats, varName, type ActivationStats } from './internal/quantizer.js';
+import { AffineQuantizer, channelVariable, positiveScale, signedFromStats, varName, type ActivationStats } from './internal/quantizer.js';
 import { MIN_SCALE, integerRange, type QuantSpec } from './quant-params.js';
 import type { ScopeOptions } from './quantization.js';
 
@@ -45,7 +45,7 @@ export class LsqQuantizer extends AffineQuantizer {
     }
   }
   protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
-    return { scale: tf.maximum(tf.abs(this.s), MIN_SCALE), zeroPoint: tf.zerosLike(this.s) };
+    return { scale: positiveScale(this.s, 1), zeroPoint: tf.zerosLike(this.s) };
   }
   protected override gradScale(): number {
     return 1 / Math.sqrt(this.perStep * integerRange(this.spec)[1]);

@@ -1,9 +1,9 @@
-import type { UnifiedScales } from './placement.js';
 import * as tf from '@tensorflow/tfjs-core';
 import { parseWithSchema, scopeFilter, z, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
 import { quantDefinition } from './internal/definition.js';
 import { roundSte, type SteVariant } from './fake-quantize.js';
 import { qatBuilder, type BitsPlanEntry, type QatSettings } from './internal/qat.js';
+import type { UnifiedScales } from './placement.js';
 import {
   AffineQuantizer,
   channelVariable,
@@ -12,6 +12,7 @@ import {
   varName,
   weightAbsMax,
   type ActivationStats,
+  positiveScale,
 } from './internal/quantizer.js';
 import { MIN_SCALE, integerRange, tensorRange, type QuantSpec } from './quant-params.js';
 
@@ -34,7 +35,7 @@ export class SymmetricQuantizer extends AffineQuantizer {
   }
   protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
     const qmax = integerRange(this.spec)[1];
-    return { scale: tf.maximum(tf.div(tf.abs(this.t), qmax), MIN_SCALE), zeroPoint: tf.zerosLike(this.t) };
+    return { scale: positiveScale(this.t, qmax), zeroPoint: tf.zerosLike(this.t) };
   }
   initActivation(stats: ActivationStats): void {
     const signed = signedFromStats(stats, this.forcedSigned);
@@ -73,7 +74,7 @@ export class AsymmetricQuantizer extends AffineQuantizer {
   }
   protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
     const [qmin, qmax] = integerRange(this.spec);
-    const scale = tf.maximum(tf.div(tf.abs(this.width), qmax - qmin), MIN_SCALE);
+    const scale = positiveScale(this.width, qmax - qmin);
     const zeroPoint = tf.clipByValue(roundSte(tf.sub(qmin, tf.div(this.low, scale))), qmin, qmax);
     return { scale, zeroPoint };
   }

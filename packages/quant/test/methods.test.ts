@@ -362,18 +362,24 @@ describe('DorefaWeightQuantizer', () => {
     tf.dispose([w, y]);
   });
 
-  it('straight-through gradient of the tanh normalisation', () => {
-    const xs = [0.4, -0.2, 0.1];
-    const w = tf.tensor1d(xs);
-    const q = keep(new DorefaWeightQuantizer('w', 2, w, 'none'));
-    const [g] = tf.grads((a: tf.Tensor) => tf.sum(run(q, a, true)))([w]);
-    // reference: the same expression with the round removed
-    const [gr] = tf.grads((a: tf.Tensor) => {
-      const t = tf.tanh(a);
-      return tf.sum(tf.sub(tf.mul(2, tf.add(tf.div(t, tf.mul(2, tf.max(tf.abs(t)))), 0.5)), 1));
-    })([w]);
-    expectClose(g!, gr!);
-    tf.dispose([w, g!, gr!]);
+  it('straight-through gradient of the tanh normalisation, through the max too (ties included)', () => {
+    // the closed-form custom gradient against tfjs differentiating the same expression without the round
+    for (const [xs, scale] of [
+      [[0.4, -0.2, 0.1], 'none'],
+      [[0.4, -0.7, 0.1, 0.7, -0.05, 0.3], 'max'], // |w| = 0.7 twice: both get the max's gradient
+    ] as [number[], 'none' | 'max'][]) {
+      const w = tf.tensor1d(xs);
+      const dy = tf.tensor1d(seededArray(xs.length, 41, -1, 1));
+      const q = keep(new DorefaWeightQuantizer('w', 2, w, scale));
+      const c = scale === 'max' ? Math.max(...xs.map(Math.abs)) : 1;
+      const [g] = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(run(q, a, true), dy)))([w]);
+      const [gr] = tf.grads((a: tf.Tensor) => {
+        const t = tf.tanh(a);
+        return tf.sum(tf.mul(tf.mul(tf.sub(tf.mul(2, tf.add(tf.div(t, tf.mul(2, tf.max(tf.abs(t)))), 0.5)), 1), c), dy));
+      })([w]);
+      expectClose(g!, gr!, { atol: 1e-6, rtol: 1e-5 });
+      tf.dispose([w, dy, g!, gr!]);
+    }
   });
 });
 

@@ -72,6 +72,28 @@ export interface ActivationSite {
   readonly bits: number;
 }
 
+/**
+ * `max(|v| / divisor, MIN_SCALE)`, the scale of a learned threshold, range or step, as one custom
+ * gradient: `dv = dy · sign(v) / divisor` where the floor is not active. The same values and
+ * gradients as the three taped ops, in fewer kernel calls per step (one per quantizer matters:
+ * a CNN has dozens of quantizers and each taped op costs calls forward and backward).
+ */
+export function positiveScale(v: tf.Tensor, divisor: number): tf.Tensor {
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [vi, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    const scaled = tf.div(tf.abs(vi), divisor);
+    save([vi, scaled]);
+    return {
+      value: tf.maximum(scaled, MIN_SCALE),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [vs, ss] = saved as [tf.Tensor, tf.Tensor];
+        return tf.mul(tf.mul(dy, tf.sign(vs)), tf.div(tf.cast(tf.greaterEqual(ss, MIN_SCALE), 'float32'), divisor));
+      },
+    };
+  });
+  return (op as (t: tf.Tensor) => tf.Tensor)(v);
+}
+
 /** A variable from numbers, shaped to broadcast along `axis` of a rank-`rank` tensor. */
 export function channelVariable(values: ArrayLike<number>, rank: number, axis: number | undefined, name: string): tf.Variable {
   const n = values.length;
