@@ -27,11 +27,7 @@ export interface ArrayKernelSpec {
   readonly kernelName: string;
   /** Input names, in the order {@link compute} receives them. */
   readonly inputs: readonly string[];
-  /**
-   * Where to register it (default {@link ARRAY_KERNEL_BACKENDS}). Leave a backend out where its own
-   * kernels are faster: wasm's SIMD elementwise ops beat a JavaScript loop on a single pass.
-   */
-  readonly backends?: readonly string[];
+
   /** The outputs' shapes and dtypes, from the inputs' shapes and the attributes. */
   outputs(shapes: readonly (readonly number[])[], attrs: NamedAttrMap): ArrayKernelOutput[];
   /**
@@ -68,12 +64,12 @@ function kernelFunc(spec: ArrayKernelSpec, backendName: string): KernelFunc {
 }
 
 /**
- * Registers `spec` on its backends, wasm and cpu by default (whether or not they are loaded yet).
- * Idempotent for kernels registered here; throws if another kernel already has the name.
+ * Registers `spec` on the wasm and cpu backends (whether or not they are loaded yet). Idempotent
+ * for kernels registered here; throws if another kernel already has the name. Note that wasm's
+ * SIMD elementwise ops beat a JavaScript loop on large tensors: callers may prefer tensor ops there.
  */
 export function registerArrayKernel(spec: ArrayKernelSpec): void {
-  for (const backendName of spec.backends ?? ARRAY_KERNEL_BACKENDS) {
-    if (!ARRAY_KERNEL_BACKENDS.includes(backendName)) throw new Error(`array kernels run on ${ARRAY_KERNEL_BACKENDS.join(' and ')}, not '${backendName}'`);
+  for (const backendName of ARRAY_KERNEL_BACKENDS) {
     const existing = tf.getKernel(spec.kernelName, backendName) as (tf.KernelConfig & { [MARK]?: true }) | undefined;
     if (existing != null) {
       if (existing[MARK] === true) continue;
