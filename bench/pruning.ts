@@ -272,33 +272,27 @@ export default async function pruning(args: string[]): Promise<SuiteResult> {
     { label: 'slim', criterion: 'slim', options: { ...regular, schedule: { type: 'baseline', initSteps: 1 } }, sparseEpochs: 1 },
     { label: 'fpgm normal', criterion: 'fpgm', options: common, sparseEpochs: 0 },
   ];
-  // Then the best of the four criteria again: fine-tuned with knowledge distillation from the
-  // unpruned model, and fine-tuned 3 epochs longer.
-  const criteria = runs.slice(0, 4);
-  const done = criteria.map((r) => rows.find((row) => row['method'] === r.label)).filter((r) => r !== undefined);
-  if (done.length === criteria.length || s.quick) {
-    const best = criteria.reduce((a, b) => {
-      const acc = (r: PruneRun): number => Number(rows.find((row) => row['method'] === r.label)?.['accuracy'] ?? -1);
-      return acc(b) > acc(a) ? b : a;
-    });
-    runs.push({ ...best, label: `${best.label} + KD`, distill: true });
-    // and with a longer fine-tune (same recipe otherwise)
-    const longer = s.finetuneEpochs + 3;
-    runs.push({ ...best, label: `${best.label} ${longer} epochs`, finetuneEpochs: longer });
-  }
-  for (const run of runs) {
-    if (!wanted(run.label)) continue;
+  const runResidual = async (run: PruneRun): Promise<void> => {
+    if (!wanted(run.label)) return;
     const { row, stripped } = await pruneAndFinetune('residualCnn', fp32, fp32Acc, run, data, s);
     if (run.options.mode === 'regular') {
       const kept = String(row['keptFilters'])
         .split(' ')
         .filter((x) => x !== '')
         .map((x) => Number(x.split(':')[1]!.split('/')[0]));
-      row['allKeptMultipleOfN'] = kept.every((k) => k % 8 === 0);
+      row['allKeptMultipleOfN'] = kept.every((k) => k % (run.options.multipleOf ?? 8) === 0);
     }
     Object.assign(row, latencyFields(await ortLatencyRatio(fp32, stripped, s.latencyRuns)));
     await push(row);
-  }
+  };
+  for (const run of runs) await runResidual(run);
+  // Then the best of the four criteria (by the rows just measured or kept) again: fine-tuned with
+  // knowledge distillation from the unpruned model, and fine-tuned 3 epochs longer.
+  const accuracyOf = (r: PruneRun): number => Number(rows.find((row) => row['method'] === r.label)?.['accuracy'] ?? -1);
+  const best = runs.slice(0, 4).reduce((a, b) => (accuracyOf(b) > accuracyOf(a) ? b : a));
+  const longer = s.finetuneEpochs + 3;
+  await runResidual({ ...best, label: `${best.label} + KD`, distill: true });
+  await runResidual({ ...best, label: `${best.label} ${longer} epochs`, finetuneEpochs: longer });
 
   // Grouped-conv CNN: group mode keeps every grouped conv's group count with equal channels per group.
   if (!wanted('l1 group mode')) return { rows, backend, notes };

@@ -6,7 +6,7 @@
  */
 import { runCli } from './cli.js';
 import { EXIT_CODES } from './exit-codes.js';
-import { removePendingTempFiles } from './internal/atomic.js';
+import { removePendingTempFiles } from '@tensorpress/core-tensor';
 
 const controller = new AbortController();
 let finished = false;

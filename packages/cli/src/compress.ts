@@ -1,6 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import {
   Executor,
   compress,
@@ -85,15 +85,12 @@ function isQuantized(g: Graph): boolean {
 function logitsRange(g: Graph, x: tf.Tensor): { lo: number; hi: number; absMax: number } {
   const ex = new Executor(g);
   try {
-    const out = ex.run(x)[0]!;
-    const v = out.dataSync();
-    out.dispose();
-    let lo = Infinity;
-    let hi = -Infinity;
-    for (const e of v) {
-      if (e < lo) lo = e;
-      if (e > hi) hi = e;
-    }
+    const range = tf.tidy(() => {
+      const out = ex.run(x)[0]!;
+      return tf.stack([tf.min(out), tf.max(out)]);
+    });
+    const [lo, hi] = Array.from(range.dataSync()) as [number, number];
+    range.dispose();
     return { lo, hi, absMax: Math.max(Math.abs(lo), Math.abs(hi)) };
   } finally {
     ex.dispose();

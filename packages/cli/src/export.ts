@@ -1,10 +1,9 @@
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
-import { useBackend, type BackendName, type ProgressMode } from '@tensorpress/core-tensor';
+import { useBackend, writeFileAtomic, type BackendName, type ProgressMode } from '@tensorpress/core-tensor';
 import { toOnnx } from '@tensorpress/export-onnx';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { throwIfAborted } from './internal/abort.js';
-import { writeFileAtomic } from './internal/atomic.js';
 import { loadData } from './load-data.js';
 import { loadModel } from './load-model.js';
 

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '@tensorpress/core-tensor';
 import { CliError, EXIT_CODES } from './exit-codes.js';
-import { writeFileAtomic } from './internal/atomic.js';
 
 /** The file tensorpress leaves in every output folder it writes, so a rerun can recognise its own folder. */
 export const OUTPUT_MARKER = '.tensorpress-output';

@@ -8,10 +8,9 @@
  * version, JSON shape, dtypes, dims, sizes, byte ranges, checksum) and then lets {@link Graph}
  * validate the structure.
  */
-import type * as NodeFs from 'node:fs/promises';
-import type * as NodePath from 'node:path';
 import { z } from 'zod';
 import { GraphError, TensorpressError, jsonPath } from './errors.js';
+import { ioError, nodeFs, releaseTemp, writeTemp, type Fs } from './files.js';
 import { Graph, allocParamData, dtypeBytes, type AttrValue, type DType, type Node, type Param, type ParamData } from './graph.js';
 import { getOp } from './ops.js';
 
@@ -466,32 +465,10 @@ export function loadGraph(json: string | object, weights: Uint8Array | ArrayBuff
 
 // ---------------------------------------------------------------- files
 
-interface Fs {
-  fs: typeof NodeFs;
-  path: typeof NodePath;
-}
-
-async function nodeFs(): Promise<Fs> {
-  try {
-    const [fs, path] = await Promise.all([import('node:fs/promises'), import('node:path')]);
-    return { fs, path };
-  } catch {
-    throw new TensorpressError('IO_ERROR', 'writeGraph/readGraph need Node.js file access; in a browser use saveGraph/loadGraph');
-  }
-}
-
 /** `x.json` names the JSON (weights beside it in `x.bin`); any other path is a directory holding graph.json and graph.bin. */
 function filesOf(path: Fs['path'], target: string): WrittenGraph {
   if (target.toLowerCase().endsWith('.json')) return { jsonPath: target, weightsPath: `${target.slice(0, -5)}.bin` };
   return { jsonPath: path.join(target, 'graph.json'), weightsPath: path.join(target, 'graph.bin') };
-}
-
-function ioError(action: string, file: string, e: unknown): TensorpressError {
-  if (e instanceof TensorpressError) return e;
-  const code = (e as { code?: string }).code;
-  const reason =
-    code === 'ENOENT' ? 'the file or its directory does not exist' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (e as Error).message;
-  return new TensorpressError('IO_ERROR', `cannot ${action} ${file}: ${reason}`, { path: file, cause: code });
 }
 
 async function exists(fs: Fs['fs'], file: string): Promise<boolean> {
@@ -517,34 +494,22 @@ function existsError(file: string): TensorpressError {
  * @throws TensorpressError `IO_ERROR` naming the file (missing directory, existing file, permissions).
  */
 export async function writeGraph(target: string, graph: Graph, options: WriteGraphOptions = {}): Promise<WrittenGraph> {
-  const { fs, path } = await nodeFs();
-  const files = filesOf(path, target);
+  const files = await nodeFs();
+  const { fs, path } = files;
+  const paths = filesOf(path, target);
   const { json, weights } = saveGraph(graph);
   const overwrite = options.overwrite ?? false;
   // Weights first: a reader that sees the new JSON finds its weights (the checksum catches the rest).
   const jobs = [
-    { file: files.weightsPath, data: weights, tmp: '' },
-    { file: files.jsonPath, data: new TextEncoder().encode(json), tmp: '' },
+    { file: paths.weightsPath, data: weights, tmp: '' },
+    { file: paths.jsonPath, data: new TextEncoder().encode(json), tmp: '' },
   ];
   if (!overwrite) {
     for (const j of jobs) if (await exists(fs, j.file)) throw existsError(j.file);
   }
   const published: string[] = [];
   try {
-    for (const j of jobs) {
-      const tag = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
-      j.tmp = path.join(path.dirname(j.file), `.${path.basename(j.file)}.${tag}.tmp`);
-      let fh: Awaited<ReturnType<typeof fs.open>> | undefined;
-      try {
-        fh = await fs.open(j.tmp, 'wx');
-        await fh.writeFile(j.data);
-        await fh.sync();
-      } catch (e) {
-        throw ioError('write', j.file, e);
-      } finally {
-        await fh?.close();
-      }
-    }
+    for (const j of jobs) j.tmp = await writeTemp(files, j.file, j.data);
     for (const j of jobs) {
       if (overwrite) {
         await fs.rename(j.tmp, j.file).catch((e: unknown) => {
@@ -563,17 +528,17 @@ export async function writeGraph(target: string, graph: Graph, options: WriteGra
           });
         }
         published.push(j.file);
-        await fs.rm(j.tmp, { force: true });
       }
+      await releaseTemp(fs, j.tmp);
       j.tmp = '';
     }
   } catch (e) {
-    for (const j of jobs) if (j.tmp) await fs.rm(j.tmp, { force: true }).catch(() => undefined);
+    for (const j of jobs) if (j.tmp) await releaseTemp(fs, j.tmp);
     // Without overwrite, files published so far are ours: take them back.
     for (const f of published) await fs.rm(f, { force: true }).catch(() => undefined);
     throw e instanceof TensorpressError ? e : ioError('write', target, e);
   }
-  return files;
+  return paths;
 }
 
 /**

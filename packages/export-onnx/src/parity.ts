@@ -98,42 +98,41 @@ export async function checkParity(
     const outputs: OutputParity[] = graph.outputs.map((name, i) => {
       const mine = ours[i]!;
       const theirs = ortOut[session.outputNames[i]!]!;
-      const a = tf.tidy(() => (mine.rank === 4 ? tf.transpose(mine, [...NHWC_TO_NCHW]) : tf.clone(mine)));
-      const av = a.dataSync() as Float32Array;
-      const shape = a.shape;
-      a.dispose();
-      const bv = theirs.data as Float32Array;
-      if (bv.length !== av.length) {
-        throw new TensorpressError('SHAPE_MISMATCH', `output ${i} ("${name}") has ${av.length} values in tensorpress but ${bv.length} in onnxruntime`, { output: name });
+      const count = mine.size;
+      if ((theirs.data as Float32Array).length !== count) {
+        throw new TensorpressError('SHAPE_MISMATCH', `output ${i} ("${name}") has ${count} values in tensorpress but ${(theirs.data as Float32Array).length} in onnxruntime`, { output: name });
       }
       const given = options.outputStep;
       const step = typeof given === 'number' ? given : given?.[i] ?? stepOf(graph, name);
-      let max = 0;
-      let sum = 0;
-      let beyond = 0;
-      for (let k = 0; k < av.length; k++) {
-        const d = Math.abs(av[k]! - bv[k]!);
-        if (!(d <= max)) max = Number.isNaN(d) ? Infinity : d;
-        sum += d;
-        // A half-ulp slack keeps an exact one-step difference from counting as beyond.
-        if (step !== null && d > step * (1 + 1e-5)) beyond++;
-      }
-      let top1: number | null = null;
-      if (shape.length === 2) {
-        const [rows, cols] = shape as [number, number];
-        let agree = 0;
-        for (let r = 0; r < rows; r++) {
-          let ia = 0;
-          let ib = 0;
-          for (let c = 1; c < cols; c++) {
-            if (av[r * cols + c]! > av[r * cols + ia]!) ia = c;
-            if (bv[r * cols + c]! > bv[r * cols + ib]!) ib = c;
-          }
-          if (ia === ib) agree++;
-        }
-        top1 = rows > 0 ? agree / rows : 1;
-      }
-      return { name, count: av.length, maxAbsDiff: max, meanAbsDiff: av.length ? sum / av.length : 0, step, beyondStep: step === null ? null : beyond, top1Agreement: top1 };
+      // Compared as tensors in the file's layout: |a − b|, its max and mean, the count beyond one
+      // step (a half-ulp slack keeps an exact one-step difference from counting) and, for logits,
+      // whether the arg-max of each row agrees (first maximum on both sides).
+      const stats = tf.tidy(() => {
+        const a = mine.rank === 4 ? tf.transpose(mine, [...NHWC_TO_NCHW]) : mine;
+        const b = tf.tensor(theirs.data as Float32Array, a.shape);
+        const d = tf.abs(tf.sub(a, b));
+        const parts = [
+          tf.max(d),
+          tf.mean(d),
+          step === null ? tf.scalar(0) : tf.sum(tf.cast(tf.greater(d, step * (1 + 1e-5)), 'float32')),
+          tf.sum(tf.cast(tf.isNaN(d), 'float32')),
+        ];
+        if (a.rank === 2 && a.shape[0]! > 0) parts.push(tf.mean(tf.cast(tf.equal(tf.argMax(a, 1), tf.argMax(b, 1)), 'float32')));
+        return tf.stack(parts.map((t) => tf.reshape(t, [])));
+      });
+      // Read outside tidy (large reads inside it are slow on wasm).
+      const [max, mean, beyond, nans, top1] = Array.from(stats.dataSync());
+      stats.dispose();
+      return {
+        name,
+        count,
+        // NaN anywhere is as far apart as it gets
+        maxAbsDiff: nans! > 0 || Number.isNaN(max!) ? Infinity : max!,
+        meanAbsDiff: count ? mean! : 0,
+        step,
+        beyondStep: step === null ? null : beyond!,
+        top1Agreement: mine.rank === 2 ? (top1 ?? 1) : null,
+      };
     });
     for (const t of ours) t.dispose();
     const maxAbsDiff = Math.max(0, ...outputs.map((o) => o.maxAbsDiff));

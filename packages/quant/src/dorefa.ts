@@ -49,7 +49,7 @@ export class DorefaWeightQuantizer implements Quantizer {
       const wt = tf.add(tf.div(t, tf.mul(2, m)), 0.5);
       save([t, m]);
       return {
-        value: tf.mul(tf.sub(tf.mul(2, tf.div(tf.round(tf.mul(wt, n)), n)), 1), c),
+        value: tf.mul(tf.sub(tf.mul(2, quantizeK(wt, n)), 1), c),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const [ts, ms] = saved as [tf.Tensor, tf.Tensor];
           const g = tf.mul(dy, 2 * c);

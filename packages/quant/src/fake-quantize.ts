@@ -79,7 +79,6 @@ export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tenso
       learnZeroPoint: learnZero && options.zeroPointIsZero !== true,
       scaleGradient: pact ? 'pact' : 'lsq',
       gradScale: gs,
-      zeroPointIsZero: options.zeroPointIsZero === true,
     });
   }
   if (options.zeroPointIsZero) return fakeQuantizeSymmetric(x, scale, zeroPoint, qmin, qmax, steAll, gs, learnable, pact);

@@ -41,12 +41,16 @@ export function integerRange(spec: Pick<QuantSpec, 'bits' | 'signed' | 'narrowRa
   return [spec.narrowRange ? -hi : -hi - 1, hi];
 }
 
-/** Round half to even (ONNX QuantizeLinear and `tf.round`), for scalars. */
+/**
+ * Round half to even (ONNX QuantizeLinear and `tf.round`), for scalars; also the fused kernels' per
+ * element rounding, so it avoids Math.round (several times slower in V8 here). `floor(x + 0.5)` is
+ * one too high when the addition rounded up (d > 0.5) or on a tie that landed on odd. `+ 0` turns
+ * -0 into 0 (a zero point of -0 prints and compares oddly).
+ */
 export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  // Math.round rounds .5 up; step back to the even neighbour on exact ties.
-  // `+ 0` turns -0 into 0 (a zero point of -0 prints and compares oddly).
-  return (Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r) + 0;
+  const r = Math.floor(x + 0.5);
+  const d = r - x;
+  return (d > 0.5 || (d === 0.5 && r % 2 !== 0) ? r - 1 : r) + 0;
 }
 
 /**

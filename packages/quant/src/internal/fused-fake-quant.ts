@@ -14,19 +14,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { hasArrayKernel, registerArrayKernel, type ArrayKernelSpec } from '@tensorpress/core-tensor';
+import { roundHalfEven } from '../quant-params.js';
 
 const FORWARD = 'TensorpressFakeQuantize';
 const BACKWARD = 'TensorpressFakeQuantizeGrad';
-
-/**
- * Rounding half to even, as `tf.round`: half up by `floor(v + 0.5)` (exact for float32 values;
- * V8's Math.round is several times slower here), then ties that landed on odd go back one. Ties
- * exist only below 2^23, where `r & 1` is exact.
- */
-function roundEven(v: number): number {
-  const r = Math.floor(v + 0.5);
-  return r - v === 0.5 && (r & 1) !== 0 ? r - 1 : r;
-}
 
 const forward: ArrayKernelSpec = {
   kernelName: FORWARD,
@@ -39,13 +30,13 @@ const forward: ArrayKernelSpec = {
     const n = x!.length;
     for (let k = 0; k < c; k++) {
       const sv = s![k]!;
-      const zv = roundEven(z![z!.length === 1 ? 0 : k]!);
+      const zv = roundHalfEven(z![z!.length === 1 ? 0 : k]!);
       // round(clamp(v)) = clamp(round(v)) for integer bounds; clamping first is faster here.
       const lo = qmin - zv;
       const hi = qmax - zv;
       for (let i = k; i < n; i += c) {
         const v = Math.fround(x![i]! / sv);
-        y![i] = roundEven(v > hi ? hi : v < lo ? lo : v) * sv;
+        y![i] = roundHalfEven(v > hi ? hi : v < lo ? lo : v) * sv;
       }
     }
   },
@@ -74,7 +65,7 @@ const backward: ArrayKernelSpec = {
     for (let k = 0; k < c; k++) {
       const sv = s![k]!;
       const zk = zc === 1 ? 0 : k;
-      const zv = roundEven(z![zk]!);
+      const zv = roundHalfEven(z![zk]!);
       let dsk = 0;
       let dzk = 0;
       for (let i = k; i < n; i += c) {
@@ -86,9 +77,9 @@ const backward: ArrayKernelSpec = {
         if (!learnable) continue;
         if (inside) {
           // round(v) − v (LSQ); PACT's straight-through scale gradient is 0 inside.
-          if (!pact) dsk += g * (roundEven(r) + zv - v);
+          if (!pact) dsk += g * (roundHalfEven(r) + zv - v);
         } else {
-          let q = roundEven(r) + zv;
+          let q = roundHalfEven(r) + zv;
           q = q > qmax ? qmax : q < qmin ? qmin : q;
           dsk += g * (q - zv);
           dzk -= g * sv;
@@ -108,13 +99,10 @@ let registered = false;
 /** On wasm, tensors up to this many values use the kernels (see the file comment). */
 export const WASM_FUSED_MAX = 1 << 16;
 
-function kernelsServe(x: tf.Tensor, kernel: string): boolean {
-  return hasArrayKernel(kernel) && (tf.getBackend() !== 'wasm' || x.size <= WASM_FUSED_MAX);
-}
-
 /**
- * Whether the fused gradient serves this call: float32 input on a backend that has it, and one
- * scale (and zero point) or one per channel of x's last axis.
+ * Whether the fused kernels serve this call: float32 input on a backend that has them (on wasm only
+ * up to {@link WASM_FUSED_MAX} values), and one scale (and zero point) or one per channel of x's
+ * last axis.
  */
 export function fusedFakeQuantAvailable(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tensor): boolean {
   if (!registered) {
@@ -122,7 +110,8 @@ export function fusedFakeQuantAvailable(x: tf.Tensor, scale: tf.Tensor, zeroPoin
     registerArrayKernel(backward);
     registered = true;
   }
-  if (x.dtype !== 'float32' || scale.dtype !== 'float32' || !kernelsServe(x, BACKWARD)) return false;
+  if (x.dtype !== 'float32' || scale.dtype !== 'float32' || !hasArrayKernel(BACKWARD)) return false;
+  if (tf.getBackend() === 'wasm' && x.size > WASM_FUSED_MAX) return false;
   const c = scale.size;
   const lastOf = (t: tf.Tensor): number => t.shape[t.rank - 1] ?? 1;
   if (zeroPoint.size !== 1 && (zeroPoint.size !== c || lastOf(zeroPoint) !== c)) return false;
@@ -139,15 +128,6 @@ export interface FusedGradAttrs {
   readonly learnZeroPoint: boolean;
   readonly scaleGradient: 'lsq' | 'pact';
   readonly gradScale: number;
-  /** The zero point is 0 (a shorter forward where it runs as tensor ops). */
-  readonly zeroPointIsZero: boolean;
-}
-
-/** The forward as tensor ops (same arithmetic as the kernel): `(clamp(round(x / s) + zp) − zp) · s`. */
-function forwardOps(x: tf.Tensor, s: tf.Tensor, zp: tf.Tensor, qmin: number, qmax: number, zeroIsZero: boolean): tf.Tensor {
-  if (zeroIsZero) return tf.mul(tf.clipByValue(tf.round(tf.div(x, s)), qmin, qmax), s);
-  const z = tf.round(zp);
-  return tf.mul(tf.sub(tf.clipByValue(tf.add(tf.round(tf.div(x, s)), z), qmin, qmax), z), s);
 }
 
 /** The fused fake quantization (see fakeQuantize); call only where {@link fusedFakeQuantAvailable}. */
@@ -156,9 +136,7 @@ export function fusedFakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.
     const [xi, si, zi, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     save([xi, si, zi]);
     return {
-      value: kernelsServe(xi, FORWARD)
-        ? (tf.engine().runKernel(FORWARD, { x: xi, scale: si, zeroPoint: zi }, { qmin: attrs.qmin, qmax: attrs.qmax }) as tf.Tensor)
-        : forwardOps(xi, si, zi, attrs.qmin, attrs.qmax, attrs.zeroPointIsZero),
+      value: tf.engine().runKernel(FORWARD, { x: xi, scale: si, zeroPoint: zi }, { qmin: attrs.qmin, qmax: attrs.qmax }) as tf.Tensor,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ss, zs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
         return tf.engine().runKernel(BACKWARD, { x: xs, scale: ss, zeroPoint: zs, dy }, { ...attrs }) as tf.Tensor[];

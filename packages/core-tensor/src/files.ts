@@ -1,0 +1,99 @@
+/**
+ * Node.js file plumbing shared by every package that writes outputs: `node:fs` loaded lazily (the
+ * package also runs in browsers), typed I/O errors, and atomic writes (a temp file beside the
+ * target, synced, renamed into place), with the temp files in flight tracked so a signal handler
+ * can remove them.
+ */
+import type * as NodeFs from 'node:fs/promises';
+import type * as NodePath from 'node:path';
+import { TensorpressError } from './errors.js';
+
+/** `node:fs/promises` and `node:path`. */
+export interface Fs {
+  fs: typeof NodeFs;
+  path: typeof NodePath;
+}
+
+let removeSync: ((file: string) => void) | undefined;
+/** Temp files being written right now. */
+const pending = new Set<string>();
+
+/** Loads `node:fs` lazily; `IO_ERROR` where there is none (browsers). */
+export async function nodeFs(): Promise<Fs> {
+  try {
+    const [fs, path, sync] = await Promise.all([import('node:fs/promises'), import('node:path'), import('node:fs')]);
+    removeSync ??= (file) => sync.rmSync(file, { force: true });
+    return { fs, path };
+  } catch {
+    throw new TensorpressError('IO_ERROR', 'writing and reading files needs Node.js file access; in a browser use saveGraph/loadGraph and bytes');
+  }
+}
+
+/** A TensorpressError `IO_ERROR` naming the file and what was being done (a TensorpressError passes through). */
+export function ioError(action: string, file: string, e: unknown): TensorpressError {
+  if (e instanceof TensorpressError) return e;
+  const code = (e as { code?: string }).code;
+  const reason =
+    code === 'ENOENT' ? 'the file or its directory does not exist' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (e as Error).message;
+  return new TensorpressError('IO_ERROR', `cannot ${action} ${file}: ${reason}`, { path: file, cause: code });
+}
+
+/**
+ * Writes `data` to a new temp file beside `file` and syncs it; returns the temp path (tracked until
+ * {@link releaseTemp}). The caller publishes it (rename or link) and releases it.
+ */
+export async function writeTemp({ fs, path }: Fs, file: string, data: string | Uint8Array): Promise<string> {
+  const tag = `${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${tag}.tmp`);
+  pending.add(tmp);
+  let fh: Awaited<ReturnType<typeof fs.open>> | undefined;
+  try {
+    fh = await fs.open(tmp, 'wx');
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (e) {
+    await fh?.close().catch(() => undefined);
+    fh = undefined;
+    await releaseTemp(fs, tmp);
+    throw ioError('write', file, e);
+  } finally {
+    await fh?.close();
+  }
+  return tmp;
+}
+
+/** Removes a temp file (if still there) and stops tracking it. */
+export async function releaseTemp(fs: Fs['fs'], tmp: string): Promise<void> {
+  await fs.rm(tmp, { force: true }).catch(() => undefined);
+  pending.delete(tmp);
+}
+
+/**
+ * Writes `data` to `file` atomically: readers see the old file or the whole new one, and a failure
+ * leaves no partial file. Node.js only.
+ *
+ * @throws TensorpressError `IO_ERROR` naming the file.
+ */
+export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  const files = await nodeFs();
+  const tmp = await writeTemp(files, file, data);
+  try {
+    await files.fs.rename(tmp, file);
+  } catch (e) {
+    throw ioError('write', file, e);
+  } finally {
+    await releaseTemp(files.fs, tmp);
+  }
+}
+
+/** Removes every temp file still being written, synchronously (for a signal handler before exit). */
+export function removePendingTempFiles(): void {
+  for (const f of pending) {
+    try {
+      removeSync?.(f);
+    } catch {
+      // Best effort: the process is exiting.
+    }
+  }
+  pending.clear();
+}
