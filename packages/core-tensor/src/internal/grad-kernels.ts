@@ -76,6 +76,7 @@ export const FAST_GRADIENT_KERNELS = [
   'Sum',
   'Mean',
   'OneHot',
+  'Identity',
   ...BROADCAST_BINARY_KERNELS,
 ] as const;
 
@@ -103,6 +104,7 @@ const PLAN: Readonly<Record<string, readonly FastGradientKernel[]>> = {
     'Sum',
     'Mean',
     'OneHot',
+    'Identity',
   ],
   cpu: [
     'Conv2D',
@@ -319,6 +321,20 @@ const SPECS: Readonly<Record<FastGradientKernel, Spec>> = {
         ? s.call(original, inputs, attrs)
         : s.run('Cast', { x: s.call(original, inputs, { ...attrs, dtype: 'int32' }) }, { dtype: attrs['dtype'] }),
     ),
+  },
+  // While recording gradients, tfjs clones every tensor a kernel saves for its backward pass
+  // (engine.saveTensorsForBackwardMode), and tf.customGrad clones what `save` gets. The cpu backend's
+  // Identity shares the data (tensors are immutable; a variable's assign swaps data ids); wasm's
+  // copies it, a full pass over every saved activation of a training step. Share it on wasm too,
+  // as wasm's own Reshape does.
+  Identity: {
+    requires: [],
+    impl: wraps((s, inputs, attrs, original) => {
+      const x = need(inputs, 'x');
+      if (x.dtype === 'string') return s.call(original, inputs, attrs);
+      (s.backend as { incRef(dataId: object): void }).incRef(x.dataId);
+      return s.view(x, x.shape);
+    }),
   },
   ...binarySpecs(),
 };

@@ -13,8 +13,23 @@
  * tensor; HWIO conv and [in, out] dense weights per output channel); other layouts use tensor ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hasArrayKernel, registerArrayKernel, type ArrayKernelSpec } from '@tensorpress/core-tensor';
+import { hasArrayKernel, heapModule, registerArrayKernel, type ArrayKernelSpec } from '@tensorpress/core-tensor';
+import type { TypedArray } from '@tensorflow/tfjs-core';
 import { roundHalfEven } from '../quant-params.js';
+import { FAKE_QUANT_SIMD_WASM } from './fake-quant-simd.js';
+
+/** The SIMD loops of fake-quant-simd.wat (n a multiple of 4; pointers are heap byte offsets). */
+interface SimdLoops {
+  forward(x: number, y: number, n: number, s: number, lo: number, hi: number): void;
+  backward(x: number, dy: number, dx: number, n: number, s: number, zp: number, qmin: number, qmax: number, ste: number, mode: number): [number, number];
+}
+
+/** The SIMD loops when every array lives in the wasm heap they address, else undefined. */
+function simdLoops(...arrays: TypedArray[]): SimdLoops | undefined {
+  const m = heapModule(FAKE_QUANT_SIMD_WASM);
+  if (m == null || !arrays.every((a) => a.buffer === m.memory.buffer)) return undefined;
+  return m.exports as unknown as SimdLoops;
+}
 
 const FORWARD = 'TensorpressFakeQuantize';
 const BACKWARD = 'TensorpressFakeQuantizeGrad';
@@ -28,13 +43,17 @@ const forward: ArrayKernelSpec = {
     const qmax = attrs['qmax'] as number;
     const c = s!.length;
     const n = x!.length;
+    // One scale on the wasm heap: the SIMD loop does all but the last n mod 4 values.
+    const simd = c === 1 ? simdLoops(x!, y!) : undefined;
+    const start = simd ? n - (n % 4) : 0;
     for (let k = 0; k < c; k++) {
       const sv = s![k]!;
       const zv = roundHalfEven(z![z!.length === 1 ? 0 : k]!);
       // round(clamp(v)) = clamp(round(v)) for integer bounds; clamping first is faster here.
       const lo = qmin - zv;
       const hi = qmax - zv;
-      for (let i = k; i < n; i += c) {
+      simd?.forward(x!.byteOffset, y!.byteOffset, start, sv, lo, hi);
+      for (let i = k + start; i < n; i += c) {
         const v = Math.fround(x![i]! / sv);
         y![i] = roundHalfEven(v > hi ? hi : v < lo ? lo : v) * sv;
       }
@@ -62,13 +81,21 @@ const backward: ArrayKernelSpec = {
     const zc = z!.length;
     const dsAcc = new Float64Array(c);
     const dzAcc = new Float64Array(zc);
+    const simd = c === 1 ? simdLoops(x!, dy!, dx!) : undefined;
+    const start = simd ? n - (n % 4) : 0;
     for (let k = 0; k < c; k++) {
       const sv = s![k]!;
       const zk = zc === 1 ? 0 : k;
       const zv = roundHalfEven(z![zk]!);
       let dsk = 0;
       let dzk = 0;
-      for (let i = k; i < n; i += c) {
+      if (simd) {
+        const mode = learnable ? (pact ? 2 : 1) : 0;
+        const [dsSum, outside] = simd.backward(x!.byteOffset, dy!.byteOffset, dx!.byteOffset, start, sv, zv, qmin, qmax, ste ? 1 : 0, mode);
+        dsk = dsSum;
+        dzk = -outside * sv;
+      }
+      for (let i = k + start; i < n; i += c) {
         const g = dy![i]!;
         const r = Math.fround(x![i]! / sv);
         const v = Math.fround(r + zv);
@@ -111,8 +138,8 @@ export function fusedFakeQuantAvailable(x: tf.Tensor, scale: tf.Tensor, zeroPoin
     registered = true;
   }
   if (x.dtype !== 'float32' || scale.dtype !== 'float32' || !hasArrayKernel(BACKWARD)) return false;
-  if (tf.getBackend() === 'wasm' && x.size > WASM_FUSED_MAX) return false;
   const c = scale.size;
+  if (tf.getBackend() === 'wasm' && x.size > WASM_FUSED_MAX && (c !== 1 || heapModule(FAKE_QUANT_SIMD_WASM) == null)) return false;
   const lastOf = (t: tf.Tensor): number => t.shape[t.rank - 1] ?? 1;
   if (zeroPoint.size !== 1 && (zeroPoint.size !== c || lastOf(zeroPoint) !== c)) return false;
   if (c === 1) return true;
