@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { parseWithSchema, TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
 import { quantDefinition } from './internal/definition.js';
 import { fakeQuantize, roundSte } from './fake-quantize.js';
+import { fusedDorefaAvailable, fusedDorefaWeights } from './internal/fused-dorefa.js';
 import { qatBuilder } from './internal/qat.js';
 import { signedFromStats, weightAbsMax, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
 import { SymmetricQuantizer, qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
@@ -28,6 +29,8 @@ export class DorefaWeightQuantizer implements Quantizer {
     readonly bits: number,
     w: tf.Tensor,
     scaleMode: 'max' | 'none',
+    /** Use the fused kernels where the backend has them (default); false: the taped ops below. */
+    private readonly fused = true,
   ) {
     if (bits > 7) {
       throw new TensorpressError('CONFIG_INVALID', `dorefa: node weight "${id}": ${bits}-bit DoReFa codes need ${bits + 1} bits; use bits <= 7`, { bits });
@@ -37,6 +40,7 @@ export class DorefaWeightQuantizer implements Quantizer {
   apply(w: tf.Tensor): tf.Tensor {
     const n = 2 ** this.bits - 1;
     const c = this.c;
+    if (this.fused && fusedDorefaAvailable(w)) return fusedDorefaWeights(w, n, c);
     // One custom gradient instead of a dozen taped ops (each costs kernel calls forward and
     // backward, per weight, per step). Backward, with M = max|tanh w| and a straight-through
     // rounding, g = 2c·dy = dL/dw_t: dL/dt_j = g_j / 2M − [|t_j| = M]·sign(t_j)·Σ_i g_i t_i / 2M²

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedFakeQuantAvailable, fusedFakeQuantize } from './internal/fused-fake-quant.js';
+import { scaleFromArg, scaleFromTensor, type ScaleFrom } from './internal/scale-from.js';
 
 /**
  * Gradient of fake-quant with respect to its input:
@@ -29,6 +30,11 @@ export interface FakeQuantOptions {
   readonly scaleGradient?: 'lsq' | 'pact';
   /** Use the fused kernels where the backend has them (default true); false forces tensor ops. */
   readonly fused?: boolean;
+  /**
+   * `scale` is a learned parameter and this rule makes the scale from it (see ScaleFrom); the
+   * gradient returned for `scale` is then the parameter's. Default: `scale` is the scale.
+   */
+  readonly scaleFrom?: ScaleFrom;
 }
 
 /** Sums `g` over the axes along which a tensor of `shape` was broadcast, giving `shape` back. */
@@ -79,8 +85,11 @@ export function fakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tenso
       learnZeroPoint: learnZero && options.zeroPointIsZero !== true,
       scaleGradient: pact ? 'pact' : 'lsq',
       gradScale: gs,
+      scaleFrom: options.scaleFrom?.kind ?? 'scale',
+      scaleArg: options.scaleFrom ? scaleFromArg(options.scaleFrom) : 0,
     });
   }
+  if (options.scaleFrom) scale = scaleFromTensor(scale, options.scaleFrom);
   if (options.zeroPointIsZero) return fakeQuantizeSymmetric(x, scale, zeroPoint, qmin, qmax, steAll, gs, learnable, pact);
   // Few full-size ops on purpose: activations are large and every elementwise op is a pass over them.
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {

@@ -3,7 +3,8 @@ import type { z} from '@tensorpress/core-tensor';
 import { quantDefinition } from './internal/definition.js';
 import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
 import { learnedScaleBuilder, learnedScaleSchema } from './internal/learned-scale.js';
-import { AffineQuantizer, channelVariable, positiveScale, signedFromStats, varName, type ActivationStats } from './internal/quantizer.js';
+import { AffineQuantizer, channelVariable, signedFromStats, varName, type ActivationStats } from './internal/quantizer.js';
+import type { ScaleFrom } from './internal/scale-from.js';
 import { MIN_SCALE, integerRange, type QuantSpec } from './quant-params.js';
 import type { ScopeOptions } from './quantization.js';
 
@@ -44,8 +45,8 @@ export class LsqQuantizer extends AffineQuantizer {
       this.s = channelVariable([1], 4, undefined, varName(id, 's'));
     }
   }
-  protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
-    return { scale: positiveScale(this.s, 1), zeroPoint: tf.zerosLike(this.s) };
+  protected scaleParam(): { param: tf.Tensor; from: ScaleFrom } {
+    return { param: this.s, from: { kind: 'abs', divisor: 1 } };
   }
   protected override gradScale(): number {
     return 1 / Math.sqrt(this.perStep * integerRange(this.spec)[1]);

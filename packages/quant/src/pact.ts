@@ -38,11 +38,12 @@ export class PactQuantizer implements Quantizer {
     // ∂y/∂α = (n or −n) / n = 1 or sign(x) there, and PACT's straight-through rounding makes it 0
     // inside. One fused kernel on wasm and cpu.
     const n = this.levels;
-    return fakeQuantize(x, tf.div(this.alpha, n), tf.scalar(0), {
+    return fakeQuantize(x, this.alpha, tf.scalar(0), {
       range: this.signed ? [-n, n] : [0, n],
       gradient: 'clipped',
       scaleGradient: 'pact',
       zeroPointIsZero: true,
+      scaleFrom: { kind: 'div', divisor: n },
     });
   }
   initActivation(stats: ActivationStats): void {

@@ -12,8 +12,8 @@ import {
   varName,
   weightAbsMax,
   type ActivationStats,
-  positiveScale,
 } from './internal/quantizer.js';
+import type { ScaleFrom } from './internal/scale-from.js';
 import { MIN_SCALE, integerRange, tensorRange, type QuantSpec } from './quant-params.js';
 
 /** Symmetric quantizer with a learned threshold `t` (NNCF's SymmetricQuantizer): scale = |t| / qmax. */
@@ -33,9 +33,8 @@ export class SymmetricQuantizer extends AffineQuantizer {
     this.t = channelVariable(init?.threshold ?? [1], this.rank, this.axis, varName(id, 't'));
     this.initialized = init !== undefined;
   }
-  protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
-    const qmax = integerRange(this.spec)[1];
-    return { scale: positiveScale(this.t, qmax), zeroPoint: tf.zerosLike(this.t) };
+  protected scaleParam(): { param: tf.Tensor; from: ScaleFrom } {
+    return { param: this.t, from: { kind: 'abs', divisor: integerRange(this.spec)[1] } };
   }
   initActivation(stats: ActivationStats): void {
     const signed = signedFromStats(stats, this.forcedSigned);
@@ -72,11 +71,13 @@ export class AsymmetricQuantizer extends AffineQuantizer {
     this.width = channelVariable(wd, this.rank, this.axis, varName(id, 'range'));
     this.initialized = init !== undefined;
   }
-  protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
+  protected scaleParam(): { param: tf.Tensor; from: ScaleFrom } {
     const [qmin, qmax] = integerRange(this.spec);
-    const scale = positiveScale(this.width, qmax - qmin);
-    const zeroPoint = tf.clipByValue(roundSte(tf.sub(qmin, tf.div(this.low, scale))), qmin, qmax);
-    return { scale, zeroPoint };
+    return { param: this.width, from: { kind: 'abs', divisor: qmax - qmin } };
+  }
+  protected override zeroPointFor(scale: tf.Tensor): tf.Tensor {
+    const [qmin, qmax] = integerRange(this.spec);
+    return tf.clipByValue(roundSte(tf.sub(qmin, tf.div(this.low, scale))), qmin, qmax);
   }
   initActivation(stats: ActivationStats): void {
     const lo = Math.min(stats.min, 0);

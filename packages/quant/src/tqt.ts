@@ -5,6 +5,7 @@ import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } fr
 import { learnedScaleBuilder, learnedScaleSchema } from './internal/learned-scale.js';
 import { AffineQuantizer, channelVariable, signedFromStats, thresholdFromStats, varName, weightAbsMax, type ActivationStats } from './internal/quantizer.js';
 import type { QuantSpec } from './quant-params.js';
+import type { ScaleFrom } from './internal/scale-from.js';
 import type { ScopeOptions } from './quantization.js';
 
 /**
@@ -37,8 +38,8 @@ export class TqtQuantizer extends AffineQuantizer {
   private get denominatorLog2(): number {
     return this.spec.signed ? this.spec.bits - 1 : this.spec.bits;
   }
-  protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
-    return { scale: powerOfTwoScale(this.log2t, this.denominatorLog2), zeroPoint: tf.zerosLike(this.log2t) };
+  protected scaleParam(): { param: tf.Tensor; from: ScaleFrom } {
+    return { param: this.log2t, from: { kind: 'pow2', shift: this.denominatorLog2 } };
   }
   initActivation(stats: ActivationStats): void {
     const signed = signedFromStats(stats, this.forcedSigned);
@@ -50,20 +51,6 @@ export class TqtQuantizer extends AffineQuantizer {
   variables(): tf.Variable[] {
     return [this.log2t];
   }
-}
-
-/**
- * `2^(ceil(l) − shift)` with a straight-through ceil: `∂/∂l = scale · ln 2`. One custom gradient
- * instead of taped ceil/sub/pow (pow's gradient also differentiates its base): fewer kernel calls.
- */
-export function powerOfTwoScale(l: tf.Tensor, shift: number): tf.Tensor {
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [li, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const scale = tf.pow(tf.scalar(2), tf.sub(tf.ceil(li), shift));
-    save([scale]);
-    return { value: scale, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, tf.mul(saved[0]!, Math.LN2)) };
-  });
-  return (op as (t: tf.Tensor) => tf.Tensor)(l);
 }
 
 /** Parameters of `tqt`. */

@@ -49,6 +49,19 @@ const cases: Case[] = [
     zeroPoint: { values: [0], shape: [] },
     options: { range: [-7, 7], zeroPointIsZero: true, gradient: 'ste' },
   },
+  // A learned parameter and its rule (ScaleFrom): the kernels derive the scale and return the parameter's gradient.
+  { name: 'threshold |t| / 127, negative t', shape: [4, 5, 5, 3], scale: { values: [-8.89], shape: [] }, zeroPoint: { values: [0], shape: [] }, options: { range: [-127, 127], zeroPointIsZero: true, scaleFrom: { kind: 'abs', divisor: 127 } } },
+  { name: 'threshold at the MIN_SCALE floor', shape: [3, 4, 4, 2], scale: { values: [1e-9], shape: [] }, zeroPoint: { values: [0], shape: [] }, options: { range: [-8, 7], zeroPointIsZero: true, scaleFrom: { kind: 'abs', divisor: 7 } } },
+  { name: 'TQT: 2^(ceil(log2 t) − 3)', shape: [4, 5, 5, 3], scale: { values: [-0.3], shape: [] }, zeroPoint: { values: [0], shape: [] }, options: { range: [-8, 7], zeroPointIsZero: true, scaleFrom: { kind: 'pow2', shift: 3 } } },
+  { name: 'PACT: α / 15', shape: [2, 129, 257], scale: { values: [1.05], shape: [] }, zeroPoint: { values: [0], shape: [] }, options: { range: [0, 15], scaleGradient: 'pact', zeroPointIsZero: true, scaleFrom: { kind: 'div', divisor: 15 } } },
+  { name: 'large, LSQ step |s| with gradScale', shape: [2, 129, 257], scale: { values: [0.11], shape: [] }, zeroPoint: { values: [0], shape: [] }, options: { range: [-8, 7], zeroPointIsZero: true, gradScale: 0.01, scaleFrom: { kind: 'abs', divisor: 1 } } },
+  {
+    name: 'per channel thresholds |t| / 7',
+    shape: [3, 3, 2, 4],
+    scale: { values: [0.5, -1, 2, 4], shape: [1, 1, 1, 4] },
+    zeroPoint: { values: [0], shape: [] },
+    options: { range: [-7, 7], zeroPointIsZero: true, scaleFrom: { kind: 'abs', divisor: 7 } },
+  },
   {
     name: 'per channel on another axis (tensor ops either way)',
     shape: [3, 3, 4, 1],
@@ -124,7 +137,8 @@ for (const backend of ['cpu', 'wasm'] as const) {
         // (wasm's Sum is 1.2e-4 off on the large asymmetric case, where the kernels agree with cpu to 1e-6).
         expectClose(fused.grads[1]!, ops.grads[1]!, { atol: 1e-3, rtol: 3e-4, label: 'd scale' });
         expectClose(fused.grads[2]!, ops.grads[2]!, { atol: 1e-3, rtol: 3e-4, label: 'd zero point' });
-        if (c.options.learnable === false) expect(Array.from(fused.grads[1]!).every((v) => v === 0)).toBe(true);
+        if (c.options.learnable === false || c.name.includes('floor')) expect(Array.from(fused.grads[1]!).every((v) => v === 0)).toBe(true);
+        else expect(Array.from(fused.grads[1]!).some((v) => v !== 0)).toBe(true);
         if (c.options.learnZeroPoint === false || c.options.zeroPointIsZero) expect(Array.from(fused.grads[2]!).every((v) => v === 0)).toBe(true);
       });
     }

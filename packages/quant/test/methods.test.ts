@@ -383,6 +383,32 @@ describe('DorefaWeightQuantizer', () => {
   });
 });
 
+describe('DorefaWeightQuantizer fused kernels', () => {
+  for (const backend of ['cpu', 'wasm'] as const) {
+    it(`on ${backend}: equal the taped ops, forward exactly and gradient closely, leaking nothing`, async () => {
+      await useBackend(backend);
+      const xs = seededArray(3 * 3 * 8 * 16, 77, -0.5, 0.5);
+      xs[5] = 0.9;
+      xs[700] = -0.9; // two elements at max |tanh w|: both take the max's gradient
+      const w = tf.tensor(xs, [3, 3, 8, 16]);
+      const dy = tf.tensor(seededArray(xs.length, 78, -1, 1), [3, 3, 8, 16]);
+      const fused = keep(new DorefaWeightQuantizer('w', 4, w, 'max'));
+      const taped = keep(new DorefaWeightQuantizer('w', 4, w, 'max', false));
+      const before = tf.memory().numTensors;
+      const [ya, yb] = tf.tidy(() => [run(fused, w, true), run(taped, w, true)]);
+      const [ga] = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(run(fused, a, true), dy)))([w]);
+      const [gb] = tf.grads((a: tf.Tensor) => tf.sum(tf.mul(run(taped, a, true), dy)))([w]);
+      expect(Array.from(ya!.dataSync())).toEqual(Array.from(yb!.dataSync()));
+      expectClose(ga!, gb!, { atol: 1e-6, rtol: 1e-5 });
+      expect(Math.abs(ga!.dataSync()[5]!)).toBeGreaterThan(0);
+      tf.dispose([ya!, yb!, ga!, gb!]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([w, dy]);
+      await useBackend('cpu');
+    });
+  }
+});
+
 describe('DorefaActivationQuantizer', () => {
   it('unsigned: quantize_k(clip(x, 0, 1)); gradient 1 inside [0, 1], 0 outside', () => {
     const q = keep(new DorefaActivationQuantizer('act:x', 2));

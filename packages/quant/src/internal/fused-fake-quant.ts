@@ -17,6 +17,15 @@ import { hasArrayKernel, heapModule, registerArrayKernel, type ArrayKernelSpec }
 import type { TypedArray } from '@tensorflow/tfjs-core';
 import { roundHalfEven } from '../quant-params.js';
 import { FAKE_QUANT_SIMD_WASM } from './fake-quant-simd.js';
+import { scaleFromGradient, scaleFromValue, type ScaleFrom } from './scale-from.js';
+
+/** The scale from the `scale` input: the input itself, or a rule applied to a learned parameter. */
+type ScaleInput = ScaleFrom['kind'] | 'scale';
+
+function scaleAt(v: number, attrs: Record<string, unknown>): number {
+  const kind = attrs['scaleFrom'] as ScaleInput;
+  return kind === 'scale' ? v : scaleFromValue(v, kind, attrs['scaleArg'] as number);
+}
 
 /** The SIMD loops of fake-quant-simd.wat (n a multiple of 4; pointers are heap byte offsets). */
 interface SimdLoops {
@@ -47,7 +56,7 @@ const forward: ArrayKernelSpec = {
     const simd = c === 1 ? simdLoops(x!, y!) : undefined;
     const start = simd ? n - (n % 4) : 0;
     for (let k = 0; k < c; k++) {
-      const sv = s![k]!;
+      const sv = scaleAt(s![k]!, attrs);
       const zv = roundHalfEven(z![z!.length === 1 ? 0 : k]!);
       // round(clamp(v)) = clamp(round(v)) for integer bounds; clamping first is faster here.
       const lo = qmin - zv;
@@ -83,8 +92,9 @@ const backward: ArrayKernelSpec = {
     const dzAcc = new Float64Array(zc);
     const simd = c === 1 ? simdLoops(x!, dy!, dx!) : undefined;
     const start = simd ? n - (n % 4) : 0;
+    const scales = Float64Array.from(s!, (v) => scaleAt(v, attrs));
     for (let k = 0; k < c; k++) {
-      const sv = s![k]!;
+      const sv = scales[k]!;
       const zk = zc === 1 ? 0 : k;
       const zv = roundHalfEven(z![zk]!);
       let dsk = 0;
@@ -115,7 +125,11 @@ const backward: ArrayKernelSpec = {
       dsAcc[k] = dsk;
       dzAcc[zk] = dzAcc[zk]! + dzk;
     }
-    for (let k = 0; k < c; k++) ds![k] = dsAcc[k]! * gs;
+    const kind = attrs['scaleFrom'] as ScaleInput;
+    for (let k = 0; k < c; k++) {
+      const g = dsAcc[k]! * gs;
+      ds![k] = kind === 'scale' ? g : scaleFromGradient(g, s![k]!, scales[k]!, kind, attrs['scaleArg'] as number);
+    }
     const learnZero = learnable && attrs['learnZeroPoint'] === true;
     for (let k = 0; k < zc; k++) dz![k] = learnZero ? dzAcc[k]! * gs : 0;
   },
@@ -155,6 +169,9 @@ export interface FusedGradAttrs {
   readonly learnZeroPoint: boolean;
   readonly scaleGradient: 'lsq' | 'pact';
   readonly gradScale: number;
+  /** What the `scale` input is: the scale, or the parameter of a ScaleFrom rule (with its constant). */
+  readonly scaleFrom: ScaleInput;
+  readonly scaleArg: number;
 }
 
 /** The fused fake quantization (see fakeQuantize); call only where {@link fusedFakeQuantAvailable}. */
@@ -163,7 +180,7 @@ export function fusedFakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.
     const [xi, si, zi, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     save([xi, si, zi]);
     return {
-      value: tf.engine().runKernel(FORWARD, { x: xi, scale: si, zeroPoint: zi }, { qmin: attrs.qmin, qmax: attrs.qmax }) as tf.Tensor,
+      value: tf.engine().runKernel(FORWARD, { x: xi, scale: si, zeroPoint: zi }, { qmin: attrs.qmin, qmax: attrs.qmax, scaleFrom: attrs.scaleFrom, scaleArg: attrs.scaleArg }) as tf.Tensor,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, ss, zs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
         return tf.engine().runKernel(BACKWARD, { x: xs, scale: ss, zeroPoint: zs, dy }, { ...attrs }) as tf.Tensor[];

@@ -3,6 +3,7 @@ import type { Json } from '@tensorpress/core-tensor';
 import { TensorpressError } from '@tensorpress/core-tensor';
 import { fakeQuantize, type SteVariant } from '../fake-quantize.js';
 import { integerRange, tensorRange, MIN_SCALE, type QuantSpec } from '../quant-params.js';
+import { scaleFromTensor, type ScaleFrom } from './scale-from.js';
 
 /** The integer grid a quantizer's output lies on (what strip() stores). */
 export interface Grid {
@@ -72,28 +73,6 @@ export interface ActivationSite {
   readonly bits: number;
 }
 
-/**
- * `max(|v| / divisor, MIN_SCALE)`, the scale of a learned threshold, range or step, as one custom
- * gradient: `dv = dy · sign(v) / divisor` where the floor is not active. The same values and
- * gradients as the three taped ops, in fewer kernel calls per step (one per quantizer matters:
- * a CNN has dozens of quantizers and each taped op costs calls forward and backward).
- */
-export function positiveScale(v: tf.Tensor, divisor: number): tf.Tensor {
-  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [vi, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    const scaled = tf.div(tf.abs(vi), divisor);
-    save([vi, scaled]);
-    return {
-      value: tf.maximum(scaled, MIN_SCALE),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [vs, ss] = saved as [tf.Tensor, tf.Tensor];
-        return tf.mul(tf.mul(dy, tf.sign(vs)), tf.div(tf.cast(tf.greaterEqual(ss, MIN_SCALE), 'float32'), divisor));
-      },
-    };
-  });
-  return (op as (t: tf.Tensor) => tf.Tensor)(v);
-}
-
 /** A variable from numbers, shaped to broadcast along `axis` of a rank-`rank` tensor. */
 export function channelVariable(values: ArrayLike<number>, rank: number, axis: number | undefined, name: string): tf.Variable {
   const n = values.length;
@@ -147,21 +126,38 @@ export abstract class AffineQuantizer implements Quantizer {
     return integerRange(this.spec);
   }
 
-  /** Scale and zero point tensors (inside the caller's tidy / gradient tape). */
-  protected abstract scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor };
+  /** The learned parameter the scale comes from, and the rule. */
+  protected abstract scaleParam(): { param: tf.Tensor; from: ScaleFrom };
+  /** The zero point for `scale` (asymmetric quantizers); undefined: 0. */
+  protected zeroPointFor(_scale: tf.Tensor): tf.Tensor | undefined {
+    return undefined;
+  }
   protected gradScale(_x: tf.Tensor): number {
     return 1;
   }
 
+  /** Scale and zero point tensors (inside the caller's tidy / gradient tape). */
+  protected scaleAndZero(): { scale: tf.Tensor; zeroPoint: tf.Tensor } {
+    const { param, from } = this.scaleParam();
+    const scale = scaleFromTensor(param, from);
+    return { scale, zeroPoint: this.zeroPointFor(scale) ?? tf.zerosLike(scale) };
+  }
+
   apply(x: tf.Tensor): tf.Tensor {
-    const { scale, zeroPoint } = this.scaleAndZero();
-    return fakeQuantize(x, scale, zeroPoint, {
+    const options = {
       range: this.range,
       gradient: this.gradient,
       gradScale: this.gradScale(x),
       learnZeroPoint: this.spec.mode === 'asymmetric',
       zeroPointIsZero: this.spec.mode === 'symmetric',
-    });
+    };
+    if (this.spec.mode === 'symmetric') {
+      // The parameter goes to fake quantization with its rule: the fused kernels derive the scale.
+      const { param, from } = this.scaleParam();
+      return fakeQuantize(x, param, tf.scalar(0), { ...options, scaleFrom: from });
+    }
+    const { scale, zeroPoint } = this.scaleAndZero();
+    return fakeQuantize(x, scale, zeroPoint, options);
   }
 
   abstract initActivation(stats: ActivationStats): void;
