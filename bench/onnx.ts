@@ -30,6 +30,9 @@ const VARIANTS: Variant[] = [
   // Larger maps and wider layers give the integer kernels more work per call: where INT8 pays off.
   { model: 'residualCnn', input: [64, 64, 3] },
   { model: 'residualCnn', input: [64, 64, 3], width: 4 },
+  // At width 1 the MobileNet CNN's depthwise layers have 9 weights per channel, so per-channel
+  // scales and int32 biases weigh as much as the codes; width 4 shows the ratio at a realistic width.
+  { model: 'mobileNetCnn', input: [28, 28, 1], width: 4 },
 ];
 
 /**
@@ -122,7 +125,7 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
       'speedup: FP32 median divided by this median, same model, batch and threads, measured in the same run.',
       "INT8: @tensorpress/quant quantizePostTraining (min-max, 7-bit per-channel weight codes, uint8 activations, int32 biases, unifiedScales 'concat'), calibrated on 256 MNIST training digits (noise for non-28x28 inputs).",
       'sizeRatio: file bytes divided by the FP32 file (BN unfolded) of the same model; every file written with compactNames.',
-      'width: channel multiplier of the reference model (4: 64/128/256 channels in the residual CNN).',
+      'width: channel multiplier of the reference model (4: 64/128/256 channels in the residual CNN, 4x the MobileNet CNN\'s channels).',
     ],
   };
 }

@@ -2,12 +2,14 @@
  * Fake quantization and its gradient as fused kernels (core's typed-array kernels). As tensor ops,
  * forward and backward are about a dozen full-size passes over the activation, each allocating a
  * tensor, plus intermediates kept alive for the backward pass; fused, each is one pass and only the
- * input is kept. On cpu that is 6–9× faster (64×28×28×16: forward 7.8 vs 47 ms, forward and
- * backward 15 vs 116–139 ms). On wasm, tfjs' SIMD elementwise ops beat a JavaScript pass on
- * large tensors (64×28×28×16: forward 4.5 vs 9 ms, backward about equal), but every op
- * also costs a kernel call: weights and small activations (≤ {@link WASM_FUSED_MAX} values) take
- * the kernels there, large activations the tensor ops. Same arithmetic as the tensor-op path:
+ * input is kept. On cpu the passes are JavaScript loops (6–9× the tensor ops). On wasm a JavaScript
+ * loop over the heap is slower than tfjs' SIMD elementwise ops, so per-tensor calls run the SIMD
+ * loops of fake-quant-simd.wat on the heap (core's heapModule; the scalar loop does the last
+ * n mod 4 values), and per-channel calls take the JavaScript loop up to {@link WASM_FUSED_MAX}
+ * values (weights), tensor ops beyond. Same arithmetic as the tensor-op path:
  * float32 `r = x / s`, rounding half to even, `q = clamp(round(r) + zp)`, `y = (q − zp) · s`.
+ * A learned scale may come in as its parameter and rule (ScaleFrom): the kernels then compute the
+ * scale and return the parameter's gradient.
  *
  * Scales and zero points are one value or one per channel of the LAST axis (activations per
  * tensor; HWIO conv and [in, out] dense weights per output channel); other layouts use tensor ops.
@@ -137,13 +139,13 @@ const backward: ArrayKernelSpec = {
 
 let registered = false;
 
-/** On wasm, tensors up to this many values use the kernels (see the file comment). */
+/** On wasm without the SIMD loops (or per channel), tensors up to this many values use the kernels. */
 export const WASM_FUSED_MAX = 1 << 16;
 
 /**
- * Whether the fused kernels serve this call: float32 input on a backend that has them (on wasm only
- * up to {@link WASM_FUSED_MAX} values), and one scale (and zero point) or one per channel of x's
- * last axis.
+ * Whether the fused kernels serve this call: float32 input on a backend that has them (on wasm, per
+ * tensor with the SIMD loops, else up to {@link WASM_FUSED_MAX} values), and one scale (and zero
+ * point) or one per channel of x's last axis.
  */
 export function fusedFakeQuantAvailable(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tensor): boolean {
   if (!registered) {
