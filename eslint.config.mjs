@@ -190,7 +190,8 @@ function dependencyChecks(extra) {
       'error',
       {
         buildTargets: ['build'],
-        ignoredFiles: ['{projectRoot}/test/**/*', '{projectRoot}/**/*.test.ts', '{projectRoot}/tsconfig*.json'],
+        // scripts/ are development tools (e.g. quant's wasm assembler), not part of the published package
+        ignoredFiles: ['{projectRoot}/test/**/*', '{projectRoot}/scripts/**/*', '{projectRoot}/**/*.test.ts', '{projectRoot}/tsconfig*.json'],
         checkMissingDependencies: true,
         checkObsoleteDependencies: true,
         checkVersionMismatches: true,
