@@ -17,6 +17,7 @@ export { quantizePostTraining, postTrainingQuantization, postTrainingQuantizatio
 export type { PtqOptions, PtqParams, PostTrainingResult } from './ptq.js';
 export { fakeQuantize, roundSte, ceilSte, reduceToShape } from './fake-quantize.js';
 export type { FakeQuantOptions, SteVariant } from './fake-quantize.js';
+export type { ScaleFrom } from './internal/scale-from.js';
 export {
   quantParams,
   quantParamsPerChannel,
