@@ -62,6 +62,28 @@ const cases: Case[] = [
     zeroPoint: { values: [0], shape: [] },
     options: { range: [-7, 7], zeroPointIsZero: true, scaleFrom: { kind: 'abs', divisor: 7 } },
   },
+  // Per channel with channels a multiple of 4 and zero points 0: the per-channel SIMD loops on wasm.
+  {
+    name: 'per channel ×8, thresholds |t| / 127',
+    shape: [3, 3, 5, 8],
+    scale: { values: [1.5, -2, 0.3, 4, 0.9, 1.1, 2.5, 0.05], shape: [1, 1, 1, 8] },
+    zeroPoint: { values: [0], shape: [] },
+    options: { range: [-127, 127], zeroPointIsZero: true, scaleFrom: { kind: 'abs', divisor: 127 } },
+  },
+  {
+    name: 'per channel ×8, learned zero points at 0, ste',
+    shape: [7, 16],
+    scale: { values: [0.05, 0.1, 0.2, 0.4, 0.03, 0.07, 0.11, 0.5, 0.05, 0.1, 0.2, 0.4, 0.03, 0.07, 0.11, 0.5], shape: [16] },
+    zeroPoint: { values: Array.from({ length: 16 }, () => 0), shape: [16] },
+    options: { range: [-8, 7], gradient: 'ste' },
+  },
+  {
+    name: 'large per channel weight (3×3×64×128)',
+    shape: [3, 3, 64, 128],
+    scale: { values: Array.from({ length: 128 }, (_, i) => 0.01 + 0.002 * i), shape: [1, 1, 1, 128] },
+    zeroPoint: { values: [0], shape: [] },
+    options: { range: [-63, 63], zeroPointIsZero: true },
+  },
   {
     name: 'per channel on another axis (tensor ops either way)',
     shape: [3, 3, 4, 1],
@@ -108,8 +130,11 @@ describe('fake-quant-simd.wasm', () => {
     const perChannel = tf.ones([257]);
     const s = tf.scalar(0.1);
     expect(fusedFakeQuantAvailable(x, s, s)).toBe(true);
-    expect(fusedFakeQuantAvailable(x, perChannel, s)).toBe(false);
-    tf.dispose([x, s, perChannel]);
+    expect(fusedFakeQuantAvailable(x, perChannel, s)).toBe(false); // 257 channels: not a multiple of 4
+    const w = tf.zeros([3, 3, 64, 128]);
+    const wScale = tf.ones([128]);
+    expect(fusedFakeQuantAvailable(w, wScale, s)).toBe(true); // 128 channels: the per-channel SIMD loops
+    tf.dispose([x, s, perChannel, w, wScale]);
   });
 
   it('is not there on cpu', async () => {

@@ -33,6 +33,13 @@ function scaleAt(v: number, attrs: Record<string, unknown>): number {
 interface SimdLoops {
   forward(x: number, y: number, n: number, s: number, lo: number, hi: number): void;
   backward(x: number, dy: number, dx: number, n: number, s: number, zp: number, qmin: number, qmax: number, ste: number, mode: number): [number, number];
+  forwardChannels(x: number, y: number, rows: number, stride: number, s0: number, s1: number, s2: number, s3: number, lo: number, hi: number): void;
+  backwardChannels(x: number, dy: number, dx: number, rows: number, stride: number, s0: number, s1: number, s2: number, s3: number, qmin: number, qmax: number, ste: number, mode: number): number[];
+}
+
+/** The SIMD loops for a per-channel call: channels a multiple of 4 and every zero point 0. */
+function channelLoops(c: number, z: TypedArray, ...arrays: TypedArray[]): SimdLoops | undefined {
+  return c > 1 && c % 4 === 0 && z.every((v) => roundHalfEven(v) === 0) ? simdLoops(...arrays) : undefined;
 }
 
 /** The SIMD loops when every array lives in the wasm heap they address, else undefined. */
@@ -54,6 +61,15 @@ const forward: ArrayKernelSpec = {
     const qmax = attrs['qmax'] as number;
     const c = s!.length;
     const n = x!.length;
+    const perChannel = channelLoops(c, z!, x!, y!);
+    if (perChannel) {
+      // Four channels at a time down the rows (channels are the last axis).
+      const sc = Array.from(s!, (v) => scaleAt(v, attrs));
+      for (let k = 0; k < c; k += 4) {
+        perChannel.forwardChannels(x!.byteOffset + 4 * k, y!.byteOffset + 4 * k, n / c, 4 * c, sc[k]!, sc[k + 1]!, sc[k + 2]!, sc[k + 3]!, qmin, qmax);
+      }
+      return;
+    }
     // One scale on the wasm heap: the SIMD loop does all but the last n mod 4 values.
     const simd = c === 1 ? simdLoops(x!, y!) : undefined;
     const start = simd ? n - (n % 4) : 0;
@@ -95,14 +111,23 @@ const backward: ArrayKernelSpec = {
     const simd = c === 1 ? simdLoops(x!, dy!, dx!) : undefined;
     const start = simd ? n - (n % 4) : 0;
     const scales = Float64Array.from(s!, (v) => scaleAt(v, attrs));
-    for (let k = 0; k < c; k++) {
+    const mode = learnable ? (pact ? 2 : 1) : 0;
+    const perChannel = channelLoops(c, z!, x!, dy!, dx!);
+    for (let k = 0; perChannel && k < c; k += 4) {
+      const sums = perChannel.backwardChannels(x!.byteOffset + 4 * k, dy!.byteOffset + 4 * k, dx!.byteOffset + 4 * k, n / c, 4 * c, scales[k]!, scales[k + 1]!, scales[k + 2]!, scales[k + 3]!, qmin, qmax, ste ? 1 : 0, mode);
+      for (let j = 0; j < 4; j++) {
+        dsAcc[k + j] = sums[j]!;
+        const zk = zc === 1 ? 0 : k + j;
+        dzAcc[zk] = dzAcc[zk]! - sums[4 + j]! * scales[k + j]!;
+      }
+    }
+    for (let k = 0; !perChannel && k < c; k++) {
       const sv = scales[k]!;
       const zk = zc === 1 ? 0 : k;
       const zv = roundHalfEven(z![zk]!);
       let dsk = 0;
       let dzk = 0;
       if (simd) {
-        const mode = learnable ? (pact ? 2 : 1) : 0;
         const [dsSum, outside] = simd.backward(x!.byteOffset, dy!.byteOffset, dx!.byteOffset, start, sv, zv, qmin, qmax, ste ? 1 : 0, mode);
         dsk = dsSum;
         dzk = -outside * sv;
@@ -155,7 +180,7 @@ export function fusedFakeQuantAvailable(x: tf.Tensor, scale: tf.Tensor, zeroPoin
   }
   if (x.dtype !== 'float32' || scale.dtype !== 'float32' || !hasArrayKernel(BACKWARD)) return false;
   const c = scale.size;
-  if (tf.getBackend() === 'wasm' && x.size > WASM_FUSED_MAX && (c !== 1 || heapModule(FAKE_QUANT_SIMD_WASM) == null)) return false;
+  if (tf.getBackend() === 'wasm' && x.size > WASM_FUSED_MAX && ((c !== 1 && c % 4 !== 0) || heapModule(FAKE_QUANT_SIMD_WASM) == null)) return false;
   const lastOf = (t: tf.Tensor): number => t.shape[t.rank - 1] ?? 1;
   if (zeroPoint.size !== 1 && (zeroPoint.size !== c || lastOf(zeroPoint) !== c)) return false;
   if (c === 1) return true;
