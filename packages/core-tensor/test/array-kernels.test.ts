@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hasArrayKernel, registerArrayKernel, useBackend, type ArrayKernelSpec } from '@tensorpress/core-tensor';
+import { hasArrayKernel, heapModule, registerArrayKernel, useBackend, type ArrayKernelSpec } from '@tensorpress/core-tensor';
 
 // y = a·x + b elementwise and the sum of x, as one kernel with two outputs.
 const spec: ArrayKernelSpec = {
@@ -59,4 +59,50 @@ describe('registerArrayKernel', () => {
       }
     });
   }
+});
+
+// (module (import "env" "memory" (memory 0)) (func (export "store") (param i32 f32) local.get 0 local.get 1 f32.store)),
+// and the same with `(memory 0 65536 shared)`, assembled with wabt.
+const STORE = {
+  unshared: 'AGFzbQEAAAABBgFgAn99AAIPAQNlbnYGbWVtb3J5AgAAAwIBAAcJAQVzdG9yZQAACgsBCQAgACABOAIACw==',
+  shared: 'AGFzbQEAAAABBgFgAn99AAISAQNlbnYGbWVtb3J5AgMAgIAEAwIBAAcJAQVzdG9yZQAACgsBCQAgACABOAIACw==',
+};
+
+// y[i] = 10·i + 1, written by the heap module at the views' byte offsets where it can, else by JavaScript.
+const storeSpec: ArrayKernelSpec = {
+  kernelName: 'TestHeapStore',
+  inputs: ['x'],
+  outputs: (shapes) => [{ shape: [...shapes[0]!], dtype: 'float32' }],
+  compute(_inputs, [y]) {
+    const m = heapModule(STORE);
+    const onHeap = m != null && y!.buffer === m.memory.buffer;
+    for (let i = 0; i < y!.length; i++) {
+      if (onHeap) (m.exports['store'] as (p: number, v: number) => void)(y!.byteOffset + 4 * i, 10 * i + 1);
+      else y![i] = 10 * i + 1;
+    }
+    heapUsed.push(onHeap);
+  },
+};
+const heapUsed: boolean[] = [];
+
+describe('heapModule', () => {
+  it("instantiates a module on the wasm backend's memory once; array kernels reach it through their views", async () => {
+    registerArrayKernel(storeSpec);
+    await useBackend('wasm');
+    const m = heapModule(STORE);
+    expect(typeof m?.exports['store']).toBe('function');
+    expect(heapModule(STORE)).toBe(m);
+    const x = tf.zeros([5]);
+    const y = tf.engine().runKernel('TestHeapStore', { x }) as tf.Tensor;
+    expect(Array.from(y.dataSync())).toEqual([1, 11, 21, 31, 41]);
+    expect(heapUsed.pop()).toBe(true);
+    tf.dispose([x, y]);
+    // cpu tensors are not in that memory: the same kernel takes its JavaScript path
+    await useBackend('cpu');
+    const xc = tf.zeros([3]);
+    const yc = tf.engine().runKernel('TestHeapStore', { x: xc }) as tf.Tensor;
+    expect(Array.from(yc.dataSync())).toEqual([1, 11, 21]);
+    expect(heapUsed.pop()).toBe(false);
+    tf.dispose([xc, yc]);
+  });
 });

@@ -78,6 +78,13 @@ const cases: Case[] = [
     options: { range: [-8, 7], gradient: 'ste' },
   },
   {
+    name: 'per channel ×8, one learned zero point for all',
+    shape: [5, 8],
+    scale: { values: [0.05, 0.1, 0.2, 0.4, 0.03, 0.07, 0.11, 0.5], shape: [8] },
+    zeroPoint: { values: [3], shape: [] },
+    options: { range: [-8, 7] },
+  },
+  {
     name: 'large per channel weight (3×3×64×128)',
     shape: [3, 3, 64, 128],
     scale: { values: Array.from({ length: 128 }, (_, i) => 0.01 + 0.002 * i), shape: [1, 1, 1, 128] },

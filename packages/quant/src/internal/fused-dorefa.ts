@@ -1,7 +1,8 @@
 /**
  * DoReFa-Net's weight quantizer and its closed-form gradient as fused kernels (core's typed-array
  * kernels on wasm and cpu): as taped tensor ops it is about thirty kernel calls per weight and
- * step, fused it is two. Same float32 arithmetic as the tensor ops of dorefa.ts, step by step:
+ * step, fused it is two. The forward also returns `t = tanh(w)`, which the backward takes instead
+ * of recomputing it. Same float32 arithmetic as the tensor ops of dorefa.ts, step by step:
  * `t = tanh(w)`, `M = max|t|`, `w_t = t / 2M + 1/2`, `y = (2 · round(w_t · n) / n − 1) · c`
  * (round half to even); backward with `g = 2c · dy` and S = Σ g·t accumulated in float64:
  * `dw = (g / 2M − [|t| = M] · sign(t) · S / (2M · M)) · (1 − t²)`.
@@ -30,11 +31,14 @@ function tanhAndMax(w: TypedArray, t: Float32Array): number {
 const forward: ArrayKernelSpec = {
   kernelName: FORWARD,
   inputs: ['w'],
-  outputs: (shapes) => [{ shape: [...shapes[0]!], dtype: 'float32' }],
-  compute([w], [y], _shapes, attrs) {
+  outputs: (shapes) => [
+    { shape: [...shapes[0]!], dtype: 'float32' },
+    { shape: [...shapes[0]!], dtype: 'float32' },
+  ],
+  compute([w], [y, tOut], _shapes, attrs) {
     const n = attrs['levels'] as number;
     const c = f(attrs['c'] as number);
-    const t = new Float32Array(w!.length);
+    const t = tOut as Float32Array;
     const twoM = f(2 * tanhAndMax(w!, t));
     for (let i = 0; i < t.length; i++) {
       const wt = f(f(t[i]! / twoM) + 0.5);
@@ -46,12 +50,13 @@ const forward: ArrayKernelSpec = {
 
 const backward: ArrayKernelSpec = {
   kernelName: BACKWARD,
-  inputs: ['w', 'dy'],
+  inputs: ['t', 'dy'],
   outputs: (shapes) => [{ shape: [...shapes[0]!], dtype: 'float32' }],
-  compute([w, dy], [dw], _shapes, attrs) {
+  compute([ts, dy], [dw], _shapes, attrs) {
+    const t = ts!;
     const twoC = f(2 * (attrs['c'] as number));
-    const t = new Float32Array(w!.length);
-    const m = tanhAndMax(w!, t);
+    let m = 0;
+    for (let i = 0; i < t.length; i++) m = Math.max(m, Math.abs(t[i]!));
     const twoM = f(2 * m);
     let s = 0;
     for (let i = 0; i < t.length; i++) s += f(dy![i]! * twoC) * t[i]!;
@@ -81,10 +86,11 @@ export function fusedDorefaAvailable(w: tf.Tensor): boolean {
 export function fusedDorefaWeights(w: tf.Tensor, levels: number, c: number): tf.Tensor {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [wi, save] = args as [tf.Tensor, tf.GradSaveFunc];
-    save([wi]);
+    const [y, t] = tf.engine().runKernel(FORWARD, { w: wi }, { levels, c }) as tf.Tensor[];
+    save([t!]);
     return {
-      value: tf.engine().runKernel(FORWARD, { w: wi }, { levels, c }) as tf.Tensor,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(BACKWARD, { w: saved[0]!, dy }, { c }) as tf.Tensor,
+      value: y!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(BACKWARD, { t: saved[0]!, dy }, { c }) as tf.Tensor,
     };
   });
   return (op as (x: tf.Tensor) => tf.Tensor)(w);

@@ -3,10 +3,11 @@
  * forward and backward are about a dozen full-size passes over the activation, each allocating a
  * tensor, plus intermediates kept alive for the backward pass; fused, each is one pass and only the
  * input is kept. On cpu the passes are JavaScript loops (6–9× the tensor ops). On wasm a JavaScript
- * loop over the heap is slower than tfjs' SIMD elementwise ops, so per-tensor calls run the SIMD
- * loops of fake-quant-simd.wat on the heap (core's heapModule; the scalar loop does the last
- * n mod 4 values), and per-channel calls take the JavaScript loop up to {@link WASM_FUSED_MAX}
- * values (weights), tensor ops beyond. Same arithmetic as the tensor-op path:
+ * loop over the heap is slower than tfjs' SIMD elementwise ops, so the kernels run the SIMD loops
+ * of fake-quant-simd.wat on the heap (core's heapModule) per tensor (the JavaScript loop does the
+ * last n mod 4 values) and per channel when the channels are a multiple of 4 with one zero point;
+ * other per-channel calls take the JavaScript loop up to {@link WASM_FUSED_MAX} values, tensor ops
+ * beyond. Same arithmetic as the tensor-op path:
  * float32 `r = x / s`, rounding half to even, `q = clamp(round(r) + zp)`, `y = (q − zp) · s`.
  * A learned scale may come in as its parameter and rule (ScaleFrom): the kernels then compute the
  * scale and return the parameter's gradient.
@@ -21,32 +22,47 @@ import { roundHalfEven } from '../quant-params.js';
 import { FAKE_QUANT_SIMD_WASM } from './fake-quant-simd.js';
 import { scaleFromGradient, scaleFromValue, type ScaleFrom } from './scale-from.js';
 
-/** The scale from the `scale` input: the input itself, or a rule applied to a learned parameter. */
+/** What the `scale` input is: the scale itself, or the parameter of a ScaleFrom rule. */
 type ScaleInput = ScaleFrom['kind'] | 'scale';
 
-function scaleAt(v: number, attrs: Record<string, unknown>): number {
-  const kind = attrs['scaleFrom'] as ScaleInput;
-  return kind === 'scale' ? v : scaleFromValue(v, kind, attrs['scaleArg'] as number);
-}
-
-/** The SIMD loops of fake-quant-simd.wat (n a multiple of 4; pointers are heap byte offsets). */
+/** The SIMD loops of fake-quant-simd.wat (pointers are heap byte offsets). */
 interface SimdLoops {
-  forward(x: number, y: number, n: number, s: number, lo: number, hi: number): void;
-  backward(x: number, dy: number, dx: number, n: number, s: number, zp: number, qmin: number, qmax: number, ste: number, mode: number): [number, number];
-  forwardChannels(x: number, y: number, rows: number, stride: number, s0: number, s1: number, s2: number, s3: number, lo: number, hi: number): void;
-  backwardChannels(x: number, dy: number, dx: number, rows: number, stride: number, s0: number, s1: number, s2: number, s3: number, qmin: number, qmax: number, ste: number, mode: number): number[];
+  forward(x: number, y: number, rows: number, stride: number, s0: number, s1: number, s2: number, s3: number, lo: number, hi: number): void;
+  backward(x: number, dy: number, dx: number, rows: number, stride: number, s0: number, s1: number, s2: number, s3: number, zp: number, qmin: number, qmax: number, ste: number, mode: number): number[];
 }
 
-/** The SIMD loops for a per-channel call: channels a multiple of 4 and every zero point 0. */
-function channelLoops(c: number, z: TypedArray, ...arrays: TypedArray[]): SimdLoops | undefined {
-  return c > 1 && c % 4 === 0 && z.every((v) => roundHalfEven(v) === 0) ? simdLoops(...arrays) : undefined;
+/** Per channel: the scale (the `scale` input, or its rule applied to it) and the rounded zero point. */
+function channelParams(s: TypedArray, z: TypedArray, attrs: Record<string, unknown>): { scales: Float64Array; zps: Float64Array } {
+  const kind = attrs['scaleFrom'] as ScaleInput;
+  const scales = Float64Array.from(s, (v) => (kind === 'scale' ? v : scaleFromValue(v, kind, attrs['scaleArg'] as number)));
+  const zps = Float64Array.from(scales, (_, k) => roundHalfEven(z[z.length === 1 ? 0 : k]!));
+  return { scales, zps };
 }
 
-/** The SIMD loops when every array lives in the wasm heap they address, else undefined. */
-function simdLoops(...arrays: TypedArray[]): SimdLoops | undefined {
+/**
+ * Where the SIMD loops cover x, in groups of four lanes: per tensor, one group of rows of four
+ * values over all but the last n mod 4 (every lane the one channel); per channel (channels a
+ * multiple of 4, one zero point for all), c / 4 groups of four channels down the rows. `end`: the
+ * values covered are [0, end), the JavaScript loop does the rest. Undefined off the wasm heap.
+ */
+interface SimdCover {
+  readonly loops: SimdLoops;
+  readonly groups: number;
+  readonly rows: number;
+  readonly stride: number;
+  readonly end: number;
+  /** The channel of lane j of group g. */
+  lane(g: number, j: number): number;
+}
+
+function simdCover(n: number, c: number, zps: Float64Array, ...arrays: TypedArray[]): SimdCover | undefined {
+  const perTensor = c === 1;
+  if (!perTensor && (c % 4 !== 0 || !zps.every((z) => z === zps[0]))) return undefined;
   const m = heapModule(FAKE_QUANT_SIMD_WASM);
   if (m == null || !arrays.every((a) => a.buffer === m.memory.buffer)) return undefined;
-  return m.exports as unknown as SimdLoops;
+  const loops = m.exports as unknown as SimdLoops;
+  if (perTensor) return { loops, groups: 1, rows: n >> 2, stride: 16, end: n - (n % 4), lane: () => 0 };
+  return { loops, groups: c / 4, rows: n / c, stride: 4 * c, end: n, lane: (g, j) => 4 * g + j };
 }
 
 const FORWARD = 'TensorpressFakeQuantize';
@@ -61,25 +77,19 @@ const forward: ArrayKernelSpec = {
     const qmax = attrs['qmax'] as number;
     const c = s!.length;
     const n = x!.length;
-    const perChannel = channelLoops(c, z!, x!, y!);
-    if (perChannel) {
-      // Four channels at a time down the rows (channels are the last axis).
-      const sc = Array.from(s!, (v) => scaleAt(v, attrs));
-      for (let k = 0; k < c; k += 4) {
-        perChannel.forwardChannels(x!.byteOffset + 4 * k, y!.byteOffset + 4 * k, n / c, 4 * c, sc[k]!, sc[k + 1]!, sc[k + 2]!, sc[k + 3]!, qmin, qmax);
-      }
-      return;
+    const { scales, zps } = channelParams(s!, z!, attrs);
+    const cover = simdCover(n, c, zps, x!, y!);
+    for (let g = 0; cover && g < cover.groups; g++) {
+      const at = (j: number): number => scales[cover.lane(g, j)]!;
+      cover.loops.forward(x!.byteOffset + 16 * g, y!.byteOffset + 16 * g, cover.rows, cover.stride, at(0), at(1), at(2), at(3), qmin - zps[0]!, qmax - zps[0]!);
     }
-    // One scale on the wasm heap: the SIMD loop does all but the last n mod 4 values.
-    const simd = c === 1 ? simdLoops(x!, y!) : undefined;
-    const start = simd ? n - (n % 4) : 0;
-    for (let k = 0; k < c; k++) {
-      const sv = scaleAt(s![k]!, attrs);
-      const zv = roundHalfEven(z![z!.length === 1 ? 0 : k]!);
+    // The rest (a per-tensor tail, or everything off the wasm heap), channel by channel.
+    const start = cover?.end ?? 0;
+    for (let k = 0; start < n && k < c; k++) {
+      const sv = scales[k]!;
       // round(clamp(v)) = clamp(round(v)) for integer bounds; clamping first is faster here.
-      const lo = qmin - zv;
-      const hi = qmax - zv;
-      simd?.forward(x!.byteOffset, y!.byteOffset, start, sv, lo, hi);
+      const lo = qmin - zps[k]!;
+      const hi = qmax - zps[k]!;
       for (let i = k + start; i < n; i += c) {
         const v = Math.fround(x![i]! / sv);
         y![i] = roundHalfEven(v > hi ? hi : v < lo ? lo : v) * sv;
@@ -106,32 +116,28 @@ const backward: ArrayKernelSpec = {
     const c = s!.length;
     const n = x!.length;
     const zc = z!.length;
+    const { scales, zps } = channelParams(s!, z!, attrs);
+    // Per channel: Σ dy·∂y/∂s, and Σ dy over the values outside the range (∂y/∂zp = −s there).
     const dsAcc = new Float64Array(c);
-    const dzAcc = new Float64Array(zc);
-    const simd = c === 1 ? simdLoops(x!, dy!, dx!) : undefined;
-    const start = simd ? n - (n % 4) : 0;
-    const scales = Float64Array.from(s!, (v) => scaleAt(v, attrs));
+    const outAcc = new Float64Array(c);
+    const cover = simdCover(n, c, zps, x!, dy!, dx!);
     const mode = learnable ? (pact ? 2 : 1) : 0;
-    const perChannel = channelLoops(c, z!, x!, dy!, dx!);
-    for (let k = 0; perChannel && k < c; k += 4) {
-      const sums = perChannel.backwardChannels(x!.byteOffset + 4 * k, dy!.byteOffset + 4 * k, dx!.byteOffset + 4 * k, n / c, 4 * c, scales[k]!, scales[k + 1]!, scales[k + 2]!, scales[k + 3]!, qmin, qmax, ste ? 1 : 0, mode);
+    for (let g = 0; cover && g < cover.groups; g++) {
+      const at = (j: number): number => scales[cover.lane(g, j)]!;
+      const off = 16 * g;
+      const sums = cover.loops.backward(x!.byteOffset + off, dy!.byteOffset + off, dx!.byteOffset + off, cover.rows, cover.stride, at(0), at(1), at(2), at(3), zps[0]!, qmin, qmax, ste ? 1 : 0, mode);
       for (let j = 0; j < 4; j++) {
-        dsAcc[k + j] = sums[j]!;
-        const zk = zc === 1 ? 0 : k + j;
-        dzAcc[zk] = dzAcc[zk]! - sums[4 + j]! * scales[k + j]!;
+        const k = cover.lane(g, j);
+        dsAcc[k] = dsAcc[k]! + sums[j]!;
+        outAcc[k] = outAcc[k]! + sums[4 + j]!;
       }
     }
-    for (let k = 0; !perChannel && k < c; k++) {
+    const start = cover?.end ?? 0;
+    for (let k = 0; start < n && k < c; k++) {
       const sv = scales[k]!;
-      const zk = zc === 1 ? 0 : k;
-      const zv = roundHalfEven(z![zk]!);
+      const zv = zps[k]!;
       let dsk = 0;
-      let dzk = 0;
-      if (simd) {
-        const [dsSum, outside] = simd.backward(x!.byteOffset, dy!.byteOffset, dx!.byteOffset, start, sv, zv, qmin, qmax, ste ? 1 : 0, mode);
-        dsk = dsSum;
-        dzk = -outside * sv;
-      }
+      let outk = 0;
       for (let i = k + start; i < n; i += c) {
         const g = dy![i]!;
         const r = Math.fround(x![i]! / sv);
@@ -146,19 +152,23 @@ const backward: ArrayKernelSpec = {
           let q = roundHalfEven(r) + zv;
           q = q > qmax ? qmax : q < qmin ? qmin : q;
           dsk += g * (q - zv);
-          dzk -= g * sv;
+          outk += g;
         }
       }
-      dsAcc[k] = dsk;
-      dzAcc[zk] = dzAcc[zk]! + dzk;
+      dsAcc[k] = dsAcc[k]! + dsk;
+      outAcc[k] = outAcc[k]! + outk;
     }
     const kind = attrs['scaleFrom'] as ScaleInput;
     for (let k = 0; k < c; k++) {
       const g = dsAcc[k]! * gs;
       ds![k] = kind === 'scale' ? g : scaleFromGradient(g, s![k]!, scales[k]!, kind, attrs['scaleArg'] as number);
     }
-    const learnZero = learnable && attrs['learnZeroPoint'] === true;
-    for (let k = 0; k < zc; k++) dz![k] = learnZero ? dzAcc[k]! * gs : 0;
+    dz!.fill(0);
+    if (!learnable || attrs['learnZeroPoint'] !== true) return;
+    for (let k = 0; k < c; k++) {
+      const j = zc === 1 ? 0 : k;
+      dz![j] = dz![j]! - outAcc[k]! * scales[k]! * gs;
+    }
   },
 };
 
@@ -180,6 +190,7 @@ export function fusedFakeQuantAvailable(x: tf.Tensor, scale: tf.Tensor, zeroPoin
   }
   if (x.dtype !== 'float32' || scale.dtype !== 'float32' || !hasArrayKernel(BACKWARD)) return false;
   const c = scale.size;
+  // Large tensors on wasm only where the SIMD loops may serve them (see simdCover).
   if (tf.getBackend() === 'wasm' && x.size > WASM_FUSED_MAX && ((c !== 1 && c % 4 !== 0) || heapModule(FAKE_QUANT_SIMD_WASM) == null)) return false;
   const lastOf = (t: tf.Tensor): number => t.shape[t.rank - 1] ?? 1;
   if (zeroPoint.size !== 1 && (zeroPoint.size !== c || lastOf(zeroPoint) !== c)) return false;
