@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { arrayDataset, referenceModels, useBackend, type Dataset, type Graph, type ReferenceModelName } from '@tensorpress/core-tensor';
 import { loadMnist } from '@tensorpress/datasets';
-import { ortLatency, toOnnx } from '@tensorpress/export-onnx';
+import { fromOnnx, ortLatency, toOnnx } from '@tensorpress/export-onnx';
 import { quantizePostTraining } from '@tensorpress/quant';
 import { median, round } from './common.js';
 import type { SuiteResult } from './run.js';
@@ -47,6 +47,23 @@ async function int8Graph(float: Graph, calib: Dataset): Promise<Graph> {
   return (await quantizePostTraining(float, calib, { calibration: 'minmax', samples: calib.size, weights: { bits: 7 }, unifiedScales: 'concat' })).graph;
 }
 
+/**
+ * Where an INT8 QDQ file's bytes go, from its parameters read back: int8 weight codes, int32
+ * biases, per-channel float32 scales, and the rest (graph structure, scalar scales and zero points).
+ */
+function int8FileParts(bytes: Uint8Array): { codeBytes: number; biasBytes: number; channelScaleBytes: number; restBytes: number } {
+  let codeBytes = 0;
+  let biasBytes = 0;
+  let channelScaleBytes = 0;
+  for (const p of fromOnnx(bytes).params) {
+    const size = p.data.byteLength;
+    if (p.dtype === 'int8' && p.data.length > 1) codeBytes += size;
+    else if (p.dtype === 'int32') biasBytes += size;
+    else if (p.dtype === 'float32' && p.data.length > 1) channelScaleBytes += size;
+  }
+  return { codeBytes, biasBytes, channelScaleBytes, restBytes: bytes.length - codeBytes - biasBytes - channelScaleBytes };
+}
+
 async function calibration(input: [number, number, number]): Promise<Dataset> {
   if (input.join() === '28,28,1') {
     const { train } = await loadMnist({ seed: 0 });
@@ -75,6 +92,8 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
       'int8-qdq': toOnnx(q, { compactNames: true }),
       'int8-qoperator': toOnnx(q, { format: 'qoperator', compactNames: true }),
     };
+    const parts = int8FileParts(files['int8-qdq']);
+    console.log(`${v.model} w${v.width ?? 1} int8-qdq file: ${JSON.stringify(parts)} of ${files['int8-qdq'].length} bytes; FP32 ${files.fp32.length}`);
     for (const batch of batches) {
       for (const threads of threadsList) {
         // Rounds alternate the three files so drift and other load hit them alike.
@@ -111,6 +130,7 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
             bytes: files[f].length,
             sizeRatio: round(files[f].length / files.fp32.length, 3),
             speedup: round(fp32Ms / ms, 2),
+            ...(f === 'int8-qdq' ? parts : {}),
           });
           console.log(`${v.model} ${v.input.join('x')} w${v.width ?? 1} ${f} batch ${batch} threads ${threads}: ${ms.toFixed(3)} ms (×${(fp32Ms / ms).toFixed(2)} vs fp32)`);
         }
@@ -125,6 +145,7 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
       'speedup: FP32 median divided by this median, same model, batch and threads, measured in the same run.',
       "INT8: @tensorpress/quant quantizePostTraining (min-max, 7-bit per-channel weight codes, uint8 activations, int32 biases, unifiedScales 'concat'), calibrated on 256 MNIST training digits (noise for non-28x28 inputs).",
       'sizeRatio: file bytes divided by the FP32 file (BN unfolded) of the same model; every file written with compactNames.',
+      'codeBytes, biasBytes, channelScaleBytes, restBytes (int8-qdq rows): the file read back: int8 weight codes, int32 biases, per-channel float32 scales, and the rest (graph structure, scalar scales and zero points).',
       'width: channel multiplier of the reference model (4: 64/128/256 channels in the residual CNN, 4x the MobileNet CNN\'s channels).',
     ],
   };

@@ -78,7 +78,7 @@ function subset(data: Dataset, n: number, seed = 0): Dataset {
 /**
  * QAT and FP32 step times side by side: 8 rounds of 4 FP32 steps then 4 QAT steps (one warm-up
  * step each), same backend, same run. The ratio is the median of the rounds' ratios: this machine's
- * speed drifts by a third within a minute, which pairing adjacent blocks cancels.
+ * speed drifts within a run (see fp32StepMs across rows), which pairing adjacent blocks cancels.
  */
 async function stepRatio(baseline: Graph, make: () => CompressionBuilder, train: Dataset): Promise<{ fp32Ms: number; qatMs: number; ratio: number }> {
   const fp32Ex = new Executor(baseline);
