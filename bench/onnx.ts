@@ -7,9 +7,9 @@
  * The INT8 graphs come from @tensorpress/quant's `quantizePostTraining` (see `int8Graph`).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { arrayDataset, referenceModels, useBackend, type Dataset, type Graph, type ReferenceModelName } from '@tensorpress/core-tensor';
+import { Executor, arrayDataset, referenceModels, useBackend, type Dataset, type Graph, type ReferenceModelName } from '@tensorpress/core-tensor';
 import { loadMnist } from '@tensorpress/datasets';
-import { fromOnnx, ortLatency, toOnnx } from '@tensorpress/export-onnx';
+import { checkParity, fromOnnx, ortLatency, toOnnx } from '@tensorpress/export-onnx';
 import { quantizePostTraining } from '@tensorpress/quant';
 import { median, round } from './common.js';
 import type { SuiteResult } from './run.js';
@@ -75,6 +75,39 @@ async function calibration(input: [number, number, number]): Promise<Dataset> {
   return arrayDataset({ x: x as Float32Array, y: new Int32Array(n), exampleShape: input, numClasses: 10 });
 }
 
+/**
+ * onnxruntime against the in-process INT8 graph (`checkParity`, integer arithmetic) on the 2,000
+ * MNIST test digits, in chunks of 100 (wasm memory): top-1 agreement, logits beyond one output step (the logit
+ * range on the calibration images / 255, as a uint8 output quantizer would have), and the largest
+ * difference in steps.
+ */
+async function parity(float: Graph, q: Graph, bytes: Uint8Array, calib: Dataset): Promise<Record<string, number | string>> {
+  const ex = new Executor(float);
+  const { x: cx, y: cy } = calib.batches(calib.size).next().value!;
+  const [logits] = ex.run(cx);
+  ex.dispose();
+  const [lo, hi] = [tf.min(logits!).dataSync()[0]!, tf.max(logits!).dataSync()[0]!];
+  tf.dispose([logits!, cx, cy]);
+  const step = (hi - lo) / 255;
+  const { test } = await loadMnist({ seed: 0 });
+  let agree = 0;
+  let beyond = 0;
+  let max = 0;
+  for (const { x, y } of test.batches(100)) {
+    try {
+      const r = await checkParity(q, bytes, x, { outputStep: step });
+      agree += r.top1Agreement! * x.shape[0]!;
+      beyond += r.beyondStep!;
+      max = Math.max(max, r.maxAbsDiff);
+    } catch (e) {
+      return { error: (e as Error).message.split('\n')[0]!.slice(0, 300) };
+    } finally {
+      tf.dispose([x, y]);
+    }
+  }
+  return { examples: test.size, top1Agreement: round(agree / test.size, 4), beyondStep: beyond, maxDiffSteps: round(max / step, 4) };
+}
+
 export default async function onnxBench(args: string[]): Promise<SuiteResult> {
   const quick = args.includes('--quick');
   await useBackend('wasm');
@@ -93,6 +126,13 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
       'int8-qoperator': toOnnx(q, { format: 'qoperator', compactNames: true }),
     };
     const parts = int8FileParts(files['int8-qdq']);
+    if (v.input.join() === '28,28,1') {
+      for (const f of ['int8-qdq', 'int8-qoperator'] as const) {
+        const p = await parity(float, q, files[f], calib);
+        rows.push({ model: v.model, input: v.input.join('x'), width: v.width ?? 1, format: f, kind: 'parity', ...p });
+        console.log(`${v.model} w${v.width ?? 1} ${f} parity: ${JSON.stringify(p)}`);
+      }
+    }
     console.log(`${v.model} w${v.width ?? 1} int8-qdq file: ${JSON.stringify(parts)} of ${files['int8-qdq'].length} bytes; FP32 ${files.fp32.length}`);
     for (const batch of batches) {
       for (const threads of threadsList) {

@@ -734,3 +734,109 @@ register({
     return [tf.cast(y, 'int32'), scale, tf.cast(zp, 'int32')];
   },
 });
+
+// ---------------------------------------------------------------- integer ops (what toIntegerOps makes)
+
+/** A scalar float32 input as a JavaScript number (scales, read once per run). */
+function scalarOf(node: Node, t: tf.Tensor, what: string): number {
+  if (t.size !== 1) fail(node, `${what} must be a scalar, got shape ${fmt(t.shape)}`);
+  return t.dataSync()[0]!;
+}
+
+/**
+ * The requantisation of an integer runtime (onnxruntime's MLAS, TFLite's float path): the int32
+ * accumulator converted to float32, times the float32 multiplier, clamped to the output range
+ * minus the zero point, rounded half to even, plus the zero point. Returns codes in an int32 tensor.
+ */
+function requantize(acc: tf.Tensor, multiplier: tf.Tensor | number, zp: number, [lo, hi]: [number, number]): tf.Tensor {
+  return tf.cast(tf.add(tf.round(tf.clipByValue(tf.mul(acc, multiplier), lo - zp, hi - zp)), zp), 'int32');
+}
+
+/** Shape of the codes a QLinear op writes: dtype of its output zero point (uint8 when absent). */
+function outCodes(node: Node, ins: readonly (TensorInfo | undefined)[], zpIndex: number): DType {
+  const dtype = ins[zpIndex]?.dtype ?? 'uint8';
+  if (dtype !== 'int8' && dtype !== 'uint8') fail(node, `output zero point must be int8 or uint8, got ${dtype}`, 'GRAPH_INVALID');
+  return dtype;
+}
+
+/**
+ * Largest magnitude below which float32 sums of integer products are exact (2^24). Above it,
+ * QLinearConv splits the weight into w = 16·hi + lo so that each partial sum stays exact, and adds
+ * the parts in int32. Exact while k·max|x − x_zp|·16 < 2^24 (k = kh·kw·cin/group up to 4,112).
+ */
+const EXACT_SUM = 2 ** 24;
+
+register({
+  op: 'QLinearConv',
+  // x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, [B] (ONNX order)
+  arity: [8, 9],
+  weightInputs: [1, 2, 3, 4, 5, 6, 7, 8],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    const w = need(node, ins, 3);
+    const g = convGeometry(node, x.shape, w.shape);
+    const ws = need(node, ins, 4);
+    const n = ws.shape.reduce<number>((p, d) => p * (d ?? 1), 1);
+    if (n !== 1 && n !== g.outChannels) fail(node, `w_scale has ${n} values; needs 1 or ${g.outChannels} (one per output channel)`);
+    const b = ins[8];
+    if (b && (b.dtype !== 'int32' || b.shape.length !== 1 || b.shape[0] !== g.outChannels)) {
+      fail(node, `bias must be int32 [${g.outChannels}], got ${b.dtype} ${fmt(b.shape)}`);
+    }
+    const oh = windowOut(x.shape[1]!, g.kernel[0], g.strides[0], g.dilations[0], g.pads[0], g.pads[2]);
+    const ow = windowOut(x.shape[2]!, g.kernel[1], g.strides[1], g.dilations[1], g.pads[1], g.pads[3]);
+    return [{ name: '', shape: [x.shape[0]!, oh, ow, g.outChannels], dtype: outCodes(node, ins, 7) }];
+  },
+  forward: (ins, node, ctx) => {
+    const xq = req(node, ins, 0);
+    const wq = req(node, ins, 3);
+    const g = convGeometry(node, xq.shape, wq.shape);
+    const zx = ins[2] ? scalarOf(node, ins[2], 'x_zero_point') : 0;
+    const zy = ins[7] ? scalarOf(node, ins[7], 'y_zero_point') : 0;
+    const sx = Math.fround(scalarOf(node, req(node, ins, 1), 'x_scale'));
+    const sy = Math.fround(scalarOf(node, req(node, ins, 6), 'y_scale'));
+    const x = tf.sub(tf.cast(xq, 'float32'), zx) as tf.Tensor4D;
+    const w = (ins[5] ? tf.sub(tf.cast(wq, 'float32'), tf.cast(ins[5], 'float32')) : tf.cast(wq, 'float32')) as tf.Tensor4D;
+    // Integer products summed in float32 are exact while every partial sum stays below 2^24.
+    const [mx, mw] = Array.from(tf.stack([tf.max(tf.abs(x)), tf.max(tf.abs(w))]).dataSync());
+    const k = g.kernel[0] * g.kernel[1] * (g.inChannels / g.group);
+    // Partial sums come back as int32 and are combined in int32, like the runtime's accumulator.
+    const exact = (ww: tf.Tensor4D): tf.Tensor => tf.cast(runConv(x, ww, undefined, g), 'int32');
+    let acc: tf.Tensor;
+    if (k * mx! * mw! < EXACT_SUM) {
+      acc = exact(w);
+    } else {
+      const hi = tf.floor(tf.div(tf.add(w, 8), 16)) as tf.Tensor4D;
+      acc = tf.add(tf.mul(exact(hi), tf.scalar(16, 'int32')), exact(tf.sub(w, tf.mul(hi, 16)) as tf.Tensor4D));
+    }
+    if (ins[8]) acc = tf.add(acc, tf.cast(ins[8], 'int32'));
+    acc = tf.cast(acc, 'float32');
+    // onnxruntime's multiplier per output channel: float32 (x_scale · w_scale) / y_scale
+    const ws = req(node, ins, 4).dataSync();
+    const m = Float32Array.from(ws, (s) => Math.fround(Math.fround(sx * s) / sy));
+    const range = qRange(ctx.graph.info(node.outputs[0]!).dtype);
+    return [requantize(acc, m.length === 1 ? m[0]! : tf.tensor1d(m), zy, range)];
+  },
+});
+
+register({
+  op: 'QLinearGlobalAveragePool',
+  // x, x_scale, x_zero_point, y_scale, y_zero_point (com.microsoft, channels last)
+  arity: [5, 5],
+  weightInputs: [1, 2, 3, 4],
+  infer: (ins, node) => {
+    const x = need(node, ins, 0);
+    if (x.shape.length !== 4) fail(node, `input must be NHWC rank 4, got ${fmt(x.shape)}`);
+    return [{ name: '', shape: [x.shape[0]!, 1, 1, x.shape[3]!], dtype: outCodes(node, ins, 4) }];
+  },
+  forward: (ins, node, ctx) => {
+    const xq = req(node, ins, 0);
+    const size = xq.shape[1]! * xq.shape[2]!;
+    const zx = scalarOf(node, req(node, ins, 2), 'x_zero_point');
+    const zy = scalarOf(node, req(node, ins, 4), 'y_zero_point');
+    const sx = Math.fround(scalarOf(node, req(node, ins, 1), 'x_scale'));
+    const sy = Math.fround(scalarOf(node, req(node, ins, 3), 'y_scale'));
+    // Integer sum over the image minus the zero point's share, requantised by x_scale / (y_scale · size).
+    const acc = tf.cast(tf.sub(tf.sum(tf.cast(xq, 'int32'), [1, 2], true), tf.scalar(zx * size, 'int32')), 'float32');
+    return [requantize(acc, Math.fround(sx / Math.fround(sy * size)), zy, qRange(ctx.graph.info(node.outputs[0]!).dtype))];
+  },
+});

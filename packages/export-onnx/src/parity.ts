@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, TensorpressError, type Feeds, type Graph } from '@tensorpress/core-tensor';
+import { Executor, TensorpressError, toIntegerOps, type Feeds, type Graph } from '@tensorpress/core-tensor';
 import { loadOrt } from './internal/ort.js';
 import { NHWC_TO_NCHW } from './layout.js';
 
@@ -19,6 +19,15 @@ export interface ParityOptions {
   threads?: number;
   /** onnxruntime graph optimisation level (`'disabled'` runs the file's ops as written). Default `'all'`. */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * How the in-process graph computes a quantized graph. `'integer'` runs it as onnxruntime's
+   * optimised session does (`toIntegerOps`: QLinearConv with int32 accumulation and onnxruntime's
+   * requantisation, QLinearGlobalAveragePool); `'float'` runs every Q/DQ pair as written, as a
+   * session does that does not fuse QDQ groups (`optimization` `'disabled'` or `'basic'`). Default:
+   * `'integer'` at `'extended'` and `'all'`, `'float'` below.
+   * A graph without quantized convolutions runs the same either way.
+   */
+  arithmetic?: 'integer' | 'float';
 }
 
 /** What {@link checkParity} found for one output. */
@@ -71,10 +80,11 @@ export async function checkParity(
   const ort = await loadOrt();
   const bytes = typeof onnxFileOrBytes === 'string' ? new Uint8Array(await readFile(onnxFileOrBytes)) : onnxFileOrBytes;
   const feeds: Record<string, tf.Tensor> = inputs instanceof tf.Tensor ? { [graph.inputs[0]!.name]: inputs } : { ...inputs };
+  const level = options.optimization ?? 'all';
   const session = await ort.InferenceSession.create(bytes, {
     intraOpNumThreads: options.threads ?? 1,
     interOpNumThreads: 1,
-    graphOptimizationLevel: options.optimization ?? 'all',
+    graphOptimizationLevel: level,
   });
   try {
     const ortFeeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
@@ -88,7 +98,8 @@ export async function checkParity(
       data.dispose();
     });
     const ortOut = await session.run(ortFeeds);
-    const ex = new Executor(graph);
+    const integer = (options.arithmetic ?? (level === 'disabled' || level === 'basic' ? 'float' : 'integer')) === 'integer';
+    const ex = new Executor(integer ? toIntegerOps(graph).graph : graph);
     let ours: tf.Tensor[];
     try {
       ours = ex.run(feeds);

@@ -1,0 +1,150 @@
+import type { FoldSkip } from './fold-batchnorm.js';
+import { qRange } from './ops.js';
+import type { Graph, Node, Param } from './graph.js';
+
+/** A quantized op that {@link toIntegerOps} left in float Q/DQ form, and why (node, reason). */
+export type IntegerSkip = FoldSkip;
+
+/** Result of {@link toIntegerOps}. */
+export interface IntegerOpsResult {
+  /** The graph with QLinearConv / QLinearGlobalAveragePool nodes in place of their Q/DQ patterns. */
+  readonly graph: Graph;
+  /** Names of the Conv and GlobalAveragePool nodes that now run on integer codes, in graph order. */
+  readonly fused: readonly string[];
+  /** Conv and GlobalAveragePool nodes that stay float between Q/DQ pairs, with the reason. */
+  readonly skipped: readonly IntegerSkip[];
+}
+
+/** An activation DequantizeLinear: its codes, scale and zero point (a per-tensor scale parameter). */
+interface ActivationDq {
+  readonly codes: string;
+  readonly scale: string;
+  readonly zp: string;
+}
+
+function scalarParam(graph: Graph, name: string | undefined): Param | undefined {
+  const p = name ? graph.param(name) : undefined;
+  return p && p.data.length === 1 ? p : undefined;
+}
+
+function activationDq(graph: Graph, value: string): ActivationDq | string {
+  const p = graph.producer(value)?.node;
+  if (!p || p.op !== 'DequantizeLinear') return `its input "${value}" does not come from a DequantizeLinear`;
+  if (graph.isParam(p.inputs[0]!)) return `its input "${value}" is a dequantized parameter, not an activation`;
+  if (!scalarParam(graph, p.inputs[1])) return `the DequantizeLinear of "${value}" has no per-tensor scale parameter`;
+  if (p.inputs[2] && !scalarParam(graph, p.inputs[2])) return `the DequantizeLinear of "${value}" has no per-tensor zero point parameter`;
+  return { codes: p.inputs[0]!, scale: p.inputs[1]!, zp: p.inputs[2] ?? '' };
+}
+
+/** The QuantizeLinear that alone reads `value` (through a Relu the clamp can stand for), or why not. */
+function soleQuantizer(graph: Graph, value: string): { q: Node; relu?: Node } | string {
+  if (graph.outputs.includes(value)) return `its output "${value}" is a graph output`;
+  const cs = graph.consumers(value);
+  if (cs.length !== 1) return `its output "${value}" has ${cs.length} readers; one QuantizeLinear must read it alone`;
+  let next = cs[0]!.node;
+  let relu: Node | undefined;
+  if (next.op === 'Relu') {
+    relu = next;
+    const after = soleQuantizer(graph, next.outputs[0]!);
+    if (typeof after === 'string') return after;
+    if (after.relu) return `two Relu nodes follow "${value}"`;
+    next = after.q;
+  }
+  if (next.op !== 'QuantizeLinear') return `its output "${value}" is read by ${next.op} "${next.name}", not by a QuantizeLinear`;
+  const s = scalarParam(graph, next.inputs[1]);
+  if (!s) return `QuantizeLinear "${next.name}" has no per-tensor scale parameter`;
+  if (relu) {
+    // The Relu folds only when the output clamp is the Relu: zero point at the bottom of the range.
+    const zp = scalarParam(graph, next.inputs[2]);
+    const bottom = qRange(zp?.dtype ?? 'uint8')[0];
+    if ((zp ? zp.data[0]! : 0) !== bottom) return `Relu "${relu.name}" cannot fold: the zero point of "${next.name}" is not the bottom of its range`;
+  }
+  return { q: next, ...(relu ? { relu } : {}) };
+}
+
+/** The QLinearConv that replaces `conv`, or why it cannot. */
+function fuseConv(graph: Graph, conv: Node): { node: Node; removed: Node[] } | string {
+  const x = activationDq(graph, conv.inputs[0]!);
+  if (typeof x === 'string') return x;
+  const dw = graph.producer(conv.inputs[1]!)?.node;
+  if (!dw || dw.op !== 'DequantizeLinear' || !graph.isParam(dw.inputs[0]!)) return 'its weight is not a DequantizeLinear of integer codes';
+  const wq = graph.param(dw.inputs[0]!)!;
+  const ws = graph.param(dw.inputs[1]!);
+  if (!ws) return 'its weight scale is not a parameter';
+  if (ws.data.length > 1 && (dw.attrs['axis'] ?? 1) !== wq.shape.length - 1 && dw.attrs['axis'] !== -1) {
+    return 'its weight is quantized per channel on an axis other than the output channels';
+  }
+  const out = soleQuantizer(graph, conv.outputs[0]!);
+  if (typeof out === 'string') return out;
+  const inputs = [x.codes, x.scale, x.zp, dw.inputs[0]!, dw.inputs[1]!, dw.inputs[2] ?? '', out.q.inputs[1]!, out.q.inputs[2] ?? ''];
+  const removed = [conv, out.q, ...(out.relu ? [out.relu] : [])];
+  const b = conv.inputs[2];
+  if (b) {
+    const db = graph.producer(b)?.node;
+    const bq = db?.op === 'DequantizeLinear' ? graph.param(db.inputs[0]!) : undefined;
+    if (!db || !bq || bq.dtype !== 'int32') return 'its bias is not a DequantizeLinear of int32 codes';
+    // Integer runtimes add the bias to the accumulator: its scale must be x_scale · w_scale.
+    const bs = graph.param(db.inputs[1]!)?.data;
+    const sx = graph.param(x.scale)!.data[0]!;
+    const wsd = ws.data;
+    const ok = bs && Array.from(bs).every((s, c) => Math.abs(s - sx * wsd[wsd.length > 1 ? c : 0]!) <= 1e-6 * Math.abs(s));
+    if (!ok) return 'its bias scale is not x_scale · w_scale';
+    if (db.inputs[2] && graph.param(db.inputs[2])?.data.some((v) => v !== 0)) return 'its bias has a nonzero zero point';
+    inputs.push(db.inputs[0]!);
+  }
+  return { node: { name: conv.name, op: 'QLinearConv', inputs, outputs: [out.q.outputs[0]!], attrs: conv.attrs }, removed };
+}
+
+/** The QLinearGlobalAveragePool that replaces `pool`, or why it cannot. */
+function fusePool(graph: Graph, pool: Node): { node: Node; removed: Node[] } | string {
+  const x = activationDq(graph, pool.inputs[0]!);
+  if (typeof x === 'string') return x;
+  if (!x.zp) return 'its input DequantizeLinear has no zero point';
+  const out = soleQuantizer(graph, pool.outputs[0]!);
+  if (typeof out === 'string') return out;
+  if (out.relu) return 'a Relu follows it';
+  if (!out.q.inputs[2]) return `QuantizeLinear "${out.q.name}" has no zero point`;
+  const inputs = [x.codes, x.scale, x.zp, out.q.inputs[1]!, out.q.inputs[2]];
+  return { node: { name: pool.name, op: 'QLinearGlobalAveragePool', inputs, outputs: [out.q.outputs[0]!], attrs: {} }, removed: [pool, out.q] };
+}
+
+/**
+ * Rewrites a stripped QDQ graph (quant's `strip()`) into the integer ops an integer runtime runs,
+ * the way onnxruntime fuses a QDQ file: `DQ(x) → Conv(DQ(w), DQ(b)) [→ Relu] → Q` becomes
+ * QLinearConv (int32 accumulation, the bias added as int32, requantised by the float32 multiplier
+ * `x_scale · w_scale / y_scale`, rounded half to even; a Relu folds when the output zero point is
+ * the bottom of its range), and `DQ(x) → GlobalAveragePool → Q` becomes QLinearGlobalAveragePool.
+ * Add, pooling and Gemm keep their float Q/DQ form, which onnxruntime computes with the same float
+ * operations. The result matches onnxruntime's integer kernels code for code, where float
+ * convolutions of dequantized values round a few ties the other way.
+ *
+ * The graph is not modified. DequantizeLinear nodes that nothing reads any more are dropped.
+ */
+export function toIntegerOps(graph: Graph): IntegerOpsResult {
+  const replaced = new Map<string, Node>();
+  const removed = new Set<string>();
+  const fused: string[] = [];
+  const skipped: IntegerSkip[] = [];
+  for (const n of graph.nodes) {
+    if (n.op !== 'Conv' && n.op !== 'GlobalAveragePool') continue;
+    const r = n.op === 'Conv' ? fuseConv(graph, n) : fusePool(graph, n);
+    if (typeof r === 'string') {
+      skipped.push({ node: n.name, reason: r });
+      continue;
+    }
+    fused.push(n.name);
+    replaced.set(n.name, r.node);
+    for (const m of r.removed) removed.add(m.name);
+  }
+  let nodes = graph.nodes.flatMap((n) => (replaced.has(n.name) ? [replaced.get(n.name)!] : removed.has(n.name) ? [] : [n]));
+  // Drop what nothing reads any more (the DequantizeLinear nodes the fused ops replaced), to a fixed point.
+  for (;;) {
+    const read = new Set([...graph.outputs, ...nodes.flatMap((n) => n.inputs)]);
+    const kept = nodes.filter((n) => n.op !== 'DequantizeLinear' || n.outputs.some((o) => read.has(o)));
+    if (kept.length === nodes.length) break;
+    nodes = kept;
+  }
+  const read = new Set(nodes.flatMap((n) => n.inputs));
+  const params = graph.params.filter((p) => read.has(p.name) || graph.outputs.includes(p.name));
+  return { graph: fused.length ? graph.with({ nodes, params }) : graph, fused, skipped };
+}

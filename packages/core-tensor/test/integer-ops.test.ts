@@ -1,0 +1,200 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Executor, createGraph, toIntegerOps, useBackend, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
+import { expectNoLeak, expectParamsUntouched, seededArray, snapshotParams } from '@tensorpress/test-utils';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+beforeAll(async () => {
+  await useBackend('wasm');
+});
+
+const f32 = (name: string, ...v: number[]): Param => ({ name, shape: v.length === 1 ? [] : [v.length], dtype: 'float32', data: Float32Array.from(v), trainable: false });
+const u8 = (name: string, v: number): Param => ({ name, shape: [], dtype: 'uint8', data: Uint8Array.of(v), trainable: false });
+const node = (name: string, op: string, inputs: string[], outputs: string[], attrs: Node['attrs'] = {}): Node => ({ name, op, inputs, outputs, attrs });
+
+/** Runs `graph` on `x` and returns the named values' data (codes come back as int32). */
+function values(graph: Graph, x: tf.Tensor, names: string[]): number[][] {
+  const ex = new Executor(graph);
+  const ts = ex.run(x, { outputs: names });
+  const out = ts.map((t) => Array.from(t.dataSync()));
+  tf.dispose(ts);
+  ex.dispose();
+  return out;
+}
+
+/**
+ * x (float, integer values) → QuantizeLinear(scale 1) → codes → QLinearConv 1×1 with `cout` filters.
+ * The input quantizer has scale 1 and zero point 0, so the codes are the input values.
+ */
+function qlinearConvGraph(cin: number, w: Int8Array, wScale: number[], bias: number[] | undefined, o: { sx: number; sy: number; zy: number }): Graph {
+  const cout = wScale.length;
+  return createGraph({
+    inputs: [{ name: 'x', shape: [null, 1, 1, cin], dtype: 'float32' }],
+    outputs: ['yq'],
+    params: [
+      f32('one', 1),
+      u8('zero', 0),
+      f32('sx', o.sx),
+      { name: 'w', shape: [1, 1, cin, cout], dtype: 'int8', data: w, trainable: false },
+      { name: 'sw', shape: [cout], dtype: 'float32', data: Float32Array.from(wScale), trainable: false },
+      f32('sy', o.sy),
+      u8('zy', o.zy),
+      ...(bias ? [{ name: 'b', shape: [cout], dtype: 'int32' as const, data: Int32Array.from(bias), trainable: false }] : []),
+    ],
+    nodes: [
+      node('q', 'QuantizeLinear', ['x', 'one', 'zero'], ['xq']),
+      node('conv', 'QLinearConv', ['xq', 'sx', 'zero', 'w', 'sw', '', 'sy', 'zy', ...(bias ? ['b'] : [])], ['yq']),
+    ],
+  });
+}
+
+describe('QLinearConv (exact tier)', () => {
+  it('requantises per channel with the int32 bias, rounds half to even and clamps to uint8', () => {
+    // channel 0: w 1, scale 1 → multiplier 0.5·1/1 = 0.5, bias 0; channel 1: w −1, scale 2 → 1, bias 3.
+    const g = qlinearConvGraph(1, Int8Array.of(1, -1), [1, 2], [0, 3], { sx: 0.5, sy: 1, zy: 10 });
+    const codes = [0, 1, 3, 5, 7, 255];
+    const x = tf.tensor4d(codes, [codes.length, 1, 1, 1]);
+    const [y] = values(g, x, ['yq']);
+    // channel 0: 10 + rne(c/2): 0.5 → 0, 1.5 → 2, 2.5 → 2, 3.5 → 4, 127.5 → 128
+    // channel 1: 10 + 3 − c, clamped at 0
+    expect(y).toEqual([10, 13, 10, 12, 12, 10, 12, 8, 14, 6, 138, 0]);
+    x.dispose();
+  });
+
+  it('stays exact when sums of products pass 2^24, where float32 accumulation rounds', () => {
+    // 4096 channels of codes 128..255 against weights 64..127: a sum near 7·10^7 (float32 steps of 8).
+    const cin = 4096;
+    const xs = Array.from(seededArray(cin, 11, 128, 255.99), Math.floor);
+    const w = Int8Array.from(seededArray(cin, 12, 64, 127.99), Math.floor);
+    let acc = 0; // exact in float64: every partial sum is far below 2^53
+    for (let c = 0; c < cin; c++) acc += xs[c]! * w[c]!;
+    expect(acc).toBeGreaterThan(2 ** 24);
+    // The int32 bias brings the exact sum to 100 (multiplier 1): any rounding on the way shows.
+    const g = qlinearConvGraph(cin, w, [1], [100 - acc], { sx: 1, sy: 1, zy: 0 });
+    const x = tf.tensor4d(xs, [1, 1, 1, cin]);
+    expect(values(g, x, ['yq'])[0]).toEqual([100]);
+    // A plain float32 convolution of the same codes does not get this sum right.
+    const naive = tf.conv2d(x as tf.Tensor4D, tf.tensor4d(Array.from(w), [1, 1, cin, 1]), 1, 'valid');
+    expect(naive.dataSync()[0]).not.toBe(acc);
+    tf.dispose([naive, x]);
+  });
+});
+
+describe('QLinearGlobalAveragePool (exact tier)', () => {
+  it('sums codes, removes the zero point and requantises by x_scale / (y_scale · size)', () => {
+    const g = createGraph({
+      inputs: [{ name: 'x', shape: [null, 2, 2, 4], dtype: 'float32' }],
+      outputs: ['yq'],
+      params: [f32('one', 1), u8('zero', 0), u8('zx', 2), f32('sy', 1), u8('zy', 5)],
+      nodes: [
+        node('q', 'QuantizeLinear', ['x', 'one', 'zero'], ['xq']),
+        node('gap', 'QLinearGlobalAveragePool', ['xq', 'one', 'zx', 'sy', 'zy'], ['yq']),
+      ],
+    });
+    // channels (pixels in order): [1,2,3,4] → (10−8)/4 = 0.5 → 0; [3,3,3,4] → 1.25 → 1;
+    // [4,4,3,4] → 1.75 → 2; [2,3,4,5] → 1.5 → 2; plus the output zero point 5
+    const px = [
+      [1, 3, 4, 2],
+      [2, 3, 4, 3],
+      [3, 3, 3, 4],
+      [4, 4, 4, 5],
+    ];
+    const x = tf.tensor4d(px.flat(), [1, 2, 2, 4]);
+    expect(values(g, x, ['yq'])[0]).toEqual([5, 6, 7, 7]);
+    x.dispose();
+  });
+});
+
+/**
+ * A stripped QDQ graph by hand: input Q/DQ → Conv 3×3 (per-channel int8 weights, int32 bias with
+ * scale s_x·s_w) → Relu → Q/DQ → GlobalAveragePool → Q/DQ → Flatten → Gemm (float logits).
+ */
+function qdqGraph(o: { reluZp?: number; floatBias?: boolean } = {}): Graph {
+  const cin = 3;
+  const cout = 4;
+  const wf = seededArray(9 * cin * cout, 21);
+  const sw = Float32Array.from({ length: cout }, (_, c) => Math.max(...Array.from(wf).filter((_, i) => i % cout === c).map(Math.abs)) / 127);
+  const sx = 2 / 255;
+  const bias = seededArray(cout, 22, -0.5, 0.5);
+  const bs = Float32Array.from(sw, (s) => s * sx);
+  const params: Param[] = [
+    f32('in.s', sx),
+    u8('in.z', 128),
+    { name: 'w.q', shape: [3, 3, cin, cout], dtype: 'int8', data: Int8Array.from(wf, (v, i) => Math.round(v / sw[i % cout]!)), trainable: false },
+    { name: 'w.s', shape: [cout], dtype: 'float32', data: sw, trainable: false },
+    f32('c.s', 0.02),
+    u8('c.z', o.reluZp ?? 0),
+    f32('p.s', 0.01),
+    u8('p.z', 0),
+    { name: 'fc.w', shape: [cout, 2], dtype: 'float32', data: seededArray(cout * 2, 23), trainable: false },
+  ];
+  const nodes: Node[] = [
+    node('in/q', 'QuantizeLinear', ['x', 'in.s', 'in.z'], ['x.q']),
+    node('in/dq', 'DequantizeLinear', ['x.q', 'in.s', 'in.z'], ['x.dq']),
+    node('w/dq', 'DequantizeLinear', ['w.q', 'w.s'], ['w.dq'], { axis: 3 }),
+  ];
+  if (o.floatBias) {
+    params.push({ name: 'b', shape: [cout], dtype: 'float32', data: bias, trainable: false });
+  } else {
+    params.push({ name: 'b.q', shape: [cout], dtype: 'int32', data: Int32Array.from(bias, (v, c) => Math.round(v / bs[c]!)), trainable: false });
+    params.push({ name: 'b.s', shape: [cout], dtype: 'float32', data: bs, trainable: false });
+    nodes.push(node('b/dq', 'DequantizeLinear', ['b.q', 'b.s'], ['b'], { axis: 0 }));
+  }
+  nodes.push(
+    node('conv', 'Conv', ['x.dq', 'w.dq', 'b'], ['c'], { pads: [1, 1, 1, 1] }),
+    node('relu', 'Relu', ['c'], ['r']),
+    node('r/q', 'QuantizeLinear', ['r', 'c.s', 'c.z'], ['r.q']),
+    node('r/dq', 'DequantizeLinear', ['r.q', 'c.s', 'c.z'], ['r.dq']),
+    node('gap', 'GlobalAveragePool', ['r.dq'], ['p']),
+    node('p/q', 'QuantizeLinear', ['p', 'p.s', 'p.z'], ['p.q']),
+    node('p/dq', 'DequantizeLinear', ['p.q', 'p.s', 'p.z'], ['p.dq']),
+    node('flat', 'Flatten', ['p.dq'], ['f']),
+    node('fc', 'Gemm', ['f', 'fc.w'], ['y']),
+  );
+  return createGraph({ inputs: [{ name: 'x', shape: [null, 6, 6, cin], dtype: 'float32' }], outputs: ['y'], nodes, params });
+}
+
+describe('toIntegerOps', () => {
+  it('fuses DQ → Conv → Relu → Q into QLinearConv and DQ → GAP → Q into QLinearGlobalAveragePool; codes within one of the float graph', async () => {
+    const g = qdqGraph();
+    const snap = snapshotParams(g);
+    const r = toIntegerOps(g);
+    expect(r.fused).toEqual(['conv', 'gap']);
+    expect(r.skipped).toEqual([]);
+    expect(r.graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', 'QLinearGlobalAveragePool', 'DequantizeLinear', 'Flatten', 'Gemm']);
+    expect(r.graph.node('conv')!.inputs).toEqual(['x.q', 'in.s', 'in.z', 'w.q', 'w.s', '', 'c.s', 'c.z', 'b.q']);
+    expect(r.graph.params.map((p) => p.name)).not.toContain('b.s');
+    expectParamsUntouched(g, snap);
+    const x = tf.tensor4d(seededArray(8 * 6 * 6 * 3, 24), [8, 6, 6, 3]);
+    await expectNoLeak(() => {
+      const [cf, pf, yf] = values(g, x, ['r.q', 'p.q', 'y']);
+      const [ci, pi, yi] = values(r.graph, x, ['r.q', 'p.q', 'y']);
+      // The integer graph rounds a few ties the other way; never by more than one code.
+      expect(Math.max(...ci!.map((v, i) => Math.abs(v - cf![i]!)))).toBeLessThanOrEqual(1);
+      expect(ci!.filter((v, i) => v !== cf![i]).length).toBeLessThanOrEqual(ci!.length / 50);
+      expect(Math.max(...pi!.map((v, i) => Math.abs(v - pf![i]!)))).toBeLessThanOrEqual(1);
+      expect(yi!.length).toBe(yf!.length);
+    });
+    x.dispose();
+  });
+
+  it('leaves a pattern float and says why: Relu over a zero point above the range bottom, a float bias', () => {
+    const relu = toIntegerOps(qdqGraph({ reluZp: 3 }));
+    expect(relu.fused).toEqual(['gap']);
+    expect(relu.skipped).toEqual([{ node: 'conv', reason: 'Relu "relu" cannot fold: the zero point of "r/q" is not the bottom of its range' }]);
+    expect(relu.graph.node('conv')!.op).toBe('Conv');
+    const bias = toIntegerOps(qdqGraph({ floatBias: true }));
+    expect(bias.skipped).toEqual([{ node: 'conv', reason: 'its bias is not a DequantizeLinear of int32 codes' }]);
+  });
+
+  it('returns a float graph as it is', () => {
+    const g = createGraph({
+      inputs: [{ name: 'x', shape: [null, 4, 4, 1], dtype: 'float32' }],
+      outputs: ['y'],
+      params: [{ name: 'w', shape: [1, 1, 1, 2], dtype: 'float32', data: Float32Array.of(1, 2), trainable: false }],
+      nodes: [node('conv', 'Conv', ['x', 'w'], ['y'])],
+    });
+    const r = toIntegerOps(g);
+    expect(r.graph).toBe(g);
+    expect(r.skipped).toEqual([{ node: 'conv', reason: 'its input "x" does not come from a DequantizeLinear' }]);
+  });
+});
