@@ -56,8 +56,8 @@ export class PactQuantizer implements Quantizer {
   variables(): tf.Variable[] {
     return [this.alpha];
   }
-  loss(): tf.Scalar {
-    return tf.mul(this.options.decay, tf.square(this.alpha));
+  l2Decay(): { variable: tf.Variable; decay: number } {
+    return { variable: this.alpha, decay: this.options.decay };
   }
   grid(): Grid {
     const n = this.levels;

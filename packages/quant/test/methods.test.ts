@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '@tensorpress/core-tensor';
+import { arrayDataset, compress, referenceModels, useBackend } from '@tensorpress/core-tensor';
 import {
   AsymmetricQuantizer,
   DorefaActivationQuantizer,
@@ -8,6 +8,7 @@ import {
   MIN_SCALE,
   PactQuantizer,
   SymmetricQuantizer,
+  pact,
   TqtQuantizer,
   quantParams,
   quantizeK,
@@ -293,10 +294,10 @@ describe('PactQuantizer', () => {
     const g = q.grid();
     expect(g.range).toEqual([0, 15]);
     expectClose(g.scale, [alpha / n]);
-    // the compression loss is λ·α²
-    const l = q.loss();
-    expectClose(l, [0.01 * alpha * alpha]);
-    tf.dispose([x, dy, y, gx!, l, ...grads]);
+    // its term of the compression loss is λ·α²
+    expect(q.l2Decay().variable).toBe(q.variables()[0]);
+    expect(q.l2Decay().decay).toBe(0.01);
+    tf.dispose([x, dy, y, gx!, ...grads]);
   });
 
   it('signed: clip to [−α, α] on 2^(k−1)−1 steps a side; dα = Σ dy·sign(x) where |x| ≥ α', () => {
@@ -317,6 +318,26 @@ describe('PactQuantizer', () => {
     expect(q.grid().range).toEqual([-7, 7]);
     expect(q.grid().signed).toBe(true);
     tf.dispose([x, dy, gx!, ...grads]);
+  });
+
+  it("a PACT controller's compression loss is Σ λ·α² over its quantizers, with gradient 2λ·α each", async () => {
+    const g = referenceModels.plainCnn({ seed: 3, width: 0.25 });
+    const n = 8;
+    const data = arrayDataset({ x: seededArray(n * 28 * 28, 5, 0, 1), y: new Int32Array(n), exampleShape: [28, 28, 1], numClasses: 10 });
+    const ctrl = compress(g, [pact({ activations: { bits: 4, alphaDecay: 0.01 } })]);
+    await ctrl.initialize(data, { samples: n });
+    const alphas = ctrl.trainableVariables();
+    expect(alphas.length).toBeGreaterThan(2);
+    const a = alphas.map((v) => v.dataSync()[0]!);
+    const ctx = { inputs: tf.zeros([1, 28, 28, 1]), labels: tf.tensor1d([0], 'int32'), outputs: [], executor: ctrl.model.executor };
+    await expectNoLeak(() => {
+      const { value, grads } = tf.variableGrads(() => ctrl.loss(ctx), [...alphas]);
+      expectClose(value, [a.reduce((t, v) => t + 0.01 * v * v, 0)], { label: 'loss' });
+      alphas.forEach((v, i) => expectClose(grads[v.name]!, [2 * 0.01 * a[i]!], { label: v.name }));
+      tf.dispose([value, ...Object.values(grads)]);
+    });
+    tf.dispose([ctx.inputs, ctx.labels]);
+    ctrl.dispose();
   });
 });
 

@@ -303,9 +303,11 @@ function qatController(
     initialize,
     loss: () =>
       tf.tidy(() => {
-        let total: tf.Scalar = tf.scalar(0);
-        for (const q of all()) if (q.loss) total = tf.add(total, q.loss());
-        return total;
+        // Σ λ·v² as one stack, square, scale and sum (a few taped kernel calls, not a few per quantizer).
+        const terms = all().flatMap((q) => (q.l2Decay ? [q.l2Decay()] : []));
+        if (terms.length === 0) return tf.scalar(0);
+        const decay = tf.tensor1d(terms.map((t) => t.decay));
+        return tf.sum(tf.mul(decay, tf.square(tf.stack(terms.map((t) => t.variable))))) as tf.Scalar;
       }),
     trainableVariables: () => (method.frozen ? [] : all().flatMap((q) => q.variables())),
     statistics: () => {

@@ -41,8 +41,11 @@ export interface Quantizer {
   initActivation(stats: ActivationStats): void;
   /** Learned parameters (scales, thresholds, clipping levels). */
   variables(): tf.Variable[];
-  /** Regularisation term (PACT's α decay); none by default. */
-  loss?(): tf.Scalar;
+  /**
+   * An L2 decay `decay · v²` of one scalar variable that joins the compression loss (PACT's α);
+   * none by default. The controller sums every quantizer's term in one vectorised op.
+   */
+  l2Decay?(): { readonly variable: tf.Variable; readonly decay: number };
   /** The grid of the current output; `x` is the weight (weights) and is unused for activations. */
   grid(x?: tf.Tensor): Grid;
   /** A short description for statistics, e.g. `symmetric signed per-channel 8 bit`. */
