@@ -4,7 +4,7 @@ import { quantDefinition } from './internal/definition.js';
 import { fakeQuantize, roundSte } from './fake-quantize.js';
 import { fusedDorefaAvailable, fusedDorefaWeights } from './internal/fused-dorefa.js';
 import { qatBuilder } from './internal/qat.js';
-import { signedFromStats, weightAbsMax, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
+import { Constants, signedFromStats, weightAbsMax, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
 import { SymmetricQuantizer, qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
 
 /** `round(r · n) / n` with a straight-through round: DoReFa's quantize_k for r in [0, 1], n = 2^k − 1. */
@@ -97,6 +97,7 @@ export class DorefaActivationQuantizer implements Quantizer {
   readonly kind = 'activation';
   initialized = false;
   private signed = false;
+  private readonly constants = new Constants();
   constructor(
     readonly id: string,
     readonly bits: number,
@@ -109,7 +110,7 @@ export class DorefaActivationQuantizer implements Quantizer {
     // quantize_k(clip(x, 0, 1)) is fake quantization with scale 1/n on codes [0, n] ([−n, n]
     // signed), untrained, with the clip's gradient: one fused kernel on wasm and cpu.
     const n = this.levels;
-    return fakeQuantize(x, tf.scalar(1 / n), tf.scalar(0), { range: this.signed ? [-n, n] : [0, n], gradient: 'clipped', learnable: false, zeroPointIsZero: true });
+    return fakeQuantize(x, this.constants.scalar(1 / n), this.constants.scalar(0), { range: this.signed ? [-n, n] : [0, n], gradient: 'clipped', learnable: false, zeroPointIsZero: true });
   }
   initActivation(stats: ActivationStats): void {
     this.signed = signedFromStats(stats, this.forcedSigned);
@@ -134,7 +135,9 @@ export class DorefaActivationQuantizer implements Quantizer {
     this.signed = s.signed;
     this.initialized = s.initialized !== false;
   }
-  dispose(): void {}
+  dispose(): void {
+    this.constants.dispose();
+  }
 }
 
 /** An 8-bit weight under a low-bit method: the default symmetric per-channel INT8 quantizer (papers keep first/last layers at 8 bits). */

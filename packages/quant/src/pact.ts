@@ -4,7 +4,7 @@ import { fakeQuantize } from './fake-quantize.js';
 import { quantDefinition } from './internal/definition.js';
 import { DorefaWeightQuantizer, int8WeightQuantizer } from './dorefa.js';
 import { qatBuilder } from './internal/qat.js';
-import { loadVariable, signedFromStats, thresholdFromStats, varName, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
+import { Constants, loadVariable, signedFromStats, thresholdFromStats, varName, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
 import { MIN_SCALE } from './quant-params.js';
 import { qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
 
@@ -22,6 +22,7 @@ export class PactQuantizer implements Quantizer {
   initialized = false;
   private signed = false;
   private readonly alpha: tf.Variable;
+  private readonly constants = new Constants();
   constructor(
     readonly id: string,
     readonly bits: number,
@@ -38,7 +39,7 @@ export class PactQuantizer implements Quantizer {
     // ∂y/∂α = (n or −n) / n = 1 or sign(x) there, and PACT's straight-through rounding makes it 0
     // inside. One fused kernel on wasm and cpu.
     const n = this.levels;
-    return fakeQuantize(x, this.alpha, tf.scalar(0), {
+    return fakeQuantize(x, this.alpha, this.constants.scalar(0), {
       range: this.signed ? [-n, n] : [0, n],
       gradient: 'clipped',
       scaleGradient: 'pact',
@@ -78,6 +79,7 @@ export class PactQuantizer implements Quantizer {
     this.initialized = s.initialized !== false;
   }
   dispose(): void {
+    this.constants.dispose();
     this.alpha.dispose();
   }
 }

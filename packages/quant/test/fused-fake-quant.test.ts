@@ -200,3 +200,32 @@ for (const backend of ['cpu', 'wasm'] as const) {
     });
   });
 }
+
+describe('fused fake quantization in the gradient tape', () => {
+  for (const backend of ['cpu', 'wasm'] as const) {
+    it(`on ${backend}: reads variables and kept inputs in the backward directly, tape copies of the rest; same gradients as tensor ops`, async () => {
+      await useBackend(backend);
+      const shape = [2, 33, 9, 4];
+      const size = shape.reduce((a, b) => a * b, 1);
+      const s = tf.variable(tf.scalar(0.05), true, `fq-tape-test/${backend}/s`);
+      const z = tf.keep(tf.scalar(0));
+      const x = tf.tensor(seededArray(size, 31, -1, 1), shape);
+      const dy = tf.tensor(seededArray(size, 32, -1, 1), shape);
+      const grads = (fused: boolean): tf.Tensor[] => {
+        const options: FakeQuantOptions = { range: [-8, 7], zeroPointIsZero: true, scaleFrom: { kind: 'abs', divisor: 1 }, fused };
+        // The input is an intermediate that an inner tidy disposes before the backward runs.
+        const { value, grads: g } = tf.variableGrads(() => tf.sum(tf.mul(tf.tidy(() => fakeQuantize(tf.mul(x, 1.5), s, z, options)), dy)) as tf.Scalar, [s]);
+        value.dispose();
+        return [g[s.name]!];
+      };
+      await expectNoLeak(() => {
+        const [a] = grads(true);
+        const [b] = grads(false);
+        expectClose(a!, b!, { atol: 1e-5, rtol: 1e-5 });
+        expect(Math.abs(a!.dataSync()[0]!)).toBeGreaterThan(0);
+        tf.dispose([a!, b!]);
+      });
+      tf.dispose([s, z, x, dy]);
+    });
+  }
+});

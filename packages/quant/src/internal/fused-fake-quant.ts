@@ -215,13 +215,19 @@ export interface FusedGradAttrs {
 /** The fused fake quantization (see fakeQuantize); call only where {@link fusedFakeQuantAvailable}. */
 export function fusedFakeQuantize(x: tf.Tensor, scale: tf.Tensor, zeroPoint: tf.Tensor, attrs: FusedGradAttrs): tf.Tensor {
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xi, si, zi, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    save([xi, si, zi]);
+    const inputs = args.slice(0, 3) as [tf.Tensor, tf.Tensor, tf.Tensor];
+    const save = args[3] as tf.GradSaveFunc;
+    // The tape copies what it saves (a caller may tidy between forward and backward). Variables and
+    // kept tensors (weights, learned scales, a quantizer's constant zero point) outlive any tidy:
+    // the backward reads them directly, which saves a kernel call each per step.
+    const lasting = inputs.map((t) => t instanceof tf.Variable || t.kept);
+    save(inputs.filter((_, i) => !lasting[i]));
     return {
-      value: tf.engine().runKernel(FORWARD, { x: xi, scale: si, zeroPoint: zi }, { qmin: attrs.qmin, qmax: attrs.qmax, scaleFrom: attrs.scaleFrom, scaleArg: attrs.scaleArg }) as tf.Tensor,
+      value: tf.engine().runKernel(FORWARD, { x: inputs[0], scale: inputs[1], zeroPoint: inputs[2] }, { qmin: attrs.qmin, qmax: attrs.qmax, scaleFrom: attrs.scaleFrom, scaleArg: attrs.scaleArg }) as tf.Tensor,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, ss, zs] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
-        return tf.engine().runKernel(BACKWARD, { x: xs, scale: ss, zeroPoint: zs, dy }, { ...attrs }) as tf.Tensor[];
+        let k = 0;
+        const [xs, ss, zs] = inputs.map((t, i) => (lasting[i] ? t : saved[k++]!));
+        return tf.engine().runKernel(BACKWARD, { x: xs!, scale: ss!, zeroPoint: zs!, dy }, { ...attrs }) as tf.Tensor[];
       },
     };
   });

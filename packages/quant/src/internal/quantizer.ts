@@ -96,6 +96,27 @@ export function loadVariable(v: tf.Variable, state: Json, what: string): void {
   tf.tidy(() => v.assign(tf.tensor(state as number[], v.shape)));
 }
 
+/**
+ * Scalar constants a quantizer hands to fake quantization every step (zero points, DoReFa's 1/n),
+ * made once and kept out of tidy scopes; the quantizer disposes them. Kept tensors also need no
+ * copy in the gradient tape (see fusedFakeQuantize).
+ */
+export class Constants {
+  private readonly made = new Map<number, tf.Tensor>();
+  scalar(value: number): tf.Tensor {
+    let t = this.made.get(value);
+    if (!t || t.isDisposed) {
+      t = tf.keep(tf.scalar(value));
+      this.made.set(value, t);
+    }
+    return t;
+  }
+  dispose(): void {
+    for (const t of this.made.values()) t.dispose();
+    this.made.clear();
+  }
+}
+
 /** Unique variable names across instances (tfjs registers variables globally by name). */
 let serial = 0;
 export function varName(id: string, what: string): string {
@@ -112,6 +133,7 @@ export abstract class AffineQuantizer implements Quantizer {
   protected spec: QuantSpec;
   protected rank = 4;
   protected axis: number | undefined;
+  private readonly constants = new Constants();
 
   constructor(
     readonly id: string,
@@ -157,7 +179,7 @@ export abstract class AffineQuantizer implements Quantizer {
     if (this.spec.mode === 'symmetric') {
       // The parameter goes to fake quantization with its rule: the fused kernels derive the scale.
       const { param, from } = this.scaleParam();
-      return fakeQuantize(x, param, tf.scalar(0), { ...options, scaleFrom: from });
+      return fakeQuantize(x, param, this.constants.scalar(0), { ...options, scaleFrom: from });
     }
     const { scale, zeroPoint } = this.scaleAndZero();
     return fakeQuantize(x, scale, zeroPoint, options);
@@ -197,6 +219,7 @@ export abstract class AffineQuantizer implements Quantizer {
   }
 
   dispose(): void {
+    this.constants.dispose();
     for (const v of this.variables()) v.dispose();
   }
 }
