@@ -228,12 +228,20 @@ const IMPLS = {
     if (nchw) dy = s.run('Transpose', { x: dy }, { perm: [0, 2, 3, 1] });
     const { t, pad } = spreadDy(s, dy, info);
     const flipped = s.run('Reverse', { x: filter }, { dims: [0, 1] });
-    const swapped = s.run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
-    const dx = s.run(
-      'Conv2D',
-      { x: t, filter: swapped },
-      { strides: [1, 1], dilations: [info.dilationHeight, info.dilationWidth], pad, dataFormat: 'NHWC' },
-    );
+    const dilations = [info.dilationHeight, info.dilationWidth];
+    let dx: TensorInfo;
+    if (info.inChannels === 1) {
+      // One input channel (a network's first conv, when a learned input quantizer needs its input
+      // gradient): a conv with a single output channel is slow in XNNPACK; a depthwise conv of dy
+      // with the flipped filter (a [kh, kw, 1, cout] filter is already laid out as depthwise
+      // [kh, kw, cout, 1]) and a sum over the channels computes the same, faster.
+      const [kh, kw, , co] = filter.shape as [number, number, number, number];
+      const z = s.run('DepthwiseConv2dNative', { x: t, filter: s.view(flipped, [kh, kw, co, 1]) }, { strides: [1, 1], dilations, pad, dataFormat: 'NHWC' });
+      dx = s.run('Sum', { x: z }, { axis: [3], keepDims: true });
+    } else {
+      const swapped = s.run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
+      dx = s.run('Conv2D', { x: t, filter: swapped }, { strides: [1, 1], dilations, pad, dataFormat: 'NHWC' });
+    }
     return nchw ? s.run('Transpose', { x: dx }, { perm: [0, 3, 1, 2] }) : dx;
   },
 
@@ -294,7 +302,7 @@ const IMPLS = {
 
 const SPECS: Readonly<Record<FastGradientKernel, Spec>> = {
   Conv2DBackpropFilter: { requires: ['Conv2D', 'Transpose', 'Slice'], impl: IMPLS.Conv2DBackpropFilter },
-  Conv2DBackpropInput: { requires: ['Conv2D', 'Transpose', 'Reverse', 'PadV2', 'Slice'], impl: IMPLS.Conv2DBackpropInput },
+  Conv2DBackpropInput: { requires: ['Conv2D', 'DepthwiseConv2dNative', 'Sum', 'Transpose', 'Reverse', 'PadV2', 'Slice'], impl: IMPLS.Conv2DBackpropInput },
   DepthwiseConv2dNativeBackpropFilter: {
     requires: ['DepthwiseConv2dNative', 'PadV2', 'Slice'],
     impl: IMPLS.DepthwiseConv2dNativeBackpropFilter,
