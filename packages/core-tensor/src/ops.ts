@@ -752,7 +752,7 @@ function requantize(acc: tf.Tensor, multiplier: tf.Tensor | number, zp: number, 
   return tf.cast(tf.add(tf.round(tf.clipByValue(tf.mul(acc, multiplier), lo - zp, hi - zp)), zp), 'int32');
 }
 
-/** Shape of the codes a QLinear op writes: dtype of its output zero point (uint8 when absent). */
+/** Dtype of the codes a QLinear op writes: that of its output zero point (uint8 when absent). */
 function outCodes(node: Node, ins: readonly (TensorInfo | undefined)[], zpIndex: number): DType {
   const dtype = ins[zpIndex]?.dtype ?? 'uint8';
   if (dtype !== 'int8' && dtype !== 'uint8') fail(node, `output zero point must be int8 or uint8, got ${dtype}`, 'GRAPH_INVALID');

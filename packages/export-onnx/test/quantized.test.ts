@@ -45,6 +45,10 @@ describe.each(['plainCnn', 'residualCnn'] as const)('toOnnx INT8 (%s)', (name) =
     expect(bytes.length / fp32.length).toBeLessThanOrEqual(name === 'plainCnn' ? 0.27 : 0.3);
     const small = tf.slice(test, 0, 256);
     expect((await checkParity(q.graph, compact, small, { outputStep: q.outputStep })).top1Agreement).toBeGreaterThanOrEqual(0.99);
+    // Unoptimised, onnxruntime runs the Q/DQ ops as written, and checkParity the graph in float.
+    const plain = await checkParity(q.graph, compact, small, { outputStep: q.outputStep, optimization: 'disabled' });
+    expect(plain.top1Agreement).toBeGreaterThanOrEqual(0.99);
+    expect(plain.maxAbsDiff).toBeLessThanOrEqual(2 * q.outputStep);
     small.dispose();
     expect(test.shape[0]).toBe(2000);
     const before = tf.memory().numTensors;
