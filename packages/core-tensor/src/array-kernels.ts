@@ -27,7 +27,6 @@ export interface ArrayKernelSpec {
   readonly kernelName: string;
   /** Input names, in the order {@link compute} receives them. */
   readonly inputs: readonly string[];
-
   /** The outputs' shapes and dtypes, from the inputs' shapes and the attributes. */
   outputs(shapes: readonly (readonly number[])[], attrs: NamedAttrMap): ArrayKernelOutput[];
   /**

@@ -136,15 +136,12 @@ export function toIntegerOps(graph: Graph): IntegerOpsResult {
     replaced.set(n.name, r.node);
     for (const m of r.removed) removed.add(m.name);
   }
-  let nodes = graph.nodes.flatMap((n) => (replaced.has(n.name) ? [replaced.get(n.name)!] : removed.has(n.name) ? [] : [n]));
-  // Drop what nothing reads any more (the DequantizeLinear nodes the fused ops replaced), to a fixed point.
-  for (;;) {
-    const read = new Set([...graph.outputs, ...nodes.flatMap((n) => n.inputs)]);
-    const kept = nodes.filter((n) => n.op !== 'DequantizeLinear' || n.outputs.some((o) => read.has(o)));
-    if (kept.length === nodes.length) break;
-    nodes = kept;
-  }
-  const read = new Set(nodes.flatMap((n) => n.inputs));
-  const params = graph.params.filter((p) => read.has(p.name) || graph.outputs.includes(p.name));
+  const rewritten = graph.nodes.flatMap((n) => (replaced.has(n.name) ? [replaced.get(n.name)!] : removed.has(n.name) ? [] : [n]));
+  // Drop the DequantizeLinear nodes nothing reads any more (the fused ops read the codes), and the
+  // parameters only they read. A DequantizeLinear never reads another, so one pass does.
+  const readers = new Set([...graph.outputs, ...rewritten.flatMap((n) => n.inputs)]);
+  const nodes = rewritten.filter((n) => n.op !== 'DequantizeLinear' || n.outputs.some((o) => readers.has(o)));
+  const read = new Set([...graph.outputs, ...nodes.flatMap((n) => n.inputs)]);
+  const params = graph.params.filter((p) => read.has(p.name));
   return { graph: fused.length ? graph.with({ nodes, params }) : graph, fused, skipped };
 }

@@ -217,6 +217,21 @@ export function convGeometry(node: Node, x: readonly Dim[], w: readonly Dim[]): 
   return { ...win, group, inChannels: cin, outChannels: cout!, depthwise: group > 1 && group === cin && cpg === 1 };
 }
 
+/**
+ * The NHWC output shape of a Conv (or QLinearConv) from its input, weight and optional bias
+ * (`[cout]`, of `biasDtype` when given); throws a GraphError on a mismatch.
+ */
+function convOutShape(node: Node, x: TensorInfo, w: TensorInfo, b: TensorInfo | undefined, biasDtype?: DType): Dim[] {
+  const g = convGeometry(node, x.shape, w.shape);
+  if (b && (b.shape.length !== 1 || b.shape[0] !== g.outChannels || (biasDtype !== undefined && b.dtype !== biasDtype))) {
+    fail(node, `bias must be ${biasDtype ?? ''}${biasDtype ? ' ' : ''}[${g.outChannels}], got ${biasDtype ? `${b.dtype} ` : ''}${fmt(b.shape)}`);
+  }
+  const oh = windowOut(x.shape[1]!, g.kernel[0], g.strides[0], g.dilations[0], g.pads[0], g.pads[2]);
+  const ow = windowOut(x.shape[2]!, g.kernel[1], g.strides[1], g.dilations[1], g.pads[1], g.pads[3]);
+  if ((oh !== null && oh < 1) || (ow !== null && ow < 1)) fail(node, `input ${fmt(x.shape)} is smaller than the kernel`);
+  return [x.shape[0]!, oh, ow, g.outChannels];
+}
+
 function padArg(g: { pads: [number, number, number, number]; same: boolean }): 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]] {
   if (g.same) return 'same';
   const [t, l, b, r] = g.pads;
@@ -254,19 +269,7 @@ register({
   op: 'Conv',
   arity: [2, 3],
   weightInputs: [1, 2],
-  infer: (ins, node) => {
-    const x = need(node, ins, 0);
-    const w = need(node, ins, 1);
-    const g = convGeometry(node, x.shape, w.shape);
-    const b = ins[2];
-    if (b && (b.shape.length !== 1 || b.shape[0] !== g.outChannels)) {
-      fail(node, `bias must be [${g.outChannels}], got ${fmt(b.shape)}`);
-    }
-    const oh = windowOut(x.shape[1]!, g.kernel[0], g.strides[0], g.dilations[0], g.pads[0], g.pads[2]);
-    const ow = windowOut(x.shape[2]!, g.kernel[1], g.strides[1], g.dilations[1], g.pads[1], g.pads[3]);
-    if ((oh !== null && oh < 1) || (ow !== null && ow < 1)) fail(node, `input ${fmt(x.shape)} is smaller than the kernel`);
-    return [{ name: '', shape: [x.shape[0]!, oh, ow, g.outChannels], dtype: 'float32' }];
-  },
+  infer: (ins, node) => [{ name: '', shape: convOutShape(node, need(node, ins, 0), need(node, ins, 1), ins[2]), dtype: 'float32' }],
   forward: (ins, node) => {
     const x = req(node, ins, 0) as tf.Tensor4D;
     const w = req(node, ins, 1) as tf.Tensor4D;
@@ -772,19 +775,11 @@ register({
   arity: [8, 9],
   weightInputs: [1, 2, 3, 4, 5, 6, 7, 8],
   infer: (ins, node) => {
-    const x = need(node, ins, 0);
-    const w = need(node, ins, 3);
-    const g = convGeometry(node, x.shape, w.shape);
-    const ws = need(node, ins, 4);
-    const n = ws.shape.reduce<number>((p, d) => p * (d ?? 1), 1);
-    if (n !== 1 && n !== g.outChannels) fail(node, `w_scale has ${n} values; needs 1 or ${g.outChannels} (one per output channel)`);
-    const b = ins[8];
-    if (b && (b.dtype !== 'int32' || b.shape.length !== 1 || b.shape[0] !== g.outChannels)) {
-      fail(node, `bias must be int32 [${g.outChannels}], got ${b.dtype} ${fmt(b.shape)}`);
-    }
-    const oh = windowOut(x.shape[1]!, g.kernel[0], g.strides[0], g.dilations[0], g.pads[0], g.pads[2]);
-    const ow = windowOut(x.shape[2]!, g.kernel[1], g.strides[1], g.dilations[1], g.pads[1], g.pads[3]);
-    return [{ name: '', shape: [x.shape[0]!, oh, ow, g.outChannels], dtype: outCodes(node, ins, 7) }];
+    const shape = convOutShape(node, need(node, ins, 0), need(node, ins, 3), ins[8], 'int32');
+    const cout = shape[3] as number;
+    const n = need(node, ins, 4).shape.reduce<number>((p, d) => p * (d ?? 1), 1);
+    if (n !== 1 && n !== cout) fail(node, `w_scale has ${n} values; needs 1 or ${cout} (one per output channel)`);
+    return [{ name: '', shape, dtype: outCodes(node, ins, 7) }];
   },
   forward: (ins, node, ctx) => {
     const xq = req(node, ins, 0);
@@ -796,13 +791,16 @@ register({
     const sy = Math.fround(scalarOf(node, req(node, ins, 6), 'y_scale'));
     const x = tf.sub(tf.cast(xq, 'float32'), zx) as tf.Tensor4D;
     const w = (ins[5] ? tf.sub(tf.cast(wq, 'float32'), tf.cast(ins[5], 'float32')) : tf.cast(wq, 'float32')) as tf.Tensor4D;
-    // Integer products summed in float32 are exact while every partial sum stays below 2^24.
-    const [mx, mw] = Array.from(tf.stack([tf.max(tf.abs(x)), tf.max(tf.abs(w))]).dataSync());
+    // Integer products summed in float32 are exact while every partial sum stays below 2^24: the
+    // codes' bound comes from their dtype (no pass over the activation), the weights' from the data.
+    const [xlo, xhi] = qRange(ctx.graph.info(node.inputs[0]!).dtype);
+    const mx = Math.max(zx - xlo, xhi - zx);
+    const mw = tf.max(tf.abs(w)).dataSync()[0]!;
     const k = g.kernel[0] * g.kernel[1] * (g.inChannels / g.group);
     // Partial sums come back as int32 and are combined in int32, like the runtime's accumulator.
     const exact = (ww: tf.Tensor4D): tf.Tensor => tf.cast(runConv(x, ww, undefined, g), 'int32');
     let acc: tf.Tensor;
-    if (k * mx! * mw! < EXACT_SUM) {
+    if (k * mx * mw < EXACT_SUM) {
       acc = exact(w);
     } else {
       const hi = tf.floor(tf.div(tf.add(w, 8), 16)) as tf.Tensor4D;

@@ -15,6 +15,11 @@ export interface ParityOptions {
   outputStep?: number | readonly number[];
   /** The file's graph input is NHWC (written with `nhwcInput`). Default false. */
   nhwcInput?: boolean;
+  /**
+   * Examples per run on both sides (the first axis of every input): the results are summed over
+   * the batches, so large inputs fit in memory. Default: all at once.
+   */
+  batchSize?: number;
   /** onnxruntime intra-op threads. Default 1. */
   threads?: number;
   /** onnxruntime graph optimisation level (`'disabled'` runs the file's ops as written). Default `'all'`. */
@@ -81,71 +86,91 @@ export async function checkParity(
   const bytes = typeof onnxFileOrBytes === 'string' ? new Uint8Array(await readFile(onnxFileOrBytes)) : onnxFileOrBytes;
   const feeds: Record<string, tf.Tensor> = inputs instanceof tf.Tensor ? { [graph.inputs[0]!.name]: inputs } : { ...inputs };
   const level = options.optimization ?? 'all';
-  const session = await ort.InferenceSession.create(bytes, {
-    intraOpNumThreads: options.threads ?? 1,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: level,
-  });
+  const integer = (options.arithmetic ?? (level === 'disabled' || level === 'basic' ? 'float' : 'integer')) === 'integer';
+  const ex = new Executor(integer ? toIntegerOps(graph).graph : graph);
+  let session: Awaited<ReturnType<typeof ort.InferenceSession.create>> | undefined;
   try {
-    const ortFeeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
-    graph.inputs.forEach((info, i) => {
-      const t = feeds[info.name];
-      if (!t) throw new TensorpressError('INPUT_INVALID', `no input given for "${info.name}"`, { input: info.name });
-      const fileName = session.inputNames[i] ?? info.name;
-      const data = tf.tidy(() => (t.rank === 4 && !options.nhwcInput ? tf.transpose(t, [...NHWC_TO_NCHW]) : tf.clone(t)));
-      const shape = data.shape;
-      ortFeeds[fileName] = new ort.Tensor('float32', data.dataSync() as Float32Array, shape);
-      data.dispose();
+    session = await ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: options.threads ?? 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: level,
     });
-    const ortOut = await session.run(ortFeeds);
-    const integer = (options.arithmetic ?? (level === 'disabled' || level === 'basic' ? 'float' : 'integer')) === 'integer';
-    const ex = new Executor(integer ? toIntegerOps(graph).graph : graph);
-    let ours: tf.Tensor[];
-    try {
-      ours = ex.run(feeds);
-    } finally {
-      ex.dispose();
+    for (const info of graph.inputs) {
+      if (!feeds[info.name]) throw new TensorpressError('INPUT_INVALID', `no input given for "${info.name}"`, { input: info.name });
+    }
+    const examples = feeds[graph.inputs[0]!.name]!.shape[0] ?? 1;
+    const batch = Math.max(1, Math.min(options.batchSize ?? examples, examples));
+    // Per output, summed over the batches: [max |a − b|, Σ |a − b|, values beyond one step, NaNs,
+    // rows whose arg-max agrees (rank-2 outputs)], and the number of values and rows.
+    const acc = graph.outputs.map(() => ({ stats: [0, 0, 0, 0, 0], count: 0, rows: 0 }));
+    const outputSteps = graph.outputs.map((name, i) => {
+      const given = options.outputStep;
+      return typeof given === 'number' ? given : given?.[i] ?? stepOf(graph, name);
+    });
+    for (let start = 0; start < examples; start += batch) {
+      const size = Math.min(batch, examples - start);
+      const part = (t: tf.Tensor): tf.Tensor => (batch >= examples ? t : tf.slice(t, start, size));
+      const ortFeeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+      const chunk: Record<string, tf.Tensor> = {};
+      graph.inputs.forEach((info, i) => {
+        const t = (chunk[info.name] = part(feeds[info.name]!));
+        const data = tf.tidy(() => (t.rank === 4 && !options.nhwcInput ? tf.transpose(t, [...NHWC_TO_NCHW]) : tf.clone(t)));
+        ortFeeds[session!.inputNames[i] ?? info.name] = new ort.Tensor('float32', data.dataSync() as Float32Array, data.shape);
+        data.dispose();
+      });
+      const ortOut = await session.run(ortFeeds);
+      const ours = ex.run(chunk);
+      try {
+        graph.outputs.forEach((name, i) => {
+          const mine = ours[i]!;
+          const theirs = ortOut[session!.outputNames[i]!]!.data as Float32Array;
+          if (theirs.length !== mine.size) {
+            throw new TensorpressError('SHAPE_MISMATCH', `output ${i} ("${name}") has ${mine.size} values in tensorpress but ${theirs.length} in onnxruntime`, { output: name });
+          }
+          const step = outputSteps[i]!;
+          // Compared as tensors in the file's layout: |a − b|, its max and sum, the count beyond one
+          // step (a half-ulp slack keeps an exact one-step difference from counting) and, for
+          // logits, whether the arg-max of each row agrees (first maximum on both sides).
+          const stats = tf.tidy(() => {
+            const a = mine.rank === 4 ? tf.transpose(mine, [...NHWC_TO_NCHW]) : mine;
+            const b = tf.tensor(theirs, a.shape);
+            const d = tf.abs(tf.sub(a, b));
+            const parts = [
+              tf.max(d),
+              tf.sum(d),
+              step === null ? tf.scalar(0) : tf.sum(tf.cast(tf.greater(d, step * (1 + 1e-5)), 'float32')),
+              tf.sum(tf.cast(tf.isNaN(d), 'float32')),
+              a.rank === 2 ? tf.sum(tf.cast(tf.equal(tf.argMax(a, 1), tf.argMax(b, 1)), 'float32')) : tf.scalar(0),
+            ];
+            return tf.stack(parts.map((t) => tf.reshape(t, [])));
+          });
+          // Read outside tidy (large reads inside it are slow on wasm).
+          const v = Array.from(stats.dataSync());
+          stats.dispose();
+          const o = acc[i]!;
+          o.stats = [Math.max(o.stats[0]!, v[0]!), o.stats[1]! + v[1]!, o.stats[2]! + v[2]!, o.stats[3]! + v[3]!, o.stats[4]! + v[4]!];
+          o.count += mine.size;
+          o.rows += mine.rank === 2 ? mine.shape[0]! : 0;
+        });
+      } finally {
+        tf.dispose(ours);
+        if (batch < examples) tf.dispose(Object.values(chunk));
+      }
     }
     const outputs: OutputParity[] = graph.outputs.map((name, i) => {
-      const mine = ours[i]!;
-      const theirs = ortOut[session.outputNames[i]!]!;
-      const count = mine.size;
-      if ((theirs.data as Float32Array).length !== count) {
-        throw new TensorpressError('SHAPE_MISMATCH', `output ${i} ("${name}") has ${count} values in tensorpress but ${(theirs.data as Float32Array).length} in onnxruntime`, { output: name });
-      }
-      const given = options.outputStep;
-      const step = typeof given === 'number' ? given : given?.[i] ?? stepOf(graph, name);
-      // Compared as tensors in the file's layout: |a − b|, its max and mean, the count beyond one
-      // step (a half-ulp slack keeps an exact one-step difference from counting) and, for logits,
-      // whether the arg-max of each row agrees (first maximum on both sides).
-      const stats = tf.tidy(() => {
-        const a = mine.rank === 4 ? tf.transpose(mine, [...NHWC_TO_NCHW]) : mine;
-        const b = tf.tensor(theirs.data as Float32Array, a.shape);
-        const d = tf.abs(tf.sub(a, b));
-        const parts = [
-          tf.max(d),
-          tf.mean(d),
-          step === null ? tf.scalar(0) : tf.sum(tf.cast(tf.greater(d, step * (1 + 1e-5)), 'float32')),
-          tf.sum(tf.cast(tf.isNaN(d), 'float32')),
-        ];
-        if (a.rank === 2 && a.shape[0]! > 0) parts.push(tf.mean(tf.cast(tf.equal(tf.argMax(a, 1), tf.argMax(b, 1)), 'float32')));
-        return tf.stack(parts.map((t) => tf.reshape(t, [])));
-      });
-      // Read outside tidy (large reads inside it are slow on wasm).
-      const [max, mean, beyond, nans, top1] = Array.from(stats.dataSync());
-      stats.dispose();
+      const { stats, count, rows } = acc[i]!;
+      const [max, sum, beyond, nans, agree] = stats as [number, number, number, number, number];
       return {
         name,
         count,
         // NaN anywhere is as far apart as it gets
-        maxAbsDiff: nans! > 0 || Number.isNaN(max!) ? Infinity : max!,
-        meanAbsDiff: count ? mean! : 0,
-        step,
-        beyondStep: step === null ? null : beyond!,
-        top1Agreement: mine.rank === 2 ? (top1 ?? 1) : null,
+        maxAbsDiff: nans > 0 || Number.isNaN(max) ? Infinity : max,
+        meanAbsDiff: count ? sum / count : 0,
+        step: outputSteps[i]!,
+        beyondStep: outputSteps[i] === null ? null : beyond,
+        top1Agreement: graph.info(name).shape.length === 2 ? (rows > 0 ? agree / rows : 1) : null,
       };
     });
-    for (const t of ours) t.dispose();
     const maxAbsDiff = Math.max(0, ...outputs.map((o) => o.maxAbsDiff));
     const tops = outputs.map((o) => o.top1Agreement).filter((v): v is number => v !== null);
     const steps = outputs.map((o) => o.beyondStep).filter((v): v is number => v !== null);
@@ -157,6 +182,7 @@ export async function checkParity(
       beyondStep: steps.length ? steps.reduce((p, q) => p + q, 0) : null,
     };
   } finally {
-    await session.release();
+    ex.dispose();
+    await session?.release();
   }
 }

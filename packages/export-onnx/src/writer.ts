@@ -407,12 +407,13 @@ class Writer {
         else if (this.isMap(x)) axis = nhwcAxisToNchw(axis);
         return this.simple(n, n.op, { axis: { i: axis } }, ins);
       }
-      case 'QLinearConv':
-      case 'QLinearGlobalAveragePool':
-        unsupported(n, "integer ops run in process only (toIntegerOps); write the QDQ graph they came from (format 'qoperator' writes QLinearConv)");
-      // falls through: unsupported() throws
       default:
-        unsupported(n, 'the op has no ONNX writer');
+        unsupported(
+          n,
+          n.op.startsWith('QLinear')
+            ? "integer ops run in process only (toIntegerOps); write the QDQ graph they came from (format 'qoperator' writes QLinearConv)"
+            : 'the op has no ONNX writer',
+        );
     }
   }
 

@@ -44,7 +44,15 @@ describe.each(['plainCnn', 'residualCnn'] as const)('toOnnx INT8 (%s)', (name) =
     expect(compact.length / toOnnx(float, { compactNames: true }).length).toBeLessThanOrEqual(name === 'plainCnn' ? 0.265 : 0.271);
     expect(bytes.length / fp32.length).toBeLessThanOrEqual(name === 'plainCnn' ? 0.27 : 0.3);
     const small = tf.slice(test, 0, 256);
-    expect((await checkParity(q.graph, compact, small, { outputStep: q.outputStep })).top1Agreement).toBeGreaterThanOrEqual(0.99);
+    const whole = await checkParity(q.graph, compact, small, { outputStep: q.outputStep });
+    expect(whole.top1Agreement).toBeGreaterThanOrEqual(0.99);
+    // In batches of 100 (100, 100, 56): the same report, summed over the batches.
+    const batched = await checkParity(q.graph, compact, small, { outputStep: q.outputStep, batchSize: 100 });
+    expect(batched.outputs[0]!.count).toBe(whole.outputs[0]!.count);
+    expect(batched.top1Agreement).toBe(whole.top1Agreement);
+    expect(batched.beyondStep).toBe(whole.beyondStep);
+    expect(batched.maxAbsDiff).toBeCloseTo(whole.maxAbsDiff, 6);
+    expect(batched.outputs[0]!.meanAbsDiff).toBeCloseTo(whole.outputs[0]!.meanAbsDiff, 6);
     // Unoptimised, onnxruntime runs the Q/DQ ops as written, and checkParity the graph in float.
     const plain = await checkParity(q.graph, compact, small, { outputStep: q.outputStep, optimization: 'disabled' });
     expect(plain.top1Agreement).toBeGreaterThanOrEqual(0.99);
