@@ -48,20 +48,32 @@ async function int8Graph(float: Graph, calib: Dataset): Promise<Graph> {
 }
 
 /**
- * Where an INT8 QDQ file's bytes go, from its parameters read back: int8 weight codes, int32
- * biases, per-channel float32 scales, and the rest (graph structure, scalar scales and zero points).
+ * Where an INT8 QDQ file's bytes go, from its graph read back: int8 weight codes, int32 biases,
+ * the float32 scales of the weights and of the biases (per channel), and the rest (graph structure,
+ * scalar activation scales and zero points). `payloadRatio` is what every INT8 form onnxruntime
+ * runs must hold (codes, int32 biases, weight scales; QOperator needs no bias scales) over the FP32
+ * file: no layout of the same quantization gets below it.
  */
-function int8FileParts(bytes: Uint8Array): { codeBytes: number; biasBytes: number; channelScaleBytes: number; restBytes: number } {
+function int8FileParts(bytes: Uint8Array, fp32Bytes: number): Record<'codeBytes' | 'biasBytes' | 'weightScaleBytes' | 'biasScaleBytes' | 'restBytes' | 'payloadRatio', number> {
+  const g = fromOnnx(bytes);
+  const size = (name: string | undefined): number => (name && g.param(name) ? g.param(name)!.data.byteLength : 0);
   let codeBytes = 0;
   let biasBytes = 0;
-  let channelScaleBytes = 0;
-  for (const p of fromOnnx(bytes).params) {
-    const size = p.data.byteLength;
-    if (p.dtype === 'int8' && p.data.length > 1) codeBytes += size;
-    else if (p.dtype === 'int32') biasBytes += size;
-    else if (p.dtype === 'float32' && p.data.length > 1) channelScaleBytes += size;
+  let weightScaleBytes = 0;
+  let biasScaleBytes = 0;
+  for (const n of g.nodes) {
+    const codes = n.op === 'DequantizeLinear' ? g.param(n.inputs[0]!) : undefined;
+    if (!codes) continue;
+    if (codes.dtype === 'int32') {
+      biasBytes += codes.data.byteLength;
+      biasScaleBytes += size(n.inputs[1]);
+    } else {
+      codeBytes += codes.data.byteLength + size(n.inputs[2]);
+      weightScaleBytes += size(n.inputs[1]);
+    }
   }
-  return { codeBytes, biasBytes, channelScaleBytes, restBytes: bytes.length - codeBytes - biasBytes - channelScaleBytes };
+  const restBytes = bytes.length - codeBytes - biasBytes - weightScaleBytes - biasScaleBytes;
+  return { codeBytes, biasBytes, weightScaleBytes, biasScaleBytes, restBytes, payloadRatio: round((codeBytes + biasBytes + weightScaleBytes) / fp32Bytes, 3) };
 }
 
 async function calibration(input: [number, number, number]): Promise<Dataset> {
@@ -121,7 +133,7 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
       'int8-qdq': toOnnx(q, { compactNames: true }),
       'int8-qoperator': toOnnx(q, { format: 'qoperator', compactNames: true }),
     };
-    const parts = int8FileParts(files['int8-qdq']);
+    const parts = int8FileParts(files['int8-qdq'], files.fp32.length);
     if (v.input.join() === '28,28,1') {
       for (const f of ['int8-qdq', 'int8-qoperator'] as const) {
         const p = await parity(float, q, files[f], calib);
@@ -129,6 +141,16 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
         console.log(`${v.model} w${v.width ?? 1} ${f} parity: ${JSON.stringify(p)}`);
       }
     }
+    rows.push({
+      model: v.model,
+      input: v.input.join('x'),
+      width: v.width ?? 1,
+      kind: 'size',
+      fp32Bytes: files.fp32.length,
+      qdqBytes: files['int8-qdq'].length,
+      qoperatorBytes: files['int8-qoperator'].length,
+      ...parts,
+    });
     console.log(`${v.model} w${v.width ?? 1} int8-qdq file: ${JSON.stringify(parts)} of ${files['int8-qdq'].length} bytes; FP32 ${files.fp32.length}`);
     for (const batch of batches) {
       for (const threads of threadsList) {
@@ -166,7 +188,6 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
             bytes: files[f].length,
             sizeRatio: round(files[f].length / files.fp32.length, 3),
             speedup: round(fp32Ms / ms, 2),
-            ...(f === 'int8-qdq' ? parts : {}),
           });
           console.log(`${v.model} ${v.input.join('x')} w${v.width ?? 1} ${f} batch ${batch} threads ${threads}: ${ms.toFixed(3)} ms (×${(fp32Ms / ms).toFixed(2)} vs fp32)`);
         }
@@ -181,7 +202,8 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
       'speedup: FP32 median divided by this median, same model, batch and threads, measured in the same run.',
       "INT8: @tensorpress/quant quantizePostTraining (min-max, 7-bit per-channel weight codes, uint8 activations, int32 biases, unifiedScales 'concat'), calibrated on 256 MNIST training digits (noise for non-28x28 inputs).",
       'sizeRatio: file bytes divided by the FP32 file (BN unfolded) of the same model; every file written with compactNames.',
-      'codeBytes, biasBytes, channelScaleBytes, restBytes (int8-qdq rows): the file read back: int8 weight codes, int32 biases, per-channel float32 scales, and the rest (graph structure, scalar scales and zero points).',
+      'kind "size" rows: fp32Bytes, qdqBytes, qoperatorBytes: the three files; codeBytes, biasBytes, weightScaleBytes, biasScaleBytes, restBytes: the INT8 QDQ file read back: int8 weight codes (with any weight zero points), int32 biases, the float32 scales of weights and of biases, and the rest (graph structure, scalar activation scales and zero points).',
+      'payloadRatio (size rows): (codeBytes + biasBytes + weightScaleBytes) / FP32 bytes: what every INT8 form onnxruntime runs must hold (QOperator drops only the bias scales), so no file of this quantization is smaller.',
       'width: channel multiplier of the reference model (4: 64/128/256 channels in the residual CNN, 4x the MobileNet CNN\'s channels).',
     ],
   };

@@ -36,30 +36,63 @@ function activationDq(graph: Graph, value: string): ActivationDq | string {
   return { codes: p.inputs[0]!, scale: p.inputs[1]!, zp: p.inputs[2] ?? '' };
 }
 
-/** The QuantizeLinear that alone reads `value` (through a Relu the clamp can stand for), or why not. */
-function soleQuantizer(graph: Graph, value: string): { q: Node; relu?: Node } | string {
+const FLOAT32_EPSILON = 2 ** -23;
+
+/**
+ * Whether a clamp ahead of a QuantizeLinear is redundant, so an integer runtime drops it and the
+ * quantizer's saturation does its work: onnxruntime's rule (ReluQuantFusion, ClipQuantFusion). A
+ * Relu (`max` absent) goes when the zero point is the bottom of the code range; a Clip goes when
+ * the quantizer's float range `[scale·(qmin − zp), scale·(qmax − zp)]` lies inside `[min, max]` to
+ * float32 epsilon, computed in float32.
+ */
+export function clampFoldsIntoQuantizer(clamp: { min: number; max?: number }, scale: number, zp: number, dtype: 'int8' | 'uint8'): boolean {
+  const [qmin, qmax] = qRange(dtype);
+  if (clamp.max === undefined) return clamp.min === 0 && zp === qmin;
+  const f = Math.fround;
+  const lower = f(f(scale) * (qmin - zp));
+  const upper = f(f(scale) * (qmax - zp));
+  return f(f(clamp.min) - lower) <= FLOAT32_EPSILON && f(upper - f(clamp.max)) <= FLOAT32_EPSILON;
+}
+
+/** The bounds of a Relu or Clip node (Relu: min 0, no max), or undefined for any other op. */
+function clampOf(n: Node): { min: number; max?: number } | undefined {
+  if (n.op === 'Relu') return { min: 0 };
+  if (n.op !== 'Clip') return undefined;
+  const num = (k: string, d: number): number => (typeof n.attrs[k] === 'number' ? (n.attrs[k] as number) : d);
+  return { min: num('min', -Infinity), max: num('max', Infinity) };
+}
+
+/**
+ * The QuantizeLinear that alone reads `value`, directly or through a Relu or Clip that its
+ * saturation stands for ({@link clampFoldsIntoQuantizer}), or why not.
+ */
+function soleQuantizer(graph: Graph, value: string): { q: Node; clamp?: Node } | string {
   if (graph.outputs.includes(value)) return `its output "${value}" is a graph output`;
   const cs = graph.consumers(value);
   if (cs.length !== 1) return `its output "${value}" has ${cs.length} readers; one QuantizeLinear must read it alone`;
   let next = cs[0]!.node;
-  let relu: Node | undefined;
-  if (next.op === 'Relu') {
-    relu = next;
+  let clamp: Node | undefined;
+  const bounds = clampOf(next);
+  if (bounds) {
+    clamp = next;
     const after = soleQuantizer(graph, next.outputs[0]!);
     if (typeof after === 'string') return after;
-    if (after.relu) return `two Relu nodes follow "${value}"`;
+    if (after.clamp) return `two clamps (${clamp.op}, ${after.clamp.op}) follow "${value}"`;
     next = after.q;
   }
   if (next.op !== 'QuantizeLinear') return `its output "${value}" is read by ${next.op} "${next.name}", not by a QuantizeLinear`;
   const s = scalarParam(graph, next.inputs[1]);
   if (!s) return `QuantizeLinear "${next.name}" has no per-tensor scale parameter`;
-  if (relu) {
-    // The Relu folds only when the output clamp is the Relu: zero point at the bottom of the range.
+  if (clamp && bounds) {
     const zp = scalarParam(graph, next.inputs[2]);
-    const bottom = qRange(zp?.dtype ?? 'uint8')[0];
-    if ((zp ? zp.data[0]! : 0) !== bottom) return `Relu "${relu.name}" cannot fold: the zero point of "${next.name}" is not the bottom of its range`;
+    if (!zp || (zp.dtype !== 'uint8' && zp.dtype !== 'int8')) return `${clamp.op} "${clamp.name}" cannot fold: QuantizeLinear "${next.name}" has no 8-bit zero point parameter`;
+    if (!clampFoldsIntoQuantizer(bounds, s.data[0]!, zp.data[0]!, zp.dtype)) {
+      return bounds.max === undefined
+        ? `Relu "${clamp.name}" cannot fold: the zero point of "${next.name}" is not the bottom of its range`
+        : `Clip "${clamp.name}" cannot fold: the range of "${next.name}" is not inside [${bounds.min}, ${bounds.max}]`;
+    }
   }
-  return { q: next, ...(relu ? { relu } : {}) };
+  return { q: next, ...(clamp ? { clamp } : {}) };
 }
 
 /** The QLinearConv that replaces `conv`, or why it cannot. */
@@ -77,7 +110,7 @@ function fuseConv(graph: Graph, conv: Node): { node: Node; removed: Node[] } | s
   const out = soleQuantizer(graph, conv.outputs[0]!);
   if (typeof out === 'string') return out;
   const inputs = [x.codes, x.scale, x.zp, dw.inputs[0]!, dw.inputs[1]!, dw.inputs[2] ?? '', out.q.inputs[1]!, out.q.inputs[2] ?? ''];
-  const removed = [conv, out.q, ...(out.relu ? [out.relu] : [])];
+  const removed = [conv, out.q, ...(out.clamp ? [out.clamp] : [])];
   const b = conv.inputs[2];
   if (b) {
     const db = graph.producer(b)?.node;
@@ -102,7 +135,7 @@ function fusePool(graph: Graph, pool: Node): { node: Node; removed: Node[] } | s
   if (!x.zp) return 'its input DequantizeLinear has no zero point';
   const out = soleQuantizer(graph, pool.outputs[0]!);
   if (typeof out === 'string') return out;
-  if (out.relu) return 'a Relu follows it';
+  if (out.clamp) return `a ${out.clamp.op} follows it`;
   if (!out.q.inputs[2]) return `QuantizeLinear "${out.q.name}" has no zero point`;
   const inputs = [x.codes, x.scale, x.zp, out.q.inputs[1]!, out.q.inputs[2]];
   return { node: { name: pool.name, op: 'QLinearGlobalAveragePool', inputs, outputs: [out.q.outputs[0]!], attrs: {} }, removed: [pool, out.q] };
@@ -110,10 +143,10 @@ function fusePool(graph: Graph, pool: Node): { node: Node; removed: Node[] } | s
 
 /**
  * Rewrites a stripped QDQ graph (quant's `strip()`) into the integer ops an integer runtime runs,
- * the way onnxruntime fuses a QDQ file: `DQ(x) → Conv(DQ(w), DQ(b)) [→ Relu] → Q` becomes
+ * the way onnxruntime fuses a QDQ file: `DQ(x) → Conv(DQ(w), DQ(b)) [→ Relu|Clip] → Q` becomes
  * QLinearConv (int32 accumulation, the bias added as int32, requantised by the float32 multiplier
- * `x_scale · w_scale / y_scale`, rounded half to even; a Relu folds when the output zero point is
- * the bottom of its range), and `DQ(x) → GlobalAveragePool → Q` becomes QLinearGlobalAveragePool.
+ * `x_scale · w_scale / y_scale`, rounded half to even; a Relu or Clip between the Conv and its Q
+ * folds where onnxruntime drops it, see {@link clampFoldsIntoQuantizer}), and `DQ(x) → GlobalAveragePool → Q` becomes QLinearGlobalAveragePool.
  * Add, pooling and Gemm keep their float Q/DQ form, which onnxruntime computes with the same float
  * operations. The result matches onnxruntime's integer kernels code for code, where float
  * convolutions of dequantized values round a few ties the other way.

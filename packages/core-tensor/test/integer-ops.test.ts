@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, createGraph, toIntegerOps, useBackend, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
+import { Executor, clampFoldsIntoQuantizer, createGraph, toIntegerOps, useBackend, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
 import { expectNoLeak, expectParamsUntouched, seededArray, snapshotParams } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -108,7 +108,7 @@ describe('QLinearGlobalAveragePool (exact tier)', () => {
  * A stripped QDQ graph by hand: input Q/DQ → Conv 3×3 (per-channel int8 weights, int32 bias with
  * scale s_x·s_w) → Relu → Q/DQ → GlobalAveragePool → Q/DQ → Flatten → Gemm (float logits).
  */
-function qdqGraph(o: { reluZp?: number; floatBias?: boolean } = {}): Graph {
+function qdqGraph(o: { reluZp?: number; floatBias?: boolean; clip?: [number, number]; outScale?: number } = {}): Graph {
   const cin = 3;
   const cout = 4;
   const wf = seededArray(9 * cin * cout, 21);
@@ -121,7 +121,7 @@ function qdqGraph(o: { reluZp?: number; floatBias?: boolean } = {}): Graph {
     u8('in.z', 128),
     { name: 'w.q', shape: [3, 3, cin, cout], dtype: 'int8', data: Int8Array.from(wf, (v, i) => Math.round(v / sw[i % cout]!)), trainable: false },
     { name: 'w.s', shape: [cout], dtype: 'float32', data: sw, trainable: false },
-    f32('c.s', 0.02),
+    f32('c.s', o.outScale ?? 0.02),
     u8('c.z', o.reluZp ?? 0),
     f32('p.s', 0.01),
     u8('p.z', 0),
@@ -141,7 +141,7 @@ function qdqGraph(o: { reluZp?: number; floatBias?: boolean } = {}): Graph {
   }
   nodes.push(
     node('conv', 'Conv', ['x.dq', 'w.dq', 'b'], ['c'], { pads: [1, 1, 1, 1] }),
-    node('relu', 'Relu', ['c'], ['r']),
+    o.clip ? node('relu6', 'Clip', ['c'], ['r'], { min: o.clip[0], max: o.clip[1] }) : node('relu', 'Relu', ['c'], ['r']),
     node('r/q', 'QuantizeLinear', ['r', 'c.s', 'c.z'], ['r.q']),
     node('r/dq', 'DequantizeLinear', ['r.q', 'c.s', 'c.z'], ['r.dq']),
     node('gap', 'GlobalAveragePool', ['r.dq'], ['p']),
@@ -186,6 +186,25 @@ describe('toIntegerOps', () => {
     expect(bias.skipped).toEqual([{ node: 'conv', reason: 'its bias is not a DequantizeLinear of int32 codes' }]);
   });
 
+  it('folds a Clip that the output range makes redundant (ReLU6 over codes of scale 6/255), and says why it keeps a narrower one', async () => {
+    const g = qdqGraph({ clip: [0, 6], outScale: 6 / 255 });
+    const r = toIntegerOps(g);
+    expect(r.fused).toEqual(['conv', 'gap']);
+    expect(r.graph.nodes.map((n) => n.op)).not.toContain('Clip');
+    const x = tf.tensor4d(seededArray(8 * 6 * 6 * 3, 25, -3, 3), [8, 6, 6, 3]);
+    await expectNoLeak(() => {
+      const [cf] = values(g, x, ['r.q']);
+      const [ci] = values(r.graph, x, ['r.q']);
+      expect(Math.max(...ci!.map((v, i) => Math.abs(v - cf![i]!)))).toBeLessThanOrEqual(1);
+      // The saturated codes (the Clip's work) are there in the integer graph too.
+      expect(ci!.filter((v) => v === 255).length).toBe(cf!.filter((v) => v === 255).length);
+    });
+    x.dispose();
+    // Codes of scale 0.03 reach 7.65: the Clip at 6 does work the quantizer cannot, so it stays.
+    const narrow = toIntegerOps(qdqGraph({ clip: [0, 6], outScale: 0.03 }));
+    expect(narrow.skipped).toEqual([{ node: 'conv', reason: 'Clip "relu6" cannot fold: the range of "r/q" is not inside [0, 6]' }]);
+  });
+
   it('returns a float graph as it is', () => {
     const g = createGraph({
       inputs: [{ name: 'x', shape: [null, 4, 4, 1], dtype: 'float32' }],
@@ -196,5 +215,32 @@ describe('toIntegerOps', () => {
     const r = toIntegerOps(g);
     expect(r.graph).toBe(g);
     expect(r.skipped).toEqual([{ node: 'conv', reason: 'its input "x" does not come from a DequantizeLinear' }]);
+  });
+});
+
+describe('clampFoldsIntoQuantizer', () => {
+  it('drops a Relu only over a zero point at the bottom of the code range', () => {
+    expect(clampFoldsIntoQuantizer({ min: 0 }, 0.1, 0, 'uint8')).toBe(true);
+    expect(clampFoldsIntoQuantizer({ min: 0 }, 0.1, 1, 'uint8')).toBe(false);
+    expect(clampFoldsIntoQuantizer({ min: 0 }, 0.1, -128, 'int8')).toBe(true);
+    expect(clampFoldsIntoQuantizer({ min: 0 }, 0.1, 0, 'int8')).toBe(false);
+  });
+
+  it('drops a Clip when the quantizer range [s·(qmin − zp), s·(qmax − zp)] lies inside it, in float32', () => {
+    expect(clampFoldsIntoQuantizer({ min: 0, max: 6 }, 6 / 255, 0, 'uint8')).toBe(true);
+    expect(clampFoldsIntoQuantizer({ min: -1, max: 6 }, 0.02, 0, 'uint8')).toBe(true);
+    expect(clampFoldsIntoQuantizer({ min: 0, max: 6 }, 0.02, -128, 'int8')).toBe(true);
+    // The quantizer reaches below the Clip's min, or above its max: the Clip stays.
+    expect(clampFoldsIntoQuantizer({ min: 0.5, max: 6 }, 0.02, 0, 'uint8')).toBe(false);
+    expect(clampFoldsIntoQuantizer({ min: 0, max: 6 }, 0.02, 10, 'uint8')).toBe(false);
+    expect(clampFoldsIntoQuantizer({ min: 0, max: 6 }, 0.025, 0, 'uint8')).toBe(false);
+    // The next float32 scale above 6/255 puts the top code at 6 + 4.8e-7, beyond float32 epsilon.
+    const next = new Float32Array(1);
+    const bits = new Uint32Array(next.buffer);
+    next[0] = 6 / 255;
+    bits[0] = bits[0]! + 1;
+    expect(clampFoldsIntoQuantizer({ min: 0, max: 6 }, next[0]!, 0, 'uint8')).toBe(false);
+    // An unbounded Clip changes nothing, whatever the zero point.
+    expect(clampFoldsIntoQuantizer({ min: -Infinity, max: Infinity }, 0.02, 7, 'uint8')).toBe(true);
   });
 });

@@ -1,11 +1,12 @@
+import { clampFoldsIntoQuantizer } from '@tensorpress/core-tensor';
 import type { OModel, ONode, OTensor } from './internal/ir.js';
 import { DT, rawBytes } from './internal/proto.js';
 
 /**
  * Rewrites a QDQ model into the QOperator form, node by node, where the pattern allows:
  *
- * - DQ(x_q) → Conv(DQ(w_q), bias) [→ Relu] → Q  ⇒  QLinearConv (a Relu folds in when the output's
- *   zero point is the bottom of its range, so the clamp is the Relu).
+ * - DQ(x_q) → Conv(DQ(w_q), bias) [→ Relu|Clip] → Q  ⇒  QLinearConv (the Relu or Clip folds in where
+ *   the output's range makes it redundant, onnxruntime's rule: core's `clampFoldsIntoQuantizer`).
  * - DQ(x_q) → Gemm/MatMul(DQ(w_q)) → Q, no bias  ⇒  QLinearMatMul.
  * - DQ(x_q) → Gemm/MatMul(DQ(w_q), bias) with a float output  ⇒  MatMulInteger → Cast → Mul(s_x·s_w) → Add(bias).
  * - DynamicQuantizeLinear → DQ → Gemm/MatMul/Conv  ⇒  MatMulInteger / ConvInteger with the runtime scale.
@@ -91,19 +92,44 @@ class QOperatorPass {
     return Float32Array.from(codes, (c, i) => c * scale[scale.length === 1 ? 0 : i]!);
   }
 
-  /** The single Q that consumes `v` (directly or after a Relu that the Q's clamp can stand for). */
-  private outputQ(v: string): { q: ONode; relu?: ONode } | undefined {
-    if (this.outputs.has(v)) return undefined;
-    const cs = this.consumers.get(v) ?? [];
-    if (cs.length !== 1) return undefined;
-    const c = cs[0]!;
-    if (c.opType === 'QuantizeLinear' && !c.attrs['axis'] && this.init(c.inputs[1])) return { q: c };
-    if (c.opType !== 'Relu' || this.outputs.has(c.outputs[0]!)) return undefined;
-    const rs = this.consumers.get(c.outputs[0]!) ?? [];
-    if (rs.length !== 1 || rs[0]!.opType !== 'QuantizeLinear') return undefined;
-    const zp = this.init(rs[0]!.inputs[2]);
-    const bottom = !zp || (zp.dataType === DT.UINT8 ? ints(zp)[0] === 0 : ints(zp)[0] === -128);
-    return bottom && this.init(rs[0]!.inputs[1]) ? { q: rs[0]!, relu: c } : undefined;
+  /**
+   * The single Q that consumes `v`, directly or after a Relu or Clip that the Q's saturation
+   * stands for (core's `clampFoldsIntoQuantizer`, onnxruntime's rule).
+   */
+  private outputQ(v: string): { q: ONode; clamp?: ONode } | undefined {
+    const sole = (value: string): ONode | undefined => {
+      const cs = this.consumers.get(value) ?? [];
+      return this.outputs.has(value) || cs.length !== 1 ? undefined : cs[0];
+    };
+    const isQ = (n: ONode): boolean => n.opType === 'QuantizeLinear' && !n.attrs['axis'] && this.init(n.inputs[1]) !== undefined;
+    const c = sole(v);
+    if (!c) return undefined;
+    if (isQ(c)) return { q: c };
+    const bounds = this.clampBounds(c);
+    const q = sole(c.outputs[0]!);
+    if (!bounds || !q || !isQ(q)) return undefined;
+    const zp = this.init(q.inputs[2]);
+    if (!zp || (zp.dataType !== DT.UINT8 && zp.dataType !== DT.INT8)) return undefined;
+    const folds = clampFoldsIntoQuantizer(bounds, f32(this.init(q.inputs[1])!)[0]!, ints(zp)[0]!, zp.dataType === DT.UINT8 ? 'uint8' : 'int8');
+    return folds ? { q, clamp: c } : undefined;
+  }
+
+  /** The bounds of a Relu, or of a Clip with constant bounds (opset-13 inputs or older attributes). */
+  private clampBounds(n: ONode): { min: number; max?: number } | undefined {
+    if (n.opType === 'Relu') return { min: 0 };
+    if (n.opType !== 'Clip') return undefined;
+    const bound = (port: number, attr: string, absent: number): number | undefined => {
+      const name = n.inputs[port];
+      if (name) {
+        const t = this.init(name);
+        return t && t.dataType === DT.FLOAT && t.raw.byteLength === 4 ? f32(t)[0] : undefined;
+      }
+      const a = n.attrs[attr];
+      return a && 'f' in a ? a.f : absent;
+    };
+    const min = bound(1, 'min', -Infinity);
+    const max = bound(2, 'max', Infinity);
+    return min === undefined || max === undefined ? undefined : { min, max };
   }
 
   private replace(n: ONode, by: ONode[], remove: ONode[] = []): void {
@@ -148,17 +174,21 @@ class QOperatorPass {
       const bq = Int32Array.from(bias, (b, i) => Math.round(b / (xs * ws[ws.length === 1 ? 0 : i]!)));
       ins.push(this.addInit(`${n.name}.bias_q`, DT.INT32, [bias.length], bq));
     }
-    this.replace(n, [{ name: n.name, opType: 'QLinearConv', inputs: ins, outputs: [...out.q.outputs], attrs: n.attrs }], [out.q, ...(out.relu ? [out.relu] : [])]);
+    this.replace(n, [{ name: n.name, opType: 'QLinearConv', inputs: ins, outputs: [...out.q.outputs], attrs: n.attrs }], [out.q, ...(out.clamp ? [out.clamp] : [])]);
   }
 
   private convInteger(n: ONode, x: { q: string; scale: string; zp: string }, w: { q: OTensor; scale: OTensor; zp: string; axis: number | undefined }, bias: Float32Array | undefined): void {
-    // onnxruntime's ConvInteger takes uint8 weights: shift the int8 codes and zero points by 128.
-    const wq = Uint8Array.from(ints(w.q), (v) => v + 128);
+    // onnxruntime's ConvInteger takes one weight zero point for all channels (per-channel scales
+    // are applied after it, by the Mul below): a conv whose channels have different zero points
+    // keeps its QDQ form.
     const zpT = this.init(w.zp);
-    const zp = Uint8Array.from(zpT ? ints(zpT) : [0], (v) => v + 128);
+    const zps = zpT ? ints(zpT) : [0];
+    if (zps.some((z) => z !== zps[0])) return;
+    // It takes uint8 weights: shift the int8 codes and the zero point by 128.
+    const wq = Uint8Array.from(ints(w.q), (v) => v + 128);
     const cout = w.q.dims[0]!;
     const wName = this.addInit(`${n.name}.w_u8`, DT.UINT8, w.q.dims, wq);
-    const zpName = this.addInit(`${n.name}.w_zp_u8`, DT.UINT8, zp.length === 1 ? [] : [zp.length], zp);
+    const zpName = this.addInit(`${n.name}.w_zp_u8`, DT.UINT8, [], Uint8Array.of(zps[0]! + 128));
     const ws = f32(w.scale);
     const scale4 = this.addInit(`${n.name}.w_scale4`, DT.FLOAT, [1, ws.length, 1, 1], ws);
     const o = n.outputs[0]!;
@@ -182,7 +212,7 @@ class QOperatorPass {
     const bias = this.biasValues(n.inputs[2]);
     if (bias === null) return;
     const out = !bias && !x.dynamic ? this.outputQ(n.outputs[0]!) : undefined;
-    if (out && !out.relu) {
+    if (out && !out.clamp) {
       const ins = [x.q, x.scale, x.zp, w.q.name, w.scale.name, w.zp, out.q.inputs[1]!, out.q.inputs[2] || this.addInit(`${n.name}.yzp0`, DT.UINT8, [], new Uint8Array(1))];
       this.replace(n, [{ name: n.name, opType: 'QLinearMatMul', inputs: ins, outputs: [...out.q.outputs], attrs: {} }], [out.q]);
       return;

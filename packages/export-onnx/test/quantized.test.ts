@@ -116,6 +116,51 @@ describe('toOnnx INT8 variants', () => {
     expect(r.maxAbsDiff).toBeLessThan(q.outputStep * 2);
   });
 
+  it('dynamic quantization of conv inputs writes DynamicQuantizeLinear + ConvInteger and matches ORT', async () => {
+    const q = quantizeForTest(referenceModels.plainCnn({ seed: 2 }), calib, { dynamicGemm: true, dynamicConv: true });
+    const convs = q.graph.nodes.filter((n) => n.op === 'Conv').length;
+    const bytes = toOnnx(q.graph, { format: 'qoperator' });
+    const o = ops(bytes);
+    expect(o.filter((x) => x === 'ConvInteger')).toHaveLength(convs);
+    expect(o).not.toContain('Conv');
+    const x = tf.slice(test, 0, 256);
+    const r = await checkParity(q.graph, bytes, x, { outputStep: q.outputStep });
+    expect(r.top1Agreement).toBeGreaterThanOrEqual(0.99);
+    expect(r.maxAbsDiff).toBeLessThan(q.outputStep * 2);
+    // ConvInteger takes one weight zero point: a conv whose channels differ keeps its QDQ form.
+    const first = q.graph.nodes.find((n) => n.op === 'Conv')!.name;
+    const mixed = q.graph.with({
+      params: q.graph.params.map((p) => (p.name === `${first}.w_zp` ? { ...p, data: Int8Array.from(p.data, (_, i) => i % 2) } : p)),
+    });
+    const mixedOps = ops(toOnnx(mixed, { format: 'qoperator' }));
+    expect(mixedOps.filter((x) => x === 'ConvInteger')).toHaveLength(convs - 1);
+    expect(mixedOps.filter((x) => x === 'Conv')).toHaveLength(1);
+    const m = await checkParity(mixed, toOnnx(mixed, { format: 'qoperator' }), x, { outputStep: q.outputStep });
+    x.dispose();
+    expect(m.top1Agreement).toBeGreaterThanOrEqual(0.99);
+  });
+
+  it('MobileNet CNN: each ReLU6 Clip folds into its QLinearConv (QOperator), every logit within one step in both formats', async () => {
+    const q = quantizeForTest(referenceModels.mobileNetCnn({ seed: 1 }), calib);
+    const convs = q.graph.nodes.filter((n) => n.op === 'Conv').length;
+    const clips = q.graph.nodes.filter((n) => n.op === 'Clip').length;
+    expect(clips).toBeGreaterThan(0);
+    expect(toIntegerOps(q.graph).fused.filter((n) => q.graph.node(n)!.op === 'Conv')).toHaveLength(convs);
+    const qdq = toOnnx(q.graph);
+    const qop = toOnnx(q.graph, { format: 'qoperator' });
+    expect(ops(qdq).filter((x) => x === 'Clip')).toHaveLength(clips);
+    expect(ops(qop).filter((x) => x === 'QLinearConv')).toHaveLength(convs);
+    expect(ops(qop)).not.toContain('Clip');
+    // No bias scales, no Clip bounds, fewer nodes.
+    expect(qop.length).toBeLessThan(qdq.length);
+    for (const bytes of [qdq, qop]) {
+      // In batches: 2,000 digits at once exceed the wasm heap on this model's 14×14×64 maps.
+      const r = await checkParity(q.graph, bytes, test, { outputStep: q.outputStep, batchSize: 250 });
+      expect(r.top1Agreement).toBeGreaterThanOrEqual(0.999);
+      expect(r.beyondStep).toBe(0);
+    }
+  });
+
   it('4-bit weights: int8 codes at opset 13, INT4 initializers at opset 21, both run in ORT', async () => {
     const float = referenceModels.residualCnn({ seed: 1 });
     const q = quantizeForTest(float, calib, { weightBits: 4 });

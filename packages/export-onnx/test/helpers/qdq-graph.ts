@@ -16,6 +16,8 @@ export interface QdqOptions {
   weightBits?: number;
   /** Quantize Gemm/MatMul inputs dynamically (DynamicQuantizeLinear) instead of with calibrated pairs. */
   dynamicGemm?: boolean;
+  /** Quantize Conv inputs dynamically too. */
+  dynamicConv?: boolean;
 }
 
 /** A stripped INT8 graph and the quantization step its logits would have. */
@@ -54,7 +56,7 @@ export function quantizeForTest(float: Graph, calib: tf.Tensor, options: QdqOpti
   const qmax = 2 ** (bits - 1) - 1;
   const compute = new Set(['Conv', 'Gemm', 'MatMul']);
   // Values that get an activation quantizer: every float activation except graph outputs and a
-  // value that only a Relu reads (the Relu's output is quantized; onnxruntime folds the Relu).
+  // value that only a Relu or Clip reads (its output is quantized; onnxruntime folds the clamp).
   const quantized: string[] = [];
   const dynamic = new Set<string>();
   const candidates = [...graph.inputs.map((i) => i.name), ...graph.nodes.flatMap((n) => n.outputs)];
@@ -62,8 +64,9 @@ export function quantizeForTest(float: Graph, calib: tf.Tensor, options: QdqOpti
     if (graph.outputs.includes(v) || graph.isParam(v)) continue;
     const cs = graph.consumers(v);
     const p = graph.producer(v);
-    if (p && cs.length > 0 && cs.every((c) => c.node.op === 'Relu')) continue;
-    if (options.dynamicGemm && cs.length > 0 && cs.every((c) => (c.node.op === 'Gemm' || c.node.op === 'MatMul') && c.input === 0)) {
+    if (p && cs.length > 0 && cs.every((c) => c.node.op === 'Relu' || c.node.op === 'Clip')) continue;
+    const dynamicOps = [...(options.dynamicGemm ? ['Gemm', 'MatMul'] : []), ...(options.dynamicConv ? ['Conv'] : [])];
+    if (cs.length > 0 && cs.every((c) => dynamicOps.includes(c.node.op) && c.input === 0)) {
       dynamic.add(v);
       continue;
     }
