@@ -135,18 +135,19 @@ function fusePool(graph: Graph, pool: Node): { node: Node; removed: Node[] } | s
   if (!x.zp) return 'its input DequantizeLinear has no zero point';
   const out = soleQuantizer(graph, pool.outputs[0]!);
   if (typeof out === 'string') return out;
-  if (out.clamp) return `a ${out.clamp.op} follows it`;
   if (!out.q.inputs[2]) return `QuantizeLinear "${out.q.name}" has no zero point`;
   const inputs = [x.codes, x.scale, x.zp, out.q.inputs[1]!, out.q.inputs[2]];
-  return { node: { name: pool.name, op: 'QLinearGlobalAveragePool', inputs, outputs: [out.q.outputs[0]!], attrs: {} }, removed: [pool, out.q] };
+  const removed = [pool, out.q, ...(out.clamp ? [out.clamp] : [])];
+  return { node: { name: pool.name, op: 'QLinearGlobalAveragePool', inputs, outputs: [out.q.outputs[0]!], attrs: {} }, removed };
 }
 
 /**
  * Rewrites a stripped QDQ graph (quant's `strip()`) into the integer ops an integer runtime runs,
  * the way onnxruntime fuses a QDQ file: `DQ(x) → Conv(DQ(w), DQ(b)) [→ Relu|Clip] → Q` becomes
  * QLinearConv (int32 accumulation, the bias added as int32, requantised by the float32 multiplier
- * `x_scale · w_scale / y_scale`, rounded half to even; a Relu or Clip between the Conv and its Q
- * folds where onnxruntime drops it, see {@link clampFoldsIntoQuantizer}), and `DQ(x) → GlobalAveragePool → Q` becomes QLinearGlobalAveragePool.
+ * `x_scale · w_scale / y_scale`, rounded half to even), and `DQ(x) → GlobalAveragePool → Q`
+ * becomes QLinearGlobalAveragePool. A Relu or Clip before the Q folds into either where
+ * onnxruntime drops it ({@link clampFoldsIntoQuantizer}): the fused op saturates to the Q's range.
  * Add, pooling and Gemm keep their float Q/DQ form, which onnxruntime computes with the same float
  * operations. The result matches onnxruntime's integer kernels code for code, where float
  * convolutions of dequantized values round a few ties the other way.

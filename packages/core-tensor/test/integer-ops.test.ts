@@ -205,6 +205,32 @@ describe('toIntegerOps', () => {
     expect(narrow.skipped).toEqual([{ node: 'conv', reason: 'Clip "relu6" cannot fold: the range of "r/q" is not inside [0, 6]' }]);
   });
 
+  it('folds a Relu after a global average pool into QLinearGlobalAveragePool (its saturation is the Relu)', () => {
+    const g = createGraph({
+      inputs: [{ name: 'x', shape: [null, 4, 4, 3], dtype: 'float32' }],
+      outputs: ['y'],
+      params: [f32('in.s', 0.05), u8('in.z', 128), f32('p.s', 0.01), u8('p.z', 0)],
+      nodes: [
+        node('in/q', 'QuantizeLinear', ['x', 'in.s', 'in.z'], ['x.q']),
+        node('in/dq', 'DequantizeLinear', ['x.q', 'in.s', 'in.z'], ['x.dq']),
+        node('gap', 'GlobalAveragePool', ['x.dq'], ['p']),
+        node('relu', 'Relu', ['p'], ['r']),
+        node('p/q', 'QuantizeLinear', ['r', 'p.s', 'p.z'], ['y']),
+      ],
+    });
+    const r = toIntegerOps(g);
+    expect(r.fused).toEqual(['gap']);
+    expect(r.graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearGlobalAveragePool']);
+    // Channel means on both sides of zero: the negative ones end at code 0 either way.
+    const x = tf.tensor4d(seededArray(2 * 16 * 3, 26, -1, 1), [2, 4, 4, 3]);
+    const [yf] = values(g, x, ['y']);
+    const [yi] = values(r.graph, x, ['y']);
+    x.dispose();
+    expect(yf!.filter((v) => v === 0).length).toBeGreaterThan(0);
+    expect(yf!.filter((v) => v > 0).length).toBeGreaterThan(0);
+    expect(Math.max(...yi!.map((v, i) => Math.abs(v - yf![i]!)))).toBeLessThanOrEqual(1);
+  });
+
   it('returns a float graph as it is', () => {
     const g = createGraph({
       inputs: [{ name: 'x', shape: [null, 4, 4, 1], dtype: 'float32' }],

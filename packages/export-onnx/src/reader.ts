@@ -13,6 +13,7 @@ import {
   type TensorInfo,
 } from '@tensorpress/core-tensor';
 import { checkDims, decodeModel, decodeTensor, invalid, type Konst, type TensorContext } from './internal/decode.js';
+import { expandQOperator } from './internal/qoperator-read.js';
 import type { onnx } from 'onnx-proto';
 import { AT, DT, toNum } from './internal/proto.js';
 import {
@@ -162,6 +163,8 @@ class Reader {
   private readonly poisoned = new Set<string>();
   private readonly layoutCache = new Map<string, Val>();
   private opset = 0;
+  /** The graph's nodes, QOperator nodes expanded to QDQ. */
+  private gnodes: onnx.INodeProto[] = [];
 
   constructor(
     private readonly model: onnx.ModelProto,
@@ -193,15 +196,22 @@ class Reader {
       this.konsts.set(name, decodeTensor(t, `initializer "${name}"`, this.ctx));
       this.names.add(name);
     });
-    const order = this.topo(gnodes);
+    // QOperator nodes (QLinearConv, MatMulInteger, …) are read in their QDQ form.
+    const taken = new Set([...this.konsts.keys(), ...(g.input ?? []).map((i) => i.name ?? ''), ...gnodes.flatMap((n) => [...(n.output ?? []), n.name ?? ''])]);
+    const expanded = expandQOperator(gnodes, this.konsts, taken);
+    this.gnodes = expanded.nodes;
+    this.unsupported.push(...expanded.skipped);
+    const order = this.topo(this.gnodes);
     for (const n of order) {
       (n.input ?? []).forEach((v, i) => {
         if (v) this.consumers.set(v, [...(this.consumers.get(v) ?? []), { node: n, input: i }]);
       });
     }
     // Every node of an unknown op is reported at once, before conversion stops at the first.
+    const explained = new Set(expanded.skipped.map((u) => u.node));
     for (const n of order) {
       const op = n.opType ?? '';
+      if (explained.has(n.name || op)) continue;
       if (n.domain && n.domain !== 'ai.onnx') this.unsupported.push({ node: n.name || op, op, why: `domain "${n.domain}" is not supported` });
       else if (!SUPPORTED.has(op)) this.unsupported.push({ node: n.name || op, op, why: 'no core equivalent' });
     }
@@ -526,7 +536,7 @@ class Reader {
   }
 
   private producerOf(v: string): onnx.INodeProto | undefined {
-    for (const n of this.model.graph!.node ?? []) if ((n.output ?? []).includes(v)) return n;
+    for (const n of this.gnodes) if ((n.output ?? []).includes(v)) return n;
     return undefined;
   }
 
@@ -932,8 +942,14 @@ class Reader {
     let axis = typeof a['axis'] === 'number' ? a['axis'] : 1;
     if (axis < 0) axis += rank;
     if (x.layout === 'nhwc' && rank === 4) axis = nchwAxisToNhwc(axis);
-    const params = ins.slice(1).filter(Boolean).map((v) => this.param(v, this.konst(v) ?? skip('scale and zero point must be constants'), 'none'));
-    const scaleN = this.infos.get(params[0]!)!.shape.reduce<number>((p, d) => p * (d ?? 1), 1);
+    // Scale and zero point: constants, or the run-time outputs of a DynamicQuantizeLinear.
+    const params = ins.slice(1).filter(Boolean).map((v) => {
+      const k = this.konst(v);
+      if (k) return this.param(v, k, 'none');
+      if (this.producerOf(v)?.opType !== 'DynamicQuantizeLinear') skip('scale and zero point must be constants or DynamicQuantizeLinear outputs');
+      return this.val(v).name;
+    });
+    const scaleN = (this.infos.get(params[0]!) ?? this.val(ins[1]!).info).shape.reduce<number>((p, d) => p * (d ?? 1), 1);
     const out = this.emit(n, op, [x.name, ...params], scaleN > 1 ? { axis } : {}, x.layout);
     if (x.flat) this.vals.get(n.output![0]!)!.flat = x.flat;
     return out;

@@ -1,24 +1,38 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Graph, TensorpressError, createRng, referenceModels } from '@tensorpress/core-tensor';
+import { Graph, TensorpressError, createRng, referenceModels, useBackend } from '@tensorpress/core-tensor';
 import { fromOnnx, toOnnx } from '@tensorpress/export-onnx';
+import * as tf from '@tensorflow/tfjs-core';
 import onnxProto from 'onnx-proto';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { quantizeForTest } from './helpers/qdq-graph.js';
 
 const { onnx } = onnxProto;
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
 function seeds(): Uint8Array[] {
+  // QOperator files (QLinearConv, ConvInteger, MatMulInteger), read through their QDQ expansion.
+  const calib = tf.tidy(() => tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 7));
+  const qoperator = [
+    toOnnx(quantizeForTest(referenceModels.mobileNetCnn({ seed: 0, width: 0.25 }), calib).graph, { format: 'qoperator' }),
+    toOnnx(quantizeForTest(referenceModels.plainCnn({ seed: 0, width: 0.25 }), calib, { dynamicGemm: true, dynamicConv: true }).graph, { format: 'qoperator' }),
+  ];
+  calib.dispose();
   return [
     toOnnx(referenceModels.plainCnn({ seed: 0, width: 0.25 })),
     toOnnx(referenceModels.residualCnn({ seed: 0, width: 0.25 })),
     toOnnx(referenceModels.mobileNetCnn({ seed: 0, width: 0.25 })),
+    ...qoperator,
     new Uint8Array(readFileSync(path.join(dir, 'mobilenetv3-tiny.onnx'))),
     new Uint8Array(readFileSync(path.join(dir, 'shufflenetv2-tiny.onnx'))),
   ];
 }
+
+beforeAll(async () => {
+  await useBackend('wasm');
+});
 
 type Outcome = 'graph' | 'typed';
 
