@@ -90,11 +90,16 @@ export function expandQOperator(
     konsts.set(name, { dims: [n], dtype: k.dtype, data });
     return name;
   };
-  /** Scale 1 in the shape of `zp` (an integer op's operand has no scale, only a zero point). */
+  /** Scale 1 in the shape of `zp` (an integer op's operand has no scale, only a zero point), one constant per size. */
+  const ones = new Map<number, string>();
   const unitScale = (zp: string | undefined): string => {
     const n = size(zp);
-    const name = fresh(n > 1 ? 'qoperator.ones' : 'qoperator.one');
-    konsts.set(name, { dims: n > 1 ? [n] : [], dtype: 'float32', data: new Float32Array(n).fill(1) });
+    let name = ones.get(n);
+    if (!name) {
+      name = fresh(n > 1 ? `qoperator.ones${n}` : 'qoperator.one');
+      konsts.set(name, { dims: n > 1 ? [n] : [], dtype: 'float32', data: new Float32Array(n).fill(1) });
+      ones.set(n, name);
+    }
     return name;
   };
   const readers = new Map<string, onnx.INodeProto[]>();
@@ -138,6 +143,15 @@ export function expandQOperator(
         out.push(n);
         continue;
       }
+      // The int32 bias has scale x_scale · w_scale (per output channel).
+      const b = form.bias !== undefined ? ins[form.bias] : undefined;
+      const sx = floatScalar(ins[1]);
+      const sw = konsts.get(ins[4] ?? '');
+      if (b && (sx === undefined || !sw || sw.dtype !== 'float32')) {
+        skipped.push({ node: name, op, why: 'its bias scale x_scale · w_scale needs constant float scales' });
+        out.push(n);
+        continue;
+      }
       const floatIns = triples.map(([v, sc, z], k) => {
         const dq = fresh(`${ins[v]}.dq`);
         const axis = k === 1 ? form.weightAxis : undefined;
@@ -145,16 +159,7 @@ export function expandQOperator(
         out.push(node(`${name}/dq${k}`, 'DequantizeLinear', [ins[v]!, ins[sc]!, ...(zp ? [zp] : [])], [dq], axisAttr(ins[sc]!, axis)));
         return dq;
       });
-      const b = form.bias !== undefined ? ins[form.bias] : undefined;
-      if (b) {
-        // The int32 bias has scale x_scale · w_scale (per output channel).
-        const sx = floatScalar(ins[1]);
-        const sw = konsts.get(ins[4] ?? '');
-        if (sx === undefined || !sw || sw.dtype !== 'float32') {
-          skipped.push({ node: name, op, why: 'its bias scale x_scale · w_scale needs constant float scales' });
-          out.push(n);
-          continue;
-        }
+      if (b && sw && sx !== undefined) {
         const bs = fresh(`${name}.bias_scale`);
         konsts.set(bs, { dims: sw.dims.length ? [...sw.dims] : [], dtype: 'float32', data: Float32Array.from(sw.data as Float32Array, (s) => sx * s) });
         const bdq = fresh(`${b}.dq`);
