@@ -7,11 +7,11 @@ export type IntegerSkip = FoldSkip;
 
 /** Result of {@link toIntegerOps}. */
 export interface IntegerOpsResult {
-  /** The graph with QLinearConv / QLinearGlobalAveragePool nodes in place of their Q/DQ patterns. */
+  /** The graph with QLinearConv / QLinearAdd / QLinearGlobalAveragePool nodes in place of their Q/DQ patterns. */
   readonly graph: Graph;
-  /** Names of the Conv and GlobalAveragePool nodes that now run on integer codes, in graph order. */
+  /** Names of the Conv, Add and GlobalAveragePool nodes that now run on integer codes, in graph order. */
   readonly fused: readonly string[];
-  /** Conv and GlobalAveragePool nodes that stay float between Q/DQ pairs, with the reason. */
+  /** Conv, Add and GlobalAveragePool nodes that stay float between Q/DQ pairs, with the reason. */
   readonly skipped: readonly IntegerSkip[];
 }
 
@@ -141,16 +141,41 @@ function fusePool(graph: Graph, pool: Node): { node: Node; removed: Node[] } | s
   return { node: { name: pool.name, op: 'QLinearGlobalAveragePool', inputs, outputs: [out.q.outputs[0]!], attrs: {} }, removed };
 }
 
+/** The QLinearAdd that replaces `add`, or why it cannot. */
+function fuseAdd(graph: Graph, add: Node): { node: Node; removed: Node[] } | string {
+  const a = activationDq(graph, add.inputs[0]!);
+  if (typeof a === 'string') return a;
+  const b = activationDq(graph, add.inputs[1]!);
+  if (typeof b === 'string') return b;
+  if (!a.zp || !b.zp) return 'an input DequantizeLinear has no zero point';
+  const shape = (v: string): string => graph.info(v).shape.join(',');
+  if (shape(add.inputs[0]!) !== shape(add.inputs[1]!)) return 'its inputs have different shapes (broadcasting)';
+  const out = soleQuantizer(graph, add.outputs[0]!);
+  if (typeof out === 'string') return out;
+  if (!out.q.inputs[2]) return `QuantizeLinear "${out.q.name}" has no zero point`;
+  const inputs = [a.codes, a.scale, a.zp, b.codes, b.scale, b.zp, out.q.inputs[1]!, out.q.inputs[2]];
+  const removed = [add, out.q, ...(out.clamp ? [out.clamp] : [])];
+  return { node: { name: add.name, op: 'QLinearAdd', inputs, outputs: [out.q.outputs[0]!], attrs: {} }, removed };
+}
+
+const FUSERS: Readonly<Record<string, (graph: Graph, n: Node) => { node: Node; removed: Node[] } | string>> = {
+  Conv: fuseConv,
+  GlobalAveragePool: fusePool,
+  Add: fuseAdd,
+};
+
 /**
  * Rewrites a stripped QDQ graph (quant's `strip()`) into the integer ops an integer runtime runs,
  * the way onnxruntime fuses a QDQ file: `DQ(x) → Conv(DQ(w), DQ(b)) [→ Relu|Clip] → Q` becomes
  * QLinearConv (int32 accumulation, the bias added as int32, requantised by the float32 multiplier
- * `x_scale · w_scale / y_scale`, rounded half to even), and `DQ(x) → GlobalAveragePool → Q`
- * becomes QLinearGlobalAveragePool. A Relu or Clip before the Q folds into either where
- * onnxruntime drops it ({@link clampFoldsIntoQuantizer}): the fused op saturates to the Q's range.
- * Add, pooling and Gemm keep their float Q/DQ form, which onnxruntime computes with the same float
- * operations. The result matches onnxruntime's integer kernels code for code, where float
- * convolutions of dequantized values round a few ties the other way.
+ * `x_scale · w_scale / y_scale`, rounded half to even), `DQ(a), DQ(b) → Add → Q` (same shapes)
+ * becomes QLinearAdd (onnxruntime's x86 kernel: two float32 fused multiply-adds of the codes with
+ * the scale ratios, zero points folded into one constant), and `DQ(x) → GlobalAveragePool → Q`
+ * becomes QLinearGlobalAveragePool. A Relu or Clip before the Q folds in where onnxruntime drops it
+ * ({@link clampFoldsIntoQuantizer}): the fused op saturates to the Q's range. MaxPool and Gemm keep
+ * their float Q/DQ form, which onnxruntime computes with the same float operations. The result
+ * matches onnxruntime's integer kernels code for code, where float arithmetic on dequantized
+ * values rounds a few ties the other way.
  *
  * The graph is not modified. DequantizeLinear nodes that nothing reads any more are dropped.
  */
@@ -160,8 +185,9 @@ export function toIntegerOps(graph: Graph): IntegerOpsResult {
   const fused: string[] = [];
   const skipped: IntegerSkip[] = [];
   for (const n of graph.nodes) {
-    if (n.op !== 'Conv' && n.op !== 'GlobalAveragePool') continue;
-    const r = n.op === 'Conv' ? fuseConv(graph, n) : fusePool(graph, n);
+    const fuse = FUSERS[n.op];
+    if (!fuse) continue;
+    const r = fuse(graph, n);
     if (typeof r === 'string') {
       skipped.push({ node: n.name, reason: r });
       continue;

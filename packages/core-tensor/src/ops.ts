@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { intsAttr, numAttr, strAttr, window2d, windowOut } from './attrs.js';
+import { hasArrayKernel, registerArrayKernel } from './array-kernels.js';
 import { GraphError } from './errors.js';
 import type { Dim, DType, Graph, Node, TensorInfo } from './graph.js';
 
@@ -761,6 +762,61 @@ function outCodes(node: Node, ins: readonly (TensorInfo | undefined)[], zpIndex:
   if (dtype !== 'int8' && dtype !== 'uint8') fail(node, `output zero point must be int8 or uint8, got ${dtype}`, 'GRAPH_INVALID');
   return dtype;
 }
+
+/** Kernel of QLinearAdd on wasm and cpu: onnxruntime's x86 (AVX2) arithmetic, value by value. */
+const QLINEAR_ADD_KERNEL = 'TensorpressQLinearAdd';
+
+registerArrayKernel({
+  kernelName: QLINEAR_ADD_KERNEL,
+  inputs: ['a', 'b'],
+  outputs: (shapes) => [{ shape: [...shapes[0]!], dtype: 'int32' }],
+  compute: ([a, b], [c], _shapes, attrs) => {
+    const [rAC, rBC, fixed, lo, hi] = (['rAC', 'rBC', 'fixed', 'lo', 'hi'] as const).map((k) => attrs[k] as number) as [number, number, number, number, number];
+    const f = Math.fround;
+    const n = c!.length;
+    for (let i = 0; i < n; i++) {
+      // Two float32 fused multiply-adds: x·y is exact in a double and x·y + z (magnitudes below
+      // 2^17, steps above 2^-40) too, so one fround is the single rounding of an FMA.
+      const v = f(a![i]! * rAC + f(b![i]! * rBC + fixed));
+      let r = Math.round(v);
+      if (r - v === 0.5 && r % 2 !== 0) r -= 1;
+      c![i] = r < lo ? lo : r > hi ? hi : r;
+    }
+  },
+});
+
+register({
+  op: 'QLinearAdd',
+  // a, a_scale, a_zero_point, b, b_scale, b_zero_point, c_scale, c_zero_point (com.microsoft)
+  arity: [8, 8],
+  weightInputs: [1, 2, 4, 5, 6, 7],
+  infer: (ins, node) => {
+    const a = need(node, ins, 0);
+    const b = need(node, ins, 3);
+    if (fmt(a.shape) !== fmt(b.shape)) fail(node, `inputs must have one shape (no broadcasting), got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+    return [{ name: '', shape: [...a.shape], dtype: outCodes(node, ins, 7) }];
+  },
+  forward: (ins, node, ctx) => {
+    // onnxruntime's MLAS kernel: ratios a_scale/c_scale and b_scale/c_scale, the zero points folded
+    // into one constant, then c = round_half_even(fma(a, r_ac, fma(b, r_bc, fixed))), saturated.
+    const f = Math.fround;
+    const scalar = (i: number, what: string): number => scalarOf(node, req(node, ins, i), what);
+    const [za, zb, zc] = [scalar(2, 'a_zero_point'), scalar(5, 'b_zero_point'), scalar(7, 'c_zero_point')];
+    const sc = f(scalar(6, 'c_scale'));
+    const rAC = f(f(scalar(1, 'a_scale')) / sc);
+    const rBC = f(f(scalar(4, 'b_scale')) / sc);
+    const fixed = f(zc - f(f(rAC * za) + f(rBC * zb)));
+    const [lo, hi] = qRange(ctx.graph.info(node.outputs[0]!).dtype);
+    const a = req(node, ins, 0);
+    const b = req(node, ins, 3);
+    if (hasArrayKernel(QLINEAR_ADD_KERNEL)) {
+      return [tf.engine().runKernel(QLINEAR_ADD_KERNEL, { a, b }, { rAC, rBC, fixed, lo, hi }) as tf.Tensor];
+    }
+    // Other backends: the same sum in float32 tensor ops (two roundings where the kernel has one).
+    const sum = tf.add(tf.mul(tf.cast(a, 'float32'), rAC), tf.add(tf.mul(tf.cast(b, 'float32'), rBC), fixed));
+    return [tf.cast(tf.clipByValue(tf.round(sum), lo, hi), 'int32')];
+  },
+});
 
 /**
  * Largest magnitude below which float32 sums of integer products are exact (2^24). Above it,

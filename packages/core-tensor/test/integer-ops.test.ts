@@ -231,6 +231,46 @@ describe('toIntegerOps', () => {
     expect(Math.max(...yi!.map((v, i) => Math.abs(v - yf![i]!)))).toBeLessThanOrEqual(1);
   });
 
+  it('fuses DQ, DQ → Add → Q into QLinearAdd: ties to even, zero points folded, saturation; a broadcasting Add stays float', () => {
+    const addGraph = (zc: number, bShape: number[]): Graph =>
+      createGraph({
+        inputs: [
+          { name: 'a', shape: [null, 4], dtype: 'float32' },
+          { name: 'b', shape: [null, ...bShape], dtype: 'float32' },
+        ],
+        outputs: ['y'],
+        params: [f32('s1', 0.01), u8('z0', 0), f32('s2', 0.02), u8('zc', zc)],
+        nodes: [
+          node('qa', 'QuantizeLinear', ['a', 's1', 'z0'], ['aq']),
+          node('dqa', 'DequantizeLinear', ['aq', 's1', 'z0'], ['ad']),
+          node('qb', 'QuantizeLinear', ['b', 's1', 'z0'], ['bq']),
+          node('dqb', 'DequantizeLinear', ['bq', 's1', 'z0'], ['bd']),
+          node('add', 'Add', ['ad', 'bd'], ['s']),
+          node('qs', 'QuantizeLinear', ['s', 's2', 'zc'], ['y']),
+        ],
+      });
+    const r = toIntegerOps(addGraph(0, [4]));
+    expect(r.fused).toEqual(['add']);
+    expect(r.graph.node('add')!.op).toBe('QLinearAdd');
+    // Codes a + b over 2: 0.5 → 0, 1.5 → 2, 2.5 → 2, 255 stays.
+    const a = tf.tensor2d([[0.01, 0.03, 0.04, 2.55]]);
+    const b = tf.tensor2d([[0, 0, 0.01, 2.55]]);
+    const run = (g: Graph): number[] => {
+      const ex = new Executor(g);
+      const [y] = ex.run({ a, b });
+      const v = Array.from(y!.dataSync());
+      y!.dispose();
+      ex.dispose();
+      return v;
+    };
+    expect(run(r.graph)).toEqual([0, 2, 2, 255]);
+    // Zero point 200: 0 + 200, 2 + 200, …, 255 + 200 saturates at 255.
+    expect(run(toIntegerOps(addGraph(200, [4])).graph)).toEqual([200, 202, 202, 255]);
+    const broadcast = toIntegerOps(addGraph(0, [1]));
+    expect(broadcast.skipped).toEqual([{ node: 'add', reason: 'its inputs have different shapes (broadcasting)' }]);
+    tf.dispose([a, b]);
+  });
+
   it('returns a float graph as it is', () => {
     const g = createGraph({
       inputs: [{ name: 'x', shape: [null, 4, 4, 1], dtype: 'float32' }],

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, referenceModels, toIntegerOps, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { Executor, createGraph, referenceModels, toIntegerOps, useBackend, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
 import { loadMnist } from '@tensorpress/datasets';
 import { checkParity, fromOnnx, toOnnx } from '@tensorpress/export-onnx';
 import { maxAbsDiff } from '@tensorpress/test-utils';
@@ -159,6 +159,59 @@ describe('toOnnx INT8 variants', () => {
       expect(r.top1Agreement).toBeGreaterThanOrEqual(0.999);
       expect(r.beyondStep).toBe(0);
     }
+  });
+
+  it("QDQ Add runs as onnxruntime's QLinearAdd code for code (integer arithmetic); float arithmetic rounds some ties the other way", async () => {
+    let seed = 11;
+    const rnd = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    let floatMisses = 0;
+    // Case 0: every pair of codes with scale ratios of exactly 1/2, so half of the sums are ties
+    // that onnxruntime rounds to even; then 20 random settings over each quantizer's whole range.
+    for (let k = 0; k <= 20; k++) {
+      const [sa, sb, sc] = k === 0 ? [0.01, 0.01, 0.02] : [0.005 + rnd() * 0.05, 0.005 + rnd() * 0.05, 0.01 + rnd() * 0.08];
+      const [za, zb, zc] = k === 0 ? [0, 0, 0] : ([0, 0, 0].map(() => Math.floor(rnd() * 256)) as [number, number, number]);
+      const p = (name: string, dtype: 'float32' | 'uint8', v: number): Param => ({
+        name,
+        shape: [],
+        dtype,
+        data: dtype === 'float32' ? Float32Array.of(v) : Uint8Array.of(v),
+        trainable: false,
+      });
+      const n = (name: string, op: string, inputs: string[], outputs: string[]): Node => ({ name, op, inputs, outputs, attrs: {} });
+      const g = createGraph({
+        inputs: [
+          { name: 'a', shape: [null, 4096], dtype: 'float32' },
+          { name: 'b', shape: [null, 4096], dtype: 'float32' },
+        ],
+        outputs: ['y'],
+        params: [p('sa', 'float32', sa), p('za', 'uint8', za), p('sb', 'float32', sb), p('zb', 'uint8', zb), p('sc', 'float32', sc), p('zc', 'uint8', zc)],
+        nodes: [
+          n('qa', 'QuantizeLinear', ['a', 'sa', 'za'], ['aq']),
+          n('dqa', 'DequantizeLinear', ['aq', 'sa', 'za'], ['ad']),
+          n('qb', 'QuantizeLinear', ['b', 'sb', 'zb'], ['bq']),
+          n('dqb', 'DequantizeLinear', ['bq', 'sb', 'zb'], ['bd']),
+          n('add', 'Add', ['ad', 'bd'], ['s']),
+          n('qs', 'QuantizeLinear', ['s', 'sc', 'zc'], ['sq']),
+          n('dqs', 'DequantizeLinear', ['sq', 'sc', 'zc'], ['y']),
+        ],
+      });
+      expect(toIntegerOps(g).fused).toEqual(['add']);
+      // Codes 0..255 along (div 1) or across (div 256) the 65,536 values: every (a, b) pair once.
+      const grid = (div: number): tf.Tensor =>
+        tf.tidy(() => tf.mul(tf.cast(tf.reshape(tf.mod(tf.floorDiv(tf.range(0, 65536, 1, 'int32'), div), 256), [16, 4096]), 'float32'), 0.01));
+      const feed = (s: number, z: number): tf.Tensor => tf.tidy(() => tf.mul(tf.sub(tf.randomUniform([16, 4096], -2, 258, 'float32', k), z), s));
+      const feeds = k === 0 ? { a: grid(1), b: grid(256) } : { a: feed(sa, za), b: feed(sb, zb) };
+      const bytes = toOnnx(g);
+      const exact = await checkParity(g, bytes, feeds, { outputStep: sc });
+      expect(exact.maxAbsDiff).toBe(0);
+      const fl = await checkParity(g, bytes, feeds, { outputStep: sc, arithmetic: 'float' });
+      floatMisses += fl.maxAbsDiff > 0 ? 1 : 0;
+      tf.dispose(Object.values(feeds));
+    }
+    expect(floatMisses).toBeGreaterThan(0);
   });
 
   it('4-bit weights: int8 codes at opset 13, INT4 initializers at opset 21, both run in ORT', async () => {
