@@ -805,7 +805,8 @@ register({
     const sc = f(scalar(6, 'c_scale'));
     const rAC = f(f(scalar(1, 'a_scale')) / sc);
     const rBC = f(f(scalar(4, 'b_scale')) / sc);
-    const fixed = f(zc - f(f(rAC * za) + f(rBC * zb)));
+    // The compiler contracts r_ac·z_a + r_bc·z_b into one FMA (what onnxruntime's x86 build computes).
+    const fixed = f(zc - f(rAC * za + f(rBC * zb)));
     const [lo, hi] = qRange(ctx.graph.info(node.outputs[0]!).dtype);
     const a = req(node, ins, 0);
     const b = req(node, ins, 3);
