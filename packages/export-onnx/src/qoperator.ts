@@ -1,5 +1,5 @@
 import { clampFoldsIntoQuantizer } from '@tensorpress/core-tensor';
-import type { OModel, ONode, OTensor } from './internal/ir.js';
+import type { OAttr, OModel, ONode, OTensor } from './internal/ir.js';
 import { DT, rawBytes } from './internal/proto.js';
 
 /**
@@ -11,8 +11,11 @@ import { DT, rawBytes } from './internal/proto.js';
  * - DQ(x_q) → Gemm/MatMul(DQ(w_q), bias) with a float output  ⇒  MatMulInteger → Cast → Mul(s_x·s_w) → Add(bias).
  * - DynamicQuantizeLinear → DQ → Gemm/MatMul/Conv  ⇒  MatMulInteger / ConvInteger with the runtime scale.
  *
- * Anything else (Add, pooling, a conv whose output stays float) keeps its QDQ form: mixing both in
- * one model is valid ONNX, and onnxruntime fuses what it can of the rest.
+ * - DQ(a), DQ(b) → Add [→ Relu|Clip] → Q  ⇒  QLinearAdd, and DQ(x) → GlobalAveragePool → Q  ⇒
+ *   QLinearGlobalAveragePool (onnxruntime's com.microsoft ops, as its own QOperator quantizer writes).
+ *
+ * Anything else (MaxPool, a conv whose output stays float) keeps its QDQ form: mixing both in one
+ * model is valid ONNX, and onnxruntime fuses what it can of the rest.
  */
 export function toQOperator(model: OModel): OModel {
   return new QOperatorPass(model).run();
@@ -141,6 +144,7 @@ class QOperatorPass {
     for (const n of this.m.nodes) {
       if (n.opType === 'Conv') this.conv(n);
       else if (n.opType === 'MatMul' || (n.opType === 'Gemm' && this.plainGemm(n))) this.matmul(n);
+      else if (n.opType === 'Add' || n.opType === 'GlobalAveragePool') this.contrib(n);
     }
     const nodes: ONode[] = [];
     for (const n of this.m.nodes) {
@@ -148,6 +152,23 @@ class QOperatorPass {
       nodes.push(...(this.replaced.get(n) ?? [n]));
     }
     return prune({ ...this.m, nodes });
+  }
+
+  /**
+   * `DQ(a), DQ(b) → Add [→ Relu|Clip] → Q` ⇒ QLinearAdd and `DQ(x) → GlobalAveragePool → Q` ⇒
+   * QLinearGlobalAveragePool, onnxruntime's com.microsoft ops (what its own QOperator quantizer
+   * writes, and what it fuses the QDQ form into).
+   */
+  private contrib(n: ONode): void {
+    const ins = n.opType === 'Add' ? [this.activationDq(n.inputs[0]!), this.activationDq(n.inputs[1]!)] : [this.activationDq(n.inputs[0]!)];
+    if (ins.some((x) => !x || x.dynamic)) return;
+    const out = this.outputQ(n.outputs[0]!);
+    if (!out) return;
+    const yzp = out.q.inputs[2] || this.addInit(`${n.name}.yzp0`, DT.UINT8, [], new Uint8Array(1));
+    const op = n.opType === 'Add' ? 'QLinearAdd' : 'QLinearGlobalAveragePool';
+    const inputs = [...ins.flatMap((x) => [x!.q, x!.scale, x!.zp]), out.q.inputs[1]!, yzp];
+    const attrs: Record<string, OAttr> = n.opType === 'Add' ? {} : { channels_last: { i: 0 } };
+    this.replace(n, [{ name: n.name, opType: op, domain: 'com.microsoft', inputs, outputs: [...out.q.outputs], attrs }], [out.q, ...(out.clamp ? [out.clamp] : [])]);
   }
 
   private plainGemm(n: ONode): boolean {

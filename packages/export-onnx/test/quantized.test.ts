@@ -74,6 +74,12 @@ describe.each(['plainCnn', 'residualCnn'] as const)('toOnnx INT8 (%s)', (name) =
     const o = ops(bytes);
     expect(o.filter((x) => x === 'QLinearConv').length).toBe(q.graph.nodes.filter((n) => n.op === 'Conv').length);
     expect(o).not.toContain('Conv');
+    // Adds and the global average pool as onnxruntime's com.microsoft ops: the whole CNN in integers.
+    // (The one Add left is the Gemm's float bias after MatMulInteger.)
+    for (const [float, fused] of [['Add', 'QLinearAdd'], ['GlobalAveragePool', 'QLinearGlobalAveragePool']] as const) {
+      expect(o.filter((x) => x === fused).length).toBe(q.graph.nodes.filter((n) => n.op === float).length);
+    }
+    expect(o).not.toContain('GlobalAveragePool');
     // The in-process integer form is not what gets written: the QDQ graph is.
     expect(() => toOnnx(toIntegerOps(q.graph).graph)).toThrow(/integer ops run in process only/);
     const r = await checkParity(q.graph, bytes, test, { outputStep: q.outputStep });

@@ -83,7 +83,8 @@ export function encodeModel(m: OModel): Uint8Array {
     irVersion: irVersionFor(m.opset),
     producerName: m.producer,
     producerVersion: '0.1.0',
-    opsetImport: [{ domain: '', version: m.opset }],
+    // onnxruntime's contrib ops (QLinearAdd, …) need their domain imported.
+    opsetImport: [{ domain: '', version: m.opset }, ...(m.nodes.some((n) => n.domain === 'com.microsoft') ? [{ domain: 'com.microsoft', version: 1 }] : [])],
     graph: {
       name: 'tensorpress',
       node: m.nodes.map((n) => ({
