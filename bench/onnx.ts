@@ -108,7 +108,15 @@ async function parity(float: Graph, q: Graph, bytes: Uint8Array, calib: Dataset)
   const { x, y } = test.batches(test.size).next().value!;
   try {
     const r = await checkParity(q, bytes, x, { outputStep: step, batchSize: 100 });
-    return { examples: test.size, top1Agreement: round(r.top1Agreement!, 4), beyondStep: r.beyondStep!, maxDiffSteps: round(r.maxAbsDiff / step, 4) };
+    const sig = (v: number): number => Number(v.toPrecision(3));
+    return {
+      examples: test.size,
+      top1Agreement: round(r.top1Agreement!, 4),
+      beyondStep: r.beyondStep!,
+      maxDiffSteps: round(r.maxAbsDiff / step, 4),
+      maxAbsDiff: sig(r.maxAbsDiff),
+      outputStep: sig(step),
+    };
   } catch (e) {
     return { error: (e as Error).message.split('\n')[0]!.slice(0, 300) };
   } finally {
@@ -203,6 +211,7 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
       "INT8: @tensorpress/quant quantizePostTraining (min-max, 7-bit per-channel weight codes, uint8 activations, int32 biases, unifiedScales 'concat'), calibrated on 256 MNIST training digits (noise for non-28x28 inputs).",
       'sizeRatio: file bytes divided by the FP32 file (BN unfolded) of the same model; every file written with compactNames.',
       'kind "size" rows: fp32Bytes, qdqBytes, qoperatorBytes: the three files; codeBytes, biasBytes, weightScaleBytes, biasScaleBytes, restBytes: the INT8 QDQ file read back: int8 weight codes (with any weight zero points), int32 biases, the float32 scales of weights and of biases, and the rest (graph structure, scalar activation scales and zero points).',
+      'kind "parity" rows: checkParity (integer arithmetic) of each INT8 file on the 2,000 MNIST test digits; outputStep = logit range of the float model on the calibration images / 255; maxDiffSteps = maxAbsDiff / outputStep; beyondStep = logits more than one step apart.',
       'payloadRatio (size rows): (codeBytes + biasBytes + weightScaleBytes) / FP32 bytes: what every INT8 form onnxruntime runs must hold (QOperator drops only the bias scales), so no file of this quantization is smaller.',
       'width: channel multiplier of the reference model (4: 64/128/256 channels in the residual CNN, 4x the MobileNet CNN\'s channels).',
     ],

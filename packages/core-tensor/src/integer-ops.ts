@@ -7,11 +7,11 @@ export type IntegerSkip = FoldSkip;
 
 /** Result of {@link toIntegerOps}. */
 export interface IntegerOpsResult {
-  /** The graph with QLinearConv / QLinearAdd / QLinearGlobalAveragePool nodes in place of their Q/DQ patterns. */
+  /** The graph with QLinearConv / QGemm / QLinearAdd / QLinearGlobalAveragePool nodes in place of their Q/DQ patterns. */
   readonly graph: Graph;
-  /** Names of the Conv, Add and GlobalAveragePool nodes that now run on integer codes, in graph order. */
+  /** Names of the Conv, Gemm, Add and GlobalAveragePool nodes that now run on integer codes, in graph order. */
   readonly fused: readonly string[];
-  /** Conv, Add and GlobalAveragePool nodes that stay float between Q/DQ pairs, with the reason. */
+  /** Conv, Gemm, Add and GlobalAveragePool nodes that stay float, with the reason. */
   readonly skipped: readonly IntegerSkip[];
 }
 
@@ -95,11 +95,16 @@ function soleQuantizer(graph: Graph, value: string): { q: Node; clamp?: Node } |
   return { q: next, ...(clamp ? { clamp } : {}) };
 }
 
-/** The QLinearConv that replaces `conv`, or why it cannot. */
-function fuseConv(graph: Graph, conv: Node): { node: Node; removed: Node[] } | string {
-  const x = activationDq(graph, conv.inputs[0]!);
+/**
+ * The integer op that replaces a Conv (QLinearConv) or a Gemm (QGemm), or why it cannot: codes of
+ * a dequantized activation and of dequantized integer weights, an int32 bias at x_scale · w_scale.
+ * A Conv needs a QuantizeLinear after it; a Gemm without one gives float output, as onnxruntime's
+ * QGemm does.
+ */
+function fuseLinear(graph: Graph, n: Node): { node: Node; removed: Node[] } | string {
+  const x = activationDq(graph, n.inputs[0]!);
   if (typeof x === 'string') return x;
-  const dw = graph.producer(conv.inputs[1]!)?.node;
+  const dw = graph.producer(n.inputs[1]!)?.node;
   if (!dw || dw.op !== 'DequantizeLinear' || !graph.isParam(dw.inputs[0]!)) return 'its weight is not a DequantizeLinear of integer codes';
   const wq = graph.param(dw.inputs[0]!)!;
   const ws = graph.param(dw.inputs[1]!);
@@ -107,11 +112,12 @@ function fuseConv(graph: Graph, conv: Node): { node: Node; removed: Node[] } | s
   if (ws.data.length > 1 && (dw.attrs['axis'] ?? 1) !== wq.shape.length - 1 && dw.attrs['axis'] !== -1) {
     return 'its weight is quantized per channel on an axis other than the output channels';
   }
-  const out = soleQuantizer(graph, conv.outputs[0]!);
-  if (typeof out === 'string') return out;
-  const inputs = [x.codes, x.scale, x.zp, dw.inputs[0]!, dw.inputs[1]!, dw.inputs[2] ?? '', out.q.inputs[1]!, out.q.inputs[2] ?? ''];
-  const removed = [conv, out.q, ...(out.clamp ? [out.clamp] : [])];
-  const b = conv.inputs[2];
+  const gemm = n.op === 'Gemm';
+  if (gemm && ['alpha', 'beta'].some((k) => (n.attrs[k] ?? 1) !== 1)) return 'its alpha or beta is not 1';
+  const out = soleQuantizer(graph, n.outputs[0]!);
+  if (typeof out === 'string' && !gemm) return out;
+  let bias = '';
+  const b = n.inputs[2];
   if (b) {
     const db = graph.producer(b)?.node;
     const bq = db?.op === 'DequantizeLinear' ? graph.param(db.inputs[0]!) : undefined;
@@ -123,9 +129,19 @@ function fuseConv(graph: Graph, conv: Node): { node: Node; removed: Node[] } | s
     const ok = bs && Array.from(bs).every((s, c) => Math.abs(s - sx * wsd[wsd.length > 1 ? c : 0]!) <= 1e-6 * Math.abs(s));
     if (!ok) return 'its bias scale is not x_scale · w_scale';
     if (db.inputs[2] && graph.param(db.inputs[2])?.data.some((v) => v !== 0)) return 'its bias has a nonzero zero point';
-    inputs.push(db.inputs[0]!);
+    bias = db.inputs[0]!;
   }
-  return { node: { name: conv.name, op: 'QLinearConv', inputs, outputs: [out.q.outputs[0]!], attrs: conv.attrs }, removed };
+  const xw = [x.codes, x.scale, x.zp, dw.inputs[0]!, dw.inputs[1]!, dw.inputs[2] ?? ''];
+  if (typeof out === 'string') {
+    // A Gemm whose output stays float (the logits): QGemm's float form.
+    return { node: { name: n.name, op: 'QGemm', inputs: [...xw, bias], outputs: [...n.outputs], attrs: {} }, removed: [n] };
+  }
+  const removed = [n, out.q, ...(out.clamp ? [out.clamp] : [])];
+  const y = [out.q.inputs[1]!, out.q.inputs[2] ?? ''];
+  const node: Node = gemm
+    ? { name: n.name, op: 'QGemm', inputs: [...xw, bias, ...y], outputs: [out.q.outputs[0]!], attrs: {} }
+    : { name: n.name, op: 'QLinearConv', inputs: [...xw, ...y, ...(bias ? [bias] : [])], outputs: [out.q.outputs[0]!], attrs: n.attrs };
+  return { node, removed };
 }
 
 /** The QLinearGlobalAveragePool that replaces `pool`, or why it cannot. */
@@ -159,7 +175,8 @@ function fuseAdd(graph: Graph, add: Node): { node: Node; removed: Node[] } | str
 }
 
 const FUSERS: Readonly<Record<string, (graph: Graph, n: Node) => { node: Node; removed: Node[] } | string>> = {
-  Conv: fuseConv,
+  Conv: fuseLinear,
+  Gemm: fuseLinear,
   GlobalAveragePool: fusePool,
   Add: fuseAdd,
 };
@@ -171,11 +188,12 @@ const FUSERS: Readonly<Record<string, (graph: Graph, n: Node) => { node: Node; r
  * `x_scale · w_scale / y_scale`, rounded half to even), `DQ(a), DQ(b) → Add → Q` (same shapes)
  * becomes QLinearAdd (onnxruntime's x86 kernel: two float32 fused multiply-adds of the codes with
  * the scale ratios, zero points folded into one constant), and `DQ(x) → GlobalAveragePool → Q`
- * becomes QLinearGlobalAveragePool. A Relu or Clip before the Q folds in where onnxruntime drops it
- * ({@link clampFoldsIntoQuantizer}): the fused op saturates to the Q's range. MaxPool and Gemm keep
- * their float Q/DQ form, which onnxruntime computes with the same float operations. The result
- * matches onnxruntime's integer kernels code for code, where float arithmetic on dequantized
- * values rounds a few ties the other way.
+ * becomes QLinearGlobalAveragePool, and `DQ(x) → Gemm(DQ(w), DQ(b)) [→ Q]` becomes QGemm
+ * (onnxruntime's: the conv's accumulation and requantisation, or float output when no Q follows).
+ * A Relu or Clip before the Q folds in where onnxruntime drops it ({@link clampFoldsIntoQuantizer}):
+ * the fused op saturates to the Q's range. MaxPool keeps its float Q/DQ form (a max of dequantized
+ * codes is exact). The result matches onnxruntime's integer kernels code for code, where float
+ * arithmetic on dequantized values rounds a few ties the other way.
  *
  * The graph is not modified. DequantizeLinear nodes that nothing reads any more are dropped.
  */

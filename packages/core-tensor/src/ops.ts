@@ -826,6 +826,50 @@ register({
  */
 const EXACT_SUM = 2 ** 24;
 
+/**
+ * The int32 accumulator of an integer conv or GEMM: Σ (x − x_zp)(w − w_zp) over `k` products per
+ * output, with `product` (conv or matmul) run in float32 on the centred codes. Integer products
+ * summed in float32 are exact while every partial sum stays below 2^24: the codes' bound comes from
+ * their dtype (no pass over the activation), the weights' from the data; above it the weight is
+ * split as w = 16·hi + lo and the two partial results are combined in int32, like the runtime's
+ * accumulator. Inputs in ONNX order: x, x_scale, x_zero_point, w, w_scale, w_zero_point (port
+ * `wZpPort`).
+ */
+function integerAccumulate(
+  node: Node,
+  ins: readonly (tf.Tensor | undefined)[],
+  wZpPort: number,
+  k: number,
+  ctx: ForwardContext,
+  product: (x: tf.Tensor, w: tf.Tensor) => tf.Tensor,
+): tf.Tensor {
+  const zx = ins[2] ? scalarOf(node, ins[2], 'x_zero_point') : 0;
+  const x = tf.sub(tf.cast(req(node, ins, 0), 'float32'), zx);
+  const wq = req(node, ins, 3);
+  const w = ins[wZpPort] ? tf.sub(tf.cast(wq, 'float32'), tf.cast(ins[wZpPort]!, 'float32')) : tf.cast(wq, 'float32');
+  const [xlo, xhi] = qRange(ctx.graph.info(node.inputs[0]!).dtype);
+  const mx = Math.max(zx - xlo, xhi - zx);
+  const mw = tf.max(tf.abs(w)).dataSync()[0]!;
+  const exact = (ww: tf.Tensor): tf.Tensor => tf.cast(product(x, ww), 'int32');
+  if (k * mx * mw < EXACT_SUM) return exact(w);
+  const hi = tf.floor(tf.div(tf.add(w, 8), 16));
+  return tf.add(tf.mul(exact(hi), tf.scalar(16, 'int32')), exact(tf.sub(w, tf.mul(hi, 16))));
+}
+
+/**
+ * onnxruntime's requantisation of an int32 accumulator (bias included): per output channel the
+ * float32 multiplier (x_scale · w_scale) / y_scale, rounded half to even, clamped, plus y_zero_point.
+ * x_scale is input 1, w_scale input 4, y_scale input `yScalePort` (its zero point the next one).
+ */
+function requantizeLinear(node: Node, ins: readonly (tf.Tensor | undefined)[], acc: tf.Tensor, yScalePort: number, ctx: ForwardContext): tf.Tensor {
+  const sx = Math.fround(scalarOf(node, req(node, ins, 1), 'x_scale'));
+  const sy = Math.fround(scalarOf(node, req(node, ins, yScalePort), 'y_scale'));
+  const zy = ins[yScalePort + 1] ? scalarOf(node, ins[yScalePort + 1]!, 'y_zero_point') : 0;
+  const m = Float32Array.from(req(node, ins, 4).dataSync(), (s) => Math.fround(Math.fround(sx * s) / sy));
+  const range = qRange(ctx.graph.info(node.outputs[0]!).dtype);
+  return requantize(tf.cast(acc, 'float32'), m.length === 1 ? m[0]! : tf.tensor1d(m), zy, range);
+}
+
 register({
   op: 'QLinearConv',
   // x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, [B] (ONNX order)
@@ -842,34 +886,40 @@ register({
     const xq = req(node, ins, 0);
     const wq = req(node, ins, 3);
     const g = convGeometry(node, xq.shape, wq.shape);
-    const zx = ins[2] ? scalarOf(node, ins[2], 'x_zero_point') : 0;
-    const zy = ins[7] ? scalarOf(node, ins[7], 'y_zero_point') : 0;
-    const sx = Math.fround(scalarOf(node, req(node, ins, 1), 'x_scale'));
-    const sy = Math.fround(scalarOf(node, req(node, ins, 6), 'y_scale'));
-    const x = tf.sub(tf.cast(xq, 'float32'), zx) as tf.Tensor4D;
-    const w = (ins[5] ? tf.sub(tf.cast(wq, 'float32'), tf.cast(ins[5], 'float32')) : tf.cast(wq, 'float32')) as tf.Tensor4D;
-    // Integer products summed in float32 are exact while every partial sum stays below 2^24: the
-    // codes' bound comes from their dtype (no pass over the activation), the weights' from the data.
-    const [xlo, xhi] = qRange(ctx.graph.info(node.inputs[0]!).dtype);
-    const mx = Math.max(zx - xlo, xhi - zx);
-    const mw = tf.max(tf.abs(w)).dataSync()[0]!;
     const k = g.kernel[0] * g.kernel[1] * (g.inChannels / g.group);
-    // Partial sums come back as int32 and are combined in int32, like the runtime's accumulator.
-    const exact = (ww: tf.Tensor4D): tf.Tensor => tf.cast(runConv(x, ww, undefined, g), 'int32');
-    let acc: tf.Tensor;
-    if (k * mx * mw < EXACT_SUM) {
-      acc = exact(w);
-    } else {
-      const hi = tf.floor(tf.div(tf.add(w, 8), 16)) as tf.Tensor4D;
-      acc = tf.add(tf.mul(exact(hi), tf.scalar(16, 'int32')), exact(tf.sub(w, tf.mul(hi, 16)) as tf.Tensor4D));
-    }
-    if (ins[8]) acc = tf.add(acc, tf.cast(ins[8], 'int32'));
-    acc = tf.cast(acc, 'float32');
-    // onnxruntime's multiplier per output channel: float32 (x_scale · w_scale) / y_scale
-    const ws = req(node, ins, 4).dataSync();
-    const m = Float32Array.from(ws, (s) => Math.fround(Math.fround(sx * s) / sy));
-    const range = qRange(ctx.graph.info(node.outputs[0]!).dtype);
-    return [requantize(acc, m.length === 1 ? m[0]! : tf.tensor1d(m), zy, range)];
+    const acc = integerAccumulate(node, ins, 5, k, ctx, (x, w) => runConv(x as tf.Tensor4D, w as tf.Tensor4D, undefined, g));
+    return [requantizeLinear(node, ins, ins[8] ? tf.add(acc, tf.cast(ins[8], 'int32')) : acc, 6, ctx)];
+  },
+});
+
+register({
+  op: 'QGemm',
+  // a, a_scale, a_zero_point, b, b_scale, b_zero_point, [C (int32 bias)], [y_scale, y_zero_point]
+  // (onnxruntime's com.microsoft QGemm; weights [in, out]). Without y_scale the output is float:
+  // the accumulator times x_scale · w_scale.
+  arity: [6, 9],
+  weightInputs: [1, 2, 3, 4, 5, 6, 7, 8],
+  infer: (ins, node) => {
+    const a = need(node, ins, 0);
+    const b = need(node, ins, 3);
+    if (a.shape.length !== 2 || b.shape.length !== 2) fail(node, `needs rank-2 input and weight, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+    if (!dimsEqual(a.shape[1]!, b.shape[0]!)) fail(node, `input ${fmt(a.shape)} does not match weight ${fmt(b.shape)} ([in, out])`);
+    const m = b.shape[1]!;
+    const n = need(node, ins, 4).shape.reduce<number>((p, d) => p * (d ?? 1), 1);
+    if (n !== 1 && n !== m) fail(node, `b_scale has ${n} values; needs 1 or ${m} (one per output column)`);
+    const c = ins[6];
+    if (c && (c.shape.length !== 1 || c.shape[0] !== m)) fail(node, `bias must be [${m}], got ${fmt(c.shape)}`);
+    return [{ name: '', shape: [a.shape[0]!, m], dtype: ins[7] ? outCodes(node, ins, 8) : 'float32' }];
+  },
+  forward: (ins, node, ctx) => {
+    const k = req(node, ins, 3).shape[0]!;
+    let acc = integerAccumulate(node, ins, 5, k, ctx, (x, w) => tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D));
+    if (ins[6]) acc = tf.add(acc, tf.cast(ins[6], 'int32'));
+    if (ins[7]) return [requantizeLinear(node, ins, acc, 7, ctx)];
+    // Float output: float32(acc) · float32(x_scale · w_scale), per column.
+    const sx = Math.fround(scalarOf(node, req(node, ins, 1), 'x_scale'));
+    const s = Float32Array.from(req(node, ins, 4).dataSync(), (v) => Math.fround(sx * v));
+    return [tf.mul(tf.cast(acc, 'float32'), s.length === 1 ? s[0]! : tf.tensor1d(s))];
   },
 });
 

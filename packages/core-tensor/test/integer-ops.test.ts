@@ -159,7 +159,8 @@ describe('toIntegerOps', () => {
     const snap = snapshotParams(g);
     const r = toIntegerOps(g);
     expect(r.fused).toEqual(['conv', 'gap']);
-    expect(r.skipped).toEqual([]);
+    // The Gemm (float weights, behind a Flatten) stays float, and says why.
+    expect(r.skipped).toEqual([{ node: 'fc', reason: 'its input "f" does not come from a DequantizeLinear' }]);
     expect(r.graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QLinearConv', 'QLinearGlobalAveragePool', 'DequantizeLinear', 'Flatten', 'Gemm']);
     expect(r.graph.node('conv')!.inputs).toEqual(['x.q', 'in.s', 'in.z', 'w.q', 'w.s', '', 'c.s', 'c.z', 'b.q']);
     expect(r.graph.params.map((p) => p.name)).not.toContain('b.s');
@@ -180,10 +181,10 @@ describe('toIntegerOps', () => {
   it('leaves a pattern float and says why: Relu over a zero point above the range bottom, a float bias', () => {
     const relu = toIntegerOps(qdqGraph({ reluZp: 3 }));
     expect(relu.fused).toEqual(['gap']);
-    expect(relu.skipped).toEqual([{ node: 'conv', reason: 'Relu "relu" cannot fold: the zero point of "r/q" is not the bottom of its range' }]);
+    expect(relu.skipped).toEqual([{ node: 'conv', reason: 'Relu "relu" cannot fold: the zero point of "r/q" is not the bottom of its range' }, { node: 'fc', reason: 'its input "f" does not come from a DequantizeLinear' }]);
     expect(relu.graph.node('conv')!.op).toBe('Conv');
     const bias = toIntegerOps(qdqGraph({ floatBias: true }));
-    expect(bias.skipped).toEqual([{ node: 'conv', reason: 'its bias is not a DequantizeLinear of int32 codes' }]);
+    expect(bias.skipped).toEqual([{ node: 'conv', reason: 'its bias is not a DequantizeLinear of int32 codes' }, { node: 'fc', reason: 'its input "f" does not come from a DequantizeLinear' }]);
   });
 
   it('folds a Clip that the output range makes redundant (ReLU6 over codes of scale 6/255), and says why it keeps a narrower one', async () => {
@@ -202,7 +203,7 @@ describe('toIntegerOps', () => {
     x.dispose();
     // Codes of scale 0.03 reach 7.65: the Clip at 6 does work the quantizer cannot, so it stays.
     const narrow = toIntegerOps(qdqGraph({ clip: [0, 6], outScale: 0.03 }));
-    expect(narrow.skipped).toEqual([{ node: 'conv', reason: 'Clip "relu6" cannot fold: the range of "r/q" is not inside [0, 6]' }]);
+    expect(narrow.skipped).toEqual([{ node: 'conv', reason: 'Clip "relu6" cannot fold: the range of "r/q" is not inside [0, 6]' }, { node: 'fc', reason: 'its input "f" does not come from a DequantizeLinear' }]);
   });
 
   it('folds a Relu after a global average pool into QLinearGlobalAveragePool (its saturation is the Relu)', () => {
@@ -269,6 +270,42 @@ describe('toIntegerOps', () => {
     const broadcast = toIntegerOps(addGraph(0, [1]));
     expect(broadcast.skipped).toEqual([{ node: 'add', reason: 'its inputs have different shapes (broadcasting)' }]);
     tf.dispose([a, b]);
+  });
+
+  it('QGemm: int32 accumulation plus the int32 bias, float output or requantised codes (ties to even)', () => {
+    const gemm = (requant: boolean): Graph =>
+      createGraph({
+        inputs: [{ name: 'x', shape: [null, 2], dtype: 'float32' }],
+        outputs: ['y'],
+        params: [
+          f32('sa', 0.5),
+          u8('za', 0),
+          { name: 'w', shape: [2, 2], dtype: 'int8', data: Int8Array.of(1, -1, 2, 3), trainable: false },
+          f32('sw', 0.25, 0.5),
+          { name: 'b', shape: [2], dtype: 'int32', data: Int32Array.of(1, 0), trainable: false },
+          f32('sy', 0.5),
+          u8('zy', 10),
+        ],
+        nodes: [
+          node('q', 'QuantizeLinear', ['x', 'sa', 'za'], ['xq']),
+          node('g', 'QGemm', ['xq', 'sa', 'za', 'w', 'sw', '', 'b', ...(requant ? ['sy', 'zy'] : [])], ['y']),
+        ],
+      });
+    // Codes [1, 2]: accumulators 1·1 + 2·2 + 1 = 6 and 1·(−1) + 2·3 + 0 = 5.
+    const x = tf.tensor2d([[0.5, 1]]);
+    const run = (g: Graph): number[] => {
+      const ex = new Executor(g);
+      const [y] = ex.run(x);
+      const v = Array.from(y!.dataSync());
+      y!.dispose();
+      ex.dispose();
+      return v;
+    };
+    // Float: 6 · (0.5 · 0.25), 5 · (0.5 · 0.5).
+    expect(run(gemm(false))).toEqual([0.75, 1.25]);
+    // Requantised: 6 · 0.25 = 1.5 → 2 and 5 · 0.5 = 2.5 → 2 (ties to even); plus the zero point 10.
+    expect(run(gemm(true))).toEqual([12, 12]);
+    x.dispose();
   });
 
   it('returns a float graph as it is', () => {

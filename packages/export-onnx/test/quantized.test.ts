@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Executor, createGraph, referenceModels, toIntegerOps, useBackend, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
 import { loadMnist } from '@tensorpress/datasets';
 import { checkParity, fromOnnx, toOnnx } from '@tensorpress/export-onnx';
-import { maxAbsDiff } from '@tensorpress/test-utils';
+import { maxAbsDiff, seededArray } from '@tensorpress/test-utils';
 import onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { quantizeForTest } from './helpers/qdq-graph.js';
@@ -228,6 +228,58 @@ describe('toOnnx INT8 variants', () => {
       tf.dispose(Object.values(feeds));
     }
     expect(floatMisses).toBeGreaterThan(0);
+  });
+
+  it("QDQ Gemm runs as onnxruntime's QGemm: requantised hidden codes equal, float logits within 1e-5", async () => {
+    // x → Q/DQ → Gemm (per-column 7-bit weights, int32 bias) → Relu → Q/DQ → Gemm → float logits.
+    const [k, m, o] = [1024, 128, 10];
+    const codes = (n: number, seed: number): Int8Array => Int8Array.from(seededArray(n, seed, -63.99, 63.99), Math.trunc);
+    const sx = 1 / 255;
+    const s1 = Float32Array.from(seededArray(m, 43, 0.002, 0.004));
+    const sh = 0.05;
+    const param = (name: string, shape: number[], dtype: Param['dtype'], data: Param['data']): Param => ({ name, shape, dtype, data, trainable: false });
+    const node = (name: string, op: string, inputs: string[], outputs: string[], attrs: Node['attrs'] = {}): Node => ({ name, op, inputs, outputs, attrs });
+    const g = createGraph({
+      inputs: [{ name: 'x', shape: [null, k], dtype: 'float32' }],
+      outputs: ['y'],
+      params: [
+        param('sx', [], 'float32', Float32Array.of(sx)),
+        param('zx', [], 'uint8', Uint8Array.of(0)),
+        param('w1', [k, m], 'int8', codes(k * m, 41)),
+        param('s1', [m], 'float32', s1),
+        param('b1', [m], 'int32', Int32Array.from(seededArray(m, 45, -2000, 2000), Math.trunc)),
+        param('bs1', [m], 'float32', Float32Array.from(s1, (v) => v * sx)),
+        param('sh', [], 'float32', Float32Array.of(sh)),
+        param('zh', [], 'uint8', Uint8Array.of(0)),
+        param('w2', [m, o], 'int8', codes(m * o, 42)),
+        param('s2', [o], 'float32', Float32Array.from(seededArray(o, 44, 0.01, 0.02))),
+      ],
+      nodes: [
+        node('qx', 'QuantizeLinear', ['x', 'sx', 'zx'], ['xq']),
+        node('dqx', 'DequantizeLinear', ['xq', 'sx', 'zx'], ['xd']),
+        node('dqw1', 'DequantizeLinear', ['w1', 's1'], ['w1d'], { axis: 1 }),
+        node('dqb1', 'DequantizeLinear', ['b1', 'bs1'], ['b1d'], { axis: 0 }),
+        node('fc1', 'Gemm', ['xd', 'w1d', 'b1d'], ['h']),
+        node('relu', 'Relu', ['h'], ['r']),
+        node('qh', 'QuantizeLinear', ['r', 'sh', 'zh'], ['hq']),
+        node('dqh', 'DequantizeLinear', ['hq', 'sh', 'zh'], ['hd']),
+        node('dqw2', 'DequantizeLinear', ['w2', 's2'], ['w2d'], { axis: 1 }),
+        node('fc2', 'Gemm', ['hd', 'w2d'], ['y']),
+      ],
+    });
+    const fused = toIntegerOps(g);
+    expect(fused.fused).toEqual(['fc1', 'fc2']);
+    expect(fused.graph.nodes.map((n) => n.op)).toEqual(['QuantizeLinear', 'QGemm', 'QGemm']);
+    const x = tf.tidy(() => tf.randomUniform([512, k], 0, 1, 'float32', 46));
+    // The hidden codes: exactly onnxruntime's (65,536 of them; the multiplier, the bias and the
+    // per-column scales all have to be right for that).
+    const hidden = g.with({ outputs: ['hd'] });
+    const exact = await checkParity(hidden, toOnnx(hidden), x, { outputStep: sh });
+    expect(exact.maxAbsDiff).toBe(0);
+    // The logits: float32(accumulator) · float32(x_scale · w_scale), QGemm's float output.
+    const logits = await checkParity(g, toOnnx(g), x);
+    expect(logits.maxAbsDiff).toBeLessThan(1e-5);
+    x.dispose();
   });
 
   it('4-bit weights: int8 codes at opset 13, INT4 initializers at opset 21, both run in ORT', async () => {
