@@ -47,7 +47,7 @@ export type {
 } from './transform.js';
 export { foldBatchNorm, foldAllBatchNorms, batchNormFold } from './fold-batchnorm.js';
 export type { FoldAllResult, FoldSkip, BatchNormFold } from './fold-batchnorm.js';
-export { toIntegerOps, clampFoldsIntoQuantizer } from './integer-ops.js';
+export { toIntegerOps, clampFoldsIntoQuantizer, INTEGER_OPS } from './integer-ops.js';
 export type { IntegerOpsResult, IntegerSkip } from './integer-ops.js';
 export { cutChannels, channelDependencies } from './channel-cut.js';
 export type { ChannelCutSpec, ChannelDependencies, ChannelRole, ChannelStep } from './channel-cut.js';

@@ -181,6 +181,9 @@ const FUSERS: Readonly<Record<string, (graph: Graph, n: Node) => { node: Node; r
   Add: fuseAdd,
 };
 
+/** The ops {@link toIntegerOps} writes: in-process integer kernels, not part of a stripped graph. */
+export const INTEGER_OPS: ReadonlySet<string> = new Set(['QLinearConv', 'QGemm', 'QLinearAdd', 'QLinearGlobalAveragePool']);
+
 /**
  * Rewrites a stripped QDQ graph (quant's `strip()`) into the integer ops an integer runtime runs,
  * the way onnxruntime fuses a QDQ file: `DQ(x) → Conv(DQ(w), DQ(b)) [→ Relu|Clip] → Q` becomes

@@ -233,6 +233,19 @@ function convOutShape(node: Node, x: TensorInfo, w: TensorInfo, b: TensorInfo | 
   return [x.shape[0]!, oh, ow, g.outChannels];
 }
 
+/**
+ * The output shape `[n, out]` of a Gemm (or QGemm) from its rank-2 input, its `[in, out]` weight and
+ * optional bias (`[out]`, of `biasDtype` when given); throws a GraphError on a mismatch.
+ */
+function gemmOutShape(node: Node, a: TensorInfo, w: TensorInfo, c: TensorInfo | undefined, biasDtype?: DType): Dim[] {
+  if (a.shape.length !== 2 || w.shape.length !== 2) fail(node, `needs rank-2 input and weight, got ${fmt(a.shape)} and ${fmt(w.shape)}`);
+  if (!dimsEqual(a.shape[1]!, w.shape[0]!)) fail(node, `input ${fmt(a.shape)} does not match weight ${fmt(w.shape)} ([in, out])`);
+  if (c && (c.shape.length !== 1 || c.shape[0] !== w.shape[1] || (biasDtype !== undefined && c.dtype !== biasDtype))) {
+    fail(node, `bias must be ${biasDtype ? `${biasDtype} ` : ''}[${w.shape[1]}], got ${biasDtype ? `${c.dtype} ` : ''}${fmt(c.shape)}`);
+  }
+  return [a.shape[0]!, w.shape[1]!];
+}
+
 function padArg(g: { pads: [number, number, number, number]; same: boolean }): 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]] {
   if (g.same) return 'same';
   const [t, l, b, r] = g.pads;
@@ -283,16 +296,10 @@ register({
   arity: [2, 3],
   weightInputs: [1, 2],
   infer: (ins, node) => {
-    const a = need(node, ins, 0);
-    const w = need(node, ins, 1);
     if (numAttr(node, 'transA', 0) !== 0 || numAttr(node, 'transB', 0) !== 0) {
       fail(node, 'transA/transB must be 0 inside tensorpress (weights are stored [in, out])', 'GRAPH_INVALID');
     }
-    if (a.shape.length !== 2 || w.shape.length !== 2) fail(node, `needs rank-2 input and weight, got ${fmt(a.shape)} and ${fmt(w.shape)}`);
-    if (!dimsEqual(a.shape[1]!, w.shape[0]!)) fail(node, `input ${fmt(a.shape)} does not match weight ${fmt(w.shape)} ([in, out])`);
-    const c = ins[2];
-    if (c && (c.shape.length !== 1 || c.shape[0] !== w.shape[1])) fail(node, `bias must be [${w.shape[1]}], got ${fmt(c.shape)}`);
-    return [{ name: '', shape: [a.shape[0]!, w.shape[1]!], dtype: 'float32' }];
+    return [{ name: '', shape: gemmOutShape(node, need(node, ins, 0), need(node, ins, 1), ins[2]), dtype: 'float32' }];
   },
   forward: (ins, node) => {
     const alpha = numAttr(node, 'alpha', 1);
@@ -862,12 +869,27 @@ function integerAccumulate(
  * x_scale is input 1, w_scale input 4, y_scale input `yScalePort` (its zero point the next one).
  */
 function requantizeLinear(node: Node, ins: readonly (tf.Tensor | undefined)[], acc: tf.Tensor, yScalePort: number, ctx: ForwardContext): tf.Tensor {
-  const sx = Math.fround(scalarOf(node, req(node, ins, 1), 'x_scale'));
-  const sy = Math.fround(scalarOf(node, req(node, ins, yScalePort), 'y_scale'));
   const zy = ins[yScalePort + 1] ? scalarOf(node, ins[yScalePort + 1]!, 'y_zero_point') : 0;
-  const m = Float32Array.from(req(node, ins, 4).dataSync(), (s) => Math.fround(Math.fround(sx * s) / sy));
   const range = qRange(ctx.graph.info(node.outputs[0]!).dtype);
-  return requantize(tf.cast(acc, 'float32'), m.length === 1 ? m[0]! : tf.tensor1d(m), zy, range);
+  return requantize(tf.cast(acc, 'float32'), outputScales(node, ins, yScalePort), zy, range);
+}
+
+/**
+ * onnxruntime's output scales of an integer conv or GEMM, one per output channel: float32
+ * (x_scale · w_scale), divided in float32 by y_scale (input `yScalePort`) when the output is
+ * requantised. A number when there is one channel scale.
+ */
+function outputScales(node: Node, ins: readonly (tf.Tensor | undefined)[], yScalePort?: number): tf.Tensor | number {
+  const sx = Math.fround(scalarOf(node, req(node, ins, 1), 'x_scale'));
+  const sy = yScalePort === undefined ? 1 : Math.fround(scalarOf(node, req(node, ins, yScalePort), 'y_scale'));
+  const m = Float32Array.from(req(node, ins, 4).dataSync(), (s) => Math.fround(Math.fround(sx * s) / sy));
+  return m.length === 1 ? m[0]! : tf.tensor1d(m);
+}
+
+/** Fails unless the weight scale (input 4) has one value or one per output channel. */
+function checkChannelScales(node: Node, ins: readonly (TensorInfo | undefined)[], channels: Dim, what: string): void {
+  const n = need(node, ins, 4).shape.reduce<number>((p, d) => p * (d ?? 1), 1);
+  if (n !== 1 && n !== channels) fail(node, `${what} has ${n} values; needs 1 or ${channels} (one per output channel)`);
 }
 
 register({
@@ -877,9 +899,7 @@ register({
   weightInputs: [1, 2, 3, 4, 5, 6, 7, 8],
   infer: (ins, node) => {
     const shape = convOutShape(node, need(node, ins, 0), need(node, ins, 3), ins[8], 'int32');
-    const cout = shape[3] as number;
-    const n = need(node, ins, 4).shape.reduce<number>((p, d) => p * (d ?? 1), 1);
-    if (n !== 1 && n !== cout) fail(node, `w_scale has ${n} values; needs 1 or ${cout} (one per output channel)`);
+    checkChannelScales(node, ins, shape[3]!, 'w_scale');
     return [{ name: '', shape, dtype: outCodes(node, ins, 7) }];
   },
   forward: (ins, node, ctx) => {
@@ -900,16 +920,9 @@ register({
   arity: [6, 9],
   weightInputs: [1, 2, 3, 4, 5, 6, 7, 8],
   infer: (ins, node) => {
-    const a = need(node, ins, 0);
-    const b = need(node, ins, 3);
-    if (a.shape.length !== 2 || b.shape.length !== 2) fail(node, `needs rank-2 input and weight, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
-    if (!dimsEqual(a.shape[1]!, b.shape[0]!)) fail(node, `input ${fmt(a.shape)} does not match weight ${fmt(b.shape)} ([in, out])`);
-    const m = b.shape[1]!;
-    const n = need(node, ins, 4).shape.reduce<number>((p, d) => p * (d ?? 1), 1);
-    if (n !== 1 && n !== m) fail(node, `b_scale has ${n} values; needs 1 or ${m} (one per output column)`);
-    const c = ins[6];
-    if (c && (c.shape.length !== 1 || c.shape[0] !== m)) fail(node, `bias must be [${m}], got ${fmt(c.shape)}`);
-    return [{ name: '', shape: [a.shape[0]!, m], dtype: ins[7] ? outCodes(node, ins, 8) : 'float32' }];
+    const shape = gemmOutShape(node, need(node, ins, 0), need(node, ins, 3), ins[6], 'int32');
+    checkChannelScales(node, ins, shape[1]!, 'b_scale');
+    return [{ name: '', shape, dtype: ins[7] ? outCodes(node, ins, 8) : 'float32' }];
   },
   forward: (ins, node, ctx) => {
     const k = req(node, ins, 3).shape[0]!;
@@ -917,9 +930,7 @@ register({
     if (ins[6]) acc = tf.add(acc, tf.cast(ins[6], 'int32'));
     if (ins[7]) return [requantizeLinear(node, ins, acc, 7, ctx)];
     // Float output: float32(acc) · float32(x_scale · w_scale), per column.
-    const sx = Math.fround(scalarOf(node, req(node, ins, 1), 'x_scale'));
-    const s = Float32Array.from(req(node, ins, 4).dataSync(), (v) => Math.fround(sx * v));
-    return [tf.mul(tf.cast(acc, 'float32'), s.length === 1 ? s[0]! : tf.tensor1d(s))];
+    return [tf.mul(tf.cast(acc, 'float32'), outputScales(node, ins))];
   },
 });
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, clampFoldsIntoQuantizer, createGraph, toIntegerOps, useBackend, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
+import { clampFoldsIntoQuantizer, createGraph, runGraph, toIntegerOps, useBackend, type Feeds, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
 import { expectNoLeak, expectParamsUntouched, seededArray, snapshotParams } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -11,13 +11,11 @@ const f32 = (name: string, ...v: number[]): Param => ({ name, shape: v.length ==
 const u8 = (name: string, v: number): Param => ({ name, shape: [], dtype: 'uint8', data: Uint8Array.of(v), trainable: false });
 const node = (name: string, op: string, inputs: string[], outputs: string[], attrs: Node['attrs'] = {}): Node => ({ name, op, inputs, outputs, attrs });
 
-/** Runs `graph` on `x` and returns the named values' data (codes come back as int32). */
-function values(graph: Graph, x: tf.Tensor, names: string[]): number[][] {
-  const ex = new Executor(graph);
-  const ts = ex.run(x, { outputs: names });
+/** Runs `graph` on `feeds` and returns the named values' data (codes come back as int32). */
+function values(graph: Graph, feeds: Feeds, names: readonly string[] = graph.outputs): number[][] {
+  const ts = runGraph(graph, feeds, { outputs: [...names] });
   const out = ts.map((t) => Array.from(t.dataSync()));
   tf.dispose(ts);
-  ex.dispose();
   return out;
 }
 
@@ -256,14 +254,7 @@ describe('toIntegerOps', () => {
     // Codes a + b over 2: 0.5 → 0, 1.5 → 2, 2.5 → 2, 255 stays.
     const a = tf.tensor2d([[0.01, 0.03, 0.04, 2.55]]);
     const b = tf.tensor2d([[0, 0, 0.01, 2.55]]);
-    const run = (g: Graph): number[] => {
-      const ex = new Executor(g);
-      const [y] = ex.run({ a, b });
-      const v = Array.from(y!.dataSync());
-      y!.dispose();
-      ex.dispose();
-      return v;
-    };
+    const run = (g: Graph): number[] => values(g, { a, b })[0]!;
     expect(run(r.graph)).toEqual([0, 2, 2, 255]);
     // Zero point 200: 0 + 200, 2 + 200, …, 255 + 200 saturates at 255.
     expect(run(toIntegerOps(addGraph(200, [4])).graph)).toEqual([200, 202, 202, 255]);
@@ -293,14 +284,7 @@ describe('toIntegerOps', () => {
       });
     // Codes [1, 2]: accumulators 1·1 + 2·2 + 1 = 6 and 1·(−1) + 2·3 + 0 = 5.
     const x = tf.tensor2d([[0.5, 1]]);
-    const run = (g: Graph): number[] => {
-      const ex = new Executor(g);
-      const [y] = ex.run(x);
-      const v = Array.from(y!.dataSync());
-      y!.dispose();
-      ex.dispose();
-      return v;
-    };
+    const run = (g: Graph): number[] => values(g, x)[0]!;
     // Float: 6 · (0.5 · 0.25), 5 · (0.5 · 0.5).
     expect(run(gemm(false))).toEqual([0.75, 1.25]);
     // Requantised: 6 · 0.25 = 1.5 → 2 and 5 · 0.5 = 2.5 → 2 (ties to even); plus the zero point 10.

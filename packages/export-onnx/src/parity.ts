@@ -26,11 +26,11 @@ export interface ParityOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /**
    * How the in-process graph computes a quantized graph. `'integer'` runs it as onnxruntime's
-   * optimised session does (`toIntegerOps`: QLinearConv with int32 accumulation and onnxruntime's
-   * requantisation, QLinearGlobalAveragePool); `'float'` runs every Q/DQ pair as written, as a
-   * session does that does not fuse QDQ groups (`optimization` `'disabled'` or `'basic'`). Default:
-   * `'integer'` at `'extended'` and `'all'`, `'float'` below.
-   * A graph without quantized convolutions runs the same either way.
+   * optimised session does (`toIntegerOps`: QLinearConv and QGemm with int32 accumulation and
+   * onnxruntime's requantisation, QLinearAdd, QLinearGlobalAveragePool); `'float'` runs every Q/DQ
+   * pair as written, as a session does that does not fuse QDQ groups (`optimization` `'disabled'`
+   * or `'basic'`). Default: `'integer'` at `'extended'` and `'all'`, `'float'` below.
+   * A float graph runs the same either way.
    */
   arithmetic?: 'integer' | 'float';
 }

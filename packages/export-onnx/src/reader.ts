@@ -163,8 +163,8 @@ class Reader {
   private readonly poisoned = new Set<string>();
   private readonly layoutCache = new Map<string, Val>();
   private opset = 0;
-  /** The graph's nodes, QOperator nodes expanded to QDQ. */
-  private gnodes: onnx.INodeProto[] = [];
+  /** The node that writes each value (QOperator nodes expanded to QDQ). */
+  private readonly producers = new Map<string, onnx.INodeProto>();
 
   constructor(
     private readonly model: onnx.ModelProto,
@@ -199,13 +199,16 @@ class Reader {
     // QOperator nodes (QLinearConv, MatMulInteger, …) are read in their QDQ form.
     const taken = new Set([...this.konsts.keys(), ...(g.input ?? []).map((i) => i.name ?? ''), ...gnodes.flatMap((n) => [...(n.output ?? []), n.name ?? ''])]);
     const expanded = expandQOperator(gnodes, this.konsts, taken);
-    this.gnodes = expanded.nodes;
     this.unsupported.push(...expanded.skipped);
-    const order = this.topo(this.gnodes);
+    const order = this.topo(expanded.nodes);
     for (const n of order) {
       (n.input ?? []).forEach((v, i) => {
-        if (v) this.consumers.set(v, [...(this.consumers.get(v) ?? []), { node: n, input: i }]);
+        if (!v) return;
+        const cs = this.consumers.get(v);
+        if (cs) cs.push({ node: n, input: i });
+        else this.consumers.set(v, [{ node: n, input: i }]);
       });
+      for (const o of n.output ?? []) if (o) this.producers.set(o, n);
     }
     // Every node of an unknown op is reported at once, before conversion stops at the first.
     const explained = new Set(expanded.skipped.map((u) => u.node));
@@ -530,14 +533,9 @@ class Reader {
       if (op === 'Gemm' && this.attrs(node)['transA']) return false;
       const w = node.input![1]!;
       if (this.konsts.has(w)) return this.konsts.get(w)!.dims.length === 2;
-      const p = (this.consumers.get(w) ?? []).length >= 0 ? this.producerOf(w) : undefined;
+      const p = this.producers.get(w);
       return p?.opType === 'DequantizeLinear' && this.konsts.has(p.input![0]!);
     });
-  }
-
-  private producerOf(v: string): onnx.INodeProto | undefined {
-    for (const n of this.gnodes) if ((n.output ?? []).includes(v)) return n;
-    return undefined;
   }
 
   // ------------------------------------------------------------ ops
@@ -946,7 +944,7 @@ class Reader {
     const params = ins.slice(1).filter(Boolean).map((v) => {
       const k = this.konst(v);
       if (k) return this.param(v, k, 'none');
-      if (this.producerOf(v)?.opType !== 'DynamicQuantizeLinear') skip('scale and zero point must be constants or DynamicQuantizeLinear outputs');
+      if (this.producers.get(v)?.opType !== 'DynamicQuantizeLinear') skip('scale and zero point must be constants or DynamicQuantizeLinear outputs');
       return this.val(v).name;
     });
     const scaleN = (this.infos.get(params[0]!) ?? this.val(ins[1]!).info).shape.reduce<number>((p, d) => p * (d ?? 1), 1);

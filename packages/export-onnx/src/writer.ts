@@ -1,5 +1,5 @@
 import {
-
+  INTEGER_OPS,
   TensorpressError,
   intsAttr,
   numAttr,
@@ -410,7 +410,7 @@ class Writer {
       default:
         unsupported(
           n,
-          n.op.startsWith('QLinear')
+          INTEGER_OPS.has(n.op)
             ? "integer ops run in process only (toIntegerOps); write the QDQ graph they came from (format 'qoperator' writes QLinearConv)"
             : 'the op has no ONNX writer',
         );

@@ -23,6 +23,10 @@ beforeAll(async () => {
   t.y.dispose();
 });
 
+const param = (name: string, shape: number[], dtype: Param['dtype'], data: Param['data']): Param => ({ name, shape, dtype, data, trainable: false });
+const scalar = (name: string, dtype: 'float32' | 'uint8', v: number): Param => param(name, [], dtype, dtype === 'float32' ? Float32Array.of(v) : Uint8Array.of(v));
+const node = (name: string, op: string, inputs: string[], outputs: string[], attrs: Node['attrs'] = {}): Node => ({ name, op, inputs, outputs, attrs });
+
 function ops(bytes: Uint8Array): string[] {
   return onnx.ModelProto.decode(bytes).graph!.node!.map((n) => n.opType ?? '');
 }
@@ -186,14 +190,6 @@ describe('toOnnx INT8 variants', () => {
       const [sa, sb, sc] = [0.005 + rnd() * 0.05, 0.005 + rnd() * 0.05, 0.01 + rnd() * 0.08];
       return [sa, Math.floor(rnd() * 256), sb, Math.floor(rnd() * 256), sc, Math.floor(rnd() * 256)];
     };
-    const p = (name: string, dtype: 'float32' | 'uint8', v: number): Param => ({
-      name,
-      shape: [],
-      dtype,
-      data: dtype === 'float32' ? Float32Array.of(v) : Uint8Array.of(v),
-      trainable: false,
-    });
-    const n = (name: string, op: string, inputs: string[], outputs: string[]): Node => ({ name, op, inputs, outputs, attrs: {} });
     for (let k = 0; k < 22; k++) {
       const [sa, za, sb, zb, sc, zc] = fixedCases[k] ?? random();
       const g = createGraph({
@@ -202,15 +198,15 @@ describe('toOnnx INT8 variants', () => {
           { name: 'b', shape: [null, 4096], dtype: 'float32' },
         ],
         outputs: ['y'],
-        params: [p('sa', 'float32', sa), p('za', 'uint8', za), p('sb', 'float32', sb), p('zb', 'uint8', zb), p('sc', 'float32', sc), p('zc', 'uint8', zc)],
+        params: [scalar('sa', 'float32', sa), scalar('za', 'uint8', za), scalar('sb', 'float32', sb), scalar('zb', 'uint8', zb), scalar('sc', 'float32', sc), scalar('zc', 'uint8', zc)],
         nodes: [
-          n('qa', 'QuantizeLinear', ['a', 'sa', 'za'], ['aq']),
-          n('dqa', 'DequantizeLinear', ['aq', 'sa', 'za'], ['ad']),
-          n('qb', 'QuantizeLinear', ['b', 'sb', 'zb'], ['bq']),
-          n('dqb', 'DequantizeLinear', ['bq', 'sb', 'zb'], ['bd']),
-          n('add', 'Add', ['ad', 'bd'], ['s']),
-          n('qs', 'QuantizeLinear', ['s', 'sc', 'zc'], ['sq']),
-          n('dqs', 'DequantizeLinear', ['sq', 'sc', 'zc'], ['y']),
+          node('qa', 'QuantizeLinear', ['a', 'sa', 'za'], ['aq']),
+          node('dqa', 'DequantizeLinear', ['aq', 'sa', 'za'], ['ad']),
+          node('qb', 'QuantizeLinear', ['b', 'sb', 'zb'], ['bq']),
+          node('dqb', 'DequantizeLinear', ['bq', 'sb', 'zb'], ['bd']),
+          node('add', 'Add', ['ad', 'bd'], ['s']),
+          node('qs', 'QuantizeLinear', ['s', 'sc', 'zc'], ['sq']),
+          node('dqs', 'DequantizeLinear', ['sq', 'sc', 'zc'], ['y']),
         ],
       });
       expect(toIntegerOps(g).fused).toEqual(['add']);
@@ -237,8 +233,6 @@ describe('toOnnx INT8 variants', () => {
     const sx = 1 / 255;
     const s1 = Float32Array.from(seededArray(m, 43, 0.002, 0.004));
     const sh = 0.05;
-    const param = (name: string, shape: number[], dtype: Param['dtype'], data: Param['data']): Param => ({ name, shape, dtype, data, trainable: false });
-    const node = (name: string, op: string, inputs: string[], outputs: string[], attrs: Node['attrs'] = {}): Node => ({ name, op, inputs, outputs, attrs });
     const g = createGraph({
       inputs: [{ name: 'x', shape: [null, k], dtype: 'float32' }],
       outputs: ['y'],
