@@ -142,6 +142,7 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
       'int8-qoperator': toOnnx(q, { format: 'qoperator', compactNames: true }),
     };
     const parts = int8FileParts(files['int8-qdq'], files.fp32.length);
+    const payload = parts.codeBytes + parts.biasBytes + parts.weightScaleBytes;
     if (v.input.join() === '28,28,1') {
       for (const f of ['int8-qdq', 'int8-qoperator'] as const) {
         const p = await parity(float, q, files[f], calib);
@@ -158,6 +159,10 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
       qdqBytes: files['int8-qdq'].length,
       qoperatorBytes: files['int8-qoperator'].length,
       ...parts,
+      // What the QOperator file holds besides that payload (nodes, names, activation scales), and
+      // what a 0.27× FP32 budget leaves for it.
+      qoperatorRestBytes: files['int8-qoperator'].length - payload,
+      budgetLeftBytes: Math.floor(0.27 * files.fp32.length) - payload,
     });
     console.log(`${v.model} w${v.width ?? 1} int8-qdq file: ${JSON.stringify(parts)} of ${files['int8-qdq'].length} bytes; FP32 ${files.fp32.length}`);
     for (const batch of batches) {
@@ -212,6 +217,7 @@ export default async function onnxBench(args: string[]): Promise<SuiteResult> {
       'sizeRatio: file bytes divided by the FP32 file (BN unfolded) of the same model; every file written with compactNames.',
       'kind "size" rows: fp32Bytes, qdqBytes, qoperatorBytes: the three files; codeBytes, biasBytes, weightScaleBytes, biasScaleBytes, restBytes: the INT8 QDQ file read back: int8 weight codes (with any weight zero points), int32 biases, the float32 scales of weights and of biases, and the rest (graph structure, scalar activation scales and zero points).',
       'kind "parity" rows: checkParity (integer arithmetic) of each INT8 file on the 2,000 MNIST test digits; outputStep = logit range of the float model on the calibration images / 255; maxDiffSteps = maxAbsDiff / outputStep; beyondStep = logits more than one step apart.',
+      'qoperatorRestBytes, budgetLeftBytes (size rows): the QOperator file minus the payload (codes, int32 biases, weight scales); floor(0.27 x fp32Bytes) minus the payload, the room a 0.27x target leaves for everything else.',
       'payloadRatio (size rows): (codeBytes + biasBytes + weightScaleBytes) / FP32 bytes: what every INT8 form onnxruntime runs must hold (QOperator drops only the bias scales), so no file of this quantization is smaller.',
       'width: channel multiplier of the reference model (4: 64/128/256 channels in the residual CNN, 4x the MobileNet CNN\'s channels).',
     ],
