@@ -176,7 +176,7 @@ export default defineConfig(
     rules: dependencyChecks([]),
   },
   {
-    // The CLI finds techniques by name at run time (ALGORITHM_PACKAGES) and installs the backends and
+    // The CLI finds techniques by name at run time (its KNOWN_TECHNIQUES) and installs the backends and
     // tfjs-layers that core-tensor loads by name: none of them is imported statically.
     files: ['packages/cli/package.json'],
     rules: dependencyChecks(['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-layers', '@tensorpress/quant', '@tensorpress/pruning']),

@@ -1,4 +1,4 @@
-import { ALGORITHM_PACKAGES, type AnyAlgorithmDefinition } from '@tensorpress/core-tensor';
+import type { AnyAlgorithmDefinition } from '@tensorpress/core-tensor';
 
 /** What {@link discoverAlgorithms} found in one package. */
 export interface DiscoveredPackage {
@@ -17,9 +17,25 @@ export interface DiscoveredAlgorithms {
   readonly packages: readonly DiscoveredPackage[];
 }
 
+/**
+ * The published technique packages of the tensorpress family and the algorithms each provides:
+ * the packages the CLI tries to load, and the "run npm i X" hints for a config that names an
+ * algorithm of one that is not installed. Only packages that exist are listed (a test checks each
+ * row against the package's own algorithm list), so a hint never points at nothing.
+ */
+export const KNOWN_TECHNIQUES: Readonly<Record<string, readonly string[]>> = {
+  '@tensorpress/pruning': ['filter_pruning'],
+  '@tensorpress/quant': ['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization'],
+};
+
 /** The technique packages of the tensorpress family, in the order they are tried. */
 export function techniquePackages(): string[] {
-  return [...new Set(Object.values(ALGORITHM_PACKAGES))].sort();
+  return Object.keys(KNOWN_TECHNIQUES).sort();
+}
+
+/** Algorithm name to the package that provides it, from {@link KNOWN_TECHNIQUES}. */
+export function algorithmHints(): Record<string, string> {
+  return Object.fromEntries(Object.entries(KNOWN_TECHNIQUES).flatMap(([pkg, names]) => names.map((n) => [n, pkg])));
 }
 
 /** True for a value shaped like an `AlgorithmDefinition` (pruning's `filterPruning` is a function with those fields). */
@@ -44,10 +60,11 @@ function isNotFound(e: unknown, name: string): boolean {
 
 /**
  * Finds the algorithms of every installed technique package: each package in `packages` (default:
- * every package named in core's `ALGORITHM_PACKAGES`) is imported if present, and every export that
- * is an algorithm definition, or a list of them, is collected. Nothing registers itself on import;
- * a package that is not installed is reported as such, so a config naming one of its algorithms
- * gets core's "run npm i X" hint.
+ * every package of {@link KNOWN_TECHNIQUES}) is imported if present, and every export that is an
+ * algorithm definition, or a list of them (each package declares its own, e.g. `quantAlgorithms`),
+ * is collected. Nothing registers itself on import; a package that is not installed is reported as
+ * such, so a config naming one of its algorithms gets the "run npm i X" hint of
+ * {@link algorithmHints}.
  */
 export async function discoverAlgorithms(packages: readonly string[] = techniquePackages()): Promise<DiscoveredAlgorithms> {
   const byName = new Map<string, AnyAlgorithmDefinition>();

@@ -12,7 +12,7 @@ export { runExport } from './export.js';
 export type { RunExportOptions } from './export.js';
 export { runInspect, formatInspect } from './inspect.js';
 export type { InspectResult, RunInspectOptions } from './inspect.js';
-export { discoverAlgorithms, isAlgorithmDefinition, techniquePackages } from './discover.js';
+export { discoverAlgorithms, isAlgorithmDefinition, techniquePackages, algorithmHints, KNOWN_TECHNIQUES } from './discover.js';
 export type { DiscoveredAlgorithms, DiscoveredPackage } from './discover.js';
 export { loadModel, defaultCacheDir, BUILTIN_MODELS, FP32_RECIPES } from './load-model.js';
 export type { LoadedModel, LoadModelOptions } from './load-model.js';

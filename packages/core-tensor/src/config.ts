@@ -48,26 +48,15 @@ export interface PipelineConfig {
   readonly compression: readonly AlgorithmConfig[];
 }
 
-/** Which package ships each algorithm name of the tensorpress family (for errors when it is not installed). */
-export const ALGORITHM_PACKAGES: Readonly<Record<string, string>> = {
-  quantization: '@tensorpress/quant',
-  dorefa: '@tensorpress/quant',
-  pact: '@tensorpress/quant',
-  tqt: '@tensorpress/quant',
-  lsq: '@tensorpress/quant',
-  inq: '@tensorpress/quant',
-  post_training_quantization: '@tensorpress/quant',
-  binarization: '@tensorpress/binary',
-  bnn: '@tensorpress/binary',
-  xnor: '@tensorpress/binary',
-  twn: '@tensorpress/binary',
-  magnitude_sparsity: '@tensorpress/sparsity',
-  l0_sparsity: '@tensorpress/sparsity',
-  filter_pruning: '@tensorpress/pruning',
-  knowledge_distillation: '@tensorpress/distill',
-  self_distillation: '@tensorpress/distill',
-  hawq: '@tensorpress/mixed-precision',
-};
+/** Options of {@link parsePipelineConfig}. */
+export interface ParsePipelineOptions {
+  /**
+   * Where an algorithm that is not among the definitions can be installed from (algorithm name to
+   * npm package), for the "run npm i X" hint of the error. Core names no package above it: the
+   * caller that knows the family (the CLI) passes its table.
+   */
+  readonly hints?: Readonly<Record<string, string>>;
+}
 
 const entrySchema = z.object({
   algorithm: z.string().min(1),
@@ -114,7 +103,11 @@ export function parseWithSchema<T>(schema: z.ZodType<T>, value: unknown, prefix:
  * algorithm's own parameter schema. Errors name the JSON path, e.g.
  * `$.compression[1].params.ratio: Too big: expected number to be <1`.
  */
-export function parsePipelineConfig(input: unknown, definitions: readonly AnyAlgorithmDefinition[]): PipelineConfig {
+export function parsePipelineConfig(
+  input: unknown,
+  definitions: readonly AnyAlgorithmDefinition[],
+  options: ParsePipelineOptions = {},
+): PipelineConfig {
   let value = input;
   if (typeof input === 'string') {
     try {
@@ -131,7 +124,7 @@ export function parsePipelineConfig(input: unknown, definitions: readonly AnyAlg
     const prefix = prefixOf(i);
     const def = byName.get(e.algorithm);
     if (!def) {
-      const pkg = ALGORITHM_PACKAGES[e.algorithm];
+      const pkg = options.hints?.[e.algorithm];
       const hint = pkg
         ? `it is provided by ${pkg}: run \`npm i ${pkg}\``
         : `known algorithms: ${[...byName.keys()].sort().join(', ') || '(none installed)'}`;

@@ -93,11 +93,14 @@ describe('parsePipelineConfig', () => {
     );
   });
 
-  it('says which package to install for a known algorithm that is not installed', () => {
-    expect(pathOf(() => parsePipelineConfig({ compression: [{ algorithm: 'quantization' }] }, [definition]))).toBe(
+  it('says which package to install for an algorithm named in the caller hints, and never guesses one', () => {
+    const hints = { quantization: '@tensorpress/quant' };
+    expect(pathOf(() => parsePipelineConfig({ compression: [{ algorithm: 'quantization' }] }, [definition], { hints }))).toBe(
       '$.compression[0].algorithm: unknown algorithm "quantization"; it is provided by @tensorpress/quant: run `npm i @tensorpress/quant`',
     );
-    expect(pathOf(() => parsePipelineConfig({ compression: [{ algorithm: 'nope' }] }, [definition]))).toMatch(/known algorithms: test_pruning/);
+    expect(pathOf(() => parsePipelineConfig({ compression: [{ algorithm: 'nope' }] }, [definition], { hints }))).toMatch(/known algorithms: test_pruning/);
+    // Core knows no package: without hints, an algorithm of an uninstalled package lists what is known.
+    expect(pathOf(() => parsePipelineConfig({ compression: [{ algorithm: 'quantization' }] }, [definition]))).toMatch(/known algorithms: test_pruning$/);
   });
 });
 
