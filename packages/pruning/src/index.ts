@@ -12,3 +12,8 @@ export { selectFilters, normalizeScores, roundedKeep, keepHighest } from './sele
 export type { GroupScores, SelectionOptions } from './selection.js';
 export { pruningLevel, freezeEpoch, PruningScheduler } from './schedule.js';
 export type { PruningScheduleConfig, PruningScheduleType } from './schedule.js';
+
+import { filterPruning } from './filter-pruning.js';
+
+/** Every algorithm of this package, for `parsePipelineConfig` / `createBuilders` (what the CLI discovers). */
+export const pruningAlgorithms = [filterPruning] as const;
