@@ -3,9 +3,13 @@
  * and post-training quantization (min-max, percentile, KL/entropy, MSE; static and dynamic), with a
  * strip step that produces int8 weights and QuantizeLinear/DequantizeLinear in core vocabulary.
  */
-export { quantization, quantizationDefinition, quantizationSchema, SymmetricQuantizer, AsymmetricQuantizer, qatCommonSchema } from './quantization.js';
-export type { QuantizationParams, QuantizationInput, ScopeOptions } from './quantization.js';
-export { dorefa, dorefaDefinition, dorefaSchema, quantizeK, DorefaWeightQuantizer, DorefaActivationQuantizer } from './dorefa.js';
+export { quantization, quantizationDefinition, quantizationSchema } from './quantization.js';
+export type { QuantizationParams, QuantizationInput } from './quantization.js';
+export { SymmetricQuantizer, AsymmetricQuantizer } from './qat/affine-quantizers.js';
+export { qatCommonSchema } from './qat/schema.js';
+export type { ScopeOptions, BitsPlanEntry } from './qat/settings.js';
+export { dorefa, dorefaDefinition, dorefaSchema, DorefaActivationQuantizer } from './dorefa.js';
+export { quantizeK, DorefaWeightQuantizer } from './qat/dorefa-weight.js';
 export type { DorefaParams } from './dorefa.js';
 export { pact, pactDefinition, pactSchema, PactQuantizer } from './pact.js';
 export type { PactParams } from './pact.js';
@@ -35,8 +39,7 @@ export { buildQuantizedGraph } from './strip.js';
 export type { QuantizedGraphPlan, WeightQuantization, ActivationQuantization, DynamicQuantization } from './strip.js';
 export { createCollector } from './calibration.js';
 export type { CalibrationMethod, RangeInitMethod, CollectorOptions, RangeCollector } from './calibration.js';
-export type { BitsPlanEntry } from './internal/qat.js';
-export type { Quantizer, Grid, ActivationStats } from './internal/quantizer.js';
+export type { Quantizer, Grid, ActivationStats } from './qat/quantizer.js';
 
 import { dorefaDefinition } from './dorefa.js';
 import { lsqDefinition } from './lsq.js';
