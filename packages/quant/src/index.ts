@@ -19,6 +19,7 @@ export { lsq, lsqDefinition, lsqSchema, LsqQuantizer } from './lsq.js';
 export type { LsqParams } from './lsq.js';
 export { quantizePostTraining, postTrainingQuantization, postTrainingQuantizationDefinition, ptqSchema } from './ptq.js';
 export type { PtqOptions, PtqParams, PostTrainingResult } from './ptq.js';
+export { quantAlgorithms } from './algorithms.js';
 export { fakeQuantize, roundSte, ceilSte, reduceToShape } from './fake-quantize.js';
 export type { FakeQuantOptions, SteVariant } from './fake-quantize.js';
 export type { ScaleFrom } from './internal/scale-from.js';
@@ -40,20 +41,3 @@ export type { QuantizedGraphPlan, WeightQuantization, ActivationQuantization, Dy
 export { createCollector } from './calibration.js';
 export type { CalibrationMethod, RangeInitMethod, CollectorOptions, RangeCollector } from './calibration.js';
 export type { Quantizer, Grid, ActivationStats } from './qat/quantizer.js';
-
-import { dorefaDefinition } from './dorefa.js';
-import { lsqDefinition } from './lsq.js';
-import { pactDefinition } from './pact.js';
-import { postTrainingQuantizationDefinition } from './ptq.js';
-import { quantizationDefinition } from './quantization.js';
-import { tqtDefinition } from './tqt.js';
-
-/** Every algorithm of this package, for `parsePipelineConfig` / `createBuilders`. */
-export const quantAlgorithms = [
-  quantizationDefinition,
-  dorefaDefinition,
-  pactDefinition,
-  tqtDefinition,
-  lsqDefinition,
-  postTrainingQuantizationDefinition,
-] as const;
