@@ -38,7 +38,7 @@ export function algorithmHints(): Record<string, string> {
   return Object.fromEntries(Object.entries(KNOWN_TECHNIQUES).flatMap(([pkg, names]) => names.map((n) => [n, pkg])));
 }
 
-/** True for a value shaped like an `AlgorithmDefinition` (pruning's `filterPruning` is a function with those fields). */
+/** True for a value shaped like an `AlgorithmDefinition`. */
 export function isAlgorithmDefinition(v: unknown): v is AnyAlgorithmDefinition {
   if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return false;
   const d = v as Partial<Record<keyof AnyAlgorithmDefinition, unknown>>;
@@ -53,6 +53,16 @@ export function isAlgorithmDefinition(v: unknown): v is AnyAlgorithmDefinition {
   );
 }
 
+/**
+ * The export holding a package's algorithm definitions: `<package>Algorithms`, the package's name
+ * without scope in camelCase (`@tensorpress/quant` -> `quantAlgorithms`, `@tensorpress/mixed-precision`
+ * -> `mixedPrecisionAlgorithms`).
+ */
+function algorithmListName(packageName: string): string {
+  const base = packageName.slice(packageName.lastIndexOf('/') + 1);
+  return `${base.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase())}Algorithms`;
+}
+
 function isNotFound(e: unknown, name: string): boolean {
   const err = e as { code?: unknown; message?: unknown };
   return (err.code === 'ERR_MODULE_NOT_FOUND' || err.code === 'MODULE_NOT_FOUND') && String(err.message).includes(name);
@@ -60,11 +70,10 @@ function isNotFound(e: unknown, name: string): boolean {
 
 /**
  * Finds the algorithms of every installed technique package: each package in `packages` (default:
- * every package of {@link KNOWN_TECHNIQUES}) is imported if present, and every export that is an
- * algorithm definition, or a list of them (each package declares its own, e.g. `quantAlgorithms`),
- * is collected. Nothing registers itself on import; a package that is not installed is reported as
- * such, so a config naming one of its algorithms gets the "run npm i X" hint of
- * {@link algorithmHints}.
+ * every package of {@link KNOWN_TECHNIQUES}) is imported if present, and the definitions in its
+ * `<package>Algorithms` list (see {@link algorithmListName}) are collected. Nothing registers itself
+ * on import; a package that is not installed is reported as such, so a config naming one of its
+ * algorithms gets the "run npm i X" hint of {@link algorithmHints}.
  */
 export async function discoverAlgorithms(packages: readonly string[] = techniquePackages()): Promise<DiscoveredAlgorithms> {
   const byName = new Map<string, AnyAlgorithmDefinition>();
@@ -78,15 +87,17 @@ export async function discoverAlgorithms(packages: readonly string[] = technique
       else found.push({ name, installed: true, algorithms: [], error: e instanceof Error ? e.message : String(e) });
       continue;
     }
+    const listName = algorithmListName(name);
+    const list = mod[listName];
+    if (!Array.isArray(list)) {
+      found.push({ name, installed: true, algorithms: [], error: `${name} exports no ${listName} list of algorithm definitions` });
+      continue;
+    }
     const algorithms: string[] = [];
-    const add = (v: unknown): void => {
-      if (!isAlgorithmDefinition(v)) return;
+    for (const v of list) {
+      if (!isAlgorithmDefinition(v)) continue;
       if (!byName.has(v.algorithm)) byName.set(v.algorithm, v);
       if (!algorithms.includes(v.algorithm)) algorithms.push(v.algorithm);
-    };
-    for (const value of Object.values(mod)) {
-      if (Array.isArray(value)) value.forEach(add);
-      else add(value);
     }
     found.push({ name, installed: true, algorithms });
   }

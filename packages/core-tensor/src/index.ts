@@ -24,7 +24,6 @@ export { scopeFilter } from './scopes.js';
 export type { Scopes } from './scopes.js';
 export { parsePipelineConfig, createBuilders, parseWithSchema, throwZodError } from './config.js';
 export type { AlgorithmConfig, AlgorithmDefinition, AnyAlgorithmDefinition, ParsePipelineOptions, PipelineConfig } from './config.js';
-export { z } from 'zod';
 export { hessianVectorProduct, crossEntropyLoss } from './hessian.js';
 export { softmaxCrossEntropy } from './losses.js';
 export type { HessianLoss, HvpOptions } from './hessian.js';

@@ -4,10 +4,10 @@ import {
   createBuilders,
   parsePipelineConfig,
   scopeFilter,
-  z,
   type AlgorithmDefinition,
 } from '@tensorpress/core-tensor';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 
 const pruneSchema = z
   .object({

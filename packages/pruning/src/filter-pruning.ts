@@ -6,8 +6,6 @@ import {
   graphStatistics,
   parseWithSchema,
   scopeFilter,
-  z,
-  type AlgorithmConfig,
   type AlgorithmDefinition,
   type AlgorithmStatistics,
   type CompressedModel,
@@ -18,6 +16,7 @@ import {
   type Scopes,
   type StripContext,
 } from '@tensorpress/core-tensor';
+import { z } from 'zod';
 import { BN_CRITERIA, fpgmImportance, l1Importance, l2Importance, slimImportance, type PruningCriterion } from './criteria.js';
 import { pruningGroups, type PrunableOp, type PruningGroup, type PruningGroupsResult, type PruningMode } from './groups.js';
 import { cutAll, cutTotals } from './internal/cut.js';
@@ -404,28 +403,22 @@ function createBuilder(params: FilterPruningParams, scopes: Scopes): Compression
   };
 }
 
-/** The builder factory, which is also the `filter_pruning` algorithm definition for pipeline configs. */
-export type FilterPruningDefinition = ((options?: FilterPruningOptions) => CompressionBuilder) & AlgorithmDefinition<FilterPruningParams>;
-
 /**
- * Filter pruning that physically removes channels. Call it with options to get a builder for
- * `compress`, or pass it as a definition to `parsePipelineConfig` / `createBuilders` (algorithm
- * `"filter_pruning"`). Options are validated at once: a ratio outside [0, 1) is a `ConfigError`
- * naming `$.ratio`.
+ * Filter pruning that physically removes channels: a builder for `compress`. Options are validated
+ * at once: a ratio outside [0, 1) is a `ConfigError` naming `$.ratio`.
  */
-export const filterPruning: FilterPruningDefinition = Object.assign(
-  (options: FilterPruningOptions = {}): CompressionBuilder => {
-    const { ignoredScopes, targetScopes, ...rest } = options;
-    const params = parseWithSchema(filterPruningSchema, rest);
-    return createBuilder(params, { ignoredScopes: ignoredScopes ?? [], targetScopes: targetScopes ?? [] });
-  },
-  {
-    algorithm: ALGORITHM,
-    version: VERSION,
-    packageName: '@tensorpress/pruning',
-    description: 'Filter pruning (L1, L2, FPGM, Slim, OptSlim) with pruning groups and physical channel removal',
-    schema: filterPruningSchema,
-    create: (config: AlgorithmConfig<FilterPruningParams>): CompressionBuilder =>
-      createBuilder(config.params, { ignoredScopes: config.ignoredScopes, targetScopes: config.targetScopes }),
-  },
-);
+export function filterPruning(options: FilterPruningOptions = {}): CompressionBuilder {
+  const { ignoredScopes, targetScopes, ...rest } = options;
+  const params = parseWithSchema(filterPruningSchema, rest);
+  return createBuilder(params, { ignoredScopes: ignoredScopes ?? [], targetScopes: targetScopes ?? [] });
+}
+
+/** The `filter_pruning` algorithm for pipeline configs (`parsePipelineConfig` / `createBuilders`). */
+export const filterPruningDefinition: AlgorithmDefinition<FilterPruningParams> = {
+  algorithm: ALGORITHM,
+  version: VERSION,
+  packageName: '@tensorpress/pruning',
+  description: 'Filter pruning (L1, L2, FPGM, Slim, OptSlim) with pruning groups and physical channel removal',
+  schema: filterPruningSchema,
+  create: (config) => createBuilder(config.params, { ignoredScopes: config.ignoredScopes, targetScopes: config.targetScopes }),
+};

@@ -2,8 +2,9 @@
  * @tensorpress/pruning: filter pruning (L1, L2, FPGM, Slim, OptSlim) over pruning groups computed
  * from the graph, with masks during fine-tuning and physical channel removal in `strip()`.
  */
-export { filterPruning, filterPruningSchema } from './filter-pruning.js';
-export type { FilterPruningDefinition, FilterPruningOptions, FilterPruningParams } from './filter-pruning.js';
+export { filterPruning, filterPruningDefinition, filterPruningSchema } from './filter-pruning.js';
+export type { FilterPruningOptions, FilterPruningParams } from './filter-pruning.js';
+export { pruningAlgorithms } from './algorithms.js';
 export { pruningGroups } from './groups.js';
 export type { NodeGroupInfo, PrunableOp, PruningGroup, PruningGroupsOptions, PruningGroupsResult, PruningMode } from './groups.js';
 export { l1Importance, l2Importance, fpgmImportance, slimImportance, optSlimPrunedCount, BN_CRITERIA } from './criteria.js';
@@ -12,8 +13,3 @@ export { selectFilters, normalizeScores, roundedKeep, keepHighest } from './sele
 export type { GroupScores, SelectionOptions } from './selection.js';
 export { pruningLevel, freezeEpoch, PruningScheduler } from './schedule.js';
 export type { PruningScheduleConfig, PruningScheduleType } from './schedule.js';
-
-import { filterPruning } from './filter-pruning.js';
-
-/** Every algorithm of this package, for `parsePipelineConfig` / `createBuilders` (what the CLI discovers). */
-export const pruningAlgorithms = [filterPruning] as const;

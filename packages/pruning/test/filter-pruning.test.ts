@@ -14,7 +14,7 @@ import {
   type Graph,
   type LayerStatistics,
 } from '@tensorpress/core-tensor';
-import { filterPruning, type FilterPruningOptions } from '@tensorpress/pruning';
+import { filterPruning, filterPruningDefinition, type FilterPruningOptions } from '@tensorpress/pruning';
 import { errorOf, expectClose, expectNoLeak, randomizeBnStats, runOutput, seededArray, seededTensor } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { concatGraph, flattenGemmGraph, groupedGraph, tinyGraph } from './fixtures.js';
@@ -233,15 +233,17 @@ describe('filterPruning', () => {
     tf.dispose([x, labels]);
     ctrl.dispose();
   });
+});
 
-  it('is the filter_pruning definition of pipeline configs', () => {
-    const e = errorOf(() => parsePipelineConfig({ compression: [{ algorithm: 'filter_pruning', params: { ratio: 1.5 } }] }, [filterPruning]));
+describe('filterPruningDefinition', () => {
+  it('is the filter_pruning algorithm of pipeline configs', () => {
+    const e = errorOf(() => parsePipelineConfig({ compression: [{ algorithm: 'filter_pruning', params: { ratio: 1.5 } }] }, [filterPruningDefinition]));
     expect(e.message).toMatch(/^\$\.compression\[0\]\.params\.ratio: /);
     const cfg = parsePipelineConfig(
       { compression: { algorithm: 'filter_pruning', params: { ratio: 0.5, pruneFirstConv: true }, ignoredScopes: ['{re}block[23]\\..*'] } },
-      [filterPruning],
+      [filterPruningDefinition],
     );
-    const ctrl = compress(referenceModels.residualCnn(), createBuilders(cfg, [filterPruning]));
+    const ctrl = compress(referenceModels.residualCnn(), createBuilders(cfg, [filterPruningDefinition]));
     const rows = Object.fromEntries(layers(ctrl).map((l) => [l.node, l]));
     expect(rows['block1.conv1']!['keptFilters']).toBe(8);
     expect(String(rows['block3.conv1']!['reason'])).toMatch(/ignoredScopes/);

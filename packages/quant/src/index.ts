@@ -3,9 +3,13 @@
  * and post-training quantization (min-max, percentile, KL/entropy, MSE; static and dynamic), with a
  * strip step that produces int8 weights and QuantizeLinear/DequantizeLinear in core vocabulary.
  */
-export { quantization, quantizationDefinition, quantizationSchema, SymmetricQuantizer, AsymmetricQuantizer, qatCommonSchema } from './quantization.js';
-export type { QuantizationParams, QuantizationInput, ScopeOptions } from './quantization.js';
-export { dorefa, dorefaDefinition, dorefaSchema, quantizeK, DorefaWeightQuantizer, DorefaActivationQuantizer } from './dorefa.js';
+export { quantization, quantizationDefinition, quantizationSchema } from './quantization.js';
+export type { QuantizationParams, QuantizationInput } from './quantization.js';
+export { SymmetricQuantizer, AsymmetricQuantizer } from './qat/affine-quantizers.js';
+export { qatCommonSchema } from './qat/schema.js';
+export type { ScopeOptions, BitsPlanEntry } from './qat/settings.js';
+export { dorefa, dorefaDefinition, dorefaSchema, DorefaActivationQuantizer } from './dorefa.js';
+export { quantizeK, DorefaWeightQuantizer } from './qat/dorefa-weight.js';
 export type { DorefaParams } from './dorefa.js';
 export { pact, pactDefinition, pactSchema, PactQuantizer } from './pact.js';
 export type { PactParams } from './pact.js';
@@ -15,6 +19,7 @@ export { lsq, lsqDefinition, lsqSchema, LsqQuantizer } from './lsq.js';
 export type { LsqParams } from './lsq.js';
 export { quantizePostTraining, postTrainingQuantization, postTrainingQuantizationDefinition, ptqSchema } from './ptq.js';
 export type { PtqOptions, PtqParams, PostTrainingResult } from './ptq.js';
+export { quantAlgorithms } from './algorithms.js';
 export { fakeQuantize, roundSte, ceilSte, reduceToShape } from './fake-quantize.js';
 export type { FakeQuantOptions, SteVariant } from './fake-quantize.js';
 export type { ScaleFrom } from './internal/scale-from.js';
@@ -35,22 +40,4 @@ export { buildQuantizedGraph } from './strip.js';
 export type { QuantizedGraphPlan, WeightQuantization, ActivationQuantization, DynamicQuantization } from './strip.js';
 export { createCollector } from './calibration.js';
 export type { CalibrationMethod, RangeInitMethod, CollectorOptions, RangeCollector } from './calibration.js';
-export type { BitsPlanEntry } from './internal/qat.js';
-export type { Quantizer, Grid, ActivationStats } from './internal/quantizer.js';
-
-import { dorefaDefinition } from './dorefa.js';
-import { lsqDefinition } from './lsq.js';
-import { pactDefinition } from './pact.js';
-import { postTrainingQuantizationDefinition } from './ptq.js';
-import { quantizationDefinition } from './quantization.js';
-import { tqtDefinition } from './tqt.js';
-
-/** Every algorithm of this package, for `parsePipelineConfig` / `createBuilders`. */
-export const quantAlgorithms = [
-  quantizationDefinition,
-  dorefaDefinition,
-  pactDefinition,
-  tqtDefinition,
-  lsqDefinition,
-  postTrainingQuantizationDefinition,
-] as const;
+export type { Quantizer, Grid, ActivationStats } from './qat/quantizer.js';

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { z} from '@tensorpress/core-tensor';
-import { quantDefinition } from './internal/definition.js';
 import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
-import { learnedScaleBuilder, learnedScaleSchema } from './internal/learned-scale.js';
-import { AffineQuantizer, channelVariable, signedFromStats, varName, type ActivationStats } from './internal/quantizer.js';
+import type { z } from 'zod';
 import type { ScaleFrom } from './internal/scale-from.js';
 import { MIN_SCALE, integerRange, type QuantSpec } from './quant-params.js';
-import type { ScopeOptions } from './quantization.js';
+import { quantDefinition } from './qat/definition.js';
+import { learnedScaleBuilder, learnedScaleSchema } from './qat/learned-scale.js';
+import { AffineQuantizer, channelVariable, signedFromStats, varName, type ActivationStats } from './qat/quantizer.js';
+import type { ScopeOptions } from './qat/settings.js';
 
 /**
  * LSQ quantizer (Esser et al., "Learned Step Size Quantization", 2020): the step `s` itself is

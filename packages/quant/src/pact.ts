@@ -1,12 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { parseWithSchema, TensorpressError, z, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
+import { parseWithSchema, TensorpressError, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
+import { z } from 'zod';
 import { fakeQuantize } from './fake-quantize.js';
-import { quantDefinition } from './internal/definition.js';
-import { DorefaWeightQuantizer, int8WeightQuantizer } from './dorefa.js';
-import { qatBuilder } from './internal/qat.js';
-import { Constants, loadVariable, signedFromStats, thresholdFromStats, varName, type ActivationStats, type Grid, type Quantizer } from './internal/quantizer.js';
 import { MIN_SCALE } from './quant-params.js';
-import { qatCommonSchema, qatSettings, type ScopeOptions } from './quantization.js';
+import { qatBuilder } from './qat/controller.js';
+import { quantDefinition } from './qat/definition.js';
+import { dorefaWeightQuantizer, dorefaWeightsSchema } from './qat/dorefa-weight.js';
+import { Constants, loadVariable, signedFromStats, thresholdFromStats, varName, type ActivationStats, type Grid, type Quantizer } from './qat/quantizer.js';
+import { bitsSchema, qatCommonSchema } from './qat/schema.js';
+import { qatSettings, type ScopeOptions } from './qat/settings.js';
 
 /**
  * PACT activation quantization (Choi et al., 2018): `y = clip(x, 0, α)`, quantized to k bits on
@@ -84,18 +86,13 @@ export class PactQuantizer implements Quantizer {
   }
 }
 
-const bits = z.number().int().min(2).max(8);
-
 /** Parameters of `pact`. */
 export const pactSchema = z
   .object({
-    weights: z
-      .object({ bits: bits.default(4), scale: z.enum(['max', 'none']).default('max'), perChannel: z.boolean().default(true) })
-      .strict()
-      .default({ bits: 4, scale: 'max', perChannel: true }),
+    weights: dorefaWeightsSchema,
     activations: z
       .object({
-        bits: bits.default(4),
+        bits: bitsSchema.default(4),
         /** Initial α: a number (the paper uses 10) or `range` (the range-init statistics). */
         alphaInit: z.union([z.number().positive(), z.literal('range')]).default('range'),
         /** L2 decay λ of α (the loss adds λ·α² per quantizer). */
@@ -115,8 +112,8 @@ export function pact(input: z.input<typeof pactSchema> = {}, scopes: ScopeOption
   const p = parseWithSchema(pactSchema, input);
   return qatBuilder({
     algorithm: 'pact',
-    settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),
-    weight: (site) => (site.bits >= 8 ? int8WeightQuantizer(site) : new DorefaWeightQuantizer(site.id, site.bits, site.weight, p.weights.scale)),
+    settings: qatSettings(p, scopes),
+    weight: (site) => dorefaWeightQuantizer(site, p.weights.scale),
     activation: (site) =>
       new PactQuantizer(site.id, site.bits, {
         alphaInit: p.activations.alphaInit,

@@ -7,7 +7,6 @@ import {
   parseWithSchema,
   scopeFilter,
   TensorpressError,
-  z,
   type AlgorithmDefinition,
   type AlgorithmStatistics,
   type CompressionBuilder,
@@ -16,15 +15,15 @@ import {
   type Json,
   type ParamData,
 } from '@tensorpress/core-tensor';
-import { quantDefinition } from './internal/definition.js';
+import { z } from 'zod';
 import { fakeQuantize } from './fake-quantize.js';
-import { qatBuilder } from './internal/qat.js';
-import type { ActivationStats, Grid, Quantizer } from './internal/quantizer.js';
-import { AsymmetricQuantizer, SymmetricQuantizer, type ScopeOptions } from './quantization.js';
-import { int8WeightQuantizer } from './dorefa.js';
 import { roundHalfEven } from './quant-params.js';
-
-const bits = z.number().int().min(2).max(8);
+import { AsymmetricQuantizer, SymmetricQuantizer, int8WeightQuantizer } from './qat/affine-quantizers.js';
+import { qatBuilder } from './qat/controller.js';
+import { quantDefinition } from './qat/definition.js';
+import type { Grid, Quantizer } from './qat/quantizer.js';
+import { bitsSchema, quantizeBiasSchema, quantModeSchema, unifiedScalesSchema } from './qat/schema.js';
+import type { ScopeOptions } from './qat/settings.js';
 
 /** Options of {@link quantizePostTraining} (and of the `post_training_quantization` algorithm). */
 export const ptqSchema = z
@@ -38,17 +37,15 @@ export const ptqSchema = z
     batchSize: z.number().int().positive().default(64),
     percentile: z.number().gt(50).max(100).default(99.99),
     weights: z
-      .object({ bits: bits.default(8), perChannel: z.boolean().default(true) })
+      .object({ bits: bitsSchema.default(8), perChannel: z.boolean().default(true) })
       .strict()
       .default({ bits: 8, perChannel: true }),
     activations: z
-      .object({ bits: bits.default(8), mode: z.enum(['symmetric', 'asymmetric']).default('asymmetric') })
+      .object({ bits: bitsSchema.default(8), mode: quantModeSchema.default('asymmetric') })
       .strict()
       .default({ bits: 8, mode: 'asymmetric' }),
-    /** Store biases as int32 at scale s_x·s_w (integer runtimes need it); false keeps them float. */
-    quantizeBias: z.boolean().default(true),
-    /** Which ops' inputs share one quantizer (see the `quantization` algorithm): `add_concat`, `concat`, `none`. */
-    unifiedScales: z.enum(['add_concat', 'concat', 'none']).default('add_concat'),
+    quantizeBias: quantizeBiasSchema,
+    unifiedScales: unifiedScalesSchema,
     /** Fold BatchNormalization into the weights before quantizing (per-tensor weights need it). */
     foldBatchNorm: z.boolean().default(true),
     /** Re-estimate BN statistics with quantized weights on the calibration data (AdaBN) before folding. */
@@ -304,5 +301,3 @@ function correctBias(float: Graph, quantized: Graph, data: Dataset, p: PtqParams
 
 /** The `post_training_quantization` algorithm for pipeline configs (calibrated by `initialize`). */
 export const postTrainingQuantizationDefinition: AlgorithmDefinition<PtqParams> = quantDefinition('post_training_quantization', 'INT8 post-training quantization: min-max, percentile, KL or MSE calibration; static or dynamic', ptqSchema, postTrainingQuantization);
-
-export type { ActivationStats };

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { z} from '@tensorpress/core-tensor';
-import { quantDefinition } from './internal/definition.js';
 import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
-import { learnedScaleBuilder, learnedScaleSchema } from './internal/learned-scale.js';
-import { AffineQuantizer, channelVariable, signedFromStats, thresholdFromStats, varName, weightAbsMax, type ActivationStats } from './internal/quantizer.js';
-import type { QuantSpec } from './quant-params.js';
+import type { z } from 'zod';
 import type { ScaleFrom } from './internal/scale-from.js';
-import type { ScopeOptions } from './quantization.js';
+import type { QuantSpec } from './quant-params.js';
+import { quantDefinition } from './qat/definition.js';
+import { learnedScaleBuilder, learnedScaleSchema } from './qat/learned-scale.js';
+import { AffineQuantizer, channelVariable, signedFromStats, thresholdFromStats, varName, weightAbsMax, type ActivationStats } from './qat/quantizer.js';
+import type { ScopeOptions } from './qat/settings.js';
 
 /**
  * TQT quantizer (Jain et al., "Trained Quantization Thresholds", 2020): the learned parameter is

@@ -1,9 +1,9 @@
 /**
  * Private test helpers shared by every package's tests: seeded tensors, closeness checks in the
- * three tiers of DESIGN §5, SQNR, and a tensor-leak guard.
+ * three tiers of DESIGN §5, SQNR, a tensor-leak guard, and the check of a package's algorithm list.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { TensorpressError, createRng, runGraph, type Graph, type ParamData } from '@tensorpress/core-tensor';
+import { TensorpressError, createRng, runGraph, type AnyAlgorithmDefinition, type Graph, type ParamData } from '@tensorpress/core-tensor';
 import { expect } from 'vitest';
 
 /** Uniform random values in [lo, hi) from a seed (test fixtures only). */
@@ -132,4 +132,57 @@ export async function rejectionOf(p: Promise<unknown>): Promise<TensorpressError
     return e as TensorpressError;
   }
   throw new Error('expected an error');
+}
+
+function looksLikeDefinition(v: unknown): v is AnyAlgorithmDefinition {
+  if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return false;
+  const d = v as Record<string, unknown>;
+  return typeof d['algorithm'] === 'string' && typeof d['create'] === 'function' && typeof (d['schema'] as { safeParse?: unknown } | undefined)?.safeParse === 'function';
+}
+
+/** `filter_pruning` -> `filterPruning`: the builder's name; the definition's is that plus `Definition`. */
+function camelCase(algorithm: string): string {
+  return algorithm.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/**
+ * Checks a technique package against the definition convention (root README, "Adding a package"):
+ * its `<package>Algorithms` list holds every algorithm definition the package exports and nothing
+ * else, with unique names; each definition is exported as `<algorithm>Definition` beside a plain
+ * builder function `<algorithm>` (both camelCase), names `packageName`, and has a schema that
+ * parses `{}` (every parameter optional) to parameters that parse back to themselves (`create`
+ * receives validated parameters, which builders validate again); `create` and the builder, given
+ * the defaults, make a builder of that algorithm.
+ */
+export function expectAlgorithmList(mod: Readonly<Record<string, unknown>>, listName: string, packageName: string): void {
+  const list = mod[listName];
+  expect(Array.isArray(list), `${listName} is an array`).toBe(true);
+  const definitions = list as readonly unknown[];
+  expect(definitions.length, `${listName} is not empty`).toBeGreaterThan(0);
+  const names = new Set<string>();
+  for (const d of definitions) {
+    expect(looksLikeDefinition(d), `${listName} holds only algorithm definitions`).toBe(true);
+    const def = d as AnyAlgorithmDefinition;
+    expect(names.has(def.algorithm), `algorithm "${def.algorithm}" is listed once`).toBe(false);
+    names.add(def.algorithm);
+    const builderName = camelCase(def.algorithm);
+    expect(mod[`${builderName}Definition`], `${builderName}Definition is exported and listed`).toBe(def);
+    expect(def.packageName).toBe(packageName);
+    expect(Number.isInteger(def.version) && def.version >= 1, `${def.algorithm}: version is a positive integer`).toBe(true);
+    expect(def.description.length).toBeGreaterThan(0);
+    const parsed = def.schema.safeParse({});
+    expect(parsed.success, `${def.algorithm}: every parameter is optional`).toBe(true);
+    const again = def.schema.safeParse(parsed.data);
+    expect(again.success, `${def.algorithm}: validated parameters are valid input`).toBe(true);
+    expect(again.data).toEqual(parsed.data);
+    const created = def.create({ algorithm: def.algorithm, version: def.version, params: parsed.data, ignoredScopes: [], targetScopes: [] });
+    expect(created.algorithm).toBe(def.algorithm);
+    const builder = mod[builderName];
+    expect(typeof builder, `${builderName} is a plain builder function`).toBe('function');
+    expect(looksLikeDefinition(builder), `${builderName} is not itself a definition`).toBe(false);
+    expect((builder as () => { algorithm: string })().algorithm).toBe(def.algorithm);
+  }
+  for (const [name, value] of Object.entries(mod)) {
+    if (looksLikeDefinition(value)) expect(definitions.includes(value), `export ${name} is in ${listName}`).toBe(true);
+  }
 }

@@ -3,7 +3,7 @@ import type { Json } from '@tensorpress/core-tensor';
 import { TensorpressError } from '@tensorpress/core-tensor';
 import { fakeQuantize, type SteVariant } from '../fake-quantize.js';
 import { integerRange, tensorRange, MIN_SCALE, type QuantSpec } from '../quant-params.js';
-import { scaleFromTensor, type ScaleFrom } from './scale-from.js';
+import { scaleFromTensor, type ScaleFrom } from '../internal/scale-from.js';
 
 /** The integer grid a quantizer's output lies on (what strip() stores). */
 export interface Grid {

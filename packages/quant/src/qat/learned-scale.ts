@@ -1,21 +1,21 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { z, type CompressionBuilder } from '@tensorpress/core-tensor';
+import type { CompressionBuilder } from '@tensorpress/core-tensor';
+import { z } from 'zod';
 import type { QuantSpec } from '../quant-params.js';
-import { qatCommonSchema, qatSettings, type ScopeOptions } from '../quantization.js';
-import { qatBuilder } from './qat.js';
+import { qatBuilder } from './controller.js';
 import type { Quantizer } from './quantizer.js';
-
-const bits = z.number().int().min(2).max(8);
+import { bitsSchema, qatCommonSchema } from './schema.js';
+import { qatSettings, type ScopeOptions } from './settings.js';
 
 /** Parameters of a learned-scale method (TQT, LSQ): weight and activation bits, per-channel weights, forced signedness. */
 export function learnedScaleSchema(defaultBits: number) {
   return z
     .object({
       weights: z
-        .object({ bits: bits.default(defaultBits), perChannel: z.boolean().default(false) })
+        .object({ bits: bitsSchema.default(defaultBits), perChannel: z.boolean().default(false) })
         .strict()
         .default({ bits: defaultBits, perChannel: false }),
-      activations: z.object({ bits: bits.default(defaultBits), signed: z.boolean().optional() }).strict().default({ bits: defaultBits }),
+      activations: z.object({ bits: bitsSchema.default(defaultBits), signed: z.boolean().optional() }).strict().default({ bits: defaultBits }),
       ...qatCommonSchema,
     })
     .strict();
@@ -37,7 +37,7 @@ export type LearnedScaleQuantizer = new (
 export function learnedScaleBuilder(algorithm: string, Q: LearnedScaleQuantizer, p: LearnedScaleParams, scopes: ScopeOptions): CompressionBuilder {
   return qatBuilder({
     algorithm,
-    settings: qatSettings(p, { weightBits: p.weights.bits, activationBits: p.activations.bits, perChannel: p.weights.perChannel }, scopes),
+    settings: qatSettings(p, scopes),
     weight: (site) =>
       new Q(site.id, 'weight', { bits: site.bits, mode: 'symmetric', signed: true, narrowRange: true }, { w: site.weight, axis: site.perChannel ? site.axis : undefined }),
     activation: (site) =>

@@ -1,5 +1,6 @@
-import type { AlgorithmDefinition, CompressionBuilder, z } from '@tensorpress/core-tensor';
-import type { ScopeOptions } from '../quantization.js';
+import type { AlgorithmDefinition, CompressionBuilder } from '@tensorpress/core-tensor';
+import type { z } from 'zod';
+import type { ScopeOptions } from './settings.js';
 
 /** The pipeline-config definition of one of this package's algorithms (config version 1). */
 export function quantDefinition<S extends z.ZodType>(

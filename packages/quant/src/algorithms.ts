@@ -1,0 +1,16 @@
+import { dorefaDefinition } from './dorefa.js';
+import { lsqDefinition } from './lsq.js';
+import { pactDefinition } from './pact.js';
+import { postTrainingQuantizationDefinition } from './ptq.js';
+import { quantizationDefinition } from './quantization.js';
+import { tqtDefinition } from './tqt.js';
+
+/** Every algorithm definition of this package: what the CLI discovers, and what `parsePipelineConfig` / `createBuilders` take. */
+export const quantAlgorithms = [
+  quantizationDefinition,
+  dorefaDefinition,
+  pactDefinition,
+  tqtDefinition,
+  lsqDefinition,
+  postTrainingQuantizationDefinition,
+] as const;
