@@ -1,6 +1,6 @@
 import { GraphError } from './errors.js';
 import { Graph, type AttrValue, type Dim, type DType, type Node, type Param, type TensorInfo } from './graph.js';
-import { getOp } from './ops.js';
+import { getOp } from './ops/registry.js';
 import { createRng, type Rng } from './random.js';
 
 /** Weight initialisers. `he` = Kaiming normal (fan-in, gain √2); `glorot` = Xavier uniform. */

@@ -29,7 +29,8 @@ export type ErrorCode =
   | 'ONNX_RUNTIME_UNAVAILABLE'
   | 'TARGET_UNREACHABLE'
   | 'NOTHING_PRUNABLE'
-  | 'QUANT_NONFINITE';
+  | 'QUANT_NONFINITE'
+  | 'OP_CONFLICT';
 
 /** Base class of every error tensorpress throws on purpose. */
 export class TensorpressError extends Error {

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GraphError, TensorpressError } from './errors.js';
 import type { Graph, Param, ParamData } from './graph.js';
 import { type Hook, type HookContext, type InsertionPoint, pointKey } from './hooks.js';
-import { getOp, type ForwardContext } from './ops.js';
+import { getOp, type ForwardContext } from './ops/registry.js';
 import { createRng, type Rng } from './random.js';
 
 /** Inputs of a run: one tensor for a single-input graph, or tensors by input name. */

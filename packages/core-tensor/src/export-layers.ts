@@ -5,7 +5,7 @@
  */
 import { TensorpressError } from './errors.js';
 import type { Dim, Graph, Node } from './graph.js';
-import { convGeometry } from './ops.js';
+import { convGeometry } from './ops/conv.js';
 import { numAttr, intsAttr, strAttr, window2d } from './attrs.js';
 
 /** One weight entry of {@link LayersArtifacts}. */

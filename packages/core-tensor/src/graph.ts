@@ -1,5 +1,5 @@
 import { GraphError, TensorpressError } from './errors.js';
-import { getOp } from './ops.js';
+import { getOp } from './ops/registry.js';
 
 /** Element types a graph value or parameter can have. */
 export type DType = 'float32' | 'int32' | 'int8' | 'uint8';
@@ -19,7 +19,7 @@ export type AttrValue = number | string | boolean | readonly number[] | readonly
 
 /**
  * One operation. `op` uses ONNX's vocabulary; layouts are NHWC inside
- * (see the op table in ops.ts for each op's inputs, weights and attributes).
+ * (see the op families in ops/ for each op's inputs, weights and attributes).
  */
 export interface Node {
   readonly name: string;

@@ -7,7 +7,7 @@
  */
 import { GraphError, TensorpressError, jsonPath } from './errors.js';
 import { Graph, sizeOf, type AttrValue, type Dim, type Node, type Param, type TensorInfo } from './graph.js';
-import { getOp } from './ops.js';
+import { getOp } from './ops/registry.js';
 
 /** A tensor as tfjs hands it out (only what the importer reads). */
 export interface LayersTensorLike {

@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { GraphError, TensorpressError, jsonPath } from './errors.js';
 import { ioError, nodeFs, releaseTemp, writeTemp, type Fs } from './files.js';
 import { Graph, allocParamData, dtypeBytes, type AttrValue, type DType, type Node, type Param, type ParamData } from './graph.js';
-import { getOp } from './ops.js';
+import { getOp } from './ops/registry.js';
 
 /** The `format` field of a saved graph. */
 export const GRAPH_FORMAT = 'tensorpress.graph';

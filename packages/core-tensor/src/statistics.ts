@@ -1,7 +1,7 @@
 import { intsAttr } from './attrs.js';
 import { ConfigError } from './errors.js';
 import { dtypeBytes, sizeOf, type Dim, type DType, type Graph, type Node } from './graph.js';
-import { convGeometry } from './ops.js';
+import { convGeometry } from './ops/conv.js';
 
 /** A bit width per node: a function of the node (undefined falls back to the inferred width), or a record by node name. */
 export type BitsOverride = ((node: Node) => number | undefined) | Readonly<Record<string, number>>;

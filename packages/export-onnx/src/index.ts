@@ -11,5 +11,8 @@ export { DEFAULT_READ_LIMITS } from './limits.js';
 export type { ReadLimits } from './limits.js';
 export { checkParity } from './parity.js';
 export type { ParityOptions, ParityReport, OutputParity } from './parity.js';
+export { toIntegerOps, clampFoldsIntoQuantizer, INTEGER_OPS } from './integer-ops.js';
+export type { IntegerOpsResult, IntegerSkip } from './integer-ops.js';
+export { registerIntegerOps } from './integer-kernels.js';
 export { ortLatency } from './latency.js';
 export type { LatencyOptions, LatencyResult } from './latency.js';

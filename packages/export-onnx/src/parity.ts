@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, TensorpressError, toIntegerOps, type Feeds, type Graph } from '@tensorpress/core-tensor';
+import { Executor, TensorpressError, type Feeds, type Graph } from '@tensorpress/core-tensor';
+import { toIntegerOps } from './integer-ops.js';
 import { loadOrt } from './internal/ort.js';
 import { NHWC_TO_NCHW } from './layout.js';
 

@@ -1,4 +1,4 @@
-import { clampFoldsIntoQuantizer } from '@tensorpress/core-tensor';
+import { clampFoldsIntoQuantizer } from './integer-ops.js';
 import type { OAttr, OModel, ONode, OTensor } from './internal/ir.js';
 import { DT, rawBytes } from './internal/proto.js';
 
@@ -6,7 +6,7 @@ import { DT, rawBytes } from './internal/proto.js';
  * Rewrites a QDQ model into the QOperator form, node by node, where the pattern allows:
  *
  * - DQ(x_q) → Conv(DQ(w_q), bias) [→ Relu|Clip] → Q  ⇒  QLinearConv (the Relu or Clip folds in where
- *   the output's range makes it redundant, onnxruntime's rule: core's `clampFoldsIntoQuantizer`).
+ *   the output's range makes it redundant, onnxruntime's rule: `clampFoldsIntoQuantizer`).
  * - DQ(x_q) → Gemm/MatMul(DQ(w_q)) → Q, no bias  ⇒  QLinearMatMul.
  * - DQ(x_q) → Gemm/MatMul(DQ(w_q), bias) with a float output  ⇒  MatMulInteger → Cast → Mul(s_x·s_w) → Add(bias).
  * - DynamicQuantizeLinear → DQ → Gemm/MatMul/Conv  ⇒  MatMulInteger / ConvInteger with the runtime scale.
@@ -97,7 +97,7 @@ class QOperatorPass {
 
   /**
    * The single Q that consumes `v`, directly or after a Relu or Clip that the Q's saturation
-   * stands for (core's `clampFoldsIntoQuantizer`, onnxruntime's rule).
+   * stands for (`clampFoldsIntoQuantizer`, onnxruntime's rule).
    */
   private outputQ(v: string): { q: ONode; clamp?: ONode } | undefined {
     const sole = (value: string): ONode | undefined => {

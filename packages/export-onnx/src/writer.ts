@@ -1,5 +1,4 @@
 import {
-  INTEGER_OPS,
   TensorpressError,
   intsAttr,
   numAttr,
@@ -22,6 +21,7 @@ import {
   permuteShape,
   transposeData,
 } from './layout.js';
+import { INTEGER_OPS } from './integer-ops.js';
 import { toQOperator } from './qoperator.js';
 
 /** Options of {@link toOnnx}. */

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, referenceModels, toIntegerOps, useBackend } from '@tensorpress/core-tensor';
+import { Executor, referenceModels, useBackend } from '@tensorpress/core-tensor';
 import { loadMnist } from '@tensorpress/datasets';
-import { checkParity, fromOnnx, toOnnx } from '@tensorpress/export-onnx';
+import { checkParity, fromOnnx, toIntegerOps, toOnnx } from '@tensorpress/export-onnx';
 import { errorOf, maxAbsDiff, seededArray } from '@tensorpress/test-utils';
 import onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';

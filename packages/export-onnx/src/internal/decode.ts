@@ -1,9 +1,9 @@
 import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { TensorpressError } from '@tensorpress/core-tensor';
+import { TensorpressError, type AttrValue } from '@tensorpress/core-tensor';
 import type { ReadLimits } from '../limits.js';
 import type { onnx } from 'onnx-proto';
-import { DT, proto, toNum, unpackInt4 } from './proto.js';
+import { AT, DT, proto, toNum, unpackInt4 } from './proto.js';
 
 /** A constant tensor read from the file (initializer or Constant node). int64 travels as numbers. */
 export interface Konst {
@@ -187,4 +187,40 @@ function safeInt(b: bigint, field: string): number {
     invalid(field, `int64 value ${b} is out of range`);
   }
   return v;
+}
+
+function attrValue(a: onnx.IAttributeProto, field: string): AttrValue | Konst | undefined {
+  switch (a.type) {
+    case AT.FLOAT:
+      return a.f ?? 0;
+    case AT.INT:
+      return toNum(a.i ?? 0, field);
+    case AT.STRING:
+      return new TextDecoder().decode(a.s ?? new Uint8Array());
+    case AT.FLOATS:
+      return [...(a.floats ?? [])];
+    case AT.INTS:
+      return (a.ints ?? []).map((v, i) => toNum(v, `${field}[${i}]`));
+    case AT.STRINGS:
+      return (a.strings ?? []).map((s) => new TextDecoder().decode(s));
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A node's attributes by name: numbers, strings and their lists as core attribute values, tensors
+ * decoded (and counted against the limits) as {@link Konst}s; graph-valued attributes are left out.
+ */
+export function decodeAttrs(n: onnx.INodeProto, ctx: TensorContext): Record<string, AttrValue | Konst> {
+  const out: Record<string, AttrValue | Konst> = {};
+  (n.attribute ?? []).forEach((a, i) => {
+    const field = `node "${n.name}" attribute ${a.name ?? i}`;
+    if (a.type === AT.TENSOR && a.t) out[a.name ?? ''] = decodeTensor(a.t, field, ctx);
+    else {
+      const v = attrValue(a, field);
+      if (v !== undefined) out[a.name ?? ''] = v;
+    }
+  });
+  return out;
 }

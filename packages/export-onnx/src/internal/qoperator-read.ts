@@ -59,7 +59,7 @@ function isDefaultDomain(d: string | null | undefined): boolean {
  * `DQ(x) → Conv(DQ(w), DQ(B, x_scale·w_scale)) → Q(y_scale, y_zp)`, and likewise QLinearMatMul,
  * onnxruntime's QLinearAdd/Mul/GlobalAveragePool/AveragePool/Concat (com.microsoft), and
  * MatMulInteger/ConvInteger followed by a Cast to float (dequantized with scale 1 and their zero
- * points). core-tensor's `toIntegerOps` fuses the convolutions back for integer-exact runs. New
+ * points). `toIntegerOps` fuses the convolutions back for integer-exact runs. New
  * constants go into `konsts`; `taken` holds every name in use and receives the new ones.
  * Nodes that cannot be expanded come back in `skipped` with the reason.
  */

@@ -1,6 +1,5 @@
-import type { FoldSkip } from './fold-batchnorm.js';
-import { qRange } from './ops.js';
-import type { Graph, Node, Param } from './graph.js';
+import { qRange, type FoldSkip, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
+import { registerIntegerOps } from './integer-kernels.js';
 
 /** A quantized op that {@link toIntegerOps} left in float Q/DQ form, and why (node, reason). */
 export type IntegerSkip = FoldSkip;
@@ -198,9 +197,12 @@ export const INTEGER_OPS: ReadonlySet<string> = new Set(['QLinearConv', 'QGemm',
  * codes is exact). The result matches onnxruntime's integer kernels code for code, where float
  * arithmetic on dequantized values rounds a few ties the other way.
  *
- * The graph is not modified. DequantizeLinear nodes that nothing reads any more are dropped.
+ * The graph is not modified. DequantizeLinear nodes that nothing reads any more are dropped. The
+ * integer ops are registered with core's executor first ({@link registerIntegerOps}).
  */
 export function toIntegerOps(graph: Graph): IntegerOpsResult {
+  // The rewritten graph holds the integer ops: core must know them before it is validated.
+  registerIntegerOps();
   const replaced = new Map<string, Node>();
   const removed = new Set<string>();
   const fused: string[] = [];

@@ -1,10 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { clampFoldsIntoQuantizer, createGraph, runGraph, toIntegerOps, useBackend, type Feeds, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
+import { createGraph, runGraph, useBackend, type Feeds, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
+import { clampFoldsIntoQuantizer, registerIntegerOps, toIntegerOps } from '@tensorpress/export-onnx';
 import { expectNoLeak, expectParamsUntouched, seededArray, snapshotParams } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 beforeAll(async () => {
   await useBackend('wasm');
+  // The graphs below hold integer ops directly, not only through toIntegerOps.
+  registerIntegerOps();
 });
 
 const f32 = (name: string, ...v: number[]): Param => ({ name, shape: v.length === 1 ? [] : [v.length], dtype: 'float32', data: Float32Array.from(v), trainable: false });
