@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm run pack-smoke`: proves the published artifacts work on their own.
-//  1. clean-builds (tsconfig.build.json -> dist) and `npm pack`s core-tensor and datasets;
+//  1. clean-builds (tsconfig.build.json -> dist) and `npm pack`s kernels, core-tensor and datasets;
 //  2. creates an empty npm project in the OS temp dir (outside the repo, so no workspace
 //     symlink or hoisted package can leak in) and installs only those tarballs plus the
 //     tfjs peers, at the versions of the root lockfile (`--prefer-offline`: from the npm cache);
@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildForPublish, publishablePackages, repoRoot, run } from './lib/workspace.mjs';
 
-const PACKAGES = ['@tensorpress/core-tensor', '@tensorpress/datasets'];
+// core-tensor's tarball needs the kernels tarball installed beside it (a regular dependency).
+const PACKAGES = ['@tensorpress/kernels', '@tensorpress/core-tensor', '@tensorpress/datasets'];
 const PEERS = ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-layers'];
 const keep = process.argv.includes('--keep');
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';

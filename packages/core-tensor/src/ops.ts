@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { hasArrayKernel, registerArrayKernel } from '@tensorpress/kernels';
 import { intsAttr, numAttr, strAttr, window2d, windowOut } from './attrs.js';
-import { hasArrayKernel, registerArrayKernel } from './array-kernels.js';
 import { GraphError } from './errors.js';
 import type { Dim, DType, Graph, Node, TensorInfo } from './graph.js';
 

@@ -3,33 +3,25 @@
  * per-channel correlation of x with dy summed over the batch; tfjs' cpu kernel needed 6-9 s for a
  * 64×14×14×96 map, these loops (eight channels in float64 locals per tap) ~60 ms. Any stride,
  * dilation, padding and channel multiplier; the geometry comes from the forward op's conv info.
- * (wasm uses the stacked-batch depthwise conv in grad-kernels.ts instead, ~1.3x faster there.)
+ * (wasm uses the stacked-batch depthwise conv in wasm-conv-gradients.ts instead, ~1.3x faster there.)
  */
-import * as tf from '@tensorflow/tfjs-core';
-import type { Impl } from './kernels-scope.js';
-import { need, pair } from './kernels-scope.js';
+import type { Conv2DInfo } from './conv-info.js';
+import { checkDy, convInfo } from './conv-info.js';
+import type { Impl } from './scope.js';
+import { need } from './scope.js';
 
-export const depthwiseBackpropFilter: Impl = (s, inputs, attrs) => {
+/** `DepthwiseConv2dNativeBackpropFilter` on cpu, any multiplier. */
+export const cpuDepthwiseBackpropFilter: Impl = (s, inputs, attrs) => {
   const x = need(inputs, 'x');
   const dy = need(inputs, 'dy');
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    attrs['filterShape'] as [number, number, number, number],
-    pair(attrs['strides'], 1),
-    pair(attrs['dilations'], 1),
-    attrs['pad'] as 'valid',
-    attrs['dimRoundingMode'] as 'floor' | undefined,
-    true,
-  );
+  const info = convInfo(x.shape, attrs['filterShape'] as number[], attrs, true);
+  checkDy(dy, info, 'DepthwiseConv2dNativeBackpropFilter');
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   const m = info.outChannels / c;
   const top = info.padInfo.top;
   const left = info.padInfo.left;
   const cm = c * m;
-  if (dy.shape[0] !== n || dy.shape[1] !== oh || dy.shape[2] !== ow || dy.shape[3] !== cm) {
-    throw new Error(`DepthwiseConv2dNativeBackpropFilter: dy has shape [${dy.shape.join(',')}], expected [${info.outShape.join(',')}]`);
-  }
 
   const { info: out, values: dW } = s.output([kh, kw, c, m], 'float32');
   const xv = s.values(x);
@@ -64,8 +56,6 @@ export const depthwiseBackpropFilter: Impl = (s, inputs, attrs) => {
   dW.set(acc);
   return out;
 };
-
-type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 
 /** Multiplier 1: per tap, eight channels accumulate in locals over every output pixel. */
 function blockedM1(xv: ArrayLike<number>, gv: ArrayLike<number>, acc: Float64Array, info: Conv2DInfo): void {

@@ -6,8 +6,8 @@
  * batches one by one otherwise, each through the original kernel's fast path.
  */
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import type { Scope } from './kernels-scope.js';
-import { matMulArgs } from './kernels-scope.js';
+import type { Scope } from './scope.js';
+import { matMulArgs } from './scope.js';
 import type { NamedAttrMap, NamedTensorInfoMap } from '@tensorflow/tfjs-core';
 
 export function batchMatMul(s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttrMap, original: KernelFunc): TensorInfo {

@@ -7,10 +7,11 @@
  * multiply-adds: forward 2-3x faster (e.g. 243 → 115 ms for 64×14×14, 16→32, 3×3), weight
  * gradient ~150x. NHWC float32 only; anything else keeps tfjs' kernel.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
-import type { Scope } from './kernels-scope.js';
-import { need, pair } from './kernels-scope.js';
+import type { Conv2DInfo } from './conv-info.js';
+import { checkDy, convInfo } from './conv-info.js';
+import type { Scope } from './scope.js';
+import { need } from './scope.js';
 
 export function cpuConv2d(s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttrMap, original: KernelFunc): TensorInfo {
   const x = need(inputs, 'x');
@@ -21,8 +22,6 @@ export function cpuConv2d(s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttr
   conv2dNhwc(new Float64Array(s.values(x)), new Float64Array(s.values(filter)), y, info);
   return out;
 }
-
-type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 
 /** y = conv(x, w) in NHWC, any stride, dilation and padding from `info`. */
 function conv2dNhwc(x: Float64Array, w: Float64Array, y: ArrayLike<number> & { [i: number]: number }, info: Conv2DInfo): void {
@@ -95,26 +94,6 @@ function conv2dNhwc(x: Float64Array, w: Float64Array, y: ArrayLike<number> & { [
         }
       }
     }
-  }
-}
-
-/** Geometry of a conv kernel call (forward or gradient), NHWC. */
-function convInfo(inShape: number[], filterShape: number[], attrs: NamedAttrMap): Conv2DInfo {
-  return tf.backend_util.computeConv2DInfo(
-    inShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    pair(attrs['strides'], 1),
-    pair(attrs['dilations'], 1),
-    attrs['pad'] as 'valid',
-    attrs['dimRoundingMode'] as 'floor' | undefined,
-    false,
-    'channelsLast',
-  );
-}
-
-function checkDy(dy: TensorInfo, info: Conv2DInfo, kernel: string): void {
-  if (dy.shape.length !== 4 || dy.shape.some((d, i) => d !== info.outShape[i])) {
-    throw new Error(`${kernel}: dy has shape [${dy.shape.join(',')}], expected [${info.outShape.join(',')}]`);
   }
 }
 

@@ -12,8 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
-import type { Scope } from './kernels-scope.js';
-import { leadingReduceArgs, need } from './kernels-scope.js';
+import type { Scope } from './scope.js';
+import { leadingReduceArgs, need } from './scope.js';
 
 /** Binary kernels (inputs `a`, `b`, NumPy broadcasting) that get the leading-1s fast path. */
 export const BROADCAST_BINARY_KERNELS = [

@@ -7,8 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
-import type { Scope } from './kernels-scope.js';
-import { matMulArgs, need } from './kernels-scope.js';
+import type { Scope } from './scope.js';
+import { matMulArgs, need } from './scope.js';
 
 export function cpuBatchMatMul(s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttrMap, original: KernelFunc): TensorInfo {
   const args = matMulArgs(inputs, attrs);
