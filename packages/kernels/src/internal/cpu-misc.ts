@@ -3,10 +3,12 @@
  * and their gradients), MaxPool, Relu and Step (the relu gradient). tfjs' cpu versions index
  * through variable strides (matmul), per-element window bookkeeping (pooling) or an operator
  * closure shared by all unary kernels; these are monomorphic loops (matmul: eight outputs in
- * float64 locals, 5-10x faster). float32 only; anything else keeps tfjs' kernel.
+ * float64 locals by dot-lanes.ts, 5-10x faster). float32 only; anything else keeps tfjs' kernel.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { dotLanes } from './dot-lanes.js';
+import type { DotWalk } from './dot-lanes.js';
 import type { Scope } from './scope.js';
 import { matMulArgs, need } from './scope.js';
 
@@ -37,52 +39,17 @@ export function cpuBatchMatMul(s: Scope, inputs: NamedTensorInfoMap, attrs: Name
         B.set(bv.subarray(off, off + k * n));
       }
     }
-    gemm(A, B, out, t * m * n, m, k, n);
+    gemm(A, B, out as Float32Array, t * m * n, m, k, n);
   }
   return info;
 }
 
-function gemm(A: Float64Array, B: Float64Array, out: { [i: number]: number }, base: number, m: number, k: number, n: number): void {
-  const n8 = n - (n % 8);
+/** out[base + i·n + j] = Σ_q A[i·k + q] · B[q·n + j]: one run of k steps per row of A. */
+function gemm(A: Float64Array, B: Float64Array, out: Float32Array, base: number, m: number, k: number, n: number): void {
+  const walk: DotWalk = { a: A, aStarts: new Int32Array(1), aStep: 1, aLane: 0, b: B, bStarts: new Int32Array(1), bStep: n, runs: 1, length: k };
   for (let i = 0; i < m; i++) {
-    const ar = i * k;
-    const or = base + i * n;
-    for (let j = 0; j < n8; j += 8) {
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      let s4 = 0;
-      let s5 = 0;
-      let s6 = 0;
-      let s7 = 0;
-      let bo = j;
-      for (let q = 0; q < k; q++) {
-        const v = A[ar + q]!;
-        s0 += v * B[bo]!;
-        s1 += v * B[bo + 1]!;
-        s2 += v * B[bo + 2]!;
-        s3 += v * B[bo + 3]!;
-        s4 += v * B[bo + 4]!;
-        s5 += v * B[bo + 5]!;
-        s6 += v * B[bo + 6]!;
-        s7 += v * B[bo + 7]!;
-        bo += n;
-      }
-      out[or + j] = s0;
-      out[or + j + 1] = s1;
-      out[or + j + 2] = s2;
-      out[or + j + 3] = s3;
-      out[or + j + 4] = s4;
-      out[or + j + 5] = s5;
-      out[or + j + 6] = s6;
-      out[or + j + 7] = s7;
-    }
-    for (let j = n8; j < n; j++) {
-      let s0 = 0;
-      for (let q = 0; q < k; q++) s0 += A[ar + q]! * B[q * n + j]!;
-      out[or + j] = s0;
-    }
+    walk.aStarts[0] = i * k;
+    dotLanes(out, base + i * n, n, walk);
   }
 }
 
