@@ -9,7 +9,8 @@
  * backend's own (XNNPACK on wasm) forward kernels (internal/wasm-conv-gradients.ts); on cpu they
  * are register-blocked loops (internal/cpu-conv.ts, internal/cpu-depthwise.ts). MaxPoolGrad and
  * Tile are memory-bound and run as typed-array loops on both (internal/max-pool-grad.ts,
- * internal/tile.ts); BatchMatMul is steered onto wasm's fast path (internal/wasm-matmul.ts).
+ * internal/tile.ts); BatchMatMul is one kernel for both (internal/matmul.ts): XNNPACK's fast path
+ * on wasm, a register-blocked loop on cpu.
  *
  * Kernel functions obtained with `tf.getKernel` run untaped, so nothing here is recorded for
  * higher-order gradients; intermediates are raw backend data released with `disposeData`.
@@ -21,14 +22,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { cpuConv2d, cpuConv2dBackpropFilter, cpuConv2dBackpropInput } from './internal/cpu-conv.js';
 import { cpuDepthwiseBackpropFilter } from './internal/cpu-depthwise.js';
-import { ARITHMETIC_KERNELS, BROADCAST_BINARY_KERNELS, arithmetic, broadcastBinary, leadingReduce } from './internal/cpu-elementwise.js';
-import { cpuBatchMatMul, cpuMaxPool, cpuRelu, cpuStep } from './internal/cpu-misc.js';
+import { ARITHMETIC_KERNELS, BROADCAST_BINARY_KERNELS, arithmetic, broadcastBinary, cpuRelu, cpuStep, leadingReduce } from './internal/cpu-elementwise.js';
+import { cpuMaxPool } from './internal/cpu-max-pool.js';
+import { batchMatMul } from './internal/matmul.js';
 import { maxPoolGrad } from './internal/max-pool-grad.js';
 import type { Impl, Scope } from './internal/scope.js';
 import { kernelFunc, need } from './internal/scope.js';
 import { tile } from './internal/tile.js';
 import { conv2dBackpropFilter, conv2dBackpropInput, depthwiseBackpropFilter, depthwiseBackpropInput } from './internal/wasm-conv-gradients.js';
-import { batchMatMul } from './internal/wasm-matmul.js';
 import { wasmLeadingReduce } from './internal/wasm-reduce.js';
 
 /** Marks kernel configs we registered, so re-registration is idempotent across package copies. */
@@ -224,7 +225,6 @@ const SPECS: Readonly<Record<FastGradientKernel, Spec>> = {
 const CPU_SPECS: Partial<Record<FastGradientKernel, Spec>> = {
   Conv2DBackpropFilter: { requires: [], impl: wraps(cpuConv2dBackpropFilter) },
   Conv2DBackpropInput: { requires: [], impl: wraps(cpuConv2dBackpropInput) },
-  BatchMatMul: { requires: [], impl: wraps(cpuBatchMatMul) },
   DepthwiseConv2dNativeBackpropFilter: { requires: [], impl: cpuDepthwiseBackpropFilter },
 };
 
