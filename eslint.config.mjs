@@ -21,20 +21,25 @@ const TEST_FILES = ['packages/*/test/**/*.ts'];
 
 /** Who may import whom: DESIGN.md section 1. */
 const sourceConstraints = [
-  // core-tensor imports no workspace package.
-  { sourceTag: 'scope:core', onlyDependOnLibsWithTags: [] },
+  // kernels, the bottom package, imports no workspace package.
+  { sourceTag: 'scope:kernels', onlyDependOnLibsWithTags: [] },
+  // core-tensor imports kernels only.
+  { sourceTag: 'scope:core', onlyDependOnLibsWithTags: ['scope:kernels'] },
   { sourceTag: 'scope:data', onlyDependOnLibsWithTags: ['scope:core'] },
   // quant, binary, sparsity, pruning, distill, mixed-precision, export-onnx:
-  // core only, never another technique.
-  { sourceTag: 'scope:technique', onlyDependOnLibsWithTags: ['scope:core'] },
-  { sourceTag: 'scope:test', onlyDependOnLibsWithTags: ['scope:core', 'scope:data'] },
+  // core (and its kernels) only, never another technique.
+  { sourceTag: 'scope:technique', onlyDependOnLibsWithTags: ['scope:core', 'scope:kernels'] },
+  { sourceTag: 'scope:test', onlyDependOnLibsWithTags: ['scope:core', 'scope:data', 'scope:kernels'] },
   // cli and bench may import everything.
   { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['*'] },
 ];
 
-/** Tests may also use the shared test helpers and the datasets, whatever their package. */
+/**
+ * Tests may also use the shared test helpers and the datasets, whatever their package; except
+ * kernels' tests, which stay below core-tensor like kernels itself (the helpers import core).
+ */
 const testConstraints = sourceConstraints.map((c) =>
-  c.sourceTag === 'scope:app'
+  c.sourceTag === 'scope:app' || c.sourceTag === 'scope:kernels'
     ? c
     : {
         sourceTag: c.sourceTag,

@@ -3,13 +3,20 @@
  * loads: `tensorflow` (tfjs-node-gpu, then tfjs-node), `webgpu`, `webgl`, `wasm`, `cpu`. Every
  * backend package except cpu is an optional peer, so each is loaded with a dynamic `import()` and a
  * missing one is simply skipped. Nothing registers on import: backends, gradients and the fast
- * convolution-gradient kernels are installed by {@link useBackend} / {@link ensureGradients}.
+ * kernels of `@tensorpress/kernels` are installed by {@link useBackend} / {@link ensureGradients}.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { TensorpressError } from './errors.js';
-import { registerDilatedConvGradients, registerFastGradients, unregisterFastGradients } from './internal/grad-kernels.js';
-import type { FastGradientKernel } from './internal/grad-kernels.js';
-import { MAX_WASM_THREADS, installNodeThreads, nodeCpuCount, releaseIdleWorkers } from './internal/wasm-threads.js';
+import {
+  MAX_WASM_THREADS,
+  installNodeThreads,
+  nodeCpuCount,
+  registerDilatedConvGradients,
+  registerFastGradients,
+  releaseIdleWorkers,
+  unregisterFastGradients,
+} from '@tensorpress/kernels';
+import type { FastGradientKernel } from '@tensorpress/kernels';
 
 /** A tfjs backend tensorpress knows how to load. */
 export type BackendName = 'tensorflow' | 'webgpu' | 'webgl' | 'wasm' | 'cpu';
@@ -362,5 +369,5 @@ function message(e: unknown): string {
   return first.length > 200 ? `${first.slice(0, 200)}...` : first;
 }
 
-export { registerFastGradients, unregisterFastGradients } from './internal/grad-kernels.js';
-export type { FastGradientKernel } from './internal/grad-kernels.js';
+// BackendSelection names it: users of core-tensor should not need to import kernels for a type.
+export type { FastGradientKernel } from '@tensorpress/kernels';

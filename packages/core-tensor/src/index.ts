@@ -31,9 +31,7 @@ export type { AlgorithmConfig, AlgorithmDefinition, AnyAlgorithmDefinition, Pars
 export { hessianVectorProduct, crossEntropyLoss } from './hessian.js';
 export { softmaxCrossEntropy } from './losses.js';
 export type { HessianLoss, HvpOptions } from './hessian.js';
-export { registerArrayKernel, hasArrayKernel, heapModule, ARRAY_KERNEL_BACKENDS } from './array-kernels.js';
-export type { ArrayKernelSpec, ArrayKernelOutput, HeapModule, HeapModuleBinaries, WasmMemory } from './array-kernels.js';
-export { useBackend, currentBackend, ensureGradients, registerFastGradients, unregisterFastGradients, DEFAULT_BACKEND_ORDER } from './backend.js';
+export { useBackend, currentBackend, ensureGradients, DEFAULT_BACKEND_ORDER } from './backend.js';
 export type { BackendName, BackendSelection, UseBackendOptions, SkippedBackend, FastGradientKernel } from './backend.js';
 export { TransformationLayout, applyLayout, replaceNode, removeNode } from './transform.js';
 export type {

@@ -75,38 +75,6 @@ describe('useBackend', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it("wasm's Identity (tf.clone, tensors saved for gradients) shares data instead of copying it", async () => {
-    await useBackend('wasm');
-    const backend = tf.backend() as unknown as { refCount(dataId: object): number; numDataIds(): number };
-    const ids = backend.numDataIds();
-    const x = tf.tensor([1, 2, 3, 4], [2, 2]);
-    const y = tf.clone(x);
-    expect(y.dataId).toBe(x.dataId);
-    expect(backend.numDataIds()).toBe(ids + 1);
-    // either may be disposed first; the other keeps its values
-    x.dispose();
-    expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4]);
-    y.dispose();
-    expect(backend.numDataIds()).toBe(ids);
-    // a variable initialised from a tensor, then assigned, leaves that tensor as it was
-    const init = tf.tensor([5, 6]);
-    const v = tf.variable(init);
-    const next = tf.tensor([7, 8]);
-    v.assign(next);
-    expect(Array.from(init.dataSync())).toEqual([5, 6]);
-    expect(Array.from(v.dataSync())).toEqual([7, 8]);
-    // strings go to the backend's own kernel
-    const str = tf.tensor(['a', 'b']);
-    const strClone = tf.clone(str);
-    expect(strClone.arraySync()).toEqual(['a', 'b']);
-    tf.dispose([init, v, next, str, strClone]);
-    expect(backend.numDataIds()).toBe(ids);
-    // gradients through saved tensors are unchanged (Relu saves its input, Mul both inputs)
-    const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), a)))(tf.tensor([-1, 2, 3]));
-    expect(Array.from(g.dataSync())).toEqual([0, 4, 6]);
-    g.dispose();
-  });
-
   it('is idempotent', async () => {
     const a = await useBackend('wasm');
     const kernel = tf.getKernel('Conv2DBackpropFilter', 'wasm');

@@ -15,16 +15,6 @@ function blobs(n: number, seed: number): ReturnType<typeof arrayDataset> {
   return arrayDataset({ x, y, exampleShape: [16], numClasses: 4 });
 }
 
-describe('useBackend', () => {
-  it('repairs wasm OneHot with a float32 dtype (tfjs-backend-wasm 4.22 writes int32 bits)', async () => {
-    await useBackend('wasm');
-    const t = tf.oneHot(tf.tensor1d([1, 0], 'int32'), 3, 1, 0, 'float32');
-    expect(t.dtype).toBe('float32');
-    expect(Array.from(t.dataSync())).toEqual([0, 1, 0, 1, 0, 0]);
-    t.dispose();
-  });
-});
-
 describe('fit', () => {
   // Each backend has its own kernels (and its own bugs: wasm's OneHot ignores a float32 dtype);
   // the same loop must learn on both and report the same metrics for the same weights.

@@ -11,12 +11,9 @@ import {
   convGeometry,
   convOutShape,
   gemmOutShape,
-  hasArrayKernel,
   qRange,
-  registerArrayKernel,
   registerOp,
   runConv,
-  type ArrayKernelSpec,
   type Dim,
   type DType,
   type ForwardContext,
@@ -24,6 +21,7 @@ import {
   type OpSpec,
   type TensorInfo,
 } from '@tensorpress/core-tensor';
+import { hasArrayKernel, registerArrayKernel, type ArrayKernelSpec } from '@tensorpress/kernels';
 
 // Core's op checks are internal to it; these four keep its error codes and message format.
 function fail(node: Node, message: string, code: 'SHAPE_MISMATCH' | 'GRAPH_INVALID' = 'SHAPE_MISMATCH'): never {

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { heapModule, useBackend } from '@tensorpress/core-tensor';
+import { useBackend } from '@tensorpress/core-tensor';
+import { heapModule } from '@tensorpress/kernels';
 import { fakeQuantize, type FakeQuantOptions } from '@tensorpress/quant';
 import { expectClose, expectNoLeak, seededArray } from '@tensorpress/test-utils';
 import { afterAll, describe, expect, it } from 'vitest';

@@ -1,14 +1,14 @@
 /**
- * DoReFa-Net's weight quantizer and its closed-form gradient as fused kernels (core's typed-array
- * kernels on wasm and cpu): as taped tensor ops it is about thirty kernel calls per weight and
- * step, fused it is two. The forward also returns `t = tanh(w)`, which the backward takes instead
+ * DoReFa-Net's weight quantizer and its closed-form gradient as fused kernels (array kernels of
+ * @tensorpress/kernels on wasm and cpu): as taped tensor ops it is about thirty kernel calls per
+ * weight and step, fused it is two. The forward also returns `t = tanh(w)`, which the backward takes instead
  * of recomputing it. Same float32 arithmetic as the tensor ops of dorefa.ts, step by step:
  * `t = tanh(w)`, `M = max|t|`, `w_t = t / 2M + 1/2`, `y = (2 · round(w_t · n) / n − 1) · c`
  * (round half to even); backward with `g = 2c · dy` and S = Σ g·t accumulated in float64:
  * `dw = (g / 2M − [|t| = M] · sign(t) · S / (2M · M)) · (1 − t²)`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hasArrayKernel, registerArrayKernel, type ArrayKernelSpec } from '@tensorpress/core-tensor';
+import { hasArrayKernel, registerArrayKernel, type ArrayKernelSpec } from '@tensorpress/kernels';
 import type { TypedArray } from '@tensorflow/tfjs-core';
 import { roundHalfEven } from '../quant-params.js';
 

@@ -1,10 +1,10 @@
 /**
- * Fake quantization and its gradient as fused kernels (core's typed-array kernels). As tensor ops,
- * forward and backward are about a dozen full-size passes over the activation, each allocating a
- * tensor, plus intermediates kept alive for the backward pass; fused, each is one pass and only the
+ * Fake quantization and its gradient as fused kernels (array kernels of @tensorpress/kernels). As
+ * tensor ops, forward and backward are about a dozen full-size passes over the activation, each
+ * allocating a tensor, plus intermediates kept alive for the backward pass; fused, each is one pass and only the
  * input is kept. On cpu the passes are JavaScript loops (6–9× the tensor ops). On wasm a JavaScript
  * loop over the heap is slower than tfjs' SIMD elementwise ops, so the kernels run the SIMD loops
- * of fake-quant-simd.wat on the heap (core's heapModule) per tensor (the JavaScript loop does the
+ * of fake-quant-simd.wat on the heap (kernels' heapModule) per tensor (the JavaScript loop does the
  * last n mod 4 values) and per channel when the channels are a multiple of 4 with one zero point;
  * other per-channel calls take the JavaScript loop up to {@link WASM_FUSED_MAX} values, tensor ops
  * beyond. Same arithmetic as the tensor-op path:
@@ -16,7 +16,7 @@
  * tensor; HWIO conv and [in, out] dense weights per output channel); other layouts use tensor ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hasArrayKernel, heapModule, registerArrayKernel, type ArrayKernelSpec } from '@tensorpress/core-tensor';
+import { hasArrayKernel, heapModule, registerArrayKernel, type ArrayKernelSpec } from '@tensorpress/kernels';
 import type { TypedArray } from '@tensorflow/tfjs-core';
 import { roundHalfEven } from '../quant-params.js';
 import { FAKE_QUANT_SIMD_WASM } from './fake-quant-simd.js';

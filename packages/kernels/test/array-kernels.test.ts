@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hasArrayKernel, heapModule, registerArrayKernel, useBackend, type ArrayKernelSpec } from '@tensorpress/core-tensor';
+import { hasArrayKernel, heapModule, registerArrayKernel, type ArrayKernelSpec } from '@tensorpress/kernels';
+import { useKernels } from './backends.js';
 
 // y = a·x + b elementwise and the sum of x, as one kernel with two outputs.
 const spec: ArrayKernelSpec = {
@@ -22,12 +23,12 @@ const spec: ArrayKernelSpec = {
 };
 
 afterAll(async () => {
-  await useBackend('cpu');
+  await useKernels('cpu');
 });
 
 describe('registerArrayKernel', () => {
   it('registers on wasm and cpu, idempotently; a name taken by another kernel is refused', async () => {
-    await useBackend('cpu');
+    await useKernels('cpu');
     registerArrayKernel(spec);
     registerArrayKernel(spec);
     expect(tf.getKernel('TestAffineAndSum', 'cpu')).toBeDefined();
@@ -37,7 +38,7 @@ describe('registerArrayKernel', () => {
 
   for (const backend of ['cpu', 'wasm'] as const) {
     it(`runs on ${backend} with two outputs, large inputs included, and leaks nothing`, async () => {
-      await useBackend(backend);
+      await useKernels(backend);
       registerArrayKernel(spec);
       expect(hasArrayKernel('TestAffineAndSum')).toBe(true);
       for (const n of [5, 300_000]) {
@@ -88,7 +89,7 @@ const heapUsed: boolean[] = [];
 describe('heapModule', () => {
   it("instantiates a module on the wasm backend's memory once; array kernels reach it through their views", async () => {
     registerArrayKernel(storeSpec);
-    await useBackend('wasm');
+    await useKernels('wasm');
     const m = heapModule(STORE);
     expect(typeof m?.exports['store']).toBe('function');
     expect(heapModule(STORE)).toBe(m);
@@ -98,7 +99,7 @@ describe('heapModule', () => {
     expect(heapUsed.pop()).toBe(true);
     tf.dispose([x, y]);
     // cpu tensors are not in that memory: the same kernel takes its JavaScript path
-    await useBackend('cpu');
+    await useKernels('cpu');
     const xc = tf.zeros([3]);
     const yc = tf.engine().runKernel('TestHeapStore', { x: xc }) as tf.Tensor;
     expect(Array.from(yc.dataSync())).toEqual([1, 11, 21]);

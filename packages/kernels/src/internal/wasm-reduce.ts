@@ -13,8 +13,8 @@
  * partial result sends the whole reduction to tfjs' kernel instead.
  */
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
-import type { Scope } from './kernels-scope.js';
-import { leadingReduceArgs } from './kernels-scope.js';
+import type { Scope } from './scope.js';
+import { leadingReduceArgs } from './scope.js';
 
 /** Below this many elements the kernel-call overhead outweighs the saved transpose. */
 const MIN_SIZE = 16384;

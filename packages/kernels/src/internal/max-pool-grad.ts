@@ -9,8 +9,8 @@
  * win, and a window without any maximum passes no gradient.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Impl } from './kernels-scope.js';
-import { need } from './kernels-scope.js';
+import type { Impl } from './scope.js';
+import { need } from './scope.js';
 
 type PadAttr = 'valid' | 'same' | number;
 

@@ -132,52 +132,6 @@ export function need(inputs: NamedTensorInfoMap, name: string): TensorInfo {
   return t;
 }
 
-/** Operands and geometry of a float32 `BatchMatMul` that the replacement kernels handle. */
-export interface MatMulArgs {
-  a: TensorInfo;
-  b: TensorInfo;
-  ta: boolean;
-  tb: boolean;
-  batchA: number;
-  batchB: number;
-  a0: number;
-  a1: number;
-  b0: number;
-  b1: number;
-  m: number;
-  k: number;
-  n: number;
-  outShape: number[];
-}
-
-/**
- * Parses a `BatchMatMul` call; null where tfjs' own kernel should run (other dtypes, rank < 2,
- * partial broadcasting like [2,1] x [1,3]). Throws when the inner dimensions differ.
- */
-export function matMulArgs(inputs: NamedTensorInfoMap, attrs: NamedAttrMap): MatMulArgs | null {
-  const prod = (v: readonly number[]) => v.reduce((x, y) => x * y, 1);
-  const a = need(inputs, 'a');
-  const b = need(inputs, 'b');
-  const ta = attrs['transposeA'] === true;
-  const tb = attrs['transposeB'] === true;
-  const outerA = a.shape.slice(0, -2);
-  const outerB = b.shape.slice(0, -2);
-  const batchA = prod(outerA);
-  const batchB = prod(outerB);
-  const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2 || !(sameOuter || batchA === 1 || batchB === 1)) {
-    return null;
-  }
-  const [a0, a1] = a.shape.slice(-2) as [number, number];
-  const [b0, b1] = b.shape.slice(-2) as [number, number];
-  const m = ta ? a1 : a0;
-  const k = ta ? a0 : a1;
-  const n = tb ? b0 : b1;
-  if ((tb ? b1 : b0) !== k) throw new Error(`BatchMatMul: inner dimensions ${k} and ${tb ? b1 : b0} differ`);
-  const outShape = [...(outerA.length >= outerB.length ? outerA : outerB), m, n];
-  return { a, b, ta, tb, batchA, batchB, a0, a1, b0, b1, m, k, n, outShape };
-}
-
 /** Geometry of a float32 `Sum` / `Mean` over a leading run of axes, seen as `[rows, cols]`. */
 export interface LeadingReduceArgs {
   x: TensorInfo;

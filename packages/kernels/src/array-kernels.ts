@@ -6,11 +6,12 @@
  *
  * A kernel registered here runs untaped like any backend kernel: wrap the call in `tf.customGrad`
  * (or register a gradient) to differentiate through it. Use {@link hasArrayKernel} to fall back to
- * tensor ops on other backends (webgl, webgpu, tensorflow).
+ * tensor ops on other backends (webgl, webgpu, tensorflow). heap-module.ts lets such a kernel run
+ * hand-written WebAssembly on its views of the wasm heap.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { DataType, KernelFunc, NamedAttrMap, TensorInfo, TypedArray } from '@tensorflow/tfjs-core';
-import { Scope, need } from './internal/kernels-scope.js';
+import { Scope, need } from './internal/scope.js';
 
 /** The backends {@link registerArrayKernel} registers on. */
 export const ARRAY_KERNEL_BACKENDS: readonly string[] = ['wasm', 'cpu'];
@@ -37,7 +38,7 @@ export interface ArrayKernelSpec {
 }
 
 /** Marks configs registered here, so registering again (another copy of the package) is a no-op. */
-const MARK: unique symbol = Symbol.for('@tensorpress/core-tensor/array-kernel') as never;
+const MARK: unique symbol = Symbol.for('@tensorpress/kernels/array-kernel') as never;
 
 function kernelFunc(spec: ArrayKernelSpec, backendName: string): KernelFunc {
   return ({ inputs, backend, attrs }) => {
@@ -84,75 +85,4 @@ export function registerArrayKernel(spec: ArrayKernelSpec): void {
 export function hasArrayKernel(kernelName: string): boolean {
   const backend = tf.getBackend();
   return backend != null && tf.getKernel(kernelName, backend) != null;
-}
-
-/**
- * A WebAssembly module whose only import is the wasm backend's memory, `(import "env" "memory"
- * (memory 0))`, assembled twice: as is, and with `(memory 0 65536 shared)` for tfjs' threaded build
- * (whose heap is shared memory). Bytes or base64.
- */
-export interface HeapModuleBinaries {
-  readonly unshared: Uint8Array | string;
-  readonly shared: Uint8Array | string;
-}
-
-/** A `WebAssembly.Memory` (typed here: core-tensor compiles without the DOM library). */
-export interface WasmMemory {
-  readonly buffer: ArrayBufferLike;
-}
-
-/** An instantiated heap module: its exports and the memory they address (byte offsets). */
-export interface HeapModule {
-  readonly exports: Readonly<Record<string, unknown>>;
-  readonly memory: WasmMemory;
-}
-
-interface WasmBackendModule {
-  wasmMemory?: WasmMemory;
-  asm?: { memory?: WasmMemory };
-}
-
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-
-const heapModules = new WeakMap<WasmMemory, Map<HeapModuleBinaries, HeapModule | null>>();
-
-function bytesOf(b: Uint8Array | string): Uint8Array {
-  return typeof b === 'string' ? Uint8Array.from(atob(b), (ch) => ch.charCodeAt(0)) : b;
-}
-
-/**
- * `binaries` instantiated on the wasm backend's heap, so an array kernel can hand its views'
- * `byteOffset`s to hand-written SIMD loops (tfjs' own elementwise kernels are SIMD; a JavaScript
- * loop over the heap is several times slower). Compiled once per heap. Undefined when the wasm
- * backend is not initialised, its memory is not reachable, or the engine refuses the module (no
- * SIMD): callers then use their JavaScript loop or tensor ops. Pass the array views' `buffer` to
- * check that they live in `memory`.
- */
-export function heapModule(binaries: HeapModuleBinaries): HeapModule | undefined {
-  let wasm: WasmBackendModule | undefined;
-  try {
-    wasm = (tf.findBackend('wasm') as { wasm?: WasmBackendModule } | null)?.wasm;
-  } catch {
-    return undefined;
-  }
-  const memory = wasm?.wasmMemory ?? wasm?.asm?.memory;
-  const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-  if (memory == null || api == null) return undefined;
-  let cache = heapModules.get(memory);
-  if (cache == null) heapModules.set(memory, (cache = new Map()));
-  let entry = cache.get(binaries);
-  if (entry === undefined) {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    try {
-      const module = new api.Module(bytesOf(shared ? binaries.shared : binaries.unshared));
-      entry = { exports: new api.Instance(module, { env: { memory } }).exports, memory };
-    } catch {
-      entry = null;
-    }
-    cache.set(binaries, entry);
-  }
-  return entry ?? undefined;
 }

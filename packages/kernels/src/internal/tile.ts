@@ -5,8 +5,8 @@
  * repetition is a `copyWithin` doubling (memcpy speed). Strings keep the backend's own kernel.
  */
 import type { TypedArray } from '@tensorflow/tfjs-core';
-import type { Impl } from './kernels-scope.js';
-import { need } from './kernels-scope.js';
+import type { Impl } from './scope.js';
+import { need } from './scope.js';
 
 export const tile: Impl = (s, inputs, attrs) => {
   const x = need(inputs, 'x');

@@ -3,10 +3,11 @@ import type { KernelConfig } from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerFastGradients, unregisterFastGradients, useBackend } from '@tensorpress/core-tensor';
+import { registerFastGradients, unregisterFastGradients } from '@tensorpress/kernels';
+import { useKernels } from './backends.js';
 
 // tfjs' own kernels, captured on import (the backend packages register them when loaded), before
-// useBackend installs tensorpress' replacements: the reference for cpu, the "was it replaced" test.
+// useKernels installs tensorpress' replacements: the reference for cpu, the "was it replaced" test.
 const TFJS_KERNELS = new Map<string, KernelConfig | undefined>();
 for (const backend of ['cpu', 'wasm']) {
   for (const config of tf.getKernelsForBackend(backend)) TFJS_KERNELS.set(`${backend}/${config.kernelName}`, config);
@@ -256,7 +257,7 @@ function checkCase(c: Case, depthwise: boolean, compareOriginal: boolean): void 
 for (const backendName of ['cpu', 'wasm'] as const) {
   describe(`registerFastGradients (${backendName})`, () => {
     beforeAll(async () => {
-      await useBackend(backendName);
+      await useKernels(backendName);
       // Exercise every rewrite, including those a backend keeps tfjs' kernel for by default.
       registerFastGradients(backendName, ['DepthwiseConv2dNativeBackpropInput', 'BatchMatMul']);
     });
@@ -611,7 +612,7 @@ for (const backendName of ['cpu', 'wasm'] as const) {
 
 describe('registerFastGradients', () => {
   it('is idempotent and restorable', async () => {
-    await useBackend('cpu');
+    await useKernels('cpu');
     // cpu keeps tfjs' depthwise input gradient by default.
     const original = tf.getKernel('DepthwiseConv2dNativeBackpropInput', 'cpu');
     expect(original).toBe(originalKernel('DepthwiseConv2dNativeBackpropInput', 'cpu'));
@@ -668,9 +669,9 @@ describe('conv gradients through tf.grad', () => {
 
   it('wasm matches cpu and the definition, dilations included', async () => {
     for (const c of gradCases) {
-      await useBackend('cpu');
+      await useKernels('cpu');
       const cpu = grads(c);
-      await useBackend('wasm');
+      await useKernels('wasm');
       const before = tf.memory().numTensors;
       const wasm = grads(c);
       expect(tf.memory().numTensors).toBe(before);
@@ -692,7 +693,7 @@ describe('conv gradients through tf.grad', () => {
   });
 
   it('dilated gradients also work where tfjs kernels serve them (zero-inserted filter)', async () => {
-    await useBackend('cpu');
+    await useKernels('cpu');
     // tfjs' own cpu kernels: the gradient functions must fall back to a zero-inserted filter.
     unregisterFastGradients('cpu');
     expect(replaced('Conv2DBackpropInput', 'cpu')).toBe(false);

@@ -1,6 +1,6 @@
 /**
- * Fast paths for the cpu backend's broadcasting binary ops and leading-axis reductions, the bulk
- * of a batch-norm training step on cpu.
+ * Fast paths for the cpu backend's elementwise ops and leading-axis reductions, the bulk of a
+ * batch-norm training step on cpu.
  *
  * - Binary ops: tfjs' cpu kernels have a fast loop when the smaller operand broadcasts over
  *   leading axes by rank (`[C]` against `[N,H,W,C]`) and a per-element index-array path
@@ -8,12 +8,14 @@
  *   Leading 1s never change a broadcast, so we drop them and reshape the result back.
  * - Sum / Mean over leading axes (per-channel statistics of NHWC): tfjs transposes with
  *   per-element index arithmetic first; we sum rows into float64 accumulators instead.
+ * - Relu and Step (the relu gradient): tfjs calls the operator through a closure shared by all
+ *   unary kernels; these are monomorphic loops.
  * Everything else goes to tfjs' kernel unchanged.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
-import type { Scope } from './kernels-scope.js';
-import { leadingReduceArgs, need } from './kernels-scope.js';
+import type { Scope } from './scope.js';
+import { leadingReduceArgs, need } from './scope.js';
 
 /** Binary kernels (inputs `a`, `b`, NumPy broadcasting) that get the leading-1s fast path. */
 export const BROADCAST_BINARY_KERNELS = [
@@ -152,4 +154,28 @@ export function leadingReduce(mean: boolean) {
     out.set(acc);
     return info;
   };
+}
+
+/** Relu: `max(0, x)` as tfjs computes it (NaN stays NaN). */
+export function cpuRelu(s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttrMap, original: KernelFunc): TensorInfo {
+  const x = need(inputs, 'x');
+  if (x.dtype !== 'float32') return s.call(original, inputs, attrs);
+  const { info, values: y } = s.output(x.shape, 'float32');
+  const xv = s.values(x);
+  for (let i = 0; i < y.length; i++) y[i] = Math.max(0, xv[i]!);
+  return info;
+}
+
+/** Step: 1 where x > 0, `alpha` elsewhere, NaN for NaN (tfjs' definition). */
+export function cpuStep(s: Scope, inputs: NamedTensorInfoMap, attrs: NamedAttrMap, original: KernelFunc): TensorInfo {
+  const x = need(inputs, 'x');
+  if (x.dtype !== 'float32') return s.call(original, inputs, attrs);
+  const alpha = (attrs['alpha'] as number | undefined) ?? 0;
+  const { info, values: y } = s.output(x.shape, 'float32');
+  const xv = s.values(x);
+  for (let i = 0; i < y.length; i++) {
+    const v = xv[i]!;
+    y[i] = v > 0 ? 1 : v !== v ? NaN : alpha;
+  }
+  return info;
 }
