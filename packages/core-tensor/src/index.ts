@@ -88,6 +88,7 @@ export { exportLayersArtifacts } from './export-layers.js';
 export type { LayersArtifacts, LayersWeightSpec, ExportLayersOptions } from './export-layers.js';
 export { fit, evaluate, learningRateAt } from './train.js';
 export type {
+  FitCheckpointOptions,
   OptimizerConfig,
   LrSchedule,
   LrScheduleFn,
@@ -102,3 +103,12 @@ export type {
   EvaluateResult,
 } from './train.js';
 export type { ProgressMode } from './train.js';
+export { encodeCheckpoint, decodeCheckpoint, writeCheckpoint, readCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION } from './checkpoint.js';
+export type {
+  FitCheckpoint,
+  FitFingerprint,
+  CheckpointTensor,
+  NamedCheckpointTensor,
+  OptimizerCheckpoint,
+  DecodeCheckpointOptions,
+} from './checkpoint.js';
