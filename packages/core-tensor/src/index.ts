@@ -81,7 +81,7 @@ export type {
   LayerVariableLike,
   LayersTensorLike,
 } from './import-layers.js';
-export { writeFileAtomic, removePendingTempFiles } from './files.js';
+export { writeFileAtomic, removePendingTempFiles, removeStaleTempFiles } from './files.js';
 export { saveGraph, loadGraph, writeGraph, readGraph, GRAPH_FORMAT, GRAPH_FORMAT_VERSION } from './serialize.js';
 export type { SavedGraph, LoadGraphOptions, ReadGraphOptions, WriteGraphOptions, WrittenGraph } from './serialize.js';
 export { exportLayersArtifacts } from './export-layers.js';
