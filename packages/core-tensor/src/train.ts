@@ -10,7 +10,7 @@ import type { Graph } from './graph.js';
 import { captureCheckpoint, fingerprintOf, restoreCheckpoint, type FitPosition, type FitRun } from './internal/fit-resume.js';
 import { disposeOptimizer, isOptimizer, learningRateOf, makeOptimizer, optimizerClassName, setLearningRate } from './internal/optimizers.js';
 import { createProgress, type ProgressMode } from './internal/progress.js';
-import { checkInt, correctCount, fmt, int32Labels, logitsOf, yieldToEventLoop } from './internal/train-utils.js';
+import { checkInt, correctCount, fmt, int32Labels, logitsOf, lossNotFinite, yieldToEventLoop } from './internal/train-utils.js';
 import { evaluate, type EvaluateResult } from './evaluate.js';
 
 export type { ProgressMode };
@@ -217,24 +217,6 @@ export function learningRateAt(
   return lr;
 }
 
-
-/** The typed error of a diverged run: where the loss sum turned non-finite, and what to do. */
-function lossNotFinite(
-  loss: number,
-  at: { epoch: number; epochs: number; from: number; to: number; stepsPerEpoch: number; globalStep: number; lr: number },
-): TensorpressError {
-  const first = at.globalStep - (at.to - at.from) + 1;
-  const steps =
-    at.to > at.from + 1
-      ? `one of steps ${at.from + 1}-${at.to} of ${at.stepsPerEpoch} (global steps ${first}-${at.globalStep})`
-      : `step ${at.to} of ${at.stepsPerEpoch} (global step ${at.globalStep})`;
-  return new TensorpressError(
-    'LOSS_NOT_FINITE',
-    `fit: the training loss became ${loss} in epoch ${at.epoch + 1}/${at.epochs}, at ${steps}; ` +
-      `the weights are no longer usable and no checkpoint was written. Lower the learning rate (${at.lr} at that point) or check the data for NaN/Inf.`,
-    { epoch: at.epoch, fromStep: at.from, toStep: at.to, globalStep: at.globalStep, learningRate: at.lr },
-  );
-}
 
 /**
  * Trains a graph (on a new executor, disposed at the end) or an executor (in place, hooks

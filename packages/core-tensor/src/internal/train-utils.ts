@@ -54,3 +54,21 @@ export function yieldToEventLoop(): Promise<void> {
 export function fmt(x: number): string {
   return x.toFixed(4);
 }
+
+/** The typed error of a diverged run: where the loss sum turned non-finite, and what to do. */
+export function lossNotFinite(
+  loss: number,
+  at: { epoch: number; epochs: number; from: number; to: number; stepsPerEpoch: number; globalStep: number; lr: number },
+): TensorpressError {
+  const first = at.globalStep - (at.to - at.from) + 1;
+  const steps =
+    at.to > at.from + 1
+      ? `one of steps ${at.from + 1}-${at.to} of ${at.stepsPerEpoch} (global steps ${first}-${at.globalStep})`
+      : `step ${at.to} of ${at.stepsPerEpoch} (global step ${at.globalStep})`;
+  return new TensorpressError(
+    'LOSS_NOT_FINITE',
+    `fit: the training loss became ${loss} in epoch ${at.epoch + 1}/${at.epochs}, at ${steps}; ` +
+      `the weights are no longer usable and no checkpoint was written. Lower the learning rate (${at.lr} at that point) or check the data for NaN/Inf.`,
+    { epoch: at.epoch, fromStep: at.from, toStep: at.to, globalStep: at.globalStep, learningRate: at.lr },
+  );
+}
