@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * The `tensorpress` executable. Ctrl-C (or SIGTERM) aborts the run: it stops at the next training
- * step or phase, removes its temp files and exits with 130; a second Ctrl-C, or a run that does
- * not stop within 3 s, exits at once after removing the temp files.
+ * step or phase (saving a checkpoint first with --checkpoint-dir), removes its temp files and exits
+ * with 130; a second Ctrl-C, or a run that does not stop within 3 s (30 s with --checkpoint-dir:
+ * a step must finish and the checkpoint be written), exits at once after removing the temp files.
  */
 import { runCli } from './cli.js';
 import { EXIT_CODES } from './exit-codes.js';
@@ -22,7 +23,7 @@ function hardExit(): void {
 function onSignal(): void {
   if (controller.signal.aborted) return hardExit();
   controller.abort();
-  setTimeout(hardExit, 3000).unref();
+  setTimeout(hardExit, process.argv.some((a) => a === '--checkpoint-dir' || a.startsWith('--checkpoint-dir=')) ? 30_000 : 3000).unref();
 }
 
 process.on('SIGINT', onSignal);

@@ -33,10 +33,11 @@ const EXIT_HELP = `
 Exit codes:
   0    success
   1    unexpected error (a bug, or the environment: no backend, onnxruntime-node missing)
-  2    usage or config error (bad option, invalid config, unknown or uninstalled algorithm, existing --out)
-  3    input error (missing or malformed model or data)
+  2    usage or config error (bad option, invalid config, unknown or uninstalled algorithm, existing --out,
+       a checkpoint of another run or none to --resume, training diverged: lower the learning rate)
+  3    input error (missing or malformed model, data or checkpoint)
   4    the exported ONNX model failed the parity check (the report is still written)
-  130  interrupted (Ctrl-C)`;
+  130  interrupted (Ctrl-C; with --checkpoint-dir a checkpoint is saved first: rerun with --resume)`;
 
 interface CommonOpts {
   json?: boolean;
@@ -45,6 +46,19 @@ interface CommonOpts {
   cache?: boolean;
   limit?: number;
   fp32Epochs?: number;
+}
+
+interface CompressOpts extends CommonOpts {
+  model?: string;
+  data?: string;
+  config: string;
+  out: string;
+  force?: boolean;
+  epochs?: number;
+  latencyRuns?: number;
+  checkpointDir?: string;
+  checkpointEvery?: number;
+  resume?: boolean;
 }
 
 /**
@@ -104,9 +118,12 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
       .requiredOption('--out <dir>', 'output folder for model.onnx, report.md, report.json and chart.svg')
       .option('--force', "write into a non-empty output folder (replaces only tensorpress's own files)")
       .option('--epochs <n>', "fine-tuning epochs (overrides the config's training.epochs)", nonNegativeInt)
-      .option('--latency-runs <n>', 'onnxruntime timed runs per model and round, 0 to skip (default 30)', nonNegativeInt),
+      .option('--latency-runs <n>', 'onnxruntime timed runs per model and round, 0 to skip (default 30)', nonNegativeInt)
+      .option('--checkpoint-dir <dir>', 'write a checkpoint of the fine-tuning there every --checkpoint-every steps and on Ctrl-C (outside --out)')
+      .option('--checkpoint-every <n>', 'fine-tuning steps between checkpoints (default 100)', positiveInt)
+      .option('--resume', 'continue the interrupted run whose checkpoint is in --checkpoint-dir (same model, data and config)'),
     true,
-  ).action(async (o: CommonOpts & { model?: string; data?: string; config: string; out: string; force?: boolean; epochs?: number; latencyRuns?: number }) => {
+  ).action(async (o: CompressOpts) => {
     const r = await runCompress({
       ...common(o),
       ...(o.model ? { model: o.model } : {}),
@@ -116,6 +133,9 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
       force: o.force ?? false,
       ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
       ...(o.latencyRuns !== undefined ? { latencyRuns: o.latencyRuns } : {}),
+      ...(o.checkpointDir !== undefined ? { checkpointDir: o.checkpointDir } : {}),
+      ...(o.checkpointEvery !== undefined ? { checkpointEvery: o.checkpointEvery } : {}),
+      ...(o.resume ? { resume: true } : {}),
     });
     if (json) return emitJson({ ...r.report, outDir: r.outDir });
     info('');

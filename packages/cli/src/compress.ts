@@ -8,6 +8,7 @@ import {
   evaluate,
   fit,
   graphStatistics,
+  removeStaleTempFiles,
   useBackend,
   type BackendName,
   type Dataset,
@@ -17,6 +18,7 @@ import {
   type ProgressMode,
 } from '@tensorpress/core-tensor';
 import { checkParity, ortLatency, toOnnx } from '@tensorpress/export-onnx';
+import { checkIdentity, checkpointOption, interruption, prepareCheckpoints, removeCheckpoint, runIdentity } from './checkpoint-dir.js';
 import { discoverAlgorithms } from './discover.js';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { abortable, throwIfAborted } from './internal/abort.js';
@@ -58,6 +60,12 @@ export interface RunCompressOptions {
   log?: (line: string) => void;
   /** Aborting it stops the run at the next training step or phase (an {@link InterruptedError}). */
   signal?: AbortSignal;
+  /** Folder of the fine-tuning checkpoint (written every `checkpointEvery` steps and when `signal` aborts; removed when the run completes). */
+  checkpointDir?: string;
+  /** Fine-tuning steps between checkpoints. Default 100. */
+  checkpointEvery?: number;
+  /** Continue the interrupted run whose checkpoint is in `checkpointDir` (same model, data and config). */
+  resume?: boolean;
 }
 
 /** What {@link runCompress} returns (and wrote). */
@@ -185,7 +193,10 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
   const log = options.log ?? (() => undefined);
   const signal = options.signal;
   const outDir = path.resolve(options.out);
+  // A run killed mid-write (SIGKILL) leaves temp files that would make the folder look foreign.
+  await removeStaleTempFiles(outDir);
   await checkOutputDir(outDir, options.force ?? false);
+  const checkpoints = await prepareCheckpoints({ dir: options.checkpointDir, every: options.checkpointEvery, resume: options.resume, outDir });
   const { definitions } = await discoverAlgorithms();
   const config = typeof options.config === 'string' ? await readPipelineConfig(options.config, definitions) : options.config;
   if (config.compression.length === 0) throw new CliError(EXIT_CODES.usage, 'CONFIG_INVALID', 'the config has no compression entries');
@@ -208,6 +219,7 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
   const early = modelSpec.startsWith('builtin:') ? undefined : await loadModel(modelSpec);
   const data = await loadData(dataSpec, options.limit !== undefined ? { limit: options.limit } : {});
   log(`data: ${data.name}, ${data.train.size} train / ${data.test.size} test examples`);
+  if (checkpoints) checkIdentity(checkpoints, runIdentity(modelSpec, data.name, options.limit, config));
   const model = early ?? await loadModel(modelSpec, {
     data,
     ...(options.fp32Epochs !== undefined ? { fp32Epochs: options.fp32Epochs } : {}),
@@ -228,6 +240,10 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
   try {
     log(`compressing with ${config.compression.map((c) => c.algorithm).join(' + ')}; fine-tuning ${training.epochs} epoch(s)`);
     const t0 = performance.now();
+    if (checkpoints?.resumeFrom) {
+      const c = checkpoints.resumeFrom;
+      log(`resuming from ${checkpoints.file}: epoch ${c.epoch + 1}/${training.epochs}, step ${c.step} (global step ${c.globalStep})`);
+    } else if (checkpoints) log(`checkpoints every ${checkpoints.everySteps} steps and on Ctrl-C: ${checkpoints.file}`);
     const { history } = await fit(ctrl.model.executor, data.train, {
       controller: ctrl,
       epochs: training.epochs,
@@ -238,7 +254,13 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
       progress,
       // Core prints the epoch lines itself unless progress is off; then they go to our log.
       ...(progress === false ? { log } : {}),
-      callbacks: { onBatchEnd: () => abortable(signal) },
+      ...(signal ? { signal } : {}),
+      ...(checkpoints
+        ? { checkpoint: checkpointOption(checkpoints), fingerprint: runIdentity(modelSpec, data.name, options.limit, config, fp32) }
+        : {}),
+      ...(checkpoints?.resumeFrom ? { resumeFrom: checkpoints.resumeFrom } : {}),
+    }).catch((e: unknown) => {
+      throw interruption(e, checkpoints);
     });
     const trainSeconds = (performance.now() - t0) / 1000;
     throwIfAborted(signal);
@@ -301,6 +323,7 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
       ],
       () => throwIfAborted(signal),
     );
+    await removeCheckpoint(checkpoints);
     if (!parity.passed) {
       throw new CliError(EXIT_CODES.parity, 'PARITY_FAILED', `the exported ONNX model does not match the graph (max |diff| ${parity.maxAbsDiff.toExponential(2)}); see ${path.join(outDir, FILES.reportMd)}`);
     }

@@ -40,7 +40,16 @@ export class InterruptedError extends CliError {
   }
 }
 
-const USAGE_CODES = new Set<ErrorCode>(['CONFIG_INVALID', 'ALGORITHM_UNKNOWN', 'TARGET_UNREACHABLE', 'NOTHING_PRUNABLE', 'STATE_INVALID']);
+const USAGE_CODES = new Set<ErrorCode>([
+  'CONFIG_INVALID',
+  'ALGORITHM_UNKNOWN',
+  'TARGET_UNREACHABLE',
+  'NOTHING_PRUNABLE',
+  'STATE_INVALID',
+  // A checkpoint of another run, and a learning rate that makes training diverge: both the options' doing.
+  'CHECKPOINT_MISMATCH',
+  'LOSS_NOT_FINITE',
+]);
 const INPUT_CODES = new Set<ErrorCode>([
   'GRAPH_INVALID',
   'GRAPH_CYCLE',
@@ -57,12 +66,14 @@ const INPUT_CODES = new Set<ErrorCode>([
   'IO_ERROR',
   'ONNX_INVALID',
   'ONNX_UNSUPPORTED',
+  'CHECKPOINT_INVALID',
 ]);
 
 /** The exit code for any thrown value: CliError's own, a TensorpressError's by its code class, else 1. */
 export function exitCodeOf(error: unknown): ExitCode {
   if (error instanceof CliError) return error.exitCode;
   if (error instanceof TensorpressError) {
+    if (error.code === 'ABORTED') return EXIT_CODES.interrupted;
     if (USAGE_CODES.has(error.code)) return EXIT_CODES.usage;
     if (INPUT_CODES.has(error.code)) return EXIT_CODES.input;
     return EXIT_CODES.unexpected;

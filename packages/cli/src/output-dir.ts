@@ -53,10 +53,29 @@ export async function checkOutputDir(dir: string, force: boolean): Promise<void>
   }
 }
 
-/** True when `dir` is a folder that tensorpress wrote (it holds the marker file). */
+/** What the marker says: the outputs are being written (`in-progress`) or all written (`complete`). */
+export type OutputState = 'in-progress' | 'complete';
+
+/**
+ * The state of a folder tensorpress writes to: `complete` when a run finished writing it,
+ * `in-progress` when a run was writing it and may have been killed (the marker is written first and
+ * completed last), null when it holds no marker (not tensorpress's, or never written).
+ */
+export async function outputState(dir: string): Promise<OutputState | null> {
+  const file = path.join(dir, OUTPUT_MARKER);
+  if (!(await statOrNull(file))?.isFile()) return null;
+  try {
+    const state = (JSON.parse(await fs.readFile(file, 'utf8')) as { state?: unknown }).state;
+    // Markers written before the state field existed were written last: complete.
+    return state === 'in-progress' ? 'in-progress' : 'complete';
+  } catch {
+    return 'in-progress';
+  }
+}
+
+/** True when `dir` is a folder that tensorpress wrote (it holds the marker file, complete or in progress). */
 export async function isTensorpressOutput(dir: string): Promise<boolean> {
-  const st = await statOrNull(path.join(dir, OUTPUT_MARKER));
-  return st?.isFile() ?? false;
+  return (await outputState(dir)) !== null;
 }
 
 /** One output file: its name inside the folder and its contents. */
@@ -65,18 +84,23 @@ export interface OutputFile {
   readonly data: string | Uint8Array;
 }
 
+function marker(state: OutputState): string {
+  return `${JSON.stringify({ tool: '@tensorpress/cli', state, pid: process.pid, [state === 'complete' ? 'written' : 'started']: new Date().toISOString() })}\n`;
+}
+
 /**
- * Writes every output at the end of a run, each atomically (temp file + rename), plus the marker.
- * If a write fails or `shouldStop` says so midway, the files this call created are removed again
- * (and the folder, when this call created it and it is empty); files that existed before are never
- * deleted.
+ * Writes every output at the end of a run, each atomically (temp file + rename). The marker comes
+ * first, saying `in-progress`, and is completed last: a run killed in between (SIGKILL) leaves a
+ * folder that a rerun still recognises as tensorpress's. If a write fails or `shouldStop` says so
+ * midway, the files this call created are removed again (and the folder, when this call created it
+ * and it is empty); files that existed before are never deleted.
  */
 export async function commitOutputs(dir: string, files: readonly OutputFile[], shouldStop: () => void = () => undefined): Promise<string[]> {
   const existedDir = (await statOrNull(dir)) !== null;
   await fs.mkdir(dir, { recursive: true });
   const created: string[] = [];
   const written: string[] = [];
-  const all: OutputFile[] = [...files, { name: OUTPUT_MARKER, data: `${JSON.stringify({ tool: '@tensorpress/cli', written: new Date().toISOString() })}\n` }];
+  const all: OutputFile[] = [{ name: OUTPUT_MARKER, data: marker('in-progress') }, ...files, { name: OUTPUT_MARKER, data: marker('complete') }];
   try {
     for (const f of all) {
       shouldStop();
@@ -84,12 +108,12 @@ export async function commitOutputs(dir: string, files: readonly OutputFile[], s
       const existed = (await statOrNull(target)) !== null;
       await writeFileAtomic(target, f.data);
       if (!existed) created.push(target);
-      written.push(target);
+      if (!written.includes(target)) written.push(target);
     }
   } catch (e) {
     for (const f of created) await fs.rm(f, { force: true }).catch(() => undefined);
     if (!existedDir) await fs.rmdir(dir).catch(() => undefined);
     throw e;
   }
-  return written;
+  return [...written.slice(1), written[0]!];
 }

@@ -1,37 +1,20 @@
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { EXIT_CODES, OUTPUT_MARKER, type CompressReport } from '@tensorpress/cli';
 import { fromOnnx } from '@tensorpress/export-onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TINY_CONFIG, cli, writeTinyIdx } from './helpers.js';
+import { TINY_CONFIG, cli, spawnBin, writeTinyIdx, type BinRun } from './helpers.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 let tmp: string;
 let data: string;
 let config: string;
 
 /** The real executable, run from source the way the workspace's `npm run tensorpress` does. */
-function bin(args: readonly string[], onStdout?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--conditions=@tensorpress/source', '--import', 'tsx', 'packages/cli/src/bin.ts', ...args], {
-      cwd: repo,
-      env: { ...process.env, TENSORPRESS_CACHE: path.join(tmp, 'cache') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      onStdout?.(stdout, child);
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function bin(args: readonly string[], onStdout?: (text: string, child: ChildProcess) => void): Promise<BinRun> {
+  return spawnBin(args, path.join(tmp, 'cache'), onStdout ? { onStdout } : {});
 }
 
 beforeAll(async () => {

@@ -1,5 +1,7 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runCli } from '@tensorpress/cli';
 
 /** Big-endian IDX file: magic (0, 0, 0x08 = ubyte, rank), dims, data. */
@@ -61,4 +63,45 @@ export async function cli(args: readonly string[], signal?: AbortSignal): Promis
   let stderr = '';
   const code = await runCli(args, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), ...(signal ? { signal } : {}) });
   return { code, stdout, stderr };
+}
+
+/** What a spawned `tensorpress` printed, and how it ended. */
+export interface BinRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/**
+ * The real executable, run from source the way the workspace's `npm run tensorpress` does, with
+ * trained builtin models cached in `cacheDir`. `onStdout` sees the output so far; `onTick` runs
+ * every 5 ms while the process lives (both may signal it).
+ */
+export function spawnBin(
+  args: readonly string[],
+  cacheDir: string,
+  hooks: { onStdout?: (text: string, child: ChildProcess) => void; onTick?: (child: ChildProcess) => void } = {},
+): Promise<BinRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--conditions=@tensorpress/source', '--import', 'tsx', 'packages/cli/src/bin.ts', ...args], {
+      cwd: repo,
+      env: { ...process.env, TENSORPRESS_CACHE: cacheDir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      hooks.onStdout?.(stdout, child);
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = hooks.onTick ? setInterval(() => hooks.onTick!(child), 5) : undefined;
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearInterval(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }

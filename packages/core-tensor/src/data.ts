@@ -16,6 +16,11 @@ export interface BatchOptions {
   seed?: number;
   /** Drop a last, smaller batch. Default false. */
   dropRemainder?: boolean;
+  /**
+   * Leave out this many leading batches (of the same order: shuffled or not) without building
+   * them; resuming a training epoch mid-way uses it. Default 0. Every dataset must honour it.
+   */
+  skip?: number;
 }
 
 /**
@@ -29,7 +34,7 @@ export interface Dataset {
   readonly exampleShape: readonly number[];
   /** Number of classes, when known. */
   readonly numClasses: number;
-  /** Batches in order (or seeded-shuffled). Each yielded batch belongs to the caller. */
+  /** Batches in order (or seeded-shuffled), after `options.skip` batches. Each yielded batch belongs to the caller. */
   batches(batchSize: number, options?: BatchOptions): IterableIterator<Batch>;
   /** A dataset over the examples at `indices` (no copy of the pixel data until batches are made). */
   subset(indices: ArrayLike<number>): Dataset;
@@ -96,8 +101,12 @@ function indexedDataset(
       if (!Number.isInteger(batchSize) || batchSize <= 0) {
         throw new TensorpressError('DATA_INVALID', `batchSize must be a positive integer, got ${batchSize}`);
       }
+      const skip = options.skip ?? 0;
+      if (!Number.isInteger(skip) || skip < 0) {
+        throw new TensorpressError('DATA_INVALID', `skip must be an integer >= 0, got ${skip}`);
+      }
       const order = options.shuffle ? permutation(size, createRng(options.seed ?? 0)) : null;
-      for (let start = 0; start < size; start += batchSize) {
+      for (let start = skip * batchSize; start < size; start += batchSize) {
         const n = Math.min(batchSize, size - start);
         if (n < batchSize && options.dropRemainder) return;
         const bx = new Float32Array(n * per);

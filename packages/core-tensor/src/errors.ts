@@ -30,7 +30,11 @@ export type ErrorCode =
   | 'TARGET_UNREACHABLE'
   | 'NOTHING_PRUNABLE'
   | 'QUANT_NONFINITE'
-  | 'OP_CONFLICT';
+  | 'OP_CONFLICT'
+  | 'ABORTED'
+  | 'LOSS_NOT_FINITE'
+  | 'CHECKPOINT_INVALID'
+  | 'CHECKPOINT_MISMATCH';
 
 /** Base class of every error tensorpress throws on purpose. */
 export class TensorpressError extends Error {

@@ -97,3 +97,49 @@ export function removePendingTempFiles(): void {
   }
   pending.clear();
 }
+
+/** `.<name>.<pid>-<time>-<random>.tmp`: the names {@link writeTemp} gives its temp files. */
+const TEMP_NAME = /^\..+\.(\d+)-[0-9a-z]+-[0-9a-z]+\.tmp$/;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: the process exists but belongs to someone else.
+    return (e as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temp files that tensorpress writers left in `dir` (`.<name>.<pid>-….tmp`) when the
+ * process that wrote them is no longer running: a SIGKILL or a crash mid-write leaves them, and
+ * nothing else would. A running process's temp files (this one's included) are kept. Returns the
+ * removed paths; a missing folder has none. Node.js only.
+ *
+ * @throws TensorpressError `IO_ERROR` when the folder cannot be read.
+ */
+export async function removeStaleTempFiles(dir: string): Promise<string[]> {
+  const { fs, path } = await nodeFs();
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw ioError('read', dir, e);
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const pid = Number(TEMP_NAME.exec(name)?.[1] ?? NaN);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || isAlive(pid)) continue;
+    const file = path.join(dir, name);
+    const st = await fs.lstat(file).catch(() => undefined);
+    if (!st?.isFile()) continue;
+    await fs.rm(file, { force: true }).catch((e: unknown) => {
+      throw ioError('remove', file, e);
+    });
+    removed.push(file);
+  }
+  return removed;
+}

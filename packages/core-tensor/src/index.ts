@@ -81,13 +81,14 @@ export type {
   LayerVariableLike,
   LayersTensorLike,
 } from './import-layers.js';
-export { writeFileAtomic, removePendingTempFiles } from './files.js';
+export { writeFileAtomic, removePendingTempFiles, removeStaleTempFiles } from './files.js';
 export { saveGraph, loadGraph, writeGraph, readGraph, GRAPH_FORMAT, GRAPH_FORMAT_VERSION } from './serialize.js';
 export type { SavedGraph, LoadGraphOptions, ReadGraphOptions, WriteGraphOptions, WrittenGraph } from './serialize.js';
 export { exportLayersArtifacts } from './export-layers.js';
 export type { LayersArtifacts, LayersWeightSpec, ExportLayersOptions } from './export-layers.js';
 export { fit, evaluate, learningRateAt } from './train.js';
 export type {
+  FitCheckpointOptions,
   OptimizerConfig,
   LrSchedule,
   LrScheduleFn,
@@ -102,3 +103,12 @@ export type {
   EvaluateResult,
 } from './train.js';
 export type { ProgressMode } from './train.js';
+export { encodeCheckpoint, decodeCheckpoint, writeCheckpoint, readCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION } from './checkpoint.js';
+export type {
+  FitCheckpoint,
+  FitFingerprint,
+  CheckpointTensor,
+  NamedCheckpointTensor,
+  OptimizerCheckpoint,
+  DecodeCheckpointOptions,
+} from './checkpoint.js';

@@ -11,7 +11,9 @@
 import { z } from 'zod';
 import { GraphError, TensorpressError, jsonPath } from './errors.js';
 import { ioError, nodeFs, releaseTemp, writeTemp, type Fs } from './files.js';
-import { Graph, allocParamData, dtypeBytes, type AttrValue, type DType, type Node, type Param, type ParamData } from './graph.js';
+import { crc32, fromLeBytes, leBytes } from './internal/bytes.js';
+import { decodeNumber, encodeNumber, parseJsonText, type NonFinite } from './internal/json-text.js';
+import { Graph, dtypeBytes, type AttrValue, type Node, type Param } from './graph.js';
 import { getOp } from './ops/registry.js';
 
 /** The `format` field of a saved graph. */
@@ -52,67 +54,7 @@ export interface WrittenGraph {
 const DEFAULT_MAX_BYTES = 2 ** 31;
 const DEFAULT_MAX_JSON_BYTES = 256 * 2 ** 20;
 
-// ---------------------------------------------------------------- bytes
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-
-/** The little-endian bytes of a parameter's data (a copy on big-endian hosts, a view otherwise). */
-function leBytes(data: ParamData): Uint8Array {
-  const view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  const size = data.BYTES_PER_ELEMENT;
-  if (LITTLE_ENDIAN || size === 1) return view;
-  const out = new Uint8Array(view.length);
-  for (let i = 0; i < view.length; i += size) for (let j = 0; j < size; j++) out[i + j] = view[i + size - 1 - j]!;
-  return out;
-}
-
-/** Copies little-endian bytes into a new typed array of `dtype` (bit-exact: no float conversion). */
-function fromLeBytes(bytes: Uint8Array, dtype: DType, n: number): ParamData {
-  const data = allocParamData(dtype, n);
-  const dst = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  dst.set(bytes);
-  const size = data.BYTES_PER_ELEMENT;
-  if (!LITTLE_ENDIAN && size > 1) {
-    for (let i = 0; i < dst.length; i += size) dst.subarray(i, i + size).reverse();
-  }
-  return data;
-}
-
-let crcTable: Uint32Array | undefined;
-
-/** CRC-32 (IEEE) of the weights: catches a torn or mismatched pair of files. */
-function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  const t = crcTable;
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = t[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
 // ---------------------------------------------------------------- attributes
-
-type NonFinite = 'Infinity' | '-Infinity' | 'NaN' | '-0';
-
-/** JSON has no Infinity, NaN or -0 (Clip bounds may be infinite): those travel as `{ "$float": "..." }`. */
-function encodeNumber(v: number): number | { $float: NonFinite } {
-  if (Number.isNaN(v)) return { $float: 'NaN' };
-  if (v === Infinity) return { $float: 'Infinity' };
-  if (v === -Infinity) return { $float: '-Infinity' };
-  if (Object.is(v, -0)) return { $float: '-0' };
-  return v;
-}
-
-function decodeNumber(v: number | { $float: NonFinite }): number {
-  if (typeof v === 'number') return v;
-  return v.$float === 'NaN' ? NaN : v.$float === 'Infinity' ? Infinity : v.$float === '-Infinity' ? -Infinity : -0;
-}
 
 function encodeAttr(v: AttrValue): unknown {
   if (typeof v === 'number') return encodeNumber(v);
@@ -164,110 +106,11 @@ function invalid(message: string, details: Record<string, unknown> = {}): never 
   throw new TensorpressError('SAVED_GRAPH_INVALID', message, details);
 }
 
-// ---------------------------------------------------------------- JSON syntax errors
-
-/** Offset and reason of the first syntax error: JSON.parse's messages do not always carry a position. */
-function jsonSyntaxError(s: string): { pos: number; what: string } {
-  let i = 0;
-  const stop = (what: string): never => {
-    throw Object.assign(new Error(what), { pos: i });
-  };
-  const ws = (): void => {
-    while (i < s.length && (s[i] === ' ' || s[i] === '\t' || s[i] === '\n' || s[i] === '\r')) i++;
-  };
-  const str = (): void => {
-    i++;
-    while (i < s.length) {
-      const c = s.charCodeAt(i);
-      if (c === 0x22) {
-        i++;
-        return;
-      }
-      if (c === 0x5c) {
-        i++;
-        const e = s[i];
-        if (e === 'u') {
-          if (!/^[0-9a-fA-F]{4}$/.test(s.slice(i + 1, i + 5))) stop('invalid \\u escape');
-          i += 5;
-        } else if (e !== undefined && '"\\/bfnrt'.includes(e)) i++;
-        else stop('invalid escape in a string');
-        continue;
-      }
-      if (c < 0x20) stop('control character in a string');
-      i++;
-    }
-    stop('unterminated string');
-  };
-  const num = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-  const value = (depth: number): void => {
-    ws();
-    if (depth > 1000) stop('nesting too deep');
-    const c = s[i];
-    if (c === '{' || c === '[') {
-      const close = c === '{' ? '}' : ']';
-      i++;
-      ws();
-      if (s[i] === close) {
-        i++;
-        return;
-      }
-      for (;;) {
-        if (c === '{') {
-          ws();
-          if (s[i] !== '"') stop('expected a property name in double quotes');
-          str();
-          ws();
-          if (s[i] !== ':') stop("expected ':' after a property name");
-          i++;
-        }
-        value(depth + 1);
-        ws();
-        if (s[i] === ',') {
-          i++;
-          continue;
-        }
-        if (s[i] === close) {
-          i++;
-          return;
-        }
-        stop(`expected ',' or '${close}'`);
-      }
-    }
-    if (c === '"') return str();
-    for (const lit of ['true', 'false', 'null']) {
-      if (s.startsWith(lit, i)) {
-        i += lit.length;
-        return;
-      }
-    }
-    num.lastIndex = i;
-    if (num.test(s)) {
-      i = num.lastIndex;
-      return;
-    }
-    stop(i >= s.length ? 'unexpected end of input' : `unexpected character ${JSON.stringify(c)}`);
-  };
-  try {
-    value(0);
-    ws();
-    if (i < s.length) stop('unexpected data after the JSON value');
-  } catch (e) {
-    return { pos: (e as { pos: number }).pos, what: (e as Error).message };
-  }
-  return { pos: -1, what: 'unknown syntax error' };
-}
-
 function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    const { pos, what } = jsonSyntaxError(text);
-    const before = text.slice(0, Math.max(pos, 0));
-    const line = before.split('\n').length;
-    const column = pos - before.lastIndexOf('\n');
-    const where = pos >= 0 ? ` at line ${line}, column ${column} (position ${pos})` : '';
-    invalid(`saved graph JSON is malformed${where}: ${pos >= 0 ? what : (e as Error).message}`, { position: pos, line, column });
-  }
+  return parseJsonText(text, (what, { position, line, column }) => {
+    const where = position >= 0 ? ` at line ${line}, column ${column} (position ${position})` : '';
+    return invalid(`saved graph JSON is malformed${where}: ${what}`, { position, line, column });
+  });
 }
 
 // ---------------------------------------------------------------- save

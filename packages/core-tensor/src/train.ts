@@ -1,15 +1,22 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { PackedAdamOptimizer } from './internal/packed-adam.js';
 import { ensureGradients } from './backend.js';
-import type { LossContext } from './compression-types.js';
+import type { FitCheckpoint } from './checkpoint.js';
+import type { Json, LossContext } from './compression-types.js';
 import type { Dataset } from './data.js';
 import { ConfigError, TensorpressError } from './errors.js';
 import { Executor } from './executor.js';
 import { softmaxCrossEntropy } from './losses.js';
 import type { Graph } from './graph.js';
-import { createProgress, type ProgressMode, type ProgressReporter } from './internal/progress.js';
+import { captureCheckpoint, fingerprintOf, restoreCheckpoint, type FitPosition, type FitRun } from './internal/fit-resume.js';
+import { disposeOptimizer, isOptimizer, learningRateOf, makeOptimizer, optimizerClassName, setLearningRate } from './internal/optimizers.js';
+import { createProgress, type ProgressMode } from './internal/progress.js';
+import { checkInt, correctCount, fmt, int32Labels, logitsOf, lossNotFinite, yieldToEventLoop } from './internal/train-utils.js';
+import { evaluate, type EvaluateResult } from './evaluate.js';
 
 export type { ProgressMode };
+// evaluate has its own file; fit uses it for validation, and the two are one API.
+export { evaluate } from './evaluate.js';
+export type { EvaluateOptions, EvaluateResult } from './evaluate.js';
 
 /** An optimizer for {@link fit} to create (and dispose). */
 export interface OptimizerConfig {
@@ -50,6 +57,14 @@ export interface FitController {
    * the first step; it must do nothing when already initialised (a resumed or second fit).
    */
   initialize?(data: Dataset): Promise<void>;
+  /**
+   * The controller's state for a checkpoint (schedule position, masks, quantizer state, a random
+   * stream ...); with {@link loadState} it makes a resumed run continue exactly. A `compress()`
+   * controller has both.
+   */
+  state?(): Json;
+  /** Restores {@link state}; on resume fit calls it instead of {@link initialize}. */
+  loadState?(state: Json): void;
 }
 
 /** What `onBatchEnd` sees. Indices are 0-based. */
@@ -100,6 +115,17 @@ export interface FitCallbacks {
   onEpochEnd?(info: EpochEndInfo): void | Promise<void>;
 }
 
+/** Checkpoints of a {@link fit} run. */
+export interface FitCheckpointOptions {
+  /** Take a checkpoint after every this many optimisation steps (counted over the whole run). Default: only when `signal` aborts. */
+  everySteps?: number;
+  /**
+   * Receives each checkpoint; fit waits for it. `(c) => writeCheckpoint(file, c)` keeps the
+   * latest one on disk; {@link encodeCheckpoint} gives the bytes anywhere else.
+   */
+  save(checkpoint: FitCheckpoint): void | Promise<void>;
+}
+
 /** Options of {@link fit}. */
 export interface FitOptions {
   /** Passes over the data (0 returns the model unchanged). */
@@ -130,6 +156,26 @@ export interface FitOptions {
   progress?: ProgressMode;
   /** Receives the per-epoch summary line, whatever `progress` says. */
   log?: (line: string) => void;
+  /**
+   * Aborting it stops training at the next step boundary: a checkpoint is saved (with
+   * `checkpoint`), then fit throws a TensorpressError `ABORTED`. fit yields to the event loop
+   * before every step when it is given, so a signal handler (SIGINT) gets to run.
+   */
+  signal?: AbortSignal;
+  /** Checkpoints every N steps and on abort, for {@link FitOptions.resumeFrom}. */
+  checkpoint?: FitCheckpointOptions;
+  /**
+   * Continue the run a checkpoint was taken from, mid-epoch, on a fresh executor, controller and
+   * optimizer: the weights, BN statistics, controller state and variables, optimizer state, random
+   * stream, data position and metrics are restored, so the result is bit-identical to the run
+   * that was not interrupted (same backend). The checkpoint's fingerprint (epochs, batch size, seed,
+   * data size, optimizer, schedule, the variables' names and shapes, `fingerprint`) must match this
+   * run's, or fit throws `CHECKPOINT_MISMATCH` naming the field. The controller's `initialize` is
+   * not called when it has `loadState`.
+   */
+  resumeFrom?: FitCheckpoint;
+  /** The caller's own fields in the run's fingerprint (a hash of the model, the config ...), compared on resume. */
+  fingerprint?: Readonly<Record<string, Json>>;
 }
 
 /** Result of {@link fit}. */
@@ -137,26 +183,6 @@ export interface FitResult {
   /** The trained graph (current weights and BN statistics; hooks are not applied). */
   readonly graph: Graph;
   readonly history: readonly EpochStats[];
-}
-
-/** Options of {@link evaluate}. */
-export interface EvaluateOptions {
-  /** Default 256. */
-  batchSize?: number;
-  /** As in {@link FitOptions.progress}. Default `true`. */
-  progress?: ProgressMode;
-  /** Receives the summary line. */
-  log?: (line: string) => void;
-}
-
-/** Result of {@link evaluate}. */
-export interface EvaluateResult {
-  /** Fraction of examples whose arg-max logit is the label. */
-  readonly accuracy: number;
-  /** Mean softmax cross-entropy. */
-  readonly loss: number;
-  /** Examples seen. */
-  readonly count: number;
 }
 
 const SCHEDULES = new Set(['constant', 'cosine', 'step']);
@@ -191,94 +217,6 @@ export function learningRateAt(
   return lr;
 }
 
-function checkInt(path: string, v: unknown, min: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-    throw new ConfigError(path, `expected an integer >= ${min}, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-
-function makeOptimizer(c: OptimizerConfig): tf.Optimizer {
-  if (c === null || typeof c !== 'object') throw new ConfigError('$.optimizer', 'expected a tf.Optimizer or { type, learningRate }');
-  if (!(typeof c.learningRate === 'number' && Number.isFinite(c.learningRate) && c.learningRate > 0)) {
-    throw new ConfigError('$.optimizer.learningRate', `expected a positive number, got ${JSON.stringify(c.learningRate)}`);
-  }
-  const wd = c.weightDecay ?? 0;
-  if (!(typeof wd === 'number' && Number.isFinite(wd) && wd >= 0)) {
-    throw new ConfigError('$.optimizer.weightDecay', `expected a number >= 0, got ${JSON.stringify(wd)}`);
-  }
-  switch (c.type) {
-    case 'sgd':
-      return tf.train.sgd(c.learningRate);
-    case 'momentum': {
-      const m = c.momentum ?? 0.9;
-      if (!(typeof m === 'number' && m >= 0 && m < 1)) throw new ConfigError('$.optimizer.momentum', `expected a number in [0, 1), got ${JSON.stringify(m)}`);
-      return tf.train.momentum(c.learningRate, m);
-    }
-    case 'adam':
-      return new PackedAdamOptimizer(c.learningRate);
-    default:
-      throw new ConfigError('$.optimizer.type', `expected 'sgd', 'momentum' or 'adam', got ${JSON.stringify((c as { type: unknown }).type)}`);
-  }
-}
-
-function isOptimizer(o: unknown): o is tf.Optimizer {
-  return typeof o === 'object' && o !== null && typeof (o as { applyGradients?: unknown }).applyGradients === 'function';
-}
-
-interface LrHandle {
-  learningRate: number;
-  setLearningRate?: (lr: number) => void;
-}
-
-/** SGD and Momentum keep `-lr` in a scalar that setLearningRate rebuilds; Adam reads the field per step. */
-function setLearningRate(opt: tf.Optimizer, lr: number): void {
-  const o = opt as unknown as LrHandle;
-  if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
-  else o.learningRate = lr;
-}
-
-function disposeOptimizer(opt: tf.Optimizer): void {
-  opt.dispose();
-  // MomentumOptimizer.dispose() forgets the learning-rate scalar its SGD parent allocated.
-  const c = (opt as unknown as { c?: tf.Tensor }).c;
-  if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
-}
-
-function logitsOf(ex: Executor, data: Dataset, what: string): number {
-  const out = ex.graph.outputs[0];
-  if (out === undefined) throw new TensorpressError('INPUT_INVALID', `${what}: the graph has no output`);
-  const shape = ex.graph.info(out).shape;
-  const c = shape[shape.length - 1];
-  if (shape.length !== 2 || typeof c !== 'number') {
-    throw new TensorpressError(
-      'INPUT_INVALID',
-      `${what}: the first graph output "${out}" must be logits [N, classes], got [${shape.map((d) => d ?? '?').join(', ')}]`,
-    );
-  }
-  if (data.numClasses > c) {
-    throw new TensorpressError('INPUT_INVALID', `${what}: the dataset has ${data.numClasses} classes but the model outputs ${c} logits`);
-  }
-  if (data.size === 0) throw new TensorpressError('DATA_INVALID', `${what}: the dataset is empty`);
-  return c;
-}
-
-function correctCount(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
-  return tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), labels), 'int32'));
-}
-
-function int32Labels(y: tf.Tensor): tf.Tensor1D {
-  return (y.dtype === 'int32' ? y : tf.cast(y, 'int32')) as tf.Tensor1D;
-}
-
-function yieldToEventLoop(): Promise<void> {
-  const g = globalThis as { setImmediate?: (f: () => void) => void };
-  return new Promise((r) => (g.setImmediate ? g.setImmediate(r) : setTimeout(r, 0)));
-}
-
-function fmt(x: number): string {
-  return x.toFixed(4);
-}
 
 /**
  * Trains a graph (on a new executor, disposed at the end) or an executor (in place, hooks
@@ -286,9 +224,12 @@ function fmt(x: number): string {
  * A controller's loss is added and its scheduler stepped (`step()` after every optimisation step,
  * `epochStep()` after every epoch). Forward runs in train mode (BN batch statistics, dropout).
  *
- * Values are read from the device once per epoch (and, with a progress bar, every 20 steps), so
- * steps are not stalled by syncs. The same seed gives the same weights on the same backend.
- * Gradients are loaded with `ensureGradients()`; the backend is whatever tfjs has active.
+ * The running loss is read from the device only every 20 steps, at a checkpoint and at the end of
+ * an epoch, so steps are not stalled by syncs; when it is no longer finite fit throws
+ * `LOSS_NOT_FINITE` (naming the epoch and steps). The same seed gives the same weights on the same
+ * backend, and a run resumed from a checkpoint (`resumeFrom`) ends with the same weights as one
+ * that was never interrupted. Gradients are loaded with `ensureGradients()`; the backend is
+ * whatever tfjs has active.
  *
  * @example
  * const { graph, history } = await fit(referenceModels.plainCnn(), mnist.train, {
@@ -305,11 +246,16 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
   if (typeof schedule !== 'function' && !SCHEDULES.has(schedule)) {
     throw new ConfigError('$.lrSchedule', `expected 'constant', 'cosine', 'step' or a function, got ${JSON.stringify(schedule)}`);
   }
+  const checkpoint = options.checkpoint;
+  if (checkpoint !== undefined) {
+    if (typeof checkpoint?.save !== 'function') throw new ConfigError('$.checkpoint.save', 'expected a function that receives each checkpoint');
+    if (checkpoint.everySteps !== undefined) checkInt('$.checkpoint.everySteps', checkpoint.everySteps, 1);
+  }
   const given = isOptimizer(options.optimizer) ? options.optimizer : undefined;
   const config: OptimizerConfig | undefined = given ? undefined : ((options.optimizer as OptimizerConfig | undefined) ?? { type: 'adam', learningRate: 1e-3 });
   let baseLr: number;
   if (given) {
-    const lr = (given as unknown as LrHandle).learningRate;
+    const lr = learningRateOf(given);
     if (options.lrSchedule !== undefined && !(typeof lr === 'number' && Number.isFinite(lr))) {
       throw new ConfigError('$.lrSchedule', 'the optimizer passed in has no numeric learningRate to schedule');
     }
@@ -317,6 +263,9 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
   } else {
     baseLr = config!.learningRate;
   }
+  const resume = options.resumeFrom;
+  const signal = options.signal;
+  const dropRemainder = options.dropRemainder ?? false;
 
   // Gradient functions live in tfjs-layers' bundle; loading them here lets fit work on any backend setup.
   await ensureGradients();
@@ -325,11 +274,12 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
   let optimizer: tf.Optimizer | undefined;
   const progress = createProgress(options.progress ?? true, options.log);
   try {
-    if (options.controller?.initialize) await options.controller.initialize(data);
+    const controller = options.controller;
+    // A resumed run takes the controller's state from the checkpoint, not from the data.
+    if (controller?.initialize && !(resume && controller.loadState)) await controller.initialize(data);
     logitsOf(ex, data, 'fit');
     if (options.validation) logitsOf(ex, options.validation, 'fit (validation)');
     optimizer = given ?? makeOptimizer(config!);
-    const controller = options.controller;
     const seen = new Set<tf.Variable>();
     const vars: tf.Variable[] = [];
     for (const v of [...ex.trainableVariables(), ...(controller?.trainableVariables() ?? [])]) {
@@ -341,96 +291,157 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
     if (vars.length === 0) throw new TensorpressError('INPUT_INVALID', 'fit: the model has no trainable variables');
     const weightDecay = config?.weightDecay ?? 0;
     const decayed = weightDecay > 0 ? decayedVariables(ex) : [];
-    const stepsPerEpoch = options.dropRemainder ? Math.floor(data.size / batchSize) : Math.ceil(data.size / batchSize);
+    const stepsPerEpoch = dropRemainder ? Math.floor(data.size / batchSize) : Math.ceil(data.size / batchSize);
     if (stepsPerEpoch === 0) {
       throw new TensorpressError('DATA_INVALID', `fit: dropRemainder leaves no batch (${data.size} examples, batchSize ${batchSize})`);
     }
-    const history: EpochStats[] = [];
-    let globalStep = 0;
+    const optimizerPrint = given
+      ? { type: optimizerClassName(given), learningRate: baseLr, momentum: null, weightDecay: 0 }
+      : { type: config!.type, learningRate: config!.learningRate, momentum: config!.type === 'momentum' ? (config!.momentum ?? 0.9) : null, weightDecay };
+    const fingerprint = fingerprintOf(
+      { epochs, batchSize, seed, dropRemainder, dataSize: data.size, stepsPerEpoch, optimizer: optimizerPrint, lrSchedule: schedule, extra: options.fingerprint },
+      ex,
+      vars,
+      controller,
+    );
+    const run: FitRun = { ex, vars, controller, optimizer, fingerprint };
+    const history: EpochStats[] = resume ? [...resume.history] : [];
+    let globalStep = resume?.globalStep ?? 0;
     let appliedLr = given ? baseLr : config!.learningRate;
+    const scheduled = options.lrSchedule !== undefined || !given;
     const setLr = (lr: number): void => {
       if (lr !== appliedLr) {
         setLearningRate(optimizer!, lr);
         appliedLr = lr;
       }
     };
+    if (resume) {
+      await restoreCheckpoint(run, resume);
+      if (scheduled) setLr(resume.learningRate);
+    }
     try {
-      for (let epoch = 0; epoch < epochs; epoch++) {
-        const t0 = performance.now();
-        let lossSum: tf.Scalar = tf.scalar(0);
-        let correct: tf.Scalar = tf.scalar(0, 'int32');
-        let seenExamples = 0;
-        let lr = appliedLr;
-        await progress.start(`epoch ${epoch + 1}/${epochs}`, stepsPerEpoch);
-        try {
-          let step = 0;
-          for (const batch of data.batches(batchSize, { shuffle: true, seed: seed + epoch, dropRemainder: options.dropRemainder ?? false })) {
-            const n = batch.x.shape[0] ?? 0;
-            let labels: tf.Tensor1D | undefined;
-            let value: tf.Scalar | undefined;
-            try {
-              labels = int32Labels(batch.y);
-              lr = learningRateAt(schedule, baseLr, epoch, step, stepsPerEpoch, epochs);
-              if (options.lrSchedule !== undefined || !given) setLr(lr);
-              let stepCorrect: tf.Scalar | undefined;
-              const lab = labels;
-              const { value: v, grads } = optimizer.computeGradients(() => {
-                const outputs = ex.run(batch.x, { training: true });
-                const logits = outputs[0]!;
-                let loss = softmaxCrossEntropy(logits, lab);
-                if (controller) loss = tf.add(loss, controller.loss({ inputs: batch.x, labels: lab, outputs, executor: ex }));
-                stepCorrect = tf.keep(correctCount(logits, lab));
-                return loss;
-              }, vars);
-              value = v;
-              if (decayed.length > 0) {
-                const factor = 1 - lr * weightDecay;
-                tf.tidy(() => {
-                  for (const w of decayed) w.assign(tf.mul(w, factor));
-                });
-              }
-              optimizer.applyGradients(vars.map((x) => ({ name: x.name, tensor: grads[x.name]! })));
-              tf.dispose(grads);
-              const nextLoss = tf.tidy(() => tf.add(lossSum, tf.mul(v, n)));
-              const nextCorrect = tf.tidy(() => tf.add(correct, stepCorrect!));
-              tf.dispose([lossSum, correct, stepCorrect!]);
-              lossSum = nextLoss as tf.Scalar;
-              correct = nextCorrect as tf.Scalar;
-              seenExamples += n;
-              globalStep++;
-              controller?.scheduler.step();
-              if (options.callbacks?.onBatchEnd) {
-                await options.callbacks.onBatchEnd({
-                  epoch,
-                  epochs,
-                  step,
-                  stepsPerEpoch,
-                  globalStep,
-                  batchSize: n,
-                  learningRate: lr,
-                  executor: ex,
-                  loss: async () => (await v.data())[0]!,
-                });
-              }
-            } finally {
-              tf.dispose([batch.x, batch.y]);
-              if (labels && labels !== batch.y) labels.dispose();
-              value?.dispose();
-            }
-            step++;
-            if (progress.interactive) {
-              let status: string | undefined;
-              if (step % 20 === 0 || step === stepsPerEpoch) {
-                const [l, c] = await Promise.all([lossSum.data(), correct.data()]);
-                status = `loss ${fmt(l[0]! / seenExamples)} acc ${fmt(c[0]! / seenExamples)}`;
-              }
-              progress.update(step, status);
-              await yieldToEventLoop();
-            }
-          }
+      for (let epoch = resume?.epoch ?? 0; epoch < epochs; epoch++) {
+        const resumed = resume && epoch === resume.epoch ? resume : undefined;
+        const t0 = performance.now() - (resumed?.epochProgress.ms ?? 0);
+        let lossSum: tf.Scalar = tf.scalar(resumed?.epochProgress.lossSum ?? 0);
+        let correct: tf.Scalar = tf.scalar(resumed?.epochProgress.correct ?? 0, 'int32');
+        let seenExamples = resumed?.epochProgress.examples ?? 0;
+        let lr = resumed?.epochProgress.learningRate ?? appliedLr;
+        let step = resumed?.step ?? 0;
+        /** Steps of this epoch after which the loss sum was last seen finite. */
+        let finiteAt = step;
+        /** Reads the running loss sum and correct count; a non-finite loss ends the run (it never recovers). */
+        const readTotals = async (): Promise<[number, number]> => {
           const [l, c] = await Promise.all([lossSum.data(), correct.data()]);
-          const loss = l[0]! / seenExamples;
-          const accuracy = c[0]! / seenExamples;
+          const loss = l[0]!;
+          if (!Number.isFinite(loss)) throw lossNotFinite(loss, { epoch, epochs, from: finiteAt, to: step, stepsPerEpoch, globalStep, lr });
+          finiteAt = step;
+          return [loss, c[0]!];
+        };
+        const position = async (): Promise<FitPosition> => {
+          const [l, c] = await readTotals();
+          const epochProgress = { lossSum: l, correct: c, examples: seenExamples, learningRate: lr, ms: performance.now() - t0 };
+          return { epoch, step, globalStep, history, epochProgress, learningRate: appliedLr };
+        };
+        const save = async (): Promise<void> => checkpoint!.save(await captureCheckpoint(run, await position()));
+        await progress.start(`epoch ${epoch + 1}/${epochs}`, stepsPerEpoch);
+        if (step > 0) progress.update(step);
+        try {
+          const batches = data.batches(batchSize, { shuffle: true, seed: seed + epoch, dropRemainder, ...(step > 0 ? { skip: step } : {}) });
+          try {
+            for (;;) {
+              if (signal) {
+                // A step is synchronous work: without a turn of the event loop a signal handler never runs.
+                await yieldToEventLoop();
+                if (signal.aborted) {
+                  if (checkpoint) await save();
+                  throw new TensorpressError(
+                    'ABORTED',
+                    `fit: aborted at epoch ${epoch + 1}/${epochs}, step ${step}/${stepsPerEpoch} (global step ${globalStep})${checkpoint ? '; a checkpoint of this point was saved' : ''}`,
+                    { epoch, step, globalStep, checkpointSaved: checkpoint !== undefined },
+                  );
+                }
+              }
+              const next = batches.next();
+              if (next.done) break;
+              const batch = next.value;
+              const n = batch.x.shape[0] ?? 0;
+              let labels: tf.Tensor1D | undefined;
+              let value: tf.Scalar | undefined;
+              try {
+                if (step >= stepsPerEpoch) {
+                  throw new TensorpressError('DATA_INVALID', `fit: the dataset yielded more than ${stepsPerEpoch} batches of ${batchSize} for its ${data.size} examples`);
+                }
+                labels = int32Labels(batch.y);
+                lr = learningRateAt(schedule, baseLr, epoch, step, stepsPerEpoch, epochs);
+                if (scheduled) setLr(lr);
+                let stepCorrect: tf.Scalar | undefined;
+                const lab = labels;
+                const { value: v, grads } = optimizer.computeGradients(() => {
+                  const outputs = ex.run(batch.x, { training: true });
+                  const logits = outputs[0]!;
+                  let loss = softmaxCrossEntropy(logits, lab);
+                  if (controller) loss = tf.add(loss, controller.loss({ inputs: batch.x, labels: lab, outputs, executor: ex }));
+                  stepCorrect = tf.keep(correctCount(logits, lab));
+                  return loss;
+                }, vars);
+                value = v;
+                if (decayed.length > 0) {
+                  const factor = 1 - lr * weightDecay;
+                  tf.tidy(() => {
+                    for (const w of decayed) w.assign(tf.mul(w, factor));
+                  });
+                }
+                optimizer.applyGradients(vars.map((x) => ({ name: x.name, tensor: grads[x.name]! })));
+                tf.dispose(grads);
+                const nextLoss = tf.tidy(() => tf.add(lossSum, tf.mul(v, n)));
+                const nextCorrect = tf.tidy(() => tf.add(correct, stepCorrect!));
+                tf.dispose([lossSum, correct, stepCorrect!]);
+                lossSum = nextLoss as tf.Scalar;
+                correct = nextCorrect as tf.Scalar;
+                seenExamples += n;
+                globalStep++;
+                controller?.scheduler.step();
+                if (options.callbacks?.onBatchEnd) {
+                  await options.callbacks.onBatchEnd({
+                    epoch,
+                    epochs,
+                    step,
+                    stepsPerEpoch,
+                    globalStep,
+                    batchSize: n,
+                    learningRate: lr,
+                    executor: ex,
+                    loss: async () => (await v.data())[0]!,
+                  });
+                }
+              } finally {
+                tf.dispose([batch.x, batch.y]);
+                if (labels && labels !== batch.y) labels.dispose();
+                value?.dispose();
+              }
+              step++;
+              if (checkpoint?.everySteps !== undefined && globalStep % checkpoint.everySteps === 0) await save();
+              let status: string | undefined;
+              // The loss is read (a device sync) only every 20 steps: often enough to stop a diverged run early.
+              if (step % 20 === 0 || step === stepsPerEpoch) {
+                const [l, c] = await readTotals();
+                status = `loss ${fmt(l / seenExamples)} acc ${fmt(c / seenExamples)}`;
+              }
+              if (progress.interactive) {
+                progress.update(step, status);
+                await yieldToEventLoop();
+              }
+            }
+          } finally {
+            batches.return?.(undefined);
+          }
+          if (step !== stepsPerEpoch) {
+            throw new TensorpressError('DATA_INVALID', `fit: the dataset yielded ${step} batches in epoch ${epoch + 1}, expected ${stepsPerEpoch} (does its batches() honour skip?)`);
+          }
+          const [l, c] = await readTotals();
+          const loss = l / seenExamples;
+          const accuracy = c / seenExamples;
           controller?.scheduler.epochStep();
           let val: EvaluateResult | undefined;
           if (options.validation) val = await evaluate(ex, options.validation, { batchSize: validationBatchSize, progress: false });
@@ -472,54 +483,4 @@ function decayedVariables(ex: Executor): tf.Variable[] {
     if (v?.trainable) out.add(v);
   }
   return [...out];
-}
-
-/**
- * Accuracy and mean softmax cross-entropy of the first graph output (logits) against integer
- * labels, in eval mode (BN running statistics, no dropout; an executor's hooks apply). Counts are
- * accumulated on the device and read once at the end.
- */
-export async function evaluate(target: Graph | Executor, data: Dataset, options: EvaluateOptions = {}): Promise<EvaluateResult> {
-  const batchSize = checkInt('$.batchSize', options.batchSize ?? 256, 1);
-  const owned = !(target instanceof Executor);
-  const ex = target instanceof Executor ? target : new Executor(target);
-  const progress: ProgressReporter = createProgress(options.progress ?? true, options.log);
-  let lossSum: tf.Scalar = tf.scalar(0);
-  let correct: tf.Scalar = tf.scalar(0, 'int32');
-  try {
-    logitsOf(ex, data, 'evaluate');
-    const steps = Math.ceil(data.size / batchSize);
-    await progress.start('evaluate', steps);
-    let count = 0;
-    let step = 0;
-    for (const batch of data.batches(batchSize)) {
-      try {
-        const [nl, nc] = tf.tidy(() => {
-          const labels = int32Labels(batch.y);
-          const logits = ex.run(batch.x)[0]!;
-          const l = softmaxCrossEntropy(logits, labels, 'sum');
-          return [tf.add(lossSum, l), tf.add(correct, correctCount(logits, labels))];
-        });
-        tf.dispose([lossSum, correct]);
-        lossSum = nl as tf.Scalar;
-        correct = nc as tf.Scalar;
-        count += batch.x.shape[0] ?? 0;
-      } finally {
-        tf.dispose([batch.x, batch.y]);
-      }
-      step++;
-      if (progress.interactive) {
-        progress.update(step);
-        await yieldToEventLoop();
-      }
-    }
-    const [l, c] = await Promise.all([lossSum.data(), correct.data()]);
-    const result = { accuracy: c[0]! / count, loss: l[0]! / count, count };
-    progress.end(`evaluate ${count} examples: loss ${fmt(result.loss)} acc ${fmt(result.accuracy)}`);
-    return result;
-  } finally {
-    progress.end();
-    tf.dispose([lossSum, correct]);
-    if (owned) ex.dispose();
-  }
 }

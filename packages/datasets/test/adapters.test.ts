@@ -179,3 +179,25 @@ describe('trainTestSplit', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+describe('batches skip (resuming fit mid-epoch)', () => {
+  it('every dataset of this package skips leading batches of the same shuffled order', async () => {
+    const { train } = await loadMnist();
+    const datasets: [string, Dataset][] = [
+      ['fromArrays', fromArrays(Float32Array.from({ length: 46 }, (_, i) => i), Int32Array.from({ length: 23 }, (_, i) => i % 3), [2])],
+      ['fromIterator', fromIterator(examples(23), [2])],
+      ['trainTestSplit', trainTestSplit(fromIterator(examples(40), [2]), { testFraction: 0.25, seed: 2, stratify: true }).train],
+      ['loadMnist (a subset of 8,000)', train.subset(Int32Array.from({ length: 23 }, (_, i) => i * 7))],
+    ];
+    for (const [name, ds] of datasets) {
+      const labels = (skip: number): number[][] =>
+        [...ds.batches(4, { shuffle: true, seed: 11, skip })].map((b) => {
+          const y = Array.from(b.y.dataSync());
+          tf.dispose([b.x, b.y]);
+          return y;
+        });
+      const all = labels(0);
+      expect(labels(3), name).toEqual(all.slice(3));
+    }
+  });
+});

@@ -8,6 +8,9 @@
  * the weights match `tf.train.adam` on the same backend.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { NamedCheckpointTensor } from '../checkpoint.js';
+import { TensorpressError } from '../errors.js';
+import { adamSlots, loadAdamSlots } from './optimizer-slots.js';
 
 /** Variables up to this many elements are packed. */
 export const PACK_LIMIT = 1 << 16;
@@ -77,6 +80,32 @@ export class PackedAdamOptimizer extends tf.Optimizer {
     const packed = small.length > 0 ? tf.tidy(() => tf.zeros([size]).variable(false, `PackedAdam/${packedIds++}`)) : undefined;
     this.layout = { key, small, large: vars.filter((v) => v.size > PACK_LIMIT), packed };
     return this.layout;
+  }
+
+  /**
+   * The exact state for a checkpoint: `packed` lists the positions (in `vars`, the list fit passes
+   * to every step) of the variables packed into one vector, in packing order; `slots` is the inner
+   * Adam's (moment 0 is the packed vector's when there is one, then the large variables').
+   */
+  async saveState(vars: readonly tf.Variable[]): Promise<{ packed: number[]; slots: NamedCheckpointTensor[] }> {
+    const packed = (this.layout?.small ?? []).map((v) => vars.indexOf(v));
+    return { packed, slots: await adamSlots(this.inner) };
+  }
+
+  /** Restores {@link saveState} for the same list of variables (in a fresh process: new variables, same positions). */
+  loadState(vars: readonly tf.Variable[], state: { packed: readonly number[]; slots: readonly NamedCheckpointTensor[]; iterations: number }): void {
+    const hasMoments = state.slots.some((s) => s.name.startsWith('m/'));
+    const layout = hasMoments ? this.layoutFor(vars.map((v) => v.name)) : undefined;
+    const packed = (layout?.small ?? []).map((v) => vars.indexOf(v));
+    if (packed.length !== state.packed.length || packed.some((p, i) => p !== state.packed[i])) {
+      throw new TensorpressError(
+        'CHECKPOINT_MISMATCH',
+        `resumeFrom: the checkpoint's Adam packed the variables at positions [${state.packed.join(', ')}], this run packs [${packed.join(', ')}]`,
+      );
+    }
+    const inner = layout ? [...(layout.packed ? [layout.packed] : []), ...layout.large] : [];
+    loadAdamSlots(this.inner, state.slots, inner.map((v) => v.shape), inner.map((v) => v.name));
+    this.iterations_ = state.iterations;
   }
 
   override dispose(): void {
