@@ -5,6 +5,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TensorpressError, createRng, runGraph, type AnyAlgorithmDefinition, type Graph, type ParamData } from '@tensorpress/core-tensor';
 import { expect } from 'vitest';
+import { looseObjects } from './schema-strictness.js';
+
+export { looseObjects } from './schema-strictness.js';
 
 /** Uniform random values in [lo, hi) from a seed (test fixtures only). */
 export function seededArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
@@ -151,8 +154,9 @@ function camelCase(algorithm: string): string {
  * else, with unique names; each definition is exported as `<algorithm>Definition` beside a plain
  * builder function `<algorithm>` (both camelCase), names `packageName`, and has a schema that
  * parses `{}` (every parameter optional) to parameters that parse back to themselves (`create`
- * receives validated parameters, which builders validate again); `create` and the builder, given
- * the defaults, make a builder of that algorithm.
+ * receives validated parameters, which builders validate again) and is strict at every level
+ * (an unknown key is an error, never dropped); `create` and the builder, given the defaults, make a
+ * builder of that algorithm that carries the definition's stacking rule.
  */
 export function expectAlgorithmList(mod: Readonly<Record<string, unknown>>, listName: string, packageName: string): void {
   const list = mod[listName];
@@ -175,12 +179,16 @@ export function expectAlgorithmList(mod: Readonly<Record<string, unknown>>, list
     const again = def.schema.safeParse(parsed.data);
     expect(again.success, `${def.algorithm}: validated parameters are valid input`).toBe(true);
     expect(again.data).toEqual(parsed.data);
+    expect(looseObjects(def.schema), `${def.algorithm}: every object of the schema is strict`).toEqual([]);
     const created = def.create({ algorithm: def.algorithm, version: def.version, params: parsed.data, ignoredScopes: [], targetScopes: [] });
     expect(created.algorithm).toBe(def.algorithm);
+    expect(created.stacking, `${def.algorithm}: the builder carries the definition's stacking rule`).toEqual(def.stacking);
     const builder = mod[builderName];
     expect(typeof builder, `${builderName} is a plain builder function`).toBe('function');
     expect(looksLikeDefinition(builder), `${builderName} is not itself a definition`).toBe(false);
-    expect((builder as () => { algorithm: string })().algorithm).toBe(def.algorithm);
+    const plain = (builder as () => { algorithm: string; stacking?: unknown })();
+    expect(plain.algorithm).toBe(def.algorithm);
+    expect(plain.stacking).toEqual(def.stacking);
   }
   for (const [name, value] of Object.entries(mod)) {
     if (looksLikeDefinition(value)) expect(definitions.includes(value), `export ${name} is in ${listName}`).toBe(true);
