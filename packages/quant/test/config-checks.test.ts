@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, GraphBuilder, arrayDataset, checkCompression, compress, createBuilders, parsePipelineConfig, useBackend, type Graph } from '@tensorpress/core-tensor';
-import { dorefa, lsq, pact, quantAlgorithms, quantization, quantizePostTraining } from '@tensorpress/quant';
+import { dorefa, lsq, quantAlgorithms, quantization, quantizePostTraining } from '@tensorpress/quant';
 import { errorOf, seededArray } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
