@@ -22,7 +22,7 @@ import { checkIdentity, checkpointOption, interruption, prepareCheckpoints, remo
 import { discoverAlgorithms } from './discover.js';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { abortable, throwIfAborted } from './internal/abort.js';
-import { readPipelineConfig } from './internal/config-file.js';
+import { dryApply, inConfigFile, readPipelineConfig } from './internal/config-file.js';
 import { checkOutputDir, commitOutputs } from './output-dir.js';
 import { loadData } from './load-data.js';
 import { loadModel } from './load-model.js';
@@ -198,11 +198,16 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
   await checkOutputDir(outDir, options.force ?? false);
   const checkpoints = await prepareCheckpoints({ dir: options.checkpointDir, every: options.checkpointEvery, resume: options.resume, outDir });
   const { definitions } = await discoverAlgorithms();
+  const configFile = typeof options.config === 'string' ? options.config : undefined;
   const config = typeof options.config === 'string' ? await readPipelineConfig(options.config, definitions) : options.config;
   if (config.compression.length === 0) throw new CliError(EXIT_CODES.usage, 'CONFIG_INVALID', 'the config has no compression entries');
-  // Fail before training when a config's algorithm cannot be built.
   const builders = (): ReturnType<typeof createBuilders> => createBuilders(config, definitions);
-  builders();
+  // Fail before training when a config's algorithm cannot be built.
+  try {
+    builders();
+  } catch (e) {
+    throw inConfigFile(configFile, e);
+  }
   const modelSpec = options.model ?? config.input?.model;
   if (!modelSpec) throw new CliError(EXIT_CODES.usage, 'MODEL_MISSING', 'no model: pass --model (or set "input.model" in the config)');
   const dataSpec = options.data ?? config.input?.data ?? 'mnist';
@@ -220,6 +225,9 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
   const data = await loadData(dataSpec, options.limit !== undefined ? { limit: options.limit } : {});
   log(`data: ${data.name}, ${data.train.size} train / ${data.test.size} test examples`);
   if (checkpoints) checkIdentity(checkpoints, runIdentity(modelSpec, data.name, options.limit, config));
+  // Whatever the config decides on this graph fails now, before a builtin model's FP32 training
+  // (its untrained form has the same structure).
+  dryApply((early ?? (await loadModel(modelSpec, { data, fp32Epochs: 0, cacheDir: false }))).graph, builders, configFile);
   const model = early ?? await loadModel(modelSpec, {
     data,
     ...(options.fp32Epochs !== undefined ? { fp32Epochs: options.fp32Epochs } : {}),

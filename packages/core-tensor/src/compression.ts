@@ -10,6 +10,7 @@ import type { Dataset } from './data.js';
 import { TensorpressError } from './errors.js';
 import { Executor } from './executor.js';
 import type { Graph } from './graph.js';
+import { stackingViolation, type StackingRule } from './stacking.js';
 import { graphStatistics, type GraphStatistics } from './statistics.js';
 import { TransformationLayout, applyLayout } from './transform.js';
 
@@ -23,6 +24,8 @@ export interface CompressionBuilder {
   readonly algorithm: string;
   /** Order at shared points and in strip(): pruning 100 < sparsity 200 < quantization 300. */
   readonly priority: number;
+  /** The stacking rule of its algorithm's definition (see `StackingRule`); `compress` refuses a pipeline that breaks one. */
+  readonly stacking?: StackingRule;
   /** Phase 1: read the graph and add commands (hooks, structural changes) to the layout. */
   register(graph: Graph, layout: TransformationLayout): void;
   /** Phase 2: build the controller over the transformed model. */
@@ -101,14 +104,7 @@ const STATE_FORMAT = 'tensorpress.compression-state';
  * controller. The input graph is never modified.
  */
 export function compress(graph: Graph, builders: readonly CompressionBuilder[], options: CompressOptions = {}): CompressionController {
-  const names = new Set<string>();
-  for (const b of builders) {
-    if (names.has(b.algorithm)) {
-      throw new TensorpressError('CONFIG_INVALID', `algorithm "${b.algorithm}" appears twice in one pipeline; merge its settings into one entry`);
-    }
-    names.add(b.algorithm);
-  }
-  const ordered = [...builders].sort((a, b) => a.priority - b.priority);
+  const ordered = checkStacking(builders);
   const layout = new TransformationLayout();
   for (const b of ordered) b.register(graph, layout);
   const applied = applyLayout(graph, layout);
@@ -182,6 +178,36 @@ export function compress(graph: Graph, builders: readonly CompressionBuilder[], 
       executor.dispose();
     },
   };
+}
+
+/**
+ * The builders in priority order, after checking their stacking rules: no algorithm twice, at
+ * most one of an exclusive group, and priorities that honour every `after` (builders are a set
+ * here, so list order is not checked; `parsePipelineConfig` checks a config's order).
+ */
+function checkStacking(builders: readonly CompressionBuilder[]): CompressionBuilder[] {
+  const ordered = [...builders].sort((a, b) => a.priority - b.priority);
+  const v = stackingViolation(ordered);
+  if (!v) return ordered;
+  if (v.kind === 'order') {
+    const [a, b] = [ordered[v.index]!, ordered[v.other]!];
+    throw new TensorpressError(
+      'CONFIG_INVALID',
+      `"${a.algorithm}" (priority ${a.priority}) must run after "${b.algorithm}" (priority ${b.priority}), but its priority is not higher; the package that provides "${a.algorithm}" declares inconsistent stacking`,
+    );
+  }
+  throw new TensorpressError('CONFIG_INVALID', `one pipeline: ${v.message}`, { stacking: v.kind });
+}
+
+/**
+ * Applies the builders to the graph and frees everything at once: a dry run that finds, before any
+ * training, every error a pipeline can only show on the graph (a plan entry or scope naming no
+ * node, nothing prunable, an unreachable FLOPs target). Builders from `createBuilders` name their
+ * config entry's JSON path in those errors. Builders keep state from their last `register`, so
+ * pass fresh ones to the real `compress`.
+ */
+export function checkCompression(graph: Graph, builders: readonly CompressionBuilder[]): void {
+  compress(graph, builders).dispose();
 }
 
 /** A scheduler that only counts (for algorithms without a schedule). */

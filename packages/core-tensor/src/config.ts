@@ -1,7 +1,11 @@
 import { z } from 'zod';
 import type { CompressionBuilder } from './compression.js';
 import { ConfigError, jsonPath } from './errors.js';
+import { describeIssue, pickIssue } from './internal/config-issues.js';
+import { scanJsonText, tooDeep, type ShapeProblem } from './internal/json-shape.js';
 import { scopeFilter } from './scopes.js';
+import { stackingViolation, type StackingRule } from './stacking.js';
+import { closestMatch } from './suggest.js';
 
 /** The common part of every algorithm's entry in a pipeline config. */
 export interface AlgorithmConfig<P = unknown> {
@@ -16,9 +20,24 @@ export interface AlgorithmConfig<P = unknown> {
 }
 
 /**
+ * Where a builder's settings came from: the JSON path of its config entry (`$.compression[1]`),
+ * so the errors it raises once it sees the graph (a plan entry naming no node, nothing prunable,
+ * an unreachable target) name the path. `createBuilders` passes it; a builder called directly
+ * with its options has none, and reports paths from `$` (the options object).
+ */
+export interface EntryLocation {
+  readonly path: string;
+}
+
+/** JSON paths of an entry's params and of the entry (its scopes): `$.compression[1].params` and `$.compression[1]`, or `$` for both without a location. */
+export function entryPaths(location?: EntryLocation): { readonly params: string; readonly entry: string } {
+  return location ? { params: `${location.path}.params`, entry: location.path } : { params: '$', entry: '$' };
+}
+
+/**
  * How a technique package makes an algorithm available to configs and the CLI: its name,
- * config version, parameter schema and a factory of builders. Nothing registers itself on import:
- * callers pass definitions explicitly.
+ * config version, parameter schema, stacking rule and a factory of builders. Nothing registers
+ * itself on import: callers pass definitions explicitly.
  */
 export interface AlgorithmDefinition<P = unknown> {
   readonly algorithm: string;
@@ -28,10 +47,12 @@ export interface AlgorithmDefinition<P = unknown> {
   readonly packageName: string;
   /** One-line description for `--help` and `inspect`. */
   readonly description: string;
-  /** Schema of `params` (defaults applied by the schema). */
+  /** Schema of `params` (defaults applied by the schema); strict at every level: an unknown key is an error. */
   readonly schema: z.ZodType<P>;
-  /** Makes a builder from a validated config. */
-  create(config: AlgorithmConfig<P>): CompressionBuilder;
+  /** Which algorithms it may share a pipeline with, and in what order; its builders carry the same rule. None: it stacks with anything (once). */
+  readonly stacking?: StackingRule;
+  /** Makes a builder from a validated config; `location` names the entry for errors found on the graph. */
+  create(config: AlgorithmConfig<P>, location?: EntryLocation): CompressionBuilder;
 }
 
 /**
@@ -58,22 +79,30 @@ export interface ParsePipelineOptions {
   readonly hints?: Readonly<Record<string, string>>;
 }
 
-const entrySchema = z.object({
-  algorithm: z.string().min(1),
-  version: z.number().int().positive().optional(),
-  params: z.unknown().optional(),
-  ignoredScopes: z.array(z.string()).optional(),
-  targetScopes: z.array(z.string()).optional(),
-});
+/** Nesting no config needs (the deepest setting is 6 levels down); deeper input is refused before it is walked. */
+const MAX_DEPTH = 32;
+
+/** Bounds of `training`: beyond them a run is a typo or diverges (a learning rate of 1e308 trains to NaN). */
+export const TRAINING_LIMITS = Object.freeze({ maxEpochs: 10_000, maxBatchSize: 65_536, maxLearningRate: 10 });
+
+const entrySchema = z
+  .object({
+    algorithm: z.string().min(1),
+    version: z.number().int().positive().optional(),
+    params: z.unknown().optional(),
+    ignoredScopes: z.array(z.string()).optional(),
+    targetScopes: z.array(z.string()).optional(),
+  })
+  .strict();
 
 const pipelineSchema = z
   .object({
     input: z.object({ model: z.string().optional(), data: z.string().optional() }).strict().optional(),
     training: z
       .object({
-        epochs: z.number().int().nonnegative().optional(),
-        batchSize: z.number().int().positive().optional(),
-        learningRate: z.number().positive().optional(),
+        epochs: z.number().int().nonnegative().max(TRAINING_LIMITS.maxEpochs).optional(),
+        batchSize: z.number().int().positive().max(TRAINING_LIMITS.maxBatchSize).optional(),
+        learningRate: z.number().positive().max(TRAINING_LIMITS.maxLearningRate).optional(),
         optimizer: z.enum(['sgd', 'momentum', 'adam']).optional(),
       })
       .strict()
@@ -82,26 +111,49 @@ const pipelineSchema = z
   })
   .strict();
 
-/** Throws a {@link ConfigError} for the first issue of a failed zod parse, with the JSON path. */
-export function throwZodError(error: z.ZodError, prefix: ReadonlyArray<string | number> = []): never {
-  const issue = error.issues[0]!;
-  const path = jsonPath([...prefix, ...(issue.path as (string | number)[])]);
-  let message = issue.message;
-  if (issue.code === 'unrecognized_keys') message = `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  throw new ConfigError(path, message, { issues: error.issues.length });
+/**
+ * Throws a {@link ConfigError} for the most telling issue of a failed zod parse, with the JSON path.
+ * Given the schema and the input, an unknown key gets a "did you mean" among the keys allowed there.
+ */
+export function throwZodError(error: z.ZodError, prefix: ReadonlyArray<string | number> = [], schema?: z.ZodType, input?: unknown): never {
+  const issue = pickIssue(error.issues);
+  // The described path is relative to the schema; the prefix places it in the whole config.
+  const d = describeIssue(issue, schema, input);
+  throw new ConfigError(jsonPath([...prefix, ...d.path]), d.message, { issues: error.issues.length });
 }
 
 /** Validates a value against a zod schema, throwing a {@link ConfigError} with the JSON path. */
 export function parseWithSchema<T>(schema: z.ZodType<T>, value: unknown, prefix: ReadonlyArray<string | number> = []): T {
   const r = schema.safeParse(value);
-  if (!r.success) throwZodError(r.error, prefix);
+  if (!r.success) throwZodError(r.error, prefix, schema, value);
   return r.data;
 }
 
+function shapeError(p: ShapeProblem): ConfigError {
+  return new ConfigError(jsonPath(p.path), p.message);
+}
+
+function unknownAlgorithm(name: string, path: string, known: readonly string[], hints: Readonly<Record<string, string>>): ConfigError {
+  const pkg = Object.hasOwn(hints, name) ? hints[name] : undefined;
+  if (pkg) return new ConfigError(path, `unknown algorithm "${name}"; it is provided by ${pkg}: run \`npm i ${pkg}\``, { algorithm: name, package: pkg });
+  const near = closestMatch(name, [...known, ...Object.keys(hints)]);
+  const nearPkg = near !== undefined && !known.includes(near) ? hints[near] : undefined;
+  const hint = near === undefined ? '' : `; did you mean "${near}"${nearPkg ? ` (provided by ${nearPkg})` : ''}?`;
+  return new ConfigError(path, `unknown algorithm "${name}"${hint}; known algorithms: ${[...known].sort().join(', ') || '(none installed)'}`, {
+    algorithm: name,
+    ...(near !== undefined ? { suggestion: near } : {}),
+  });
+}
+
+/** Entry paths of the configs {@link parsePipelineConfig} returned, for {@link createBuilders} (single-object form: `$.compression`). */
+const entryPathsOf = new WeakMap<PipelineConfig, readonly string[]>();
+
 /**
- * Validates a pipeline config (an object or JSON text) against the shared schema and each
- * algorithm's own parameter schema. Errors name the JSON path, e.g.
- * `$.compression[1].params.ratio: Too big: expected number to be <1`.
+ * Validates a pipeline config (an object or JSON text) against the shared schema, each
+ * algorithm's own parameter schema and the algorithms' stacking rules. Unknown keys are errors
+ * at every level; a key written twice in JSON text is one too. Errors name the JSON path, e.g.
+ * `$.compression[1].params.ratio: Too big: expected number to be <1, got 1.5` or
+ * `$.compression[0].parms: unknown key "parms"; did you mean "params"?`.
  */
 export function parsePipelineConfig(
   input: unknown,
@@ -115,24 +167,22 @@ export function parsePipelineConfig(
     } catch (e) {
       throw new ConfigError('$', `not valid JSON: ${(e as Error).message}`);
     }
+    const problem = scanJsonText(input, MAX_DEPTH);
+    if (problem) throw shapeError(problem);
+  } else {
+    const problem = tooDeep(input, MAX_DEPTH);
+    if (problem) throw shapeError(problem);
   }
   const base = parseWithSchema(pipelineSchema, value);
+  const list = Array.isArray(base.compression);
   const entries = Array.isArray(base.compression) ? base.compression : [base.compression];
   const byName = new Map(definitions.map((d) => [d.algorithm, d]));
-  const prefixOf = (i: number): (string | number)[] => (Array.isArray(base.compression) ? ['compression', i] : ['compression']);
+  const prefixOf = (i: number): (string | number)[] => (list ? ['compression', i] : ['compression']);
+  const hints = options.hints ?? {};
   const compression = entries.map((e, i): AlgorithmConfig => {
     const prefix = prefixOf(i);
     const def = byName.get(e.algorithm);
-    if (!def) {
-      const pkg = options.hints?.[e.algorithm];
-      const hint = pkg
-        ? `it is provided by ${pkg}: run \`npm i ${pkg}\``
-        : `known algorithms: ${[...byName.keys()].sort().join(', ') || '(none installed)'}`;
-      throw new ConfigError(jsonPath([...prefix, 'algorithm']), `unknown algorithm "${e.algorithm}"; ${hint}`, {
-        algorithm: e.algorithm,
-        ...(pkg ? { package: pkg } : {}),
-      });
-    }
+    if (!def) throw unknownAlgorithm(e.algorithm, jsonPath([...prefix, 'algorithm']), [...byName.keys()], hints);
     const version = e.version ?? def.version;
     if (version > def.version) {
       throw new ConfigError(
@@ -145,11 +195,29 @@ export function parsePipelineConfig(
     scopeFilter(scopes, jsonPath(prefix));
     return { algorithm: e.algorithm, version, params, ...scopes };
   });
-  return { ...(base.input ? { input: base.input } : {}), ...(base.training ? { training: base.training } : {}), compression };
+  const where = (i: number): string => jsonPath(prefixOf(i));
+  const violation = stackingViolation(
+    compression.map((c) => ({ algorithm: c.algorithm, stacking: byName.get(c.algorithm)!.stacking })),
+    where,
+  );
+  if (violation) {
+    throw new ConfigError(`${where(violation.index)}.algorithm`, violation.message, { stacking: violation.kind, other: where(violation.other) });
+  }
+  const config: PipelineConfig = { ...(base.input ? { input: base.input } : {}), ...(base.training ? { training: base.training } : {}), compression };
+  entryPathsOf.set(config, compression.map((_, i) => where(i)));
+  return config;
 }
 
-/** Makes the builders of a validated pipeline config. */
+/**
+ * Makes the builders of a validated pipeline config; each learns the JSON path of its entry
+ * (see {@link EntryLocation}) for the errors it can only find on the graph.
+ */
 export function createBuilders(config: PipelineConfig, definitions: readonly AnyAlgorithmDefinition[]): CompressionBuilder[] {
   const byName = new Map(definitions.map((d) => [d.algorithm, d]));
-  return config.compression.map((c) => byName.get(c.algorithm)!.create(c));
+  const paths = entryPathsOf.get(config);
+  return config.compression.map((c, i) => {
+    const def = byName.get(c.algorithm);
+    if (!def) throw unknownAlgorithm(c.algorithm, `$.compression[${i}].algorithm`, [...byName.keys()], {});
+    return def.create(c, { path: paths?.[i] ?? `$.compression[${i}]` });
+  });
 }

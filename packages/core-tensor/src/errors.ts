@@ -51,11 +51,18 @@ export class TensorpressError extends Error {
   }
 }
 
-/** A configuration value failed validation; `path` is the JSON path, e.g. `$.compression[0].params.ratio`. */
+/** The codes of errors a config alone decides (found on parsing it, or on applying it to a graph before training). */
+export type ConfigErrorCode = 'CONFIG_INVALID' | 'TARGET_UNREACHABLE' | 'NOTHING_PRUNABLE';
+
+/**
+ * A configuration value failed validation; `path` is the JSON path, e.g. `$.compression[0].params.ratio`.
+ * The code is `CONFIG_INVALID` unless a more specific one applies (an unreachable FLOPs target,
+ * nothing prunable in the graph).
+ */
 export class ConfigError extends TensorpressError {
   readonly path: string;
-  constructor(path: string, message: string, details: Record<string, unknown> = {}) {
-    super('CONFIG_INVALID', `${path}: ${message}`, { ...details, path });
+  constructor(path: string, message: string, details: Record<string, unknown> = {}, code: ConfigErrorCode = 'CONFIG_INVALID') {
+    super(code, `${path}: ${message}`, { ...details, path });
     this.name = 'ConfigError';
     this.path = path;
   }

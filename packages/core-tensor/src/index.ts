@@ -3,7 +3,10 @@
  * the compression contract, the training loop and statistics, shared by every technique package.
  */
 export { TensorpressError, ConfigError, GraphError, jsonPath } from './errors.js';
-export type { ErrorCode } from './errors.js';
+export type { ErrorCode, ConfigErrorCode } from './errors.js';
+export { closestMatch, didYouMean } from './suggest.js';
+export { stackingViolation } from './stacking.js';
+export type { StackingRule, StackingEntry, StackingViolation } from './stacking.js';
 export { createRng, permutation } from './random.js';
 export type { Rng } from './random.js';
 export { arrayDataset } from './data.js';
@@ -24,10 +27,10 @@ export { Executor, runGraph } from './executor.js';
 export type { Feeds, RunOptions, ExecutorOptions } from './executor.js';
 export { GraphBuilder } from './builder.js';
 export type { ConvOptions, Init } from './builder.js';
-export { scopeFilter } from './scopes.js';
+export { scopeFilter, nodePattern, nodePatternError, checkScopeNames } from './scopes.js';
 export type { Scopes } from './scopes.js';
-export { parsePipelineConfig, createBuilders, parseWithSchema, throwZodError } from './config.js';
-export type { AlgorithmConfig, AlgorithmDefinition, AnyAlgorithmDefinition, ParsePipelineOptions, PipelineConfig } from './config.js';
+export { parsePipelineConfig, createBuilders, parseWithSchema, throwZodError, entryPaths, TRAINING_LIMITS } from './config.js';
+export type { AlgorithmConfig, AlgorithmDefinition, AnyAlgorithmDefinition, EntryLocation, ParsePipelineOptions, PipelineConfig } from './config.js';
 export { hessianVectorProduct, crossEntropyLoss } from './hessian.js';
 export { softmaxCrossEntropy } from './losses.js';
 export type { HessianLoss, HvpOptions } from './hessian.js';
@@ -50,7 +53,7 @@ export { foldBatchNorm, foldAllBatchNorms, batchNormFold } from './fold-batchnor
 export type { FoldAllResult, FoldSkip, BatchNormFold } from './fold-batchnorm.js';
 export { cutChannels, channelDependencies } from './channel-cut.js';
 export type { ChannelCutSpec, ChannelDependencies, ChannelRole, ChannelStep } from './channel-cut.js';
-export { compress, CountingScheduler, defineController } from './compression.js';
+export { compress, checkCompression, CountingScheduler, defineController } from './compression.js';
 export type {
   CompressionBuilder,
   CompressedModel,

@@ -80,9 +80,9 @@ describe('parsePipelineConfig', () => {
 
   it('names unknown keys, wrong types, malformed JSON and bad regexes', () => {
     expect(pathOf(() => parsePipelineConfig({ compression: [{ algorithm: 'test_pruning', params: { ratoi: 0.2 } }] }, [definition]))).toMatch(
-      /^\$\.compression\[0\]\.params: unknown key\(s\) "ratoi"/,
+      /^\$\.compression\[0\]\.params\.ratoi: unknown key "ratoi"/,
     );
-    expect(pathOf(() => parsePipelineConfig({ compresion: [] }, [definition]))).toMatch(/^\$: unknown key\(s\) "compresion"|^\$\.compression: /);
+    expect(pathOf(() => parsePipelineConfig({ compresion: [] }, [definition]))).toMatch(/^\$\.compresion: unknown key "compresion"/);
     expect(pathOf(() => parsePipelineConfig({ compression: [{ algorithm: 7 }] }, [definition]))).toMatch(/^\$\.compression(\[0\]\.algorithm)?: /);
     expect(pathOf(() => parsePipelineConfig('{"compression": [', [definition]))).toMatch(/^\$: not valid JSON/);
     expect(pathOf(() => parsePipelineConfig({ compression: [{ algorithm: 'test_pruning', targetScopes: ['{re}(('] }] }, [definition]))).toMatch(

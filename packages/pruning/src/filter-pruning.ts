@@ -1,8 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  ConfigError,
   PRIORITY,
   TensorpressError,
+  checkScopeNames,
   defineController,
+  entryPaths,
   graphStatistics,
   parseWithSchema,
   scopeFilter,
@@ -10,10 +13,12 @@ import {
   type AlgorithmStatistics,
   type CompressedModel,
   type CompressionBuilder,
+  type EntryLocation,
   type Graph,
   type Json,
   type LayerStatistics,
   type Scopes,
+  type StackingRule,
   type StripContext,
 } from '@tensorpress/core-tensor';
 import { z } from 'zod';
@@ -28,6 +33,11 @@ const ALGORITHM = 'filter_pruning';
 const VERSION = 1;
 /** The highest ratio tried when searching a FLOPs target (every group at its minimum). */
 const MAX_RATIO = 0.9999;
+/**
+ * One pruner per pipeline (two would each cut channels the other's masks and kept-channel lists
+ * still count); it runs before any sparsifier or quantizer (those declare it in their `after`).
+ */
+const STACKING: StackingRule = Object.freeze({ group: 'pruner', groupAction: 'remove filters' });
 
 /** Validated parameters of filter pruning (defaults applied). */
 export interface FilterPruningParams {
@@ -116,6 +126,7 @@ class FilterPruningController {
     readonly analysis: PruningGroupsResult,
     readonly model: CompressedModel,
     readonly rt: Runtime,
+    private readonly paramsPath: string,
   ) {
     this.prunable = analysis.groups.filter((g) => g.prunable);
     const t = graphStatistics(model.graph).total;
@@ -163,12 +174,13 @@ class FilterPruningController {
   private checkReachable(target: number): void {
     const best = this.reductionAt(this.scores(), MAX_RATIO).reduction;
     if (best < target) {
-      throw new TensorpressError(
-        'TARGET_UNREACHABLE',
+      throw new ConfigError(
+        `${this.paramsPath}.flopsReduction`,
         `filter_pruning: flopsReduction ${target} cannot be reached: pruning every prunable group down to its minimum removes ` +
           `${(best * 100).toFixed(1)}% of the FLOPs. Allow more groups (pruneFirstConv, pruneDownsampleConvs, mode, ignoredScopes) ` +
           `or lower the target. Groups: ${describeUnprunable(this.analysis)}`,
         { target, reachable: best },
+        'TARGET_UNREACHABLE',
       );
     }
   }
@@ -330,9 +342,10 @@ class FilterPruningController {
   }
 }
 
-function createBuilder(params: FilterPruningParams, scopes: Scopes): CompressionBuilder {
+function createBuilder(params: FilterPruningParams, scopes: Scopes, location?: EntryLocation): CompressionBuilder {
+  const paths = entryPaths(location);
   // Validates the scopes now (a bad regular expression is a config error, not a late surprise).
-  scopeFilter(scopes);
+  scopeFilter(scopes, paths.entry);
   let rt: Runtime = { masks: new Map(), indices: new Map() };
   const groupOptions = {
     ...scopes,
@@ -347,15 +360,20 @@ function createBuilder(params: FilterPruningParams, scopes: Scopes): Compression
   return {
     algorithm: ALGORITHM,
     priority: PRIORITY.pruning,
+    stacking: STACKING,
     register(graph, layout) {
       rt = { masks: new Map(), indices: new Map() };
       sites.clear();
+      checkScopeNames(scopes, graph.nodes.map((n) => n.name), paths.entry);
       const analysis = pruningGroups(graph, groupOptions);
       rt.analysis = analysis;
       if (!analysis.groups.some((g) => g.prunable)) {
-        throw new TensorpressError('NOTHING_PRUNABLE', `filter_pruning: nothing in the graph can be pruned: ${describeUnprunable(analysis)}`, {
-          nodes: analysis.nodes.map((n) => ({ node: n.node, reason: n.reason ?? '' })),
-        });
+        throw new ConfigError(
+          paths.entry,
+          `filter_pruning: nothing in the graph can be pruned: ${describeUnprunable(analysis)}`,
+          { nodes: analysis.nodes.map((n) => ({ node: n.node, reason: n.reason ?? '' })) },
+          'NOTHING_PRUNABLE',
+        );
       }
       const local = rt;
       for (const g of analysis.groups.filter((x) => x.prunable)) {
@@ -382,7 +400,7 @@ function createBuilder(params: FilterPruningParams, scopes: Scopes): Compression
         for (const [key, s] of sites) {
           if (s.index) rt.indices.set(key, tf.tensor1d(s.index.map((c) => (c < 0 ? s.group.channels : c)), 'int32'));
         }
-        const c = new FilterPruningController(params, analysis, model, rt);
+        const c = new FilterPruningController(params, analysis, model, rt, paths.params);
         return defineController(ALGORITHM, {
           scheduler: c.scheduler,
           loss: () => c.loss(),
@@ -420,5 +438,6 @@ export const filterPruningDefinition: AlgorithmDefinition<FilterPruningParams> =
   packageName: '@tensorpress/pruning',
   description: 'Filter pruning (L1, L2, FPGM, Slim, OptSlim) with pruning groups and physical channel removal',
   schema: filterPruningSchema,
-  create: (config) => createBuilder(config.params, { ignoredScopes: config.ignoredScopes, targetScopes: config.targetScopes }),
+  stacking: STACKING,
+  create: (config, location) => createBuilder(config.params, { ignoredScopes: config.ignoredScopes, targetScopes: config.targetScopes }, location),
 };

@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { parseWithSchema, TensorpressError, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
+import { parseWithSchema, TensorpressError, type AlgorithmDefinition, type CompressionBuilder, type EntryLocation, type Json } from '@tensorpress/core-tensor';
 import { z } from 'zod';
 import { fakeQuantize } from './fake-quantize.js';
 import { qatBuilder } from './qat/controller.js';
@@ -76,11 +76,11 @@ export type DorefaParams = z.output<typeof dorefaSchema>;
  * DoReFa-Net quantization-aware training. Layers planned at 8 bits use the default symmetric INT8
  * weight quantizer (`weights.perChannel` applies to those), since 8-bit DoReFa codes do not fit int8.
  */
-export function dorefa(input: z.input<typeof dorefaSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
+export function dorefa(input: z.input<typeof dorefaSchema> = {}, scopes: ScopeOptions = {}, location?: EntryLocation): CompressionBuilder {
   const p = parseWithSchema(dorefaSchema, input);
   return qatBuilder({
     algorithm: 'dorefa',
-    settings: qatSettings(p, scopes),
+    settings: qatSettings(p, scopes, location),
     weight: (site) => dorefaWeightQuantizer(site, p.weights.scale),
     activation: (site) => new DorefaActivationQuantizer(site.id, site.bits, p.activations.signed),
   });

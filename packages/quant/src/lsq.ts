@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
+import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder, type EntryLocation } from '@tensorpress/core-tensor';
 import type { z } from 'zod';
 import type { ScaleFrom } from './internal/scale-from.js';
 import { MIN_SCALE, integerRange, type QuantSpec } from './quant-params.js';
@@ -69,8 +69,8 @@ export const lsqSchema = learnedScaleSchema(4);
 export type LsqParams = z.output<typeof lsqSchema>;
 
 /** LSQ quantization-aware training (learned step sizes for weights and activations). */
-export function lsq(input: z.input<typeof lsqSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
-  return learnedScaleBuilder('lsq', LsqQuantizer, parseWithSchema(lsqSchema, input), scopes);
+export function lsq(input: z.input<typeof lsqSchema> = {}, scopes: ScopeOptions = {}, location?: EntryLocation): CompressionBuilder {
+  return learnedScaleBuilder('lsq', LsqQuantizer, parseWithSchema(lsqSchema, input), scopes, location);
 }
 
 /** The `lsq` algorithm for pipeline configs. */

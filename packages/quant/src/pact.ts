@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { parseWithSchema, TensorpressError, type AlgorithmDefinition, type CompressionBuilder, type Json } from '@tensorpress/core-tensor';
+import { parseWithSchema, TensorpressError, type AlgorithmDefinition, type CompressionBuilder, type EntryLocation, type Json } from '@tensorpress/core-tensor';
 import { z } from 'zod';
 import { fakeQuantize } from './fake-quantize.js';
 import { MIN_SCALE } from './quant-params.js';
@@ -108,11 +108,11 @@ export const pactSchema = z
 export type PactParams = z.output<typeof pactSchema>;
 
 /** PACT quantization-aware training: learned activation clipping, DoReFa weights (as in the paper). */
-export function pact(input: z.input<typeof pactSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
+export function pact(input: z.input<typeof pactSchema> = {}, scopes: ScopeOptions = {}, location?: EntryLocation): CompressionBuilder {
   const p = parseWithSchema(pactSchema, input);
   return qatBuilder({
     algorithm: 'pact',
-    settings: qatSettings(p, scopes),
+    settings: qatSettings(p, scopes, location),
     weight: (site) => dorefaWeightQuantizer(site, p.weights.scale),
     activation: (site) =>
       new PactQuantizer(site.id, site.bits, {

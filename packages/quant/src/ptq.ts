@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   Executor,
+  checkScopeNames,
   compress,
   dynamicQuantParams,
+  entryPaths,
   foldAllBatchNorms,
   parseWithSchema,
   scopeFilter,
@@ -11,6 +13,7 @@ import {
   type AlgorithmStatistics,
   type CompressionBuilder,
   type Dataset,
+  type EntryLocation,
   type Graph,
   type Json,
   type ParamData,
@@ -92,8 +95,12 @@ class DynamicQuantizer implements Quantizer {
  * The post-training quantization builder (for pipelines): fixed quantizers whose activation ranges
  * come from `initialize` with the chosen calibrator; nothing is trained.
  */
-export function postTrainingQuantization(input: z.input<typeof ptqSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
-  const p = parseWithSchema(ptqSchema, input);
+export function postTrainingQuantization(input: z.input<typeof ptqSchema> = {}, scopes: ScopeOptions = {}, location?: EntryLocation): CompressionBuilder {
+  return ptqBuilder(parseWithSchema(ptqSchema, input), scopes, { ...(location ? { location } : {}), checkScopeNames: true });
+}
+
+function ptqBuilder(p: PtqParams, scopes: ScopeOptions, o: { location?: EntryLocation; checkScopeNames: boolean }): CompressionBuilder {
+  const paths = entryPaths(o.location);
   const dynamic = p.mode === 'dynamic';
   const symmetric = p.activations.mode === 'symmetric';
   return qatBuilder({
@@ -108,7 +115,9 @@ export function postTrainingQuantization(input: z.input<typeof ptqSchema> = {}, 
       unifiedScales: p.unifiedScales,
       plan: [],
       rangeInit: { type: dynamic ? 'minmax' : p.calibration, samples: p.samples, maxPercentile: p.percentile },
-      inScope: scopeFilter(scopes),
+      inScope: scopeFilter(scopes, paths.entry),
+      scopes: o.checkScopeNames ? scopes : {},
+      paths,
       ...(dynamic ? { activationOps: new Set(['Gemm', 'MatMul']) } : {}),
     },
     frozen: true,
@@ -188,6 +197,9 @@ function adaptBatchNorm(graph: Graph, data: Dataset, p: PtqParams, scopes: Scope
       plan: [],
       rangeInit: { type: 'minmax', samples: 1 },
       inScope: scopeFilter(scopes),
+      // quantizePostTraining checked the scope names on the graph it was given.
+      scopes: {},
+      paths: entryPaths(),
     },
     frozen: true,
     weight: (site) => int8WeightQuantizer(site),
@@ -254,9 +266,11 @@ export async function quantizePostTraining(graph: Graph, calibrationData: Datase
   const scopes: ScopeOptions = { ...(ignoredScopes ? { ignoredScopes } : {}), ...(targetScopes ? { targetScopes } : {}) };
   const p = parseWithSchema(ptqSchema, rest);
   checkCalibrationData(graph, calibrationData);
+  checkScopeNames(scopes, graph.nodes.map((n) => n.name));
   let g = p.bnAdaptation ? adaptBatchNorm(graph, calibrationData, p, scopes) : graph;
   if (p.foldBatchNorm) g = foldAllBatchNorms(g).graph;
-  const ctrl = compress(g, [postTrainingQuantization(p, scopes)]);
+  // Scope names were checked on the caller's graph: folding may have removed some (BN nodes).
+  const ctrl = compress(g, [ptqBuilder(p, scopes, { checkScopeNames: false })]);
   let out: Graph;
   let statistics: AlgorithmStatistics;
   try {

@@ -1,4 +1,4 @@
-import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
+import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder, type EntryLocation } from '@tensorpress/core-tensor';
 import { z } from 'zod';
 import { tensorRange } from './quant-params.js';
 import { AsymmetricQuantizer, SymmetricQuantizer } from './qat/affine-quantizers.js';
@@ -44,16 +44,17 @@ export type QuantizationInput = z.input<typeof quantizationSchema>;
 /**
  * The default quantization algorithm (NNCF's `quantization`): symmetric per-channel 8-bit weights
  * with learned thresholds, activations symmetric (`performance`) or asymmetric (`mixed`) with
- * learned ranges, ranges initialised from data, placement from the graph.
+ * learned ranges, ranges initialised from data, placement from the graph. `location` (set by the
+ * definition's `create`) names the config entry in errors found on the graph.
  */
-export function quantization(input: QuantizationInput = {}, scopes: ScopeOptions = {}): CompressionBuilder {
+export function quantization(input: QuantizationInput = {}, scopes: ScopeOptions = {}, location?: EntryLocation): CompressionBuilder {
   const p = parseWithSchema(quantizationSchema, input);
   const gradient = p.gradient;
   const actMode = p.activations.mode ?? (p.preset === 'mixed' ? 'asymmetric' : 'symmetric');
   let firstWeight = true;
   return qatBuilder({
     algorithm: 'quantization',
-    settings: qatSettings(p, scopes),
+    settings: qatSettings(p, scopes, location),
     weight(site) {
       const overflow = p.overflowFix === 'enable' || (p.overflowFix === 'first_layer_only' && firstWeight);
       firstWeight = false;

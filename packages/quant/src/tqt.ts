@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder } from '@tensorpress/core-tensor';
+import { parseWithSchema, type AlgorithmDefinition, type CompressionBuilder, type EntryLocation } from '@tensorpress/core-tensor';
 import type { z } from 'zod';
 import type { ScaleFrom } from './internal/scale-from.js';
 import type { QuantSpec } from './quant-params.js';
@@ -59,8 +59,8 @@ export const tqtSchema = learnedScaleSchema(8);
 export type TqtParams = z.output<typeof tqtSchema>;
 
 /** TQT quantization-aware training: power-of-two scales with trained log2 thresholds. */
-export function tqt(input: z.input<typeof tqtSchema> = {}, scopes: ScopeOptions = {}): CompressionBuilder {
-  return learnedScaleBuilder('tqt', TqtQuantizer, parseWithSchema(tqtSchema, input), scopes);
+export function tqt(input: z.input<typeof tqtSchema> = {}, scopes: ScopeOptions = {}, location?: EntryLocation): CompressionBuilder {
+  return learnedScaleBuilder('tqt', TqtQuantizer, parseWithSchema(tqtSchema, input), scopes, location);
 }
 
 /** The `tqt` algorithm for pipeline configs. */

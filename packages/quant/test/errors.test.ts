@@ -80,9 +80,10 @@ describe('quantization', () => {
 describe('parsePipelineConfig', () => {
   it('parses every quant algorithm with its defaults and makes builders', () => {
     const names = ['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization'];
-    const cfg = parsePipelineConfig(JSON.stringify({ compression: names.map((algorithm) => ({ algorithm })) }), quantAlgorithms);
-    expect(cfg.compression.map((c) => c.algorithm)).toEqual(names);
-    const params = Object.fromEntries(cfg.compression.map((c) => [c.algorithm, c.params as Record<string, unknown>]));
+    // One pipeline per algorithm: two quantizers may not share one (see 'stacking' below).
+    const cfgs = names.map((algorithm) => parsePipelineConfig(JSON.stringify({ compression: [{ algorithm }] }), quantAlgorithms));
+    expect(cfgs.map((c) => c.compression[0]!.algorithm)).toEqual(names);
+    const params = Object.fromEntries(cfgs.map((c) => [c.compression[0]!.algorithm, c.compression[0]!.params as Record<string, unknown>]));
     expect(params['quantization']).toMatchObject({ preset: 'performance', weights: { bits: 8, mode: 'symmetric', perChannel: true }, activations: { bits: 8 }, gradient: 'clipped', plan: [] });
     expect(params['quantization']!['initializer']).toEqual({ range: { type: 'mean_min_max', numInitSamples: 256, minPercentile: 0.1, maxPercentile: 99.9 } });
     expect(params['dorefa']).toMatchObject({ weights: { bits: 4, scale: 'max', perChannel: true }, activations: { bits: 4 } });
@@ -90,8 +91,8 @@ describe('parsePipelineConfig', () => {
     expect(params['tqt']).toMatchObject({ weights: { bits: 8, perChannel: false }, activations: { bits: 8 } });
     expect(params['lsq']).toMatchObject({ weights: { bits: 4, perChannel: false }, activations: { bits: 4 } });
     expect(params['post_training_quantization']).toMatchObject({ calibration: 'minmax', mode: 'static', samples: 256, weights: { bits: 8, perChannel: true } });
-    for (const c of cfg.compression) expect(c.version).toBe(1);
-    const builders = createBuilders(cfg, quantAlgorithms);
+    for (const c of cfgs) expect(c.compression[0]!.version).toBe(1);
+    const builders = cfgs.flatMap((c) => createBuilders(c, quantAlgorithms));
     expect(builders.map((b) => b.algorithm)).toEqual(names);
   });
 
@@ -100,7 +101,7 @@ describe('parsePipelineConfig', () => {
       [{ algorithm: 'quantization', params: { weights: { bits: 9 } } }, '$.compression[0].params.weights.bits'],
       [{ algorithm: 'quantization', params: { plan: [{ node: 'x', weightBits: 1 }] } }, '$.compression[0].params.plan[0].weightBits'],
       [{ algorithm: 'pact', params: { activations: { alphaInit: -1 } } }, '$.compression[0].params.activations.alphaInit'],
-      [{ algorithm: 'lsq', params: { weights: { bitz: 4 } } }, '$.compression[0].params.weights'],
+      [{ algorithm: 'lsq', params: { weights: { bitz: 4 } } }, '$.compression[0].params.weights.bitz'],
       [{ algorithm: 'post_training_quantization', params: { calibration: 'median' } }, '$.compression[0].params.calibration'],
     ];
     for (const [entry, path] of cases) {

@@ -134,6 +134,61 @@ export async function rejectionOf(p: Promise<unknown>): Promise<TensorpressError
   throw new Error('expected an error');
 }
 
+/** The parts of a zod 4 schema definition the walk reads (duck-typed: test-utils does not import zod). */
+interface Def {
+  readonly type: string;
+  readonly innerType?: unknown;
+  readonly in?: unknown;
+  readonly out?: unknown;
+  readonly element?: unknown;
+  readonly shape?: Readonly<Record<string, unknown>>;
+  readonly catchall?: unknown;
+  readonly options?: readonly unknown[];
+  readonly valueType?: unknown;
+  readonly items?: readonly unknown[];
+}
+
+const defOf = (s: unknown): Def | undefined => (s as { _zod?: { def?: Def } } | undefined)?._zod?.def;
+
+/**
+ * JSON paths (from `$`) of every object in a zod schema that accepts keys it does not declare: an
+ * object without `.strict()` drops an unknown key silently, so a misspelt option changes nothing
+ * and says nothing. Wrappers (default, optional, pipe ...), arrays, unions, records and tuples are
+ * walked through.
+ */
+export function looseObjects(schema: unknown, path = '$', seen = new Set<unknown>()): string[] {
+  const d = defOf(schema);
+  if (!d || seen.has(schema)) return [];
+  seen.add(schema);
+  const kids: [string, unknown][] = [];
+  switch (d.type) {
+    case 'object': {
+      const strict = defOf(d.catchall)?.type === 'never';
+      for (const [k, v] of Object.entries(d.shape ?? {})) kids.push([`${path}.${k}`, v]);
+      const below = kids.flatMap(([p, s]) => looseObjects(s, p, seen));
+      return strict ? below : [path, ...below];
+    }
+    case 'array':
+      kids.push([`${path}[]`, d.element]);
+      break;
+    case 'record':
+      kids.push([`${path}[*]`, d.valueType]);
+      break;
+    case 'union':
+      for (const o of d.options ?? []) kids.push([path, o]);
+      break;
+    case 'tuple':
+      (d.items ?? []).forEach((s, i) => kids.push([`${path}[${i}]`, s]));
+      break;
+    case 'pipe':
+      kids.push([path, d.in], [path, d.out]);
+      break;
+    default:
+      if (d.innerType) kids.push([path, d.innerType]);
+  }
+  return [...new Set(kids.flatMap(([p, s]) => looseObjects(s, p, seen)))];
+}
+
 function looksLikeDefinition(v: unknown): v is AnyAlgorithmDefinition {
   if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return false;
   const d = v as Record<string, unknown>;
@@ -151,8 +206,9 @@ function camelCase(algorithm: string): string {
  * else, with unique names; each definition is exported as `<algorithm>Definition` beside a plain
  * builder function `<algorithm>` (both camelCase), names `packageName`, and has a schema that
  * parses `{}` (every parameter optional) to parameters that parse back to themselves (`create`
- * receives validated parameters, which builders validate again); `create` and the builder, given
- * the defaults, make a builder of that algorithm.
+ * receives validated parameters, which builders validate again) and is strict at every level
+ * (an unknown key is an error, never dropped); `create` and the builder, given the defaults, make a
+ * builder of that algorithm that carries the definition's stacking rule.
  */
 export function expectAlgorithmList(mod: Readonly<Record<string, unknown>>, listName: string, packageName: string): void {
   const list = mod[listName];
@@ -175,12 +231,16 @@ export function expectAlgorithmList(mod: Readonly<Record<string, unknown>>, list
     const again = def.schema.safeParse(parsed.data);
     expect(again.success, `${def.algorithm}: validated parameters are valid input`).toBe(true);
     expect(again.data).toEqual(parsed.data);
+    expect(looseObjects(def.schema), `${def.algorithm}: every object of the schema is strict`).toEqual([]);
     const created = def.create({ algorithm: def.algorithm, version: def.version, params: parsed.data, ignoredScopes: [], targetScopes: [] });
     expect(created.algorithm).toBe(def.algorithm);
+    expect(created.stacking, `${def.algorithm}: the builder carries the definition's stacking rule`).toEqual(def.stacking);
     const builder = mod[builderName];
     expect(typeof builder, `${builderName} is a plain builder function`).toBe('function');
     expect(looksLikeDefinition(builder), `${builderName} is not itself a definition`).toBe(false);
-    expect((builder as () => { algorithm: string })().algorithm).toBe(def.algorithm);
+    const plain = (builder as () => { algorithm: string; stacking?: unknown })();
+    expect(plain.algorithm).toBe(def.algorithm);
+    expect(plain.stacking).toEqual(def.stacking);
   }
   for (const [name, value] of Object.entries(mod)) {
     if (looksLikeDefinition(value)) expect(definitions.includes(value), `export ${name} is in ${listName}`).toBe(true);

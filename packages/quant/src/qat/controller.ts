@@ -1,8 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  ConfigError,
   PRIORITY,
   TensorpressError,
+  checkScopeNames,
   defineController,
+  didYouMean,
+  nodePattern,
   type AlgorithmController,
   type CompressionBuilder,
   type Executor,
@@ -22,6 +26,7 @@ import {
   type WeightQuantization,
 } from '../strip.js';
 import type { ActivationSite, Quantizer, WeightSite } from './quantizer.js';
+import { QUANTIZER_STACKING } from './definition.js';
 import { collectActivationStats, mergeStats } from './range-init.js';
 import type { BitsPlanEntry, QatSettings } from './settings.js';
 
@@ -44,13 +49,36 @@ interface ActivationEntry {
   readonly q: Quantizer;
 }
 
-function planMatcher(plan: readonly BitsPlanEntry[]): (node: string) => BitsPlanEntry | undefined {
-  const compiled = plan.map((e) => ({ e, re: e.node.startsWith('{re}') ? new RegExp(`^(?:${e.node.slice(4)})$`) : undefined }));
-  return (node) => {
+interface PlanMatcher {
+  /** The last plan entry matching a node (later entries override earlier ones). */
+  (node: string): BitsPlanEntry | undefined;
+  /** Throws a ConfigError at the first entry that matches none of `quantized` (the nodes this method quantizes). */
+  checkCoverage(graph: Graph, quantized: ReadonlySet<string>, algorithm: string): void;
+}
+
+function planMatcher(plan: readonly BitsPlanEntry[], paramsPath: string): PlanMatcher {
+  const pathOf = (i: number): string => `${paramsPath}.plan[${i}].node`;
+  const compiled = plan.map((e, i) => ({ e, matches: nodePattern(e.node, pathOf(i)) }));
+  const match = (node: string): BitsPlanEntry | undefined => {
     let hit: BitsPlanEntry | undefined;
-    for (const { e, re } of compiled) if (re ? re.test(node) : e.node === node) hit = e;
+    for (const { e, matches } of compiled) if (matches(node)) hit = e;
     return hit;
   };
+  return Object.assign(match, {
+    checkCoverage(graph: Graph, quantized: ReadonlySet<string>, algorithm: string): void {
+      compiled.forEach(({ e, matches }, i) => {
+        if ([...quantized].some(matches)) return;
+        // An entry that touches nothing would leave the user's bit widths silently unused.
+        const node = graph.node(e.node);
+        const message = e.node.startsWith('{re}')
+          ? `"${e.node}" matches no node that ${algorithm} quantizes`
+          : node
+            ? `node "${e.node}" (${node.op}) is not quantized by ${algorithm} (no quantized weight or input, or out of scope)`
+            : `"${e.node}" names no node of the graph${didYouMean(e.node, quantized)}`;
+        throw new ConfigError(pathOf(i), message, { node: e.node });
+      });
+    },
+  });
 }
 
 /**
@@ -62,7 +90,7 @@ export function qatBuilder(method: QatMethod): CompressionBuilder {
   const s = method.settings;
   checkBits(s.weightBits, `${method.algorithm}: weights`);
   checkBits(s.activationBits, `${method.algorithm}: activations`);
-  const planOf = planMatcher(s.plan);
+  const planOf = planMatcher(s.plan, s.paths.params);
   for (const [i, e] of s.plan.entries()) {
     if (e.weightBits !== undefined) checkBits(e.weightBits, `${method.algorithm}: plan[${i}] (node "${e.node}") weightBits`);
     if (e.activationBits !== undefined) checkBits(e.activationBits, `${method.algorithm}: plan[${i}] (node "${e.node}") activationBits`);
@@ -74,7 +102,9 @@ export function qatBuilder(method: QatMethod): CompressionBuilder {
   return {
     algorithm: method.algorithm,
     priority: PRIORITY.quantization,
+    stacking: QUANTIZER_STACKING,
     register(graph: Graph, layout) {
+      checkScopeNames(s.scopes, graph.nodes.map((n) => n.name), s.paths.entry);
       placement = placeQuantizers(graph, {
         inScope: s.inScope,
         activations: s.quantizeActivations,
@@ -82,16 +112,20 @@ export function qatBuilder(method: QatMethod): CompressionBuilder {
         ...(s.activationOps ? { activationOps: s.activationOps } : {}),
         ...(s.unifiedScales ? { unifiedScales: s.unifiedScales } : {}),
       });
-      weights = placement.weights.map((place) => {
-        const p = graph.param(place.param)!;
+      // Every check before the first quantizer is made: a config error leaves no tensor behind.
+      for (const place of placement.weights) {
         if (s.perChannel && place.axis < 0) {
-          throw new TensorpressError(
-            'CONFIG_INVALID',
+          throw new ConfigError(
+            `${s.paths.params}.weights.perChannel`,
             `${method.algorithm}: node "${place.node}" (${place.op}) has no output-channel axis for per-channel weights (its weight ` +
-              `"${place.param}" has shape [${p.shape.join(', ')}]); set perChannel: false or add the node to ignoredScopes`,
+              `"${place.param}" has shape [${graph.param(place.param)!.shape.join(', ')}]); set perChannel: false or add the node to ignoredScopes`,
             { node: place.node, setting: 'perChannel' },
           );
         }
+      }
+      planOf.checkCoverage(graph, new Set([...placement.weights.map((w) => w.node), ...placement.activations.flatMap((a) => a.consumers)]), method.algorithm);
+      weights = placement.weights.map((place) => {
+        const p = graph.param(place.param)!;
         const bits = planOf(place.node)?.weightBits ?? s.weightBits;
         const w = tf.tensor(p.data as Float32Array, [...p.shape]);
         try {

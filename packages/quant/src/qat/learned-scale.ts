@@ -1,5 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import type { CompressionBuilder } from '@tensorpress/core-tensor';
+import type { CompressionBuilder, EntryLocation } from '@tensorpress/core-tensor';
 import { z } from 'zod';
 import type { QuantSpec } from '../quant-params.js';
 import { qatBuilder } from './controller.js';
@@ -34,10 +34,16 @@ export type LearnedScaleQuantizer = new (
 ) => Quantizer;
 
 /** The builder of a learned-scale method: symmetric narrow signed weights, symmetric activations signed by their data. */
-export function learnedScaleBuilder(algorithm: string, Q: LearnedScaleQuantizer, p: LearnedScaleParams, scopes: ScopeOptions): CompressionBuilder {
+export function learnedScaleBuilder(
+  algorithm: string,
+  Q: LearnedScaleQuantizer,
+  p: LearnedScaleParams,
+  scopes: ScopeOptions,
+  location?: EntryLocation,
+): CompressionBuilder {
   return qatBuilder({
     algorithm,
-    settings: qatSettings(p, scopes),
+    settings: qatSettings(p, scopes, location),
     weight: (site) =>
       new Q(site.id, 'weight', { bits: site.bits, mode: 'symmetric', signed: true, narrowRange: true }, { w: site.weight, axis: site.perChannel ? site.axis : undefined }),
     activation: (site) =>

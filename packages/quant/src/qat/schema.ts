@@ -1,3 +1,4 @@
+import { nodePatternError } from '@tensorpress/core-tensor';
 import { z } from 'zod';
 
 /** A bit width: an integer from 2 to 8 (every method's weights and activations, and PTQ's). */
@@ -22,6 +23,11 @@ const planSchema = z
       .object({ node: z.string().min(1), weightBits: z.number().optional(), activationBits: z.number().optional() })
       .strict()
       .superRefine((e, ctx) => {
+        const bad = nodePatternError(e.node);
+        if (bad) ctx.addIssue({ code: 'custom', path: ['node'], message: bad });
+        if (e.weightBits === undefined && e.activationBits === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['node'], message: `node "${e.node}": the entry sets neither weightBits nor activationBits, so it would change nothing` });
+        }
         // Checked here rather than with bitsSchema on each field, so the message names the node.
         for (const key of ['weightBits', 'activationBits'] as const) {
           const v = e[key];

@@ -1,4 +1,4 @@
-import { scopeFilter, type Scopes } from '@tensorpress/core-tensor';
+import { entryPaths, scopeFilter, type EntryLocation, type Scopes } from '@tensorpress/core-tensor';
 import type { CalibrationMethod, RangeInitMethod } from '../calibration.js';
 import type { UnifiedScales } from '../placement.js';
 
@@ -31,13 +31,20 @@ export interface QatSettings {
     readonly maxPercentile?: number;
   };
   readonly inScope: (node: string) => boolean;
+  /** The scopes behind `inScope`: their plain node names are checked against the graph. */
+  readonly scopes: Scopes;
+  /** JSON paths of the params and of the config entry, for errors found on the graph (see core's `entryPaths`). */
+  readonly paths: { readonly params: string; readonly entry: string };
   /** Ops whose activation inputs get quantizers (default: see placeQuantizers). */
   readonly activationOps?: ReadonlySet<string>;
   /** Which ops' inputs share one quantizer (default `add_concat`). */
   readonly unifiedScales?: UnifiedScales;
 }
 
-/** Settings every QAT method derives from its parameters (its bits, the `qatCommonSchema` part) and its scopes. */
+/**
+ * Settings every QAT method derives from its parameters (its bits, the `qatCommonSchema` part),
+ * its scopes and where its config entry is (`location`, set by the definition's `create`).
+ */
 export function qatSettings(
   params: {
     weights: { bits: number; perChannel: boolean };
@@ -49,8 +56,10 @@ export function qatSettings(
     unifiedScales: UnifiedScales;
   },
   scopes: ScopeOptions,
+  location?: EntryLocation,
 ): QatSettings {
   const r = params.initializer.range;
+  const paths = entryPaths(location);
   return {
     weightBits: params.weights.bits,
     activationBits: params.activations.bits,
@@ -61,6 +70,8 @@ export function qatSettings(
     unifiedScales: params.unifiedScales,
     plan: params.plan,
     rangeInit: { type: r.type, samples: r.numInitSamples, minPercentile: r.minPercentile, maxPercentile: r.maxPercentile },
-    inScope: scopeFilter(scopes),
+    inScope: scopeFilter(scopes, paths.entry),
+    scopes,
+    paths,
   };
 }
