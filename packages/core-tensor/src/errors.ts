@@ -30,7 +30,8 @@ export type ErrorCode =
   | 'TARGET_UNREACHABLE'
   | 'NOTHING_PRUNABLE'
   | 'QUANT_NONFINITE'
-  | 'OP_CONFLICT';
+  | 'OP_CONFLICT'
+  | 'EXECUTION_FAILED';
 
 /** Base class of every error tensorpress throws on purpose. */
 export class TensorpressError extends Error {
