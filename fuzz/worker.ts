@@ -5,7 +5,6 @@
  */
 import { createRng } from '@tensorpress/core-tensor';
 import { caseSeed, classify, type FromWorker, type FuzzSeed, type FuzzTarget, type Mutated, type Outcome, type ToWorker } from './harness.js';
-import { loadTarget } from './targets.js';
 
 let target: FuzzTarget | undefined;
 let seeds: FuzzSeed[] = [];
@@ -42,7 +41,7 @@ async function runCase(index: number): Promise<void> {
 process.on('message', (m: ToWorker) => {
   queue = queue.then(async () => {
     if (m.type === 'init') {
-      target = await loadTarget(m.target);
+      target = ((await import(m.module)) as { default: FuzzTarget }).default;
       seeds = m.seeds.map((s) => ({ name: s.name, bytes: new Uint8Array(s.bytes) }));
       runSeed = m.runSeed;
       await target.setup();

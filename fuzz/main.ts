@@ -1,6 +1,6 @@
 /**
  * `npm run fuzz -- <target> [N] [--seed S] [--workers W] [--timeout-ms T]`: runs N seeded cases of a
- * fuzz target (bench/fuzz/targets.ts) in child processes, prints the counts per seed input and the
+ * fuzz target (fuzz/targets.ts) in child processes, prints the counts per seed input and the
  * cases that are bugs (untyped errors, crashes, hangs), and writes the rows to
  * bench/results/fuzz.json, keeping the rows of the other targets. Exit code 1 when any case is a bug.
  *
@@ -63,14 +63,14 @@ async function writeResults(report: FuzzReport, command: string): Promise<string
     // No results yet.
   }
   const oldRows = Array.isArray(old['rows']) ? (old['rows'] as { target?: unknown }[]) : [];
-  const oldRuns = typeof old['runs'] === 'object' && old['runs'] !== null ? (old['runs'] as Record<string, unknown>) : {};
+  // One row per seed input; the seed and the command make the run reproducible.
+  const rows = report.rows.map((r) => ({ ...r, seed: report.seed, command }));
   const out = {
     ...old,
     bench: 'fuzz',
     date: new Date().toISOString(),
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', node: process.version },
-    runs: { ...oldRuns, [report.target]: { command, cases: report.cases, seed: report.seed, durationS: Math.round(report.durationS) } },
-    rows: [...oldRows.filter((r) => r.target !== report.target), ...report.rows],
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown', node: process.version },
+    rows: [...oldRows.filter((r) => r.target !== report.target), ...rows],
   };
   await mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;

@@ -559,10 +559,10 @@ function byteMutation(base: Uint8Array, rng: Rng): { bytes: Uint8Array; mutation
   const how = rng.int(4);
   if (how === 0) {
     const at = rng.int(base.length);
-    return { bytes: base.slice(0, at), mutation: `truncated at byte ${at}` };
+    return { bytes: Uint8Array.from(base.subarray(0, at)), mutation: `truncated at byte ${at}` };
   }
   if (how === 1) {
-    const bytes = base.slice();
+    const bytes = Uint8Array.from(base);
     const flips = 1 + rng.int(8);
     for (let f = 0; f < flips; f++) bytes[rng.int(bytes.length)] = rng.int(256);
     return { bytes, mutation: `${flips} random bytes overwritten` };
@@ -573,7 +573,7 @@ function byteMutation(base: Uint8Array, rng: Rng): { bytes: Uint8Array; mutation
     const n = pick(rng, nodes(m));
     const enc = onnx.NodeProto.encode(n).finish();
     const start = Buffer.from(base).indexOf(Buffer.from(enc));
-    const bytes = base.slice();
+    const bytes = Uint8Array.from(base);
     if (start < 0) return { bytes, mutation: 'node bytes not found (unchanged)' };
     const flips = 1 + rng.int(4);
     for (let f = 0; f < flips; f++) bytes[start + rng.int(enc.length)] = rng.int(256);

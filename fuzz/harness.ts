@@ -1,7 +1,7 @@
 /**
- * The target-independent part of the fuzz harness: a target is a generator of seeded cases (seed
- * inputs and a mutator) plus a check function. Cases run in child processes (bench/fuzz/worker.ts),
- * one at a time each, so that a hang (per-case timeout) or a crash (the process dies: abort, OOM)
+ * The target-independent part of the fuzz harness (`npm run fuzz -- <target>`): a target is a
+ * generator of seeded cases (seed inputs and a mutator) plus a check function. Cases run in child
+ * processes (fuzz/worker.ts), one at a time each, so that a hang (per-case timeout) or a crash (the process dies: abort, OOM)
  * is caught, counted, and the run goes on in a fresh child. Every case is classified:
  *
  * - `ok`: the check accepted and ran the input (for ONNX: read and ran one batch);
@@ -32,10 +32,15 @@ export interface Mutated {
   readonly mutation: string;
 }
 
-/** What a fuzz target provides; see bench/fuzz/targets.ts for the registry. */
+/**
+ * What a fuzz target provides; see fuzz/targets.ts for the registry. Its module must export
+ * it as `default`: worker processes load it from `module`.
+ */
 export interface FuzzTarget {
   /** The name on the command line and in the rows (`onnx`, `config`). */
   readonly name: string;
+  /** URL of the module that exports this target as `default` (its `import.meta.url`). */
+  readonly module: string;
   /** The row field that counts accepted inputs (`readAndRan` for ONNX). */
   readonly okField: string;
   /** Builds the seed inputs; runs once, in the parent process. */
@@ -117,7 +122,7 @@ export interface FuzzReport {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** The repository root: children resolve tsx and the workspace packages from it. */
-export const REPO_ROOT = path.resolve(here, '..', '..');
+export const REPO_ROOT = path.resolve(here, '..');
 
 /** The rng seed of case `index` of a run (splitmix-style mixing: neighbouring cases are unrelated). */
 export function caseSeed(runSeed: number, index: number): number {
@@ -135,7 +140,7 @@ export function classify(e: unknown): Outcome {
 }
 
 /** Messages between the parent and a worker (see worker.ts). */
-export type ToWorker = { type: 'init'; target: string; seeds: FuzzSeed[]; runSeed: number } | { type: 'case'; index: number };
+export type ToWorker = { type: 'init'; module: string; seeds: FuzzSeed[]; runSeed: number } | { type: 'case'; index: number };
 /** Messages from a worker. */
 export type FromWorker =
   | { type: 'ready' }
@@ -200,7 +205,7 @@ export async function runFuzz(target: FuzzTarget, options: RunFuzzOptions): Prom
         cur.settle({ index: cur.index, model: cur.model, mutation: cur.mutation, outcome: { kind: 'crash', detail: `${why}: ${slot.stderr.trim().split('\n').slice(-3).join(' | ')}` } });
       }
     });
-    child.send({ type: 'init', target: target.name, seeds, runSeed } satisfies ToWorker);
+    child.send({ type: 'init', module: target.module, seeds, runSeed } satisfies ToWorker);
     return slot;
   };
 

@@ -28,10 +28,11 @@ async function seeds(): Promise<FuzzSeed[]> {
   for (let i = 0; i < x.length; i++) x[i] = ((i * 2654435761) % 1000) / 1000;
   const calib = arrayDataset({ x, y: new Int32Array(n), exampleShape: [28, 28, 1], numClasses: 10 });
   const qdq = (await quantizePostTraining(float, calib, { samples: n, batchSize: 32 })).graph;
+  // Plain copies: protobufjs hands out Node Buffers, whose slice() is a view, not a copy.
   return [
-    { name: 'residualCnn/fp32', bytes: toOnnx(float) },
-    { name: 'residualCnn/qdq', bytes: toOnnx(qdq) },
-    { name: 'residualCnn/qoperator', bytes: toOnnx(qdq, { format: 'qoperator' }) },
+    { name: 'residualCnn/fp32', bytes: Uint8Array.from(toOnnx(float)) },
+    { name: 'residualCnn/qdq', bytes: Uint8Array.from(toOnnx(qdq)) },
+    { name: 'residualCnn/qoperator', bytes: Uint8Array.from(toOnnx(qdq, { format: 'qoperator' })) },
   ];
 }
 
@@ -60,8 +61,9 @@ async function check(bytes: Uint8Array): Promise<void> {
 }
 
 /** The `onnx` fuzz target. */
-export const onnxTarget: FuzzTarget = {
+const onnxTarget: FuzzTarget = {
   name: 'onnx',
+  module: import.meta.url,
   okField: 'readAndRan',
   seeds,
   setup: async () => {
@@ -70,3 +72,4 @@ export const onnxTarget: FuzzTarget = {
   mutate: (seed, rng) => mutateOnnx(seed.bytes, rng),
   check: (bytes) => check(bytes),
 };
+export default onnxTarget;

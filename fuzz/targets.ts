@@ -6,7 +6,7 @@ import type { FuzzTarget } from './harness.js';
 
 /** Loaders of the fuzz targets, by the name `npm run fuzz -- <name>` takes. */
 export const TARGETS: Readonly<Record<string, () => Promise<FuzzTarget>>> = {
-  onnx: async () => (await import('./onnx-target.js')).onnxTarget,
+  onnx: async () => (await import('./onnx-target.js')).default,
 };
 
 /** Loads a target by name; throws listing the known names. */
