@@ -118,7 +118,8 @@ async function main(): Promise<void> {
   if (report.findings.length > 30) console.log(`\n... and ${report.findings.length - 30} more`);
   if (args.findings) await writeFile(args.findings, `${JSON.stringify(report.findings, null, 2)}\n`);
   if (args.write) {
-    const command = `npm run fuzz -- ${process.argv.slice(2).join(' ')}`;
+    // What decides the outcome (not where findings went): the command that reproduces the rows.
+    const command = `npm run fuzz -- ${args.target} ${args.cases} --seed ${args.seed}${args.timeoutMs !== 30_000 ? ` --timeout-ms ${args.timeoutMs}` : ''}`;
     console.log(`wrote ${await writeResults(report, command)}`);
   }
   if (report.findings.length > 0) process.exitCode = 1;
