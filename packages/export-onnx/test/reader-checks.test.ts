@@ -113,6 +113,26 @@ describe('fromOnnx: attributes are checked for type and range', () => {
   });
 });
 
+describe('fromOnnx: valid attributes whose meaning core lacks are refused, never ignored', () => {
+  it.each([
+    [
+      'BatchNormalization training_mode=1',
+      { nodes: [node('BatchNormalization', ['x', 's', 'b', 'm', 'v'], ['y'], { training_mode: { i: 1 } }, 'bn')], inits: [f32('s', [3]), f32('b', [3]), f32('m', [3]), f32('v', [3])], opset: 14 },
+      /"bn" \(BatchNormalization: training_mode=1 \(batch statistics\) is not supported\)/,
+    ],
+    ['Reshape allowzero=1 with a 0', { nodes: [node('Reshape', ['x', 'shape'], ['y'], { allowzero: { i: 1 } })], inits: [i64('shape', [0, -1])], opset: 14 }, /allowzero=1 with a 0 in the shape/],
+    [
+      'DequantizeLinear block_size 2',
+      { nodes: [node('QuantizeLinear', ['x', 's'], ['q']), node('DequantizeLinear', ['q', 's'], ['y'], { block_size: { i: 2 } })], inits: [f32('s', [], [0.1])], opset: 21 },
+      /blocked quantization \(block_size > 0\) is not supported/,
+    ],
+  ] as [string, ModelSpec, RegExp][])('%s: ONNX_UNSUPPORTED naming the node', (_, spec, message) => {
+    const e = readError(onnxModel(spec));
+    expect(e.code).toBe('ONNX_UNSUPPORTED');
+    expect(e.message).toMatch(message);
+  });
+});
+
 describe('fromOnnx: inputs are checked against each op (onnxruntime rejects these files)', () => {
   it('an Add with three inputs', async () => {
     const bytes = onnxModel({ nodes: [node('Add', ['x', 'x', 'x'], ['y'])] });

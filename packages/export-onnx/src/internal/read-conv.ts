@@ -93,6 +93,7 @@ export function batchNorm(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): voi
   const ins = n.input ?? [];
   const outs = n.output ?? [];
   if (outs.filter(Boolean).length > 1) skip('training-mode outputs are not supported');
+  if (numAttrOf(a, 'training_mode', 0) !== 0) skip('training_mode=1 (batch statistics) is not supported');
   const x = r.asNhwc(r.val(ins[0]!));
   if (x.info.shape.length !== 4 && x.info.shape.length !== 2) skip('BatchNormalization needs a rank-2 or rank-4 input');
   const ps = [1, 2, 3, 4].map((i) => r.param(ins[i]!, r.konst(ins[i]!) ?? skip('BN parameters must be constants'), 'none'));

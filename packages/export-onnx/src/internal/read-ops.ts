@@ -79,6 +79,7 @@ export function convertNode(r: ReadContext, n: onnx.INodeProto): void {
     case 'Flatten':
       return flatten(r, n, numAttrOf(a, 'axis', 1));
     case 'Reshape':
+      if (numAttrOf(a, 'allowzero', 0) !== 0 && r.ints((n.input ?? [])[1]!, 'Reshape shape').includes(0)) skip('allowzero=1 with a 0 in the shape is not supported');
       return reshape(r, n);
     case 'Transpose':
       return transpose(r, n, a);
@@ -236,6 +237,9 @@ function pad(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void {
 /** QuantizeLinear / DequantizeLinear of data (the axis follows the layout); a DequantizeLinear of a constant waits for its consumer. */
 function qdq(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeAttrs): void {
   const ins = n.input ?? [];
+  // Valid attributes (opset 21) whose meaning core's Q/DQ does not have: refused, never ignored.
+  if (numAttrOf(a, 'block_size', 0) > 0) skip('blocked quantization (block_size > 0) is not supported');
+  if (numAttrOf(a, 'output_dtype', 0) !== 0) skip('output_dtype is not supported; give the zero point the output type');
   if (op === 'DequantizeLinear' && r.konsts.has(ins[0]!)) {
     r.deferredDq.set(n.output![0]!, n);
     return;
