@@ -17,7 +17,7 @@ import tseslint from 'typescript-eslint';
 
 const TS_FILES = ['**/*.ts', '**/*.mts', '**/*.cts'];
 const JS_FILES = ['**/*.js', '**/*.mjs', '**/*.cjs'];
-const TEST_FILES = ['packages/*/test/**/*.ts'];
+const TEST_FILES = ['packages/*/test/**/*.ts', 'fuzz/**/*.test.ts'];
 
 /** Who may import whom: DESIGN.md section 1. */
 const sourceConstraints = [

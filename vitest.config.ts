@@ -23,7 +23,8 @@ export default defineConfig({
     },
   },
   test: {
-    include: ['packages/*/test/**/*.test.ts'],
+    // fuzz/'s test runs a seeded slice of the fuzz harness (the full run is `npm run fuzz`).
+    include: ['packages/*/test/**/*.test.ts', 'fuzz/**/*.test.ts'],
     environment: 'node',
     pool: 'forks',
     // Two cores shared with the rest of the machine: one worker per core. Numerics tests hold

@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz:config -- [N] [--seed S] [--out FILE] [--only I] [--json]`: runs N (default 2,000)
+ * `npm run fuzz -- config [N] [--seed S] [--out FILE] [--only I] [--json]`: runs N (default 2,000)
  * seeded config mutations (fuzz/config.ts) in a worker thread, with a watchdog: a case still
  * running after 30 s is a hang and a worker that dies is a crash (either way the worker is
  * replaced and the run goes on at the next case). Prints the counts and every case that is not
@@ -130,15 +130,15 @@ function argValue(args: string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-async function main(): Promise<void> {
-  const args = process.argv.slice(2);
+/** `npm run fuzz -- config [N] [--seed S] [--out FILE] [--only INDEX] [--json]` (fuzz/main.ts hands the arguments after `config` here). */
+export async function configMain(args: string[] = process.argv.slice(2)): Promise<void> {
   const positional = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && ['--seed', '--out', '--only'].includes(args[i - 1]!)));
   const n = positional[0] !== undefined ? Number(positional[0]) : 2000;
   const seed = Number(argValue(args, '--seed') ?? 1);
   const only = argValue(args, '--only');
   const out = argValue(args, '--out') ?? path.join(repo, 'bench/results/fuzz.json');
   if (!Number.isInteger(n) || n < 1 || !Number.isInteger(seed) || (only !== undefined && !Number.isInteger(Number(only)))) {
-    console.error('usage: npm run fuzz:config -- [N] [--seed S] [--out FILE] [--only INDEX] [--json]');
+    console.error('usage: npm run fuzz -- config [N] [--seed S] [--out FILE] [--only INDEX] [--json]');
     process.exit(2);
   }
   const json = args.includes('--json');
@@ -163,7 +163,7 @@ async function main(): Promise<void> {
     console.log(`typed errors by code: ${JSON.stringify(row.typedByCode)}`);
     for (const r of [...bad, ...leaky]) console.log(`  #${r.index} ${r.outcome} ${r.code ?? ''} [${r.description}] ${r.message ?? r.ignoredKeys?.join(', ') ?? ''} (leaked ${r.leakedTensors})`);
     for (const i of incidents) console.log(`  #${i.index} ${i.kind}: ${i.detail}`);
-    if (bad.length || leaky.length || incidents.length) console.log(`replay one: npm run fuzz:config -- --seed ${seed} --only <index>`);
+    if (bad.length || leaky.length || incidents.length) console.log(`replay one: npm run fuzz -- config --seed ${seed} --only <index>`);
   }
   if (only === undefined) {
     await writeFuzzRow(out, row);
@@ -172,4 +172,4 @@ async function main(): Promise<void> {
   process.exitCode = bad.length || leaky.length || incidents.length ? 1 : 0;
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await configMain();

@@ -221,7 +221,7 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
 
   const progress = options.progress ?? true;
   // A model file is read before the data, so a bad path fails at once; a builtin model needs the data.
-  const early = modelSpec.startsWith('builtin:') ? undefined : await loadModel(modelSpec);
+  const early = modelSpec.startsWith('builtin:') ? undefined : await loadModel(modelSpec, { log });
   const data = await loadData(dataSpec, options.limit !== undefined ? { limit: options.limit } : {});
   log(`data: ${data.name}, ${data.train.size} train / ${data.test.size} test examples`);
   if (checkpoints) checkIdentity(checkpoints, runIdentity(modelSpec, data.name, options.limit, config));

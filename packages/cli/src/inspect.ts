@@ -31,6 +31,8 @@ export interface InspectResult {
   readonly pruningGroups: readonly { id: string; producers: readonly string[]; channels: number; prunable: boolean; reason?: string }[] | null;
   /** Installed technique packages and their algorithms. */
   readonly techniques: readonly DiscoveredPackage[];
+  /** Problems of the model file that did not stop it loading (ONNX: NaN weights, invalid quantization scales). */
+  readonly warnings: readonly string[];
 }
 
 interface QuantModule {
@@ -59,7 +61,7 @@ async function optional<T>(name: string): Promise<T | null> {
  */
 export async function runInspect(options: RunInspectOptions): Promise<InspectResult> {
   await useBackend((options.backend ?? ['wasm', 'cpu']) as BackendName | BackendName[]);
-  const { graph, kind } = await loadModel(options.model);
+  const { graph, kind, warnings } = await loadModel(options.model);
   const stats = graphStatistics(graph);
   const ops: Record<string, number> = {};
   for (const n of graph.nodes) ops[n.op] = (ops[n.op] ?? 0) + 1;
@@ -88,6 +90,7 @@ export async function runInspect(options: RunInspectOptions): Promise<InspectRes
       ? groups.map((g) => ({ id: g.id, producers: [...g.producers], channels: g.channels, prunable: g.prunable, ...(g.reason ? { reason: g.reason } : {}) }))
       : null,
     techniques: (await discoverAlgorithms()).packages,
+    warnings: warnings ?? [],
   };
 }
 
@@ -111,5 +114,6 @@ export function formatInspect(r: InspectResult): string {
   lines.push(
     `techniques: ${r.techniques.map((p) => (p.installed ? `${p.name} (${p.algorithms.join(', ') || 'no algorithms'})` : `${p.name} (not installed)`)).join('; ')}`,
   );
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');
 }

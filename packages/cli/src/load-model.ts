@@ -45,6 +45,8 @@ export interface LoadedModel {
   readonly trainSeconds?: number;
   /** Builtin models: false when returned untrained (no data given). */
   readonly trained: boolean;
+  /** Problems of the file that did not stop it loading (ONNX: NaN weights, quantization scales that are not finite and positive). */
+  readonly warnings?: readonly string[];
 }
 
 /** Options of {@link loadModel}. */
@@ -180,7 +182,12 @@ export async function loadModel(spec: string, options: LoadModelOptions = {}): P
   if (!st) throw inputError('IO_ERROR', `model file ${spec} does not exist`);
   if (st.isDirectory()) return { graph: await readGraph(file), source: spec, kind: 'tensorpress-graph', trained: true };
   const ext = path.extname(file).toLowerCase();
-  if (ext === '.onnx') return { graph: await readOnnx(file), source: spec, kind: 'onnx', trained: true };
+  if (ext === '.onnx') {
+    const warnings: string[] = [];
+    const graph = await readOnnx(file, { onWarning: (w) => warnings.push(w.message) });
+    for (const w of warnings) options.log?.(`warning: ${w}`);
+    return { graph, source: spec, kind: 'onnx', trained: true, warnings };
+  }
   if (ext !== '.json') {
     throw inputError(
       'INPUT_INVALID',

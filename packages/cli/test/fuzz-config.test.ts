@@ -7,10 +7,10 @@ import { describe, expect, it } from 'vitest';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-/** Runs `npm run fuzz:config` the way a user does (fuzz/ is a repo script, outside every package). */
+/** Runs `npm run fuzz -- config` the way a user does (fuzz/ is a repo script, outside every package). */
 function fuzz(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--conditions=@tensorpress/source', '--import', 'tsx', 'fuzz/run-config.ts', ...args], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--conditions=@tensorpress/source', '--import', 'tsx', 'fuzz/main.ts', 'config', ...args], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -27,7 +27,7 @@ interface Report {
   incidents: unknown[];
 }
 
-describe('config fuzz (a seeded slice of `npm run fuzz:config`)', () => {
+describe('config fuzz (a seeded slice of `npm run fuzz -- config`)', () => {
   it('300 mutations of the example configs: no crash, hang, untyped or pathless error, ignored key or leak', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'tensorpress-fuzz-'));
     try {

@@ -34,7 +34,8 @@ export type ErrorCode =
   | 'ABORTED'
   | 'LOSS_NOT_FINITE'
   | 'CHECKPOINT_INVALID'
-  | 'CHECKPOINT_MISMATCH';
+  | 'CHECKPOINT_MISMATCH'
+  | 'EXECUTION_FAILED';
 
 /** Base class of every error tensorpress throws on purpose. */
 export class TensorpressError extends Error {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GraphError, TensorpressError } from './errors.js';
-import type { Graph, Param, ParamData } from './graph.js';
+import type { Graph, Node, Param, ParamData } from './graph.js';
 import { type Hook, type HookContext, type InsertionPoint, pointKey } from './hooks.js';
 import { getOp, type ForwardContext } from './ops/registry.js';
 import { createRng, type Rng } from './random.js';
@@ -30,6 +30,46 @@ export interface ExecutorOptions {
   seed?: number;
 }
 
+/**
+ * Runs one node. A failure that is not a TensorpressError comes from tfjs meeting sizes that only
+ * the run reveals (a Reshape whose fixed batch differs from the fed one, a reflection larger than
+ * a run-time axis): it becomes an `EXECUTION_FAILED` error naming the node and its input shapes.
+ */
+function forwardNode(node: Node, ins: readonly (tf.Tensor | undefined)[], ctx: ForwardContext): tf.Tensor[] {
+  try {
+    return getOp(node.op)!.forward(ins, node, ctx);
+  } catch (e) {
+    if (e instanceof TensorpressError) throw e;
+    const shapes = ins.map((t) => (t ? `[${t.shape.join(', ')}]` : '-')).join(', ');
+    throw new GraphError('EXECUTION_FAILED', `node "${node.name}" (${node.op}) failed on inputs ${shapes}: ${(e as Error).message}`, {
+      node: node.name,
+      op: node.op,
+      inputShapes: ins.map((t) => t?.shape ?? null),
+    });
+  }
+}
+
+/**
+ * A QuantizeLinear/DequantizeLinear scale stored in the graph must be finite and positive:
+ * computing with zero, negative or non-finite scales gives no usable numbers (onnxruntime runs
+ * them all the same), so the executor refuses them before it runs anything.
+ */
+export function checkQuantScales(graph: Graph): void {
+  for (const n of graph.nodes) {
+    if (n.op !== 'QuantizeLinear' && n.op !== 'DequantizeLinear') continue;
+    const p = graph.param(n.inputs[1] ?? '');
+    if (!p || p.dtype !== 'float32') continue;
+    const i = (p.data as Float32Array).findIndex((v) => !(v > 0 && v < Infinity));
+    if (i >= 0) {
+      throw new TensorpressError(
+        'NUMERIC_INVALID',
+        `node "${n.name}" (${n.op}): scale "${p.name}" holds ${p.data[i]} at index ${i}; a quantization scale must be finite and positive`,
+        { node: n.name, op: n.op, param: p.name, index: i },
+      );
+    }
+  }
+}
+
 function paramTensor(p: Param): tf.Tensor {
   if (p.dtype === 'float32') return tf.tensor(p.data as Float32Array, [...p.shape], 'float32');
   return tf.tensor(Int32Array.from(p.data as ArrayLike<number>), [...p.shape], 'int32');
@@ -50,6 +90,7 @@ export class Executor {
   private disposed = false;
 
   constructor(graph: Graph, options: ExecutorOptions = {}) {
+    checkQuantScales(graph);
     this.graph = graph;
     this.rng = createRng(options.seed ?? 0);
     for (const p of graph.params) {
@@ -160,7 +201,7 @@ export class Executor {
           if (!t) throw new GraphError('GRAPH_INVALID', `value "${v}" was not computed before node "${node.name}"`);
           return apply({ type: 'pre', node: node.name, input: i }, t);
         });
-        const res = getOp(node.op)!.forward(ins, node, ctx);
+        const res = forwardNode(node, ins, ctx);
         res.forEach((t, i) => values.set(node.outputs[i]!, apply({ type: 'post', node: node.name, output: i }, t)));
       }
       return wanted.map((name) => {

@@ -75,6 +75,20 @@ export function sizeOf(shape: readonly Dim[]): number {
   return n;
 }
 
+/**
+ * Most elements one value may hold per example (a run-time batch counted as 1): 2^31 - 1, what
+ * tfjs' typed arrays and int32 indexing can address. Shapes that multiply past it are refused at
+ * inference, before anything is allocated for them.
+ */
+export const MAX_VALUE_ELEMENTS = 2 ** 31 - 1;
+
+function checkVolume(shape: readonly Dim[], what: string, details: Record<string, unknown>): void {
+  const n = sizeOf(shape);
+  if (n > MAX_VALUE_ELEMENTS) {
+    throw new GraphError('GRAPH_INVALID', `${what} would hold ${n} elements per example (shape [${shape.map((d) => d ?? '?').join(', ')}]), more than a tensor can hold (2^31 - 1)`, details);
+  }
+}
+
 function dataMatches(dtype: DType, data: ParamData): boolean {
   return data instanceof DTYPE_ARRAYS[dtype];
 }
@@ -110,6 +124,7 @@ export class Graph implements GraphDef {
     };
     for (const t of this.inputs) {
       claim(t.name, `graph input "${t.name}"`);
+      checkVolume(t.shape, `graph input "${t.name}"`, { input: t.name });
       this.infos.set(t.name, t);
     }
     for (const p of this.params) {
@@ -184,7 +199,10 @@ export class Graph implements GraphDef {
           { node: n.name },
         );
       }
-      outs.forEach((o, i) => this.infos.set(n.outputs[i]!, { ...o, name: n.outputs[i]! }));
+      outs.forEach((o, i) => {
+        checkVolume(o.shape, `output ${i} of node "${n.name}" (${n.op})`, { node: n.name, op: n.op });
+        this.infos.set(n.outputs[i]!, { ...o, name: n.outputs[i]! });
+      });
     }
   }
 

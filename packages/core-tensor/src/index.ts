@@ -23,7 +23,7 @@ export { numAttr, intsAttr, strAttr, window2d, windowOut } from './attrs.js';
 export type { Window2D } from './attrs.js';
 export { PRIORITY, pointKey } from './hooks.js';
 export type { InsertionPoint, Hook, HookFn, HookContext } from './hooks.js';
-export { Executor, runGraph } from './executor.js';
+export { Executor, runGraph, checkQuantScales } from './executor.js';
 export type { Feeds, RunOptions, ExecutorOptions } from './executor.js';
 export { GraphBuilder } from './builder.js';
 export type { ConvOptions, Init } from './builder.js';

@@ -1,4 +1,4 @@
-import { qRange, type FoldSkip, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
+import { checkQuantScales, qRange, type FoldSkip, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
 import { registerIntegerOps } from './integer-kernels.js';
 
 /** A quantized op that {@link toIntegerOps} left in float Q/DQ form, and why (node, reason). */
@@ -198,9 +198,12 @@ export const INTEGER_OPS: ReadonlySet<string> = new Set(['QLinearConv', 'QGemm',
  * arithmetic on dequantized values rounds a few ties the other way.
  *
  * The graph is not modified. DequantizeLinear nodes that nothing reads any more are dropped. The
- * integer ops are registered with core's executor first ({@link registerIntegerOps}).
+ * integer ops are registered with core's executor first ({@link registerIntegerOps}). A scale that is
+ * not finite and positive is a `NUMERIC_INVALID` error.
  */
 export function toIntegerOps(graph: Graph): IntegerOpsResult {
+  // Requantisation multipliers are computed from the scales: refuse ones that give no numbers.
+  checkQuantScales(graph);
   // The rewritten graph holds the integer ops: core must know them before it is validated.
   registerIntegerOps();
   const replaced = new Map<string, Node>();

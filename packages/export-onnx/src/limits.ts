@@ -4,7 +4,10 @@ export interface ReadLimits {
   maxBytes: number;
   /** Most nodes in the graph. Default 100,000. */
   maxNodes: number;
-  /** Most elements in one tensor. Default 2^28. */
+  /**
+   * Most elements in one tensor: an initializer or constant, a graph input, and every value the
+   * reader infers (a run-time batch counted as 1). Default 2^28.
+   */
   maxTensorElements: number;
   /** Most elements over all initializers and constants together. Default 2^29. */
   maxTotalElements: number;

@@ -1,8 +1,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import { TensorpressError, type Graph } from '@tensorpress/core-tensor';
+import { OnnxError } from './errors.js';
 import { decodeModel } from './internal/decode.js';
+import { graphOffsets } from './internal/offsets.js';
 import { readGraph } from './internal/read-graph.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
+import type { OnnxWarning } from './warnings.js';
 
 /** Options of {@link fromOnnx} and {@link readOnnx}. */
 export interface FromOnnxOptions {
@@ -13,19 +16,37 @@ export interface FromOnnxOptions {
    * external data is refused.
    */
   externalDataDir?: string;
+  /**
+   * Hears each problem that does not stop the read (NaN or ±Inf weights, quantization scales that
+   * are not finite and positive), once per tensor. Default: `console.warn` of the message.
+   */
+  onWarning?: (warning: OnnxWarning) => void;
+}
+
+function printWarning(w: OnnxWarning): void {
+  console.warn(`tensorpress: warning: ${w.message}`);
 }
 
 /**
  * Reads ONNX bytes into a validated core graph (NCHW in the file becomes NHWC inside: conv weights
  * are transposed, channel axes remapped). Untrusted input is safe: sizes, dims and dtypes are
  * checked before allocation, external data is refused unless `externalDataDir` allows it, and any
- * malformed input raises `ONNX_INVALID` naming the field (and byte offset for protobuf errors).
- * Ops without a core equivalent raise one `ONNX_UNSUPPORTED` error that lists every such node.
+ * malformed input raises an {@link OnnxError} `ONNX_INVALID` naming the field or the node, op and
+ * attribute, with the byte offset (of a protobuf error, or of the node). Every node is checked
+ * against its op's schema (inputs, outputs, attribute names, types and ranges) as onnxruntime
+ * does, and every inferred tensor against `limits.maxTensorElements`. Ops without a core
+ * equivalent raise one `ONNX_UNSUPPORTED` error that lists every such node.
  */
 export function fromOnnx(bytes: Uint8Array, options: FromOnnxOptions = {}): Graph {
   const limits: ReadLimits = { ...DEFAULT_READ_LIMITS, ...options.limits };
   const model = decodeModel(bytes, limits);
-  return readGraph(model, { limits, total: { n: 0 }, externalDataDir: options.externalDataDir });
+  return readGraph(model, {
+    limits,
+    total: { n: 0 },
+    externalDataDir: options.externalDataDir,
+    nodeOffsets: graphOffsets(bytes).nodes,
+    onWarning: options.onWarning ?? printWarning,
+  });
 }
 
 /** Reads an ONNX file (size-checked before it is read) into a core graph; see {@link fromOnnx}. */
@@ -38,7 +59,7 @@ export async function readOnnx(file: string, options: FromOnnxOptions = {}): Pro
     throw new TensorpressError('IO_ERROR', `cannot read ${file}: ${(e as Error).message}`, { file });
   }
   if (size > limits.maxBytes) {
-    throw new TensorpressError('ONNX_INVALID', `${file} is ${size} bytes, above the limit of ${limits.maxBytes} (limits.maxBytes)`, { file, size });
+    throw new OnnxError('ONNX_INVALID', `${file} is ${size} bytes, above the limit of ${limits.maxBytes} (limits.maxBytes)`, { file, size });
   }
   return fromOnnx(new Uint8Array(await readFile(file)), options);
 }

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { intsAttr, numAttr, window2d, windowOut } from '../attrs.js';
 import type { Dim, DType, Node, TensorInfo } from '../graph.js';
-import { broadcast, dimsEqual, fail, fmt, need, req } from './helpers.js';
+import { broadcast, dimsEqual, fail, fmt, needFloat, req } from './helpers.js';
 import type { OpSpec } from './registry.js';
 
 /** Resolved geometry of a Conv node, shared by the executor, statistics and transformations. */
@@ -101,13 +101,18 @@ export function runConv(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor | undefined
   return b ? (tf.add(y, b) as tf.Tensor4D) : y;
 }
 
+/** An optional float input (a bias): absent, or float32. */
+function floatOrAbsent(node: Node, ins: readonly (TensorInfo | undefined)[], i: number): TensorInfo | undefined {
+  return ins[i] ? needFloat(node, ins, i) : undefined;
+}
+
 /** The convolution and dense ops, in registration order. */
 export const CONV_OPS: readonly OpSpec[] = [
   {
     op: 'Conv',
     arity: [2, 3],
     weightInputs: [1, 2],
-    infer: (ins, node) => [{ name: '', shape: convOutShape(node, need(node, ins, 0), need(node, ins, 1), ins[2]), dtype: 'float32' }],
+    infer: (ins, node) => [{ name: '', shape: convOutShape(node, needFloat(node, ins, 0), needFloat(node, ins, 1), floatOrAbsent(node, ins, 2)), dtype: 'float32' }],
     forward: (ins, node) => {
       const x = req(node, ins, 0) as tf.Tensor4D;
       const w = req(node, ins, 1) as tf.Tensor4D;
@@ -122,7 +127,7 @@ export const CONV_OPS: readonly OpSpec[] = [
       if (numAttr(node, 'transA', 0) !== 0 || numAttr(node, 'transB', 0) !== 0) {
         fail(node, 'transA/transB must be 0 inside tensorpress (weights are stored [in, out])', 'GRAPH_INVALID');
       }
-      return [{ name: '', shape: gemmOutShape(node, need(node, ins, 0), need(node, ins, 1), ins[2]), dtype: 'float32' }];
+      return [{ name: '', shape: gemmOutShape(node, needFloat(node, ins, 0), needFloat(node, ins, 1), floatOrAbsent(node, ins, 2)), dtype: 'float32' }];
     },
     forward: (ins, node) => {
       const alpha = numAttr(node, 'alpha', 1);
@@ -139,8 +144,8 @@ export const CONV_OPS: readonly OpSpec[] = [
     arity: [2, 2],
     weightInputs: [1],
     infer: (ins, node) => {
-      const a = need(node, ins, 0);
-      const b = need(node, ins, 1);
+      const a = needFloat(node, ins, 0);
+      const b = needFloat(node, ins, 1);
       if (a.shape.length < 2 || b.shape.length < 2) fail(node, `needs rank >= 2 operands, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
       if (!dimsEqual(a.shape[a.shape.length - 1]!, b.shape[b.shape.length - 2]!)) {
         fail(node, `inner dimensions of ${fmt(a.shape)} and ${fmt(b.shape)} differ`);

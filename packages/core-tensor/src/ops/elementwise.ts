@@ -2,17 +2,20 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { numAttr } from '../attrs.js';
 import type { Node } from '../graph.js';
-import { broadcast, fail, need, normAxis, req } from './helpers.js';
+import { broadcast, fail, need, needFloat, normAxis, req } from './helpers.js';
 import type { OpSpec } from './registry.js';
 
-/** An op of one input whose output has the input's shape and dtype. */
-function unary(op: string, fn: (x: tf.Tensor, node: Node) => tf.Tensor): OpSpec {
+/**
+ * An op of one input whose output has the input's shape and dtype; `floatOnly` ops compute in
+ * floats (integer inputs are refused at inference, as onnxruntime does).
+ */
+function unary(op: string, fn: (x: tf.Tensor, node: Node) => tf.Tensor, floatOnly = false): OpSpec {
   return {
     op,
     arity: [1, 1],
     weightInputs: [],
     infer: (ins, node) => {
-      const x = need(node, ins, 0);
+      const x = floatOnly ? needFloat(node, ins, 0) : need(node, ins, 0);
       return [{ name: '', shape: x.shape, dtype: x.dtype }];
     },
     forward: (ins, node) => [fn(req(node, ins, 0), node)],
@@ -28,6 +31,7 @@ function binary(op: string, fn: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor): OpSp
     infer: (ins, node) => {
       const a = need(node, ins, 0);
       const b = need(node, ins, 1);
+      if (a.dtype !== b.dtype) fail(node, `operands must have one dtype, got ${a.dtype} and ${b.dtype}`, 'GRAPH_INVALID');
       return [{ name: '', shape: broadcast(node, a.shape, b.shape), dtype: a.dtype }];
     },
     forward: (ins, node) => [fn(req(node, ins, 0), req(node, ins, 1))],
@@ -38,21 +42,23 @@ function binary(op: string, fn: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor): OpSp
 export const ELEMENTWISE_OPS: readonly OpSpec[] = [
   unary('Identity', (x) => tf.clone(x)),
   unary('Relu', (x) => tf.relu(x)),
-  unary('Sigmoid', (x) => tf.sigmoid(x)),
-  unary('Tanh', (x) => tf.tanh(x)),
-  unary('LeakyRelu', (x, n) => tf.leakyRelu(x, numAttr(n, 'alpha', 0.01))),
+  unary('Sigmoid', (x) => tf.sigmoid(x), true),
+  unary('Tanh', (x) => tf.tanh(x), true),
+  unary('LeakyRelu', (x, n) => tf.leakyRelu(x, numAttr(n, 'alpha', 0.01)), true),
   unary('Clip', (x, n) => {
-    const lo = numAttr(n, 'min', -Infinity);
-    const hi = numAttr(n, 'max', Infinity);
+    const lo = Math.max(numAttr(n, 'min', -Infinity), -3.4e38);
+    const hi = Math.min(numAttr(n, 'max', Infinity), 3.4e38);
+    // ONNX (and onnxruntime) compute min(max(x, lo), hi): with lo > hi every output is hi.
+    if (lo > hi) return tf.minimum(tf.maximum(x, lo), hi);
     // clipByValue's gradient passes where lo <= x <= hi, as ONNX/PyTorch's hardtanh does.
-    return tf.clipByValue(x, Math.max(lo, -3.4e38), Math.min(hi, 3.4e38));
+    return tf.clipByValue(x, lo, hi);
   }),
   unary('HardSigmoid', (x, n) => {
     const alpha = numAttr(n, 'alpha', 0.2);
     const beta = numAttr(n, 'beta', 0.5);
     return tf.clipByValue(tf.add(tf.mul(x, alpha), beta), 0, 1);
-  }),
-  unary('HardSwish', (x) => tf.mul(x, tf.div(tf.clipByValue(tf.add(x, 3), 0, 6), 6))),
+  }, true),
+  unary('HardSwish', (x) => tf.mul(x, tf.div(tf.clipByValue(tf.add(x, 3), 0, 6), 6)), true),
   binary('Add', (a, b) => tf.add(a, b)),
   binary('Sub', (a, b) => tf.sub(a, b)),
   binary('Mul', (a, b) => tf.mul(a, b)),
@@ -62,7 +68,7 @@ export const ELEMENTWISE_OPS: readonly OpSpec[] = [
     arity: [1, 1],
     weightInputs: [],
     infer: (ins, node) => {
-      const x = need(node, ins, 0);
+      const x = needFloat(node, ins, 0);
       normAxis(node, numAttr(node, 'axis', -1), x.shape.length);
       return [{ name: '', shape: x.shape, dtype: x.dtype }];
     },

@@ -18,6 +18,16 @@ export function need(node: Node, inputs: readonly (TensorInfo | undefined)[], i:
   return t;
 }
 
+/**
+ * Input `i` of an op's shape inference that must hold floats (a convolution, an activation that
+ * computes): onnxruntime refuses such an op on integer tensors, and tfjs would throw when it runs.
+ */
+export function needFloat(node: Node, inputs: readonly (TensorInfo | undefined)[], i: number): TensorInfo {
+  const t = need(node, inputs, i);
+  if (t.dtype !== 'float32') fail(node, `input ${i} must be float32, got ${t.dtype}`, 'GRAPH_INVALID');
+  return t;
+}
+
 /** Input `i` of an op's forward pass; fails when it is absent. */
 export function req(node: Node, inputs: readonly (tf.Tensor | undefined)[], i: number): tf.Tensor {
   const t = inputs[i];

@@ -1,7 +1,7 @@
 /** Batch normalisation: inference with running statistics, training with the closed-form backward pass. */
 import * as tf from '@tensorflow/tfjs-core';
 import { numAttr } from '../attrs.js';
-import { dimsEqual, fail, fmt, need, req } from './helpers.js';
+import { dimsEqual, fail, fmt, needFloat, req } from './helpers.js';
 import type { OpSpec } from './registry.js';
 
 /**
@@ -56,10 +56,10 @@ export const NORM_OPS: readonly OpSpec[] = [
     arity: [5, 5],
     weightInputs: [1, 2, 3, 4],
     infer: (ins, node) => {
-      const x = need(node, ins, 0);
+      const x = needFloat(node, ins, 0);
       const c = x.shape[x.shape.length - 1];
       for (let i = 1; i <= 4; i++) {
-        const p = need(node, ins, i);
+        const p = needFloat(node, ins, i);
         if (p.shape.length !== 1 || !dimsEqual(p.shape[0]!, c ?? null)) {
           fail(node, `input ${i} must be [${c}] (channels last), got ${fmt(p.shape)}`);
         }

@@ -2,11 +2,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { intsAttr, numAttr, window2d, windowOut } from '../attrs.js';
 import type { Node, TensorInfo } from '../graph.js';
-import { fail, fmt, need, req } from './helpers.js';
+import { fail, fmt, needFloat, req } from './helpers.js';
 import type { OpSpec, OutInfo } from './registry.js';
 
 function poolInfer(ins: readonly (TensorInfo | undefined)[], node: Node): OutInfo[] {
-  const x = need(node, ins, 0);
+  const x = needFloat(node, ins, 0);
   if (x.shape.length !== 4) fail(node, `input must be NHWC rank 4, got ${fmt(x.shape)}`);
   const k = intsAttr(node, 'kernel_shape', []);
   if (k.length !== 2 || !k.every((v) => v >= 1)) fail(node, 'kernel_shape must be two positive integers', 'GRAPH_INVALID');
@@ -42,7 +42,7 @@ function poolForward(ins: readonly (tf.Tensor | undefined)[], node: Node): tf.Te
 
 /** A global pool's output: one value per image and channel, `[n, 1, 1, c]`. */
 function globalPoolInfer(ins: readonly (TensorInfo | undefined)[], node: Node): OutInfo[] {
-  const x = need(node, ins, 0);
+  const x = needFloat(node, ins, 0);
   if (x.shape.length !== 4) fail(node, `input must be NHWC rank 4, got ${fmt(x.shape)}`);
   return [{ name: '', shape: [x.shape[0]!, 1, 1, x.shape[3]!], dtype: x.dtype }];
 }

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { numAttr } from '../attrs.js';
 import type { DType, Node, TensorInfo } from '../graph.js';
-import { dimsEqual, fail, fmt, need, normAxis, req } from './helpers.js';
+import { dimsEqual, fail, fmt, need, needFloat, normAxis, req } from './helpers.js';
 import type { OpSpec } from './registry.js';
 
 function qParams(node: Node, x: tf.Tensor, scale: tf.Tensor, zp: tf.Tensor | undefined): { s: tf.Tensor; z: tf.Tensor } {
@@ -20,8 +20,11 @@ function qParams(node: Node, x: tf.Tensor, scale: tf.Tensor, zp: tf.Tensor | und
 
 function qInfer(ins: readonly (TensorInfo | undefined)[], node: Node): void {
   const x = need(node, ins, 0);
-  const s = need(node, ins, 1);
+  const s = needFloat(node, ins, 1);
   const z = ins[2];
+  if (node.op === 'QuantizeLinear' && x.dtype !== 'float32') fail(node, `input 0 must be float32, got ${x.dtype}`, 'GRAPH_INVALID');
+  if (node.op === 'DequantizeLinear' && x.dtype === 'float32') fail(node, 'input 0 must hold integer codes (int8, uint8 or int32), got float32', 'GRAPH_INVALID');
+  if (z && z.dtype === 'float32') fail(node, 'zero point must be an integer tensor, got float32', 'GRAPH_INVALID');
   const n = s.shape.reduce<number>((p, d) => p * (d ?? 1), 1);
   if (n > 1) {
     const axis = normAxis(node, numAttr(node, 'axis', 1), x.shape.length);
@@ -90,7 +93,7 @@ export const QUANTIZE_OPS: readonly OpSpec[] = [
     arity: [1, 1],
     weightInputs: [],
     infer: (ins, node) => {
-      const x = need(node, ins, 0);
+      const x = needFloat(node, ins, 0);
       if (node.outputs.length !== 3) fail(node, `needs 3 outputs (y, y_scale, y_zero_point), has ${node.outputs.length}`, 'GRAPH_INVALID');
       return [
         { name: '', shape: x.shape, dtype: 'uint8' },

@@ -158,6 +158,13 @@ export const SHAPE_OPS: readonly OpSpec[] = [
       if (pads.length !== 2 * r || pads.some((p) => p < 0)) fail(node, `pads must hold ${2 * r} non-negative values`, 'GRAPH_INVALID');
       const mode = strAttr(node, 'mode', 'constant');
       if (mode !== 'constant' && mode !== 'reflect') fail(node, `mode "${mode}" is not supported (constant, reflect)`, 'UNSUPPORTED_OP');
+      if (mode === 'reflect') {
+        // A reflection repeats no edge value: at most size - 1 values fit on each side.
+        x.shape.forEach((d, i) => {
+          const most = Math.max(pads[i]!, pads[i + r]!);
+          if (d !== null && most > 0 && most > d - 1) fail(node, `reflect padding of ${most} on axis ${i} is larger than the input's size ${d} - 1`, 'GRAPH_INVALID');
+        });
+      }
       return [{ name: '', shape: x.shape.map((d, i) => (d === null ? null : d + pads[i]! + pads[i + r]!)), dtype: x.dtype }];
     },
     forward: (ins, node) => {

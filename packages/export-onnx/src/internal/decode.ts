@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { TensorpressError, type AttrValue } from '@tensorpress/core-tensor';
+import type { AttrValue } from '@tensorpress/core-tensor';
+import { OnnxError } from '../errors.js';
 import type { ReadLimits } from '../limits.js';
 import type { onnx } from 'onnx-proto';
 import { AT, DT, proto, toNum, unpackInt4 } from './proto.js';
@@ -15,14 +16,14 @@ export interface Konst {
 
 /** Throws the typed error of a malformed model. */
 export function invalid(field: string, message: string, details: Record<string, unknown> = {}): never {
-  throw new TensorpressError('ONNX_INVALID', `malformed ONNX model: ${field}: ${message}`, { field, ...details });
+  throw new OnnxError('ONNX_INVALID', `malformed ONNX model: ${field}: ${message}`, { field, ...details });
 }
 
 /** Decodes ModelProto bytes; protobufjs errors become ONNX_INVALID with the byte offset. */
 export function decodeModel(bytes: Uint8Array, limits: ReadLimits): onnx.ModelProto {
   if (!(bytes instanceof Uint8Array)) invalid('bytes', 'expected a Uint8Array');
   if (bytes.length > limits.maxBytes) {
-    throw new TensorpressError('ONNX_INVALID', `ONNX model is ${bytes.length} bytes, above the limit of ${limits.maxBytes} (limits.maxBytes)`, {
+    throw new OnnxError('ONNX_INVALID', `ONNX model is ${bytes.length} bytes, above the limit of ${limits.maxBytes} (limits.maxBytes)`, {
       field: 'bytes',
       size: bytes.length,
     });
@@ -35,7 +36,7 @@ export function decodeModel(bytes: Uint8Array, limits: ReadLimits): onnx.ModelPr
     const m = /offset (\d+)/.exec(msg) ?? /index out of range: (\d+)/.exec(msg);
     const offset = m ? Number(m[1]) : undefined;
     const why = e instanceof RangeError && /call stack/.test(msg) ? 'nesting is too deep' : msg;
-    throw new TensorpressError(
+    throw new OnnxError(
       'ONNX_INVALID',
       `malformed ONNX model: ModelProto: ${why}${offset !== undefined ? ` (at byte offset ${offset})` : ''}`,
       { field: 'ModelProto', ...(offset !== undefined ? { offset } : {}) },
@@ -55,7 +56,7 @@ export interface TensorContext {
 
 function readExternal(t: onnx.ITensorProto, field: string, byteLength: number, ctx: TensorContext): Uint8Array {
   if (!ctx.externalDataDir) {
-    throw new TensorpressError(
+    throw new OnnxError(
       'ONNX_UNSUPPORTED',
       `${field} keeps its data in an external file; pass externalDataDir to allow reading it from one folder`,
       { field },
@@ -118,7 +119,7 @@ export function decodeTensor(t: onnx.ITensorProto, field: string, ctx: TensorCon
   const int4 = dt === DT.INT4 || dt === DT.UINT4;
   const eb = ELEM_BYTES[dt];
   if (eb === undefined && !int4) {
-    throw new TensorpressError('ONNX_UNSUPPORTED', `${field}: tensor data type ${dt} is not supported (float, double, int8, uint8, int32, int64, int4, uint4)`, {
+    throw new OnnxError('ONNX_UNSUPPORTED', `${field}: tensor data type ${dt} is not supported (float, double, int8, uint8, int32, int64, int4, uint4)`, {
       field,
       dataType: dt,
     });
@@ -189,7 +190,8 @@ function safeInt(b: bigint, field: string): number {
   return v;
 }
 
-function attrValue(a: onnx.IAttributeProto, field: string): AttrValue | Konst | undefined {
+/** An attribute's value by its wire type (numbers, strings and their lists); undefined for other types. */
+export function attrValue(a: onnx.IAttributeProto, field: string): AttrValue | Konst | undefined {
   switch (a.type) {
     case AT.FLOAT:
       return a.f ?? 0;

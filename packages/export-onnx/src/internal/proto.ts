@@ -1,5 +1,6 @@
-import { TensorpressError, type DType, type ParamData } from '@tensorpress/core-tensor';
+import type { DType, ParamData } from '@tensorpress/core-tensor';
 import onnxProto from 'onnx-proto';
+import { OnnxError } from '../errors.js';
 
 /**
  * The generated protobufjs static module of onnx.proto. onnx-proto ships CommonJS whose exports
@@ -44,11 +45,11 @@ export function toNum(v: unknown, field: string): number {
     const l = v as { low: number; high: number; unsigned?: boolean; toNumber(): number };
     const n = l.toNumber();
     if (!Number.isSafeInteger(n)) {
-      throw new TensorpressError('ONNX_INVALID', `${field}: integer ${String(v)} is out of the safe range`, { field });
+      throw new OnnxError('ONNX_INVALID', `${field}: integer ${String(v)} is out of the safe range`, { field });
     }
     return n;
   }
-  throw new TensorpressError('ONNX_INVALID', `${field}: expected an integer`, { field });
+  throw new OnnxError('ONNX_INVALID', `${field}: expected an integer`, { field });
 }
 
 /** Little-endian bytes of a typed array (copied, so the result owns its buffer). */

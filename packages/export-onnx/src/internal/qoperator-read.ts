@@ -61,12 +61,14 @@ function isDefaultDomain(d: string | null | undefined): boolean {
  * MatMulInteger/ConvInteger followed by a Cast to float (dequantized with scale 1 and their zero
  * points). `toIntegerOps` fuses the convolutions back for integer-exact runs. New
  * constants go into `konsts`; `taken` holds every name in use and receives the new ones.
- * Nodes that cannot be expanded come back in `skipped` with the reason.
+ * Nodes that cannot be expanded come back in `skipped` with the reason. `onNode` hears of each
+ * node made and the file node it stands for (error messages name the file node's offset).
  */
 export function expandQOperator(
   nodes: readonly onnx.INodeProto[],
   konsts: Map<string, Konst>,
   taken: Set<string>,
+  onNode?: (made: onnx.INodeProto, from: onnx.INodeProto) => void,
 ): { nodes: onnx.INodeProto[]; skipped: QOperatorSkip[] } {
   const fresh = (base: string): string => {
     let name = base;
@@ -119,6 +121,16 @@ export function expandQOperator(
     axis !== undefined && (konsts.get(scale)?.data.length ?? 1) > 1 ? [{ name: 'axis', type: AT.INT, i: axis }] : [];
 
   for (const n of nodes) {
+    const before = out.length;
+    try {
+      expandOne(n);
+    } finally {
+      for (const made of out.slice(before)) if (made !== n) onNode?.(made, n);
+    }
+  }
+  return { nodes: out, skipped };
+
+  function expandOne(n: onnx.INodeProto): void {
     const op = n.opType ?? '';
     const name = n.name || op;
     const ins = n.input ?? [];
@@ -129,19 +141,19 @@ export function expandQOperator(
       if (triples.length === 0 || !ported([...triples.flatMap(([v, sc]) => [v, sc]), form.out[0]])) {
         skipped.push({ node: name, op, why: 'an input or the output is missing' });
         out.push(n);
-        continue;
+        return;
       }
       const missing = [...triples.map(([, sc]) => sc), form.out[0]].find((p) => !konsts.has(ins[p] ?? ''));
       if (missing !== undefined) {
         skipped.push({ node: name, op, why: `its scale at input ${missing} is not a constant` });
         out.push(n);
-        continue;
+        return;
       }
       const attrs = (n.attribute ?? []).filter((a) => a.name !== 'channels_last');
       if ((n.attribute ?? []).some((a) => a.name === 'channels_last' && Number(a.i ?? 0) !== 0)) {
         skipped.push({ node: name, op, why: 'channels_last inputs are not supported' });
         out.push(n);
-        continue;
+        return;
       }
       // The int32 bias has scale x_scale · w_scale (per output channel).
       const b = form.bias !== undefined ? ins[form.bias] : undefined;
@@ -150,7 +162,7 @@ export function expandQOperator(
       if (b && (sx === undefined || !sw || sw.dtype !== 'float32')) {
         skipped.push({ node: name, op, why: 'its bias scale x_scale · w_scale needs constant float scales' });
         out.push(n);
-        continue;
+        return;
       }
       const floatIns = triples.map(([v, sc, z], k) => {
         const dq = fresh(`${ins[v]}.dq`);
@@ -169,26 +181,26 @@ export function expandQOperator(
       const y = fresh(`${n.output![0]}.float`);
       out.push(node(`${name}/float`, form.op, floatIns, [y], attrs));
       out.push(node(`${name}/q`, 'QuantizeLinear', [y, ins[form.out[0]]!, ...(ins[form.out[1]] ? [ins[form.out[1]]!] : [])], [n.output![0]!]));
-      continue;
+      return;
     }
     const floatOp = isDefaultDomain(n.domain) ? INTEGER[op] : undefined;
     if (floatOp) {
       if (!ported([0, 1])) {
         skipped.push({ node: name, op, why: 'an input or the output is missing' });
         out.push(n);
-        continue;
+        return;
       }
       const o = n.output![0]!;
       const cs = readers.get(o) ?? [];
       if (cs.length === 0 || !cs.every((c) => c.opType === 'Cast' && (c.attribute ?? []).some((a) => a.name === 'to' && Number(a.i ?? 0) === DT.FLOAT))) {
         skipped.push({ node: name, op, why: 'its int32 output must be read only by Casts to float' });
         out.push(n);
-        continue;
+        return;
       }
       if (size(ins[2]) > 1) {
         skipped.push({ node: name, op, why: 'a per-row zero point of its first input is not supported' });
         out.push(n);
-        continue;
+        return;
       }
       // Cast(op(a, b, a_zp, b_zp)) = op(DQ(a, 1, a_zp), DQ(b, 1, b_zp)): integer sums, exact in
       // float below 2^24. A per-channel b_zp is on B's columns (MatMul) or output channels (Conv).
@@ -200,9 +212,8 @@ export function expandQOperator(
         return dq;
       });
       out.push(node(`${name}/float`, floatOp, floatIns, [o], n.attribute ?? []));
-      continue;
+      return;
     }
     out.push(n);
   }
-  return { nodes: out, skipped };
 }

@@ -4,7 +4,10 @@
  * weights behind a DequantizeLinear, and the emission of core nodes with their inferred shapes.
  */
 import {
+  GraphError,
+  TensorpressError,
   getOp,
+  sizeOf,
   type AttrValue,
   type DType,
   type Node,
@@ -14,7 +17,9 @@ import {
 } from '@tensorpress/core-tensor';
 import type { onnx } from 'onnx-proto';
 import { NCHW_TO_NHWC, NHWC_TO_NCHW, OIHW_TO_HWIO, nchwAxisToNhwc, permuteShape, transposeData } from '../layout.js';
+import type { OnnxWarning } from '../warnings.js';
 import { decodeAttrs, invalid, type Konst, type TensorContext } from './decode.js';
+import { nodeInvalid, nodeLabel, type NodeErrorWhere } from './node-error.js';
 
 /** Where a value's axes are: NHWC (what core runs) or the file's own order (NCHW for maps). */
 export type Layout = 'nhwc' | 'file';
@@ -66,6 +71,13 @@ export function intListOf(a: NodeAttrs, k: string): number[] | undefined {
   return Array.isArray(a[k]) ? (a[k] as number[]) : undefined;
 }
 
+/** What a read needs besides the decoded model: limits and counters, node offsets, the warning sink. */
+export interface ReadOptions extends TensorContext {
+  /** Byte offsets of the file's nodes, in file order (see offsets.ts). */
+  nodeOffsets?: readonly number[];
+  onWarning: (w: OnnxWarning) => void;
+}
+
 /** The state of one `fromOnnx` call. */
 export class ReadContext {
   readonly vals = new Map<string, Val>();
@@ -86,8 +98,68 @@ export class ReadContext {
   readonly producers = new Map<string, onnx.INodeProto>();
   /** File nodes that became no-ops (the Transpose after an NHWC graph input). */
   readonly skipNodes = new Set<onnx.INodeProto>();
+  /** Byte offset of each node's NodeProto (QOperator expansions inherit their node's). */
+  readonly offsets = new Map<onnx.INodeProto, number>();
+  /** The node being converted: what {@link ReadContext.fail} names. */
+  node: onnx.INodeProto | undefined;
+  private readonly warned = new Set<string>();
 
-  constructor(readonly ctx: TensorContext) {}
+  constructor(readonly ctx: ReadOptions) {}
+
+  /** Throws the `ONNX_INVALID` error of node `n` (default: the node being converted). */
+  fail(message: string, where: Omit<NodeErrorWhere, 'offset'> = {}, n: onnx.INodeProto | undefined = this.node): never {
+    if (!n) invalid('graph', message);
+    return nodeInvalid(n, message, { ...where, offset: this.offsets.get(n) });
+  }
+
+  /** Reports a warning once per tensor and code. */
+  warn(w: OnnxWarning): void {
+    const key = `${w.code}|${w.tensor}`;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.ctx.onWarning(w);
+  }
+
+  /** Checks an axis against the rank of the value it applies to: [-rank, rank - 1] (`extra` 1 for Flatten's [-rank, rank]). */
+  checkAxis(axis: number, rank: number, extra = 0, attribute = 'axis'): void {
+    if (axis < -rank || axis >= rank + extra) this.fail(`${axis} is out of range for a rank-${rank} input ([${-rank}, ${rank - 1 + extra}])`, { attribute });
+  }
+
+  /** Warns when a float constant holds NaN or ±Inf (reading goes on: computing with it is the error). */
+  warnNonFinite(what: string, name: string, k: Konst): void {
+    if (k.dtype !== 'float32') return;
+    const d = k.data as Float32Array;
+    let nan = 0;
+    let inf = 0;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      if (Number.isNaN(v)) nan++;
+      else if (v === Infinity || v === -Infinity) inf++;
+    }
+    if (nan + inf === 0) return;
+    this.warn({ code: 'NONFINITE_VALUES', tensor: name, message: `${what} holds ${nan} NaN and ${inf} infinite value(s) of ${d.length}` });
+  }
+
+  /** Warns when a scale constant of a Q/DQ node holds zero, negative or non-finite values. */
+  checkScale(name: string, k: Konst, n: onnx.INodeProto): void {
+    if (k.dtype !== 'float32') return;
+    const d = k.data as Float32Array;
+    let bad = 0;
+    let first = 0;
+    for (let i = 0; i < d.length; i++) {
+      if (!(d[i]! > 0 && d[i]! < Infinity)) {
+        if (bad === 0) first = d[i]!;
+        bad++;
+      }
+    }
+    if (bad === 0) return;
+    this.warn({
+      code: 'INVALID_SCALE',
+      tensor: name,
+      node: nodeLabel(n),
+      message: `quantization scale "${name}" of node "${nodeLabel(n)}" (${n.opType}) holds ${bad} value(s) that are not finite and positive (e.g. ${first}): quantizing or dequantizing with it gives no usable numbers`,
+    });
+  }
 
   /** `base`, or `base_1`, `base_2`, … : the first name no value, parameter or node has taken. */
   unique(base: string): string {
@@ -141,11 +213,32 @@ export class ReadContext {
     return r;
   }
 
-  /** Appends a core node, inferring its outputs' shapes now (later nodes need them). */
+  /**
+   * Appends a core node, inferring its outputs' shapes now (later nodes need them). Every output
+   * is bounded by limits.maxTensorElements (a run-time batch counted as 1), so that a file whose
+   * sizes multiply past what can be allocated is refused here, not when it runs.
+   */
   emitCore(n: Node): TensorInfo[] {
     const spec = getOp(n.op)!;
     const ins = n.inputs.map((v) => (v === '' ? undefined : this.infos.get(v)));
-    const outs = spec.infer(ins, n, undefined as never).map((o, i) => ({ ...o, name: n.outputs[i]! }));
+    let inferred: { shape: readonly (number | null)[]; dtype: DType }[];
+    try {
+      inferred = spec.infer(ins, n, undefined as never);
+    } catch (e) {
+      if (!this.node) throw e;
+      if (!(e instanceof TensorpressError)) this.fail(`its shapes cannot be inferred: ${(e as Error).message}`);
+      // Core names its own node (a file node may become several): add the file node and where it is.
+      const at = this.offsets.get(this.node);
+      const where = `ONNX node "${nodeLabel(this.node)}" (${this.node.opType ?? ''})${at !== undefined ? ` at byte offset ${at}` : ''}`;
+      throw new GraphError(e.code, `${e.message} (${where})`, { ...e.details, onnxNode: nodeLabel(this.node), ...(at !== undefined ? { offset: at } : {}) });
+    }
+    const outs = inferred.map((o, i) => ({ ...o, name: n.outputs[i]! }));
+    for (const o of outs) {
+      const volume = sizeOf(o.shape);
+      if (volume > this.ctx.limits.maxTensorElements) {
+        this.fail(`its output would hold ${volume} elements per example (shape [${o.shape.map((d) => d ?? '?').join(', ')}]), above limits.maxTensorElements ${this.ctx.limits.maxTensorElements}`);
+      }
+    }
     outs.forEach((o) => this.infos.set(o.name, o));
     this.nodes.push(n);
     return outs;
@@ -210,11 +303,13 @@ export class ReadContext {
     return v ? this.konsts.get(v) : undefined;
   }
 
-  /** Known int values of a constant (shape folding); null entries are run-time sizes. */
+  /** Known int values of a constant integer tensor (shape folding); null entries are run-time sizes. */
   ints(v: string, what: string): (number | null)[] {
     const k = this.konst(v);
     if (!k) skip(`${what} must be a constant`);
-    return k.dtype === 'int64' ? (k.data as (number | null)[]) : Array.from(k.data as ArrayLike<number>);
+    if (k.dtype === 'int64') return k.data as (number | null)[];
+    if (k.dtype !== 'int32') this.fail(`${what} must be an int64 tensor, got ${k.dtype}`);
+    return Array.from(k.data as Int32Array);
   }
 
   /** {@link ReadContext.ints} without run-time sizes. */
@@ -229,8 +324,9 @@ export class ReadContext {
     if (!v) return undefined;
     const k = this.konst(v);
     if (!k) skip(`${what} must be a constant`);
+    if (k.data.length !== 1) this.fail(`${what} must be a scalar, got ${k.data.length} values (shape [${k.dims.join(', ')}])`);
     const x = (k.data as ArrayLike<number | null>)[0];
-    if (x === null || x === undefined) skip(`${what} is empty or not constant`);
+    if (x === null || x === undefined) skip(`${what} is not constant`);
     return x;
   }
 
@@ -250,6 +346,10 @@ export class ReadContext {
     const rank = kx.dims.length;
     const a = this.attrs(dq);
     let axis = typeof a['axis'] === 'number' ? a['axis'] : 1;
+    const ks = this.konst(s!);
+    if (ks) this.checkScale(s!, ks, dq);
+    const perAxis = (ks?.data.length ?? 1) > 1;
+    if (perAxis && (axis < -rank || axis >= rank)) this.fail(`axis ${axis} is out of range for its rank-${rank} input`, { attribute: 'axis' }, dq);
     if (axis < 0) axis += rank;
     if (t === 'conv') axis = OIHW_TO_HWIO.indexOf(axis as 0 | 1 | 2 | 3);
     else if (t === 'gemmT') axis = 1 - axis;

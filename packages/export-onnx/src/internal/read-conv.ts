@@ -7,8 +7,16 @@ import type { onnx } from 'onnx-proto';
 import { chwRowsFromHwc, gatherRows, invertIndex } from '../layout.js';
 import { intListOf, numAttrOf, skip, type NodeAttrs, type ReadContext, type Val } from './read-context.js';
 
-/** The window attributes core's Conv and pools share with ONNX (auto_pad only when not NOTSET). */
-function windowAttrs(a: NodeAttrs): Record<string, AttrValue> {
+/**
+ * The window attributes core's Conv and pools share with ONNX (auto_pad only when not NOTSET),
+ * after checking that each describes the input's two spatial axes (the schema checked that they
+ * agree with each other).
+ */
+function windowAttrs(r: ReadContext, a: NodeAttrs): Record<string, AttrValue> {
+  for (const [k, want] of [['kernel_shape', 2], ['strides', 2], ['dilations', 2], ['pads', 4]] as const) {
+    const v = intListOf(a, k);
+    if (v && v.length !== want) r.fail(`has ${v.length} values; a 2-D input needs ${want}`, { attribute: k });
+  }
   const attrs: Record<string, AttrValue> = {};
   for (const k of ['strides', 'dilations', 'pads', 'kernel_shape']) if (intListOf(a, k)) attrs[k] = intListOf(a, k)!;
   if (typeof a['auto_pad'] === 'string' && a['auto_pad'] !== 'NOTSET') attrs['auto_pad'] = a['auto_pad'];
@@ -22,7 +30,7 @@ export function conv(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void {
   if (x.info.shape.length !== 4) skip('only 2-D convolutions are supported');
   const w = r.weight(ins[1]!, 'conv');
   const b = ins[2] ? bias(r, ins[2]) : undefined;
-  const attrs: Record<string, AttrValue> = { group: numAttrOf(a, 'group', 1), ...windowAttrs(a) };
+  const attrs: Record<string, AttrValue> = { group: numAttrOf(a, 'group', 1), ...windowAttrs(r, a) };
   return r.emit(n, 'Conv', [x.name, w, ...(b ? [b] : [])], attrs, 'nhwc');
 }
 
@@ -40,11 +48,14 @@ export function gemm(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeAttr
   if (x.info.shape.length !== 2) skip(`${op} with a constant weight needs a rank-2 input`);
   const flat = x.flat;
   const extra = flat
-    ? (data: ParamData, shape: number[]): { data: ParamData; shape: number[] } => ({
+    ? (data: ParamData, shape: number[]): { data: ParamData; shape: number[] } => {
+        if (shape.length !== 2) skip(`${op} with a constant weight needs a rank-2 weight`);
+        const features = flat.h * flat.w * flat.c;
+        // Checked before the row index is built: its size is the input's, not the weight's.
+        if (shape[0] !== features) r.fail(`its input has ${features} features per example, but its weight "${ins[1]}" has ${shape[0]} rows`, { input: 1 });
         // The file's rows follow C,H,W order; the core Flatten yields H,W,C.
-        data: gatherRows(data, shape[1]!, invertIndex(chwRowsFromHwc(flat.h, flat.w, flat.c))),
-        shape,
-      })
+        return { data: gatherRows(data, shape[1]!, invertIndex(chwRowsFromHwc(flat.h, flat.w, flat.c))), shape };
+      }
     : undefined;
   const w = r.weight(ins[1]!, op === 'Gemm' && num('transB', 0) !== 0 ? 'gemmT' : 'none', extra);
   const inputs = [x.name, w];
@@ -82,6 +93,7 @@ export function batchNorm(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): voi
   const ins = n.input ?? [];
   const outs = n.output ?? [];
   if (outs.filter(Boolean).length > 1) skip('training-mode outputs are not supported');
+  if (numAttrOf(a, 'training_mode', 0) !== 0) skip('training_mode=1 (batch statistics) is not supported');
   const x = r.asNhwc(r.val(ins[0]!));
   if (x.info.shape.length !== 4 && x.info.shape.length !== 2) skip('BatchNormalization needs a rank-2 or rank-4 input');
   const ps = [1, 2, 3, 4].map((i) => r.param(ins[i]!, r.konst(ins[i]!) ?? skip('BN parameters must be constants'), 'none'));
@@ -99,7 +111,7 @@ export function pool(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeAttr
   if (outs.length > 1 && outs[1]) skip('the indices output is not supported');
   const x = r.asNhwc(r.val(ins[0]!));
   if (x.info.shape.length !== 4) skip('only 2-D pooling is supported');
-  const attrs = windowAttrs(a);
+  const attrs = windowAttrs(r, a);
   if (op === 'AveragePool') attrs['count_include_pad'] = numAttrOf(a, 'count_include_pad', 0);
   if (numAttrOf(a, 'ceil_mode', 0) !== 0 && !ceilIsFloor(x, attrs)) skip('ceil_mode=1 changes the output size here; re-export with ceil_mode=0');
   return r.emit(n, op, [x.name], attrs, 'nhwc');

@@ -1,11 +1,13 @@
 /** Graph assembly of the ONNX reader: from a decoded ModelProto to a validated core graph. */
-import { TensorpressError, createGraph, type Dim, type DType, type Graph, type TensorInfo } from '@tensorpress/core-tensor';
+import { createGraph, type Dim, type DType, type Graph, type TensorInfo } from '@tensorpress/core-tensor';
 import type { onnx } from 'onnx-proto';
 import { NCHW_TO_NHWC, NHWC_TO_NCHW, permuteShape } from '../layout.js';
-import { checkDims, decodeTensor, invalid, type TensorContext } from './decode.js';
+import { OnnxError } from '../errors.js';
+import { checkDims, decodeTensor, invalid } from './decode.js';
+import { checkNodeSchema } from './op-schema.js';
 import { DT, toNum } from './proto.js';
 import { expandQOperator } from './qoperator-read.js';
-import { ReadContext, Skip, skip } from './read-context.js';
+import { ReadContext, Skip, skip, type ReadOptions } from './read-context.js';
 import { SUPPORTED, convertNode } from './read-ops.js';
 
 /**
@@ -14,7 +16,7 @@ import { SUPPORTED, convertNode } from './read-ops.js';
  * be converted is collected, then all are reported in one `ONNX_UNSUPPORTED` error), and the
  * graph outputs in NHWC where they are maps.
  */
-export function readGraph(model: onnx.ModelProto, ctx: TensorContext): Graph {
+export function readGraph(model: onnx.ModelProto, ctx: ReadOptions): Graph {
   const r = new ReadContext(ctx);
   const g = model.graph;
   if (!g) invalid('ModelProto.graph', 'the model has no graph');
@@ -23,21 +25,33 @@ export function readGraph(model: onnx.ModelProto, ctx: TensorContext): Graph {
   if (!main) invalid('ModelProto.opset_import', 'no opset for the default (ai.onnx) domain');
   r.opset = toNum(main.version ?? 0, 'ModelProto.opset_import.version');
   if (r.opset < 11 || r.opset > 21) {
-    throw new TensorpressError('ONNX_UNSUPPORTED', `opset ${r.opset} is not supported (11 to 21)`, { field: 'opset_import', opset: r.opset });
+    throw new OnnxError('ONNX_UNSUPPORTED', `opset ${r.opset} is not supported (11 to 21)`, { field: 'opset_import', opset: r.opset });
   }
   const gnodes = g.node ?? [];
   if (gnodes.length > r.ctx.limits.maxNodes) invalid('GraphProto.node', `${gnodes.length} nodes, above limits.maxNodes ${r.ctx.limits.maxNodes}`);
+  gnodes.forEach((n, i) => {
+    const at = ctx.nodeOffsets?.[i];
+    if (at !== undefined) r.offsets.set(n, at);
+  });
+  // Every node of a known op is checked against its schema first, as onnxruntime does on load.
+  for (const n of gnodes) checkNodeSchema(n, r.opset, r.offsets.get(n));
   (g.initializer ?? []).forEach((t, i) => {
     const name = t.name ?? '';
     if (!name) invalid(`GraphProto.initializer[${i}]`, 'has no name');
-    r.konsts.set(name, decodeTensor(t, `initializer "${name}"`, r.ctx));
+    const k = decodeTensor(t, `initializer "${name}"`, r.ctx);
+    r.warnNonFinite(`initializer "${name}"`, name, k);
+    r.konsts.set(name, k);
     r.names.add(name);
   });
   // QOperator nodes (QLinearConv, MatMulInteger, …) are read in their QDQ form.
   const taken = new Set([...r.konsts.keys(), ...(g.input ?? []).map((i) => i.name ?? ''), ...gnodes.flatMap((n) => [...(n.output ?? []), n.name ?? ''])]);
-  const expanded = expandQOperator(gnodes, r.konsts, taken);
+  const expanded = expandQOperator(gnodes, r.konsts, taken, (made, from) => {
+    const at = r.offsets.get(from);
+    if (at !== undefined) r.offsets.set(made, at);
+  });
   r.unsupported.push(...expanded.skipped);
   const order = topo(r, expanded.nodes);
+  checkDefined(r, order, g);
   for (const n of order) {
     (n.input ?? []).forEach((v, i) => {
       if (!v) return;
@@ -72,6 +86,7 @@ export function readGraph(model: onnx.ModelProto, ctx: TensorContext): Graph {
       for (const o of n.output ?? []) r.poisoned.add(o);
       continue;
     }
+    r.node = n;
     try {
       if (n.domain && n.domain !== 'ai.onnx') skip(`domain "${n.domain}" is not supported`);
       convertNode(r, n);
@@ -81,12 +96,13 @@ export function readGraph(model: onnx.ModelProto, ctx: TensorContext): Graph {
       for (const o of n.output ?? []) r.poisoned.add(o);
     }
   }
+  r.node = undefined;
   throwUnsupported(r);
   const outputs = (g.output ?? []).map((vi, i) => {
     const name = vi.name ?? '';
     const v = r.vals.get(name);
     if (!v) {
-      if (r.konsts.has(name)) throw new TensorpressError('ONNX_UNSUPPORTED', `graph output "${name}" is a constant`, { field: `GraphProto.output[${i}]` });
+      if (r.konsts.has(name)) throw new OnnxError('ONNX_UNSUPPORTED', `graph output "${name}" is a constant`, { field: `GraphProto.output[${i}]` });
       invalid(`GraphProto.output[${i}]`, `"${name}" is not produced by any node`);
     }
     return v.info.shape.length === 4 ? r.asNhwc(v).name : v.name;
@@ -98,9 +114,20 @@ export function readGraph(model: onnx.ModelProto, ctx: TensorContext): Graph {
 function throwUnsupported(r: ReadContext): void {
   if (r.unsupported.length === 0) return;
   const list = r.unsupported.map((u) => `"${u.node}" (${u.op}: ${u.why})`).join('; ');
-  throw new TensorpressError('ONNX_UNSUPPORTED', `the model has ${r.unsupported.length} node(s) tensorpress cannot read: ${list}`, {
+  throw new OnnxError('ONNX_UNSUPPORTED', `the model has ${r.unsupported.length} node(s) tensorpress cannot read: ${list}`, {
     nodes: r.unsupported,
   });
+}
+
+/** Every input a node names must be a graph input, an initializer or another node's output (onnxruntime's rule). */
+function checkDefined(r: ReadContext, order: readonly onnx.INodeProto[], g: onnx.IGraphProto): void {
+  const defined = new Set<string>([...r.konsts.keys(), ...(g.input ?? []).map((v) => v.name ?? '')]);
+  for (const n of order) for (const o of n.output ?? []) if (o) defined.add(o);
+  for (const n of order) {
+    (n.input ?? []).forEach((v, i) => {
+      if (v && !defined.has(v)) r.fail(`input ${i} "${v}" is not a graph input, an initializer or the output of any node`, { input: i }, n);
+    });
+  }
 }
 
 function topo(r: ReadContext, nodes: onnx.INodeProto[]): onnx.INodeProto[] {
@@ -108,7 +135,7 @@ function topo(r: ReadContext, nodes: onnx.INodeProto[]): onnx.INodeProto[] {
   nodes.forEach((n, i) => {
     for (const o of n.output ?? []) {
       if (!o) continue;
-      if (producer.has(o) || r.konsts.has(o)) invalid(`node "${n.name ?? i}"`, `value "${o}" is produced twice`);
+      if (producer.has(o) || r.konsts.has(o)) r.fail(`its output "${o}" is already ${r.konsts.has(o) ? 'an initializer' : `the output of node "${nodes[producer.get(o)!]!.name ?? ''}"`}`, {}, n);
       producer.set(o, i);
     }
   });
@@ -124,7 +151,7 @@ function topo(r: ReadContext, nodes: onnx.INodeProto[]): onnx.INodeProto[] {
       if (top[1] < ins.length) {
         const p = producer.get(ins[top[1]++]!);
         if (p === undefined || state[p] === 2) continue;
-        if (state[p] === 1) invalid(`node "${nodes[p]!.name ?? p}"`, 'the graph has a cycle');
+        if (state[p] === 1) r.fail('the graph has a cycle through this node', {}, nodes[p]!);
         state[p] = 1;
         stack.push([p, 0]);
       } else {
@@ -146,11 +173,16 @@ function graphInput(r: ReadContext, vi: onnx.IValueInfoProto, i: number): Tensor
   if (dimsRaw.length > r.ctx.limits.maxRank) invalid(field, `rank ${dimsRaw.length} is above limits.maxRank`);
   const dims: Dim[] = dimsRaw.map((d, k) => {
     if (d.dimValue === undefined || d.dimValue === null || (d.dimParam && !d.dimValue)) {
-      if (k !== 0) throw new TensorpressError('ONNX_UNSUPPORTED', `${field}: only the first (batch) dimension may be dynamic`, { field });
+      if (k !== 0) throw new OnnxError('ONNX_UNSUPPORTED', `${field}: only the first (batch) dimension may be dynamic`, { field });
       return null;
     }
     return checkDims([d.dimValue], field, r.ctx.limits)[0]!;
   });
+  // Each dim is bounded by maxDim; their product (the batch counted as 1) by maxTensorElements.
+  const volume = dims.reduce<number>((p, d) => p * (d ?? 1), 1);
+  if (volume > r.ctx.limits.maxTensorElements) {
+    invalid(field, `shape [${dims.map((d) => d ?? '?').join(', ')}] holds ${volume} elements per example, above limits.maxTensorElements ${r.ctx.limits.maxTensorElements}`);
+  }
   const name = vi.name!;
   r.names.add(name);
   if (dims.length === 4) {
@@ -185,6 +217,6 @@ function dtypeOf(elem: number, field: string): DType {
     case DT.INT32:
       return 'int32';
     default:
-      throw new TensorpressError('ONNX_UNSUPPORTED', `${field}: element type ${elem} is not supported`, { field });
+      throw new OnnxError('ONNX_UNSUPPORTED', `${field}: element type ${elem} is not supported`, { field });
   }
 }

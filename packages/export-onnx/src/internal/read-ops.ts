@@ -4,7 +4,7 @@
  */
 import type { AttrValue } from '@tensorpress/core-tensor';
 import type { onnx } from 'onnx-proto';
-import { NCHW_TO_NHWC, nchwAxisToNhwc, permuteShape } from '../layout.js';
+import { NCHW_TO_NHWC, NHWC_TO_NCHW, nchwAxisToNhwc, permuteShape } from '../layout.js';
 import type { Konst } from './decode.js';
 import { batchNorm, conv, gemm, globalPool, pool, reduceMean } from './read-conv.js';
 import { intListOf, numAttrOf, skip, type NodeAttrs, type ReadContext, type Val } from './read-context.js';
@@ -79,6 +79,7 @@ export function convertNode(r: ReadContext, n: onnx.INodeProto): void {
     case 'Flatten':
       return flatten(r, n, numAttrOf(a, 'axis', 1));
     case 'Reshape':
+      if (numAttrOf(a, 'allowzero', 0) !== 0 && r.ints((n.input ?? [])[1]!, 'Reshape shape').includes(0)) skip('allowzero=1 with a 0 in the shape is not supported');
       return reshape(r, n);
     case 'Transpose':
       return transpose(r, n, a);
@@ -135,16 +136,24 @@ function binary(r: ReadContext, n: onnx.INodeProto, op: string): void {
   const ka = r.konst(ia);
   const kb = r.konst(ib);
   if (ka && kb && (ka.dtype === 'int64' || kb.dtype === 'int64')) {
+    if (ka.dtype !== kb.dtype) r.fail(`operands must have one dtype, got ${ka.dtype} and ${kb.dtype}`);
     const xa = ka.data as ArrayLike<number | null>;
     const xb = kb.data as ArrayLike<number | null>;
     const len = Math.max(xa.length, xb.length);
-    const f = (p: number, q: number): number => (op === 'Add' ? p + q : op === 'Sub' ? p - q : op === 'Mul' ? p * q : Math.trunc(p / q));
+    if (xa.length !== len && xa.length !== 1) r.fail(`shapes [${ka.dims.join(', ')}] and [${kb.dims.join(', ')}] do not broadcast`);
+    if (xb.length !== len && xb.length !== 1) r.fail(`shapes [${ka.dims.join(', ')}] and [${kb.dims.join(', ')}] do not broadcast`);
+    const f = (p: number, q: number): number => {
+      if (op === 'Div' && q === 0) r.fail('divides an integer by zero');
+      const v = op === 'Add' ? p + q : op === 'Sub' ? p - q : op === 'Mul' ? p * q : Math.trunc(p / q);
+      if (!Number.isSafeInteger(v)) skip(`int64 shape arithmetic leaves the safe integer range (${v})`);
+      return v;
+    };
     const data = Array.from({ length: len }, (_, i) => {
       const p = xa[xa.length === 1 ? 0 : i];
       const q = xb[xb.length === 1 ? 0 : i];
       return p === null || q === null || p === undefined || q === undefined ? null : f(p, q);
     });
-    r.konsts.set(out, { dims: ka.dims.length >= kb.dims.length ? ka.dims : kb.dims, dtype: 'int64', data });
+    r.konsts.set(out, { dims: xa.length === len ? ka.dims : kb.dims, dtype: 'int64', data });
     return;
   }
   const va = ka ? undefined : r.val(ia);
@@ -193,6 +202,7 @@ function softmax(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void {
   const x = r.val((n.input ?? [])[0]!);
   let axis = numAttrOf(a, 'axis', r.opset >= 13 ? -1 : 1);
   const rank = x.info.shape.length;
+  r.checkAxis(axis, rank);
   if (r.opset < 13 && axis !== rank - 1 && axis !== -1) skip('opset < 13 Softmax flattens; only the last axis is supported');
   if (x.layout === 'nhwc' && rank === 4) axis = nchwAxisToNhwc(axis);
   return r.emit(n, 'Softmax', [x.name], { axis }, x.layout);
@@ -206,6 +216,18 @@ function pad(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void {
   let pads = ins[1] ? r.knownInts(ins[1], 'pads') : (intListOf(a, 'pads') ?? []);
   const value = ins[2] ? (r.scalar(ins[2], 'constant_value') ?? 0) : numAttrOf(a, 'value', 0);
   if (ins[3]) skip('Pad with axes is not supported');
+  const rank = x.info.shape.length;
+  if (pads.length !== 2 * rank) r.fail(`pads holds ${pads.length} values; a rank-${rank} input needs ${2 * rank} (a begin and an end per axis)`, { input: 1 });
+  if (mode !== 'constant' && mode !== 'reflect') skip(`mode "${mode}" is not supported (constant, reflect)`);
+  if (pads.some((p) => p < 0)) skip('negative pads (cropping) are not supported');
+  if (mode === 'reflect') {
+    // Shapes are in file order here: a reflection can add at most size - 1 values on each side.
+    const dims = x.layout === 'nhwc' && rank === 4 ? permuteShape(x.info.shape, NHWC_TO_NCHW) : x.info.shape;
+    dims.forEach((d, i) => {
+      const most = Math.max(pads[i]!, pads[i + rank]!);
+      if (d !== null && most > 0 && most > d - 1) r.fail(`reflect padding of ${most} on axis ${i} is larger than the input's size ${d} - 1`, { input: 1 });
+    });
+  }
   if (x.layout === 'nhwc' && x.info.shape.length === 4) {
     pads = [...permuteShape(pads.slice(0, 4), NCHW_TO_NHWC), ...permuteShape(pads.slice(4), NCHW_TO_NHWC)];
   }
@@ -215,6 +237,9 @@ function pad(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void {
 /** QuantizeLinear / DequantizeLinear of data (the axis follows the layout); a DequantizeLinear of a constant waits for its consumer. */
 function qdq(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeAttrs): void {
   const ins = n.input ?? [];
+  // Valid attributes (opset 21) whose meaning core's Q/DQ does not have: refused, never ignored.
+  if (numAttrOf(a, 'block_size', 0) > 0) skip('blocked quantization (block_size > 0) is not supported');
+  if (numAttrOf(a, 'output_dtype', 0) !== 0) skip('output_dtype is not supported; give the zero point the output type');
   if (op === 'DequantizeLinear' && r.konsts.has(ins[0]!)) {
     r.deferredDq.set(n.output![0]!, n);
     return;
@@ -222,11 +247,14 @@ function qdq(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeAttrs): void
   const x = r.val(ins[0]!);
   const rank = x.info.shape.length;
   let axis = typeof a['axis'] === 'number' ? a['axis'] : 1;
+  const scale = r.konst(ins[1]!);
+  if (scale && scale.data.length > 1) r.checkAxis(axis, rank);
   if (axis < 0) axis += rank;
   if (x.layout === 'nhwc' && rank === 4) axis = nchwAxisToNhwc(axis);
   // Scale and zero point: constants, or the run-time outputs of a DynamicQuantizeLinear.
-  const params = ins.slice(1).filter(Boolean).map((v) => {
+  const params = ins.slice(1).filter(Boolean).map((v, i) => {
     const k = r.konst(v);
+    if (k && i === 0) r.checkScale(v, k, n);
     if (k) return r.param(v, k, 'none');
     if (r.producers.get(v)?.opType !== 'DynamicQuantizeLinear') skip('scale and zero point must be constants or DynamicQuantizeLinear outputs');
     return r.val(v).name;

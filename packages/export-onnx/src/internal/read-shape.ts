@@ -21,6 +21,7 @@ export function constant(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void
   else if (typeof a['value_int'] === 'number') k = { dims: [], dtype: 'int64', data: [a['value_int']] };
   else if (Array.isArray(a['value_ints'])) k = { dims: [a['value_ints'].length], dtype: 'int64', data: [...(a['value_ints'] as number[])] };
   else skip('only tensor, float(s) and int(s) constants are supported');
+  r.warnNonFinite(`Constant node "${n.name || out}"`, out, k);
   r.konsts.set(out, k);
 }
 
@@ -28,12 +29,15 @@ export function constant(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void
 export function concat(r: ReadContext, n: onnx.INodeProto, axis: number): void {
   const ins = n.input ?? [];
   if (ins.every((v) => r.konsts.get(v)?.dtype === 'int64')) {
+    for (const v of ins) if (r.konsts.get(v)!.dims.length !== 1) skip('only 1-D int64 constants are concatenated while reading');
+    r.checkAxis(axis, 1);
     const data = ins.flatMap((v) => [...(r.konsts.get(v)!.data as (number | null)[])]);
     r.konsts.set(n.output![0]!, { dims: [data.length], dtype: 'int64', data });
     return;
   }
   const vals = ins.map((v) => r.val(v));
   const rank = vals[0]!.info.shape.length;
+  r.checkAxis(axis, rank);
   if (axis < 0) axis += rank;
   if (rank === 4 && vals.some((v) => v.layout === 'nhwc')) {
     return r.emit(n, 'Concat', vals.map((v) => r.asNhwc(v).name), { axis: nchwAxisToNhwc(axis) }, 'nhwc');
@@ -51,6 +55,7 @@ export function flatten(r: ReadContext, n: onnx.INodeProto, axis: number): void 
   const x = r.val(n.input![0]!);
   const out = n.output![0]!;
   const s = x.info.shape;
+  r.checkAxis(axis, s.length, 1);
   if (x.layout === 'nhwc' && s.length === 4 && (axis === 1 || axis === -3)) {
     if (s[1] === 1 && s[2] === 1) return r.emit(n, 'Flatten', [x.name], { axis: 1 }, 'file');
     if (r.feedsOnlyWeights(out)) {
@@ -67,13 +72,23 @@ export function reshape(r: ReadContext, n: onnx.INodeProto): void {
   const [ix, is] = (n.input ?? []) as [string, string];
   const out = n.output![0]!;
   const target = r.ints(is, 'Reshape shape');
+  if (target.some((d) => d !== null && d < -1)) r.fail(`shape [${target.join(', ')}] holds a value below -1`, { input: 1 });
+  if (target.filter((d) => d === -1).length > 1) r.fail(`shape [${target.join(', ')}] holds more than one -1`, { input: 1 });
   const k = r.konst(ix);
   if (k) {
     const size = k.data.length;
-    const known = target.map((d, i) => (d === 0 ? k.dims[i]! : d));
+    const known = target.map((d, i) => {
+      if (d !== 0) return d;
+      if (i >= k.dims.length) r.fail(`shape [${target.join(', ')}] copies (0) dimension ${i} of a rank-${k.dims.length} input`, { input: 1 });
+      return k.dims[i]!;
+    });
     if (known.some((d) => d === null)) skip('reshaping a constant to a run-time shape');
     const rest = (known as number[]).filter((d) => d !== -1).reduce((p, d) => p * d, 1);
-    r.konsts.set(out, { dims: (known as number[]).map((d) => (d === -1 ? size / rest : d)), dtype: k.dtype, data: k.data });
+    const dims = (known as number[]).map((d) => (d === -1 ? size / rest : d));
+    if (dims.some((d) => !Number.isInteger(d)) || dims.reduce((p, d) => p * d, 1) !== size) {
+      r.fail(`cannot reshape a constant of shape [${k.dims.join(', ')}] (${size} values) to [${target.join(', ')}]`);
+    }
+    r.konsts.set(out, { dims, dtype: k.dtype, data: k.data });
     return;
   }
   const x = r.val(ix);
@@ -107,6 +122,18 @@ export function slice(r: ReadContext, n: onnx.INodeProto): void {
   const k = r.konst(ins[0]!);
   const axesIn = ins[3] ? r.knownInts(ins[3], 'Slice axes') : undefined;
   const steps = ins[4] ? r.knownInts(ins[4], 'Slice steps') : undefined;
+  const m = starts.length;
+  if (ends.length !== m || (axesIn && axesIn.length !== m) || (steps && steps.length !== m)) {
+    r.fail(`starts, ends${axesIn ? ', axes' : ''}${steps ? ', steps' : ''} must have one length, got ${[starts, ends, ...(axesIn ? [axesIn] : []), ...(steps ? [steps] : [])].map((v) => v.length).join(', ')}`);
+  }
+  const rankIn = k ? k.dims.length : r.val(ins[0]!).info.shape.length;
+  if (axesIn) {
+    axesIn.forEach((ax) => {
+      if (ax < -rankIn || ax >= rankIn) r.fail(`axes [${axesIn.join(', ')}] holds ${ax}, out of range for a rank-${rankIn} input ([${-rankIn}, ${rankIn - 1}])`, { input: 3 });
+    });
+    if (new Set(axesIn.map((ax) => (ax < 0 ? ax + rankIn : ax))).size !== m) r.fail(`axes [${axesIn.join(', ')}] repeats an axis`, { input: 3 });
+  } else if (m > rankIn) r.fail(`starts holds ${m} values for a rank-${rankIn} input`, { input: 1 });
+  if (steps && steps.some((s) => s === 0)) r.fail('a step is 0', { input: 4 });
   if (steps && steps.some((s) => s !== 1)) skip('only step 1 is supported');
   if (k) {
     if (k.dims.length !== 1 || (axesIn && axesIn.some((x) => x !== 0 && x !== -1))) skip('only 1-D constant slices are folded');
@@ -128,7 +155,7 @@ export function slice(r: ReadContext, n: onnx.INodeProto): void {
     const fileAxis = axisRaw < 0 ? axisRaw + rank : axisRaw;
     const axis = x.layout === 'nhwc' && rank === 4 ? nchwAxisToNhwc(fileAxis) : fileAxis;
     const d = x.info.shape[axis];
-    if (d === null || d === undefined) skip('slicing a dynamic axis');
+    if (d === null || d === undefined) skip('slicing the run-time batch axis is not supported');
     const clamp = (v: number): number => Math.min(Math.max(v < 0 ? v + d : v, 0), d);
     const [s, e] = [clamp(s0), Math.max(clamp(s0), clamp(e0))];
     if (s === e) skip('an empty slice');
@@ -149,6 +176,8 @@ export function transpose(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): voi
   const outs = n.output ?? [];
   const k = r.konst(ins[0]!);
   const perm = intListOf(a, 'perm');
+  const rank = k ? k.dims.length : r.val(ins[0]!).info.shape.length;
+  if (perm && perm.length !== rank) r.fail(`perm [${perm.join(', ')}] has ${perm.length} values for a rank-${rank} input`, { attribute: 'perm' });
   if (k) {
     const p = perm ?? [...k.dims.keys()].reverse();
     if (k.dtype === 'int64') skip('transposing an int64 constant is not supported');
@@ -167,6 +196,7 @@ export function split(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void {
   const x = r.val(ins[0]!);
   const rank = x.info.shape.length;
   let axis = numAttrOf(a, 'axis', 0);
+  r.checkAxis(axis, rank);
   if (axis < 0) axis += rank;
   const sizes = ins[1] ? r.knownInts(ins[1], 'split') : intListOf(a, 'split');
   const attrs: Record<string, AttrValue> = { axis: x.layout === 'nhwc' && rank === 4 ? nchwAxisToNhwc(axis) : axis };
@@ -204,10 +234,11 @@ export function shapeOp(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeA
     case 'Gather': {
       const idx = r.knownInts(ins[1]!, 'Gather indices');
       const axis = typeof a['axis'] === 'number' ? a['axis'] : 0;
+      r.checkAxis(axis, k.dims.length);
       if (k.dims.length > 1 || axis !== 0) skip('only 1-D constant Gather is folded');
       const picked = idx.map((i) => {
         const j = i < 0 ? i + data.length : i;
-        if (j < 0 || j >= data.length) skip('Gather index out of range');
+        if (j < 0 || j >= data.length) r.fail(`index ${i} is out of range for an axis of size ${data.length}`, { input: 1 });
         return data[j]!;
       });
       const kind = k.dtype === 'int64' ? 'int64' : 'float32';
@@ -218,7 +249,7 @@ export function shapeOp(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeA
     case 'Unsqueeze':
     case 'Squeeze': {
       const axes = list('axes') ?? (ins[1] ? r.knownInts(ins[1], 'axes') : []);
-      r.konsts.set(out, { ...k, dims: squeezeDims(k.dims, op, axes) });
+      r.konsts.set(out, { ...k, dims: squeezeDims(r, k.dims, op, axes) });
       return;
     }
     case 'Cast': {
@@ -240,7 +271,7 @@ function squeezeData(r: ReadContext, n: onnx.INodeProto, op: string, axesAttr: n
   const ins = n.input ?? [];
   const x = r.asFile(r.val(ins[0]!));
   const axes = axesAttr ?? (ins[1] ? r.knownInts(ins[1], 'axes') : []);
-  const dims = squeezeDims(x.info.shape, op, axes);
+  const dims = squeezeDims(r, x.info.shape, op, axes);
   const batchAt = x.info.shape[0] === null ? dims.indexOf(null) : -1;
   if (dims.some((d, i) => d === null && i !== batchAt) || (batchAt > 0)) skip('the batch axis would move');
   const shape = dims.map((d) => (d === null ? 0 : d));
@@ -249,16 +280,25 @@ function squeezeData(r: ReadContext, n: onnx.INodeProto, op: string, axesAttr: n
 
 /**
  * The dims after Unsqueeze (a 1 inserted at each axis of the output) or Squeeze (the given axes
- * dropped, or every 1 when none are given); negative axes count from the end.
+ * dropped, or every 1 when none are given); negative axes count from the end. Axes out of range
+ * or repeated, and squeezing an axis that is not 1, are errors of the node (as in onnxruntime).
  */
-function squeezeDims<T extends Dim>(input: readonly T[], op: string, axes: readonly number[]): T[] {
+function squeezeDims<T extends Dim>(r: ReadContext, input: readonly T[], op: string, axes: readonly number[]): T[] {
   let dims = [...input];
+  // Unsqueeze's axes index its output; Squeeze's its input.
+  const rank = op === 'Unsqueeze' ? dims.length + axes.length : dims.length;
+  const where = r.opset >= 13 ? { input: 1 } : { attribute: 'axes' };
+  const norm = axes.map((v) => {
+    if (v < -rank || v >= rank) r.fail(`axes [${axes.join(', ')}] holds ${v}, out of range [${-rank}, ${rank - 1}]`, where);
+    return v < 0 ? v + rank : v;
+  });
+  if (new Set(norm).size !== norm.length) r.fail(`axes [${axes.join(', ')}] repeats an axis`, where);
   if (op === 'Unsqueeze') {
-    const rank = dims.length + axes.length;
-    for (const ax of axes.map((v) => (v < 0 ? v + rank : v)).sort((p, q) => p - q)) dims.splice(ax, 0, 1 as T);
+    if (axes.length === 0) r.fail('needs at least one axis', where);
+    for (const ax of [...norm].sort((p, q) => p - q)) dims.splice(ax, 0, 1 as T);
   } else {
-    const rank = dims.length;
-    const drop = new Set(axes.length > 0 ? axes.map((v) => (v < 0 ? v + rank : v)) : dims.flatMap((d, i) => (d === 1 ? [i] : [])));
+    for (const ax of norm) if (dims[ax] !== 1 && dims[ax] !== null) r.fail(`cannot squeeze axis ${ax} of size ${dims[ax]} (only size-1 axes)`, where);
+    const drop = new Set(axes.length > 0 ? norm : dims.flatMap((d, i) => (d === 1 ? [i] : [])));
     dims = dims.filter((_, i) => !drop.has(i));
   }
   return dims;
