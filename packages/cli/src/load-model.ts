@@ -5,16 +5,15 @@ import path from 'node:path';
 import {
   GRAPH_FORMAT,
   fit,
-  importLayersModel,
   readGraph,
   referenceModels,
   writeGraph,
   type Graph,
   type ProgressMode,
   type ReferenceModelName,
-  type WeightSpecLike,
 } from '@tensorpress/core-tensor';
 import { readOnnx } from '@tensorpress/export-onnx';
+import { importLayersModel, type WeightSpecLike } from '@tensorpress/export-tfjs';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { abortable, throwIfAborted } from './internal/abort.js';
 import type { LoadedData } from './load-data.js';

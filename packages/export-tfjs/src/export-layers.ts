@@ -3,10 +3,7 @@
  * graphs whose ops have a tfjs-layers equivalent. Other graphs (grouped convolutions, quantized
  * nodes, ...) go out through ONNX instead.
  */
-import { TensorpressError } from './errors.js';
-import type { Dim, Graph, Node } from './graph.js';
-import { convGeometry } from './ops.js';
-import { numAttr, intsAttr, strAttr, window2d } from './attrs.js';
+import { TensorpressError, convGeometry, intsAttr, numAttr, strAttr, window2d, type Dim, type Graph, type Node } from '@tensorpress/core-tensor';
 
 /** One weight entry of {@link LayersArtifacts}. */
 export interface LayersWeightSpec {
