@@ -5,7 +5,6 @@
 import { GraphError, TensorpressError, sizeOf } from '@tensorpress/core-tensor';
 import {
   activationOk,
-  applyActivation,
   channels,
   channelsLast,
   checkAll,

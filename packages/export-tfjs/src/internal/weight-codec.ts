@@ -110,6 +110,19 @@ export function encodeWeight(values: Float32Array, format: WeightFormat): { byte
   }
 }
 
+/** Encodes every weight in a format and concatenates the bytes (the weight data of a manifest group). */
+export function packWeights(values: readonly Float32Array[], format: WeightFormat): { quantizations: (WeightQuantization | undefined)[]; weightData: ArrayBuffer } {
+  const encoded = values.map((v) => encodeWeight(v, format));
+  const weightData = new ArrayBuffer(encoded.reduce((n, e) => n + e.bytes.byteLength, 0));
+  const bytes = new Uint8Array(weightData);
+  let off = 0;
+  for (const e of encoded) {
+    bytes.set(e.bytes, off);
+    off += e.bytes.byteLength;
+  }
+  return { quantizations: encoded.map((e) => e.quantization), weightData };
+}
+
 /** Bytes per stored value of a manifest dtype (quantized: of the quantized dtype). */
 const STORED_BYTES: Readonly<Record<string, number>> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 };
 
