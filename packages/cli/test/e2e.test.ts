@@ -1,13 +1,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EXIT_CODES, OUTPUT_MARKER, type CompressReport } from '@tensorpress/cli';
 import { fromOnnx } from '@tensorpress/export-onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TINY_CONFIG, cli, writeTinyIdx } from './helpers.js';
+import { cli, tinyWorkspace } from './helpers.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 let tmp: string;
@@ -35,11 +34,7 @@ function bin(args: readonly string[], onStdout?: (text: string, child: ReturnTyp
 }
 
 beforeAll(async () => {
-  tmp = await mkdtemp(path.join(os.tmpdir(), 'tensorpress-cli-'));
-  data = path.join(tmp, 'data');
-  await writeTinyIdx(data);
-  config = path.join(tmp, 'pipeline.json');
-  await writeFile(config, JSON.stringify(TINY_CONFIG));
+  ({ tmp, data, config } = await tinyWorkspace('tensorpress-cli-'));
 });
 
 afterAll(async () => {

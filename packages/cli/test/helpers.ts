@@ -1,4 +1,5 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { runCli } from '@tensorpress/cli';
 
@@ -61,4 +62,14 @@ export async function cli(args: readonly string[], signal?: AbortSignal): Promis
   let stderr = '';
   const code = await runCli(args, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), ...(signal ? { signal } : {}) });
   return { code, stdout, stderr };
+}
+
+/** A new temp folder holding the tiny IDX dataset (`data`) and {@link TINY_CONFIG} (`config`). */
+export async function tinyWorkspace(prefix: string): Promise<{ tmp: string; data: string; config: string }> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), prefix));
+  const data = path.join(tmp, 'data');
+  await writeTinyIdx(data);
+  const config = path.join(tmp, 'pipeline.json');
+  await writeFile(config, JSON.stringify(TINY_CONFIG));
+  return { tmp, data, config };
 }
