@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { Graph, GraphBuilder, TensorpressError, runGraph, type Node, type Param } from '@tensorpress/core-tensor';
-import { exportLayersArtifacts, type ExportLayersOptions } from '@tensorpress/export-tfjs';
+import { exportLayersArtifacts, importLayersModel, type ExportLayersOptions } from '@tensorpress/export-tfjs';
 import { maxAbsDiff, seededTensor } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, test } from 'vitest';
 
@@ -109,6 +109,10 @@ describe('exportLayersArtifacts (quantized graphs)', () => {
     const names = model.layers.map((l) => l.name);
     expect(names).toEqual(expect.arrayContaining(['q_input/q/divide', 'q_relu1_1/q/to_integer', 'q_relu1_1/q/clip', 'q_input/q/zero_point', 'q_relu1_1/q/dequantize']));
     expect(names).not.toContain('q_relu1_1/q/zero_point');
+    // Read back by importLayersModel, the fake-quant layers run in the executor too.
+    const [back] = runGraph(importLayersModel(exportLayersArtifacts(q)), input);
+    expect(maxAbsDiff(back!, got)).toBeLessThanOrEqual(1e-5);
+    back!.dispose();
     // The pairs clip: the top code is reached.
     const codes = runGraph(q, input, { outputs: ['q:relu1#1.q'] })[0]!;
     expect(tf.max(codes).dataSync()[0]).toBe(255);
