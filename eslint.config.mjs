@@ -24,7 +24,7 @@ const sourceConstraints = [
   // core-tensor imports no workspace package.
   { sourceTag: 'scope:core', onlyDependOnLibsWithTags: [] },
   { sourceTag: 'scope:data', onlyDependOnLibsWithTags: ['scope:core'] },
-  // quant, binary, sparsity, pruning, distill, mixed-precision, export-onnx:
+  // quant, binary, sparsity, pruning, distill, mixed-precision, export-onnx, export-tfjs:
   // core only, never another technique.
   { sourceTag: 'scope:technique', onlyDependOnLibsWithTags: ['scope:core'] },
   { sourceTag: 'scope:test', onlyDependOnLibsWithTags: ['scope:core', 'scope:data'] },
