@@ -26,7 +26,7 @@ const sourceConstraints = [
   // core-tensor imports kernels only.
   { sourceTag: 'scope:core', onlyDependOnLibsWithTags: ['scope:kernels'] },
   { sourceTag: 'scope:data', onlyDependOnLibsWithTags: ['scope:core'] },
-  // quant, binary, sparsity, pruning, distill, mixed-precision, export-onnx:
+  // quant, binary, sparsity, pruning, distill, mixed-precision, export-onnx, export-tfjs:
   // core (and its kernels) only, never another technique.
   { sourceTag: 'scope:technique', onlyDependOnLibsWithTags: ['scope:core', 'scope:kernels'] },
   { sourceTag: 'scope:test', onlyDependOnLibsWithTags: ['scope:core', 'scope:data', 'scope:kernels'] },

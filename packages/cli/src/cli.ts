@@ -6,6 +6,7 @@ import { EXIT_CODES, exitCodeOf, oneLine } from './exit-codes.js';
 import { runExport } from './export.js';
 import { formatInspect, runInspect } from './inspect.js';
 import { BUILTIN_MODELS } from './load-model.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '@tensorpress/export-tfjs';
 import { comparisonRows, formatTable, paritySentence } from './report.js';
 
 /** Where {@link runCli} writes, and how it is stopped. */
@@ -59,6 +60,7 @@ interface CompressOpts extends CommonOpts {
   checkpointDir?: string;
   checkpointEvery?: number;
   resume?: boolean;
+  tfjs?: WeightFormat | true;
 }
 
 /**
@@ -121,7 +123,12 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
       .option('--latency-runs <n>', 'onnxruntime timed runs per model and round, 0 to skip (default 30)', nonNegativeInt)
       .option('--checkpoint-dir <dir>', 'write a checkpoint of the fine-tuning there every --checkpoint-every steps and on Ctrl-C (outside --out)')
       .option('--checkpoint-every <n>', 'fine-tuning steps between checkpoints (default 100)', positiveInt)
-      .option('--resume', 'continue the interrupted run whose checkpoint is in --checkpoint-dir (same model, data and config)'),
+      .option('--resume', 'continue the interrupted run whose checkpoint is in --checkpoint-dir (same model, data and config)')
+      .addOption(
+        new Option('--tfjs [weights]', 'also write the compressed model as a tfjs-layers model.json + weight shards, weights stored as float32 (default), float16, uint16 or uint8').choices([
+          ...WEIGHT_FORMATS,
+        ]),
+      ),
     true,
   ).action(async (o: CompressOpts) => {
     const r = await runCompress({
@@ -136,6 +143,7 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
       ...(o.checkpointDir !== undefined ? { checkpointDir: o.checkpointDir } : {}),
       ...(o.checkpointEvery !== undefined ? { checkpointEvery: o.checkpointEvery } : {}),
       ...(o.resume ? { resume: true } : {}),
+      ...(o.tfjs !== undefined ? { tfjs: o.tfjs === true ? 'float32' : o.tfjs } : {}),
     });
     if (json) return emitJson({ ...r.report, outDir: r.outDir });
     info('');
@@ -143,6 +151,9 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
     info('');
     info(`ONNX parity ${paritySentence(r.report.parity)}`);
     info(`ONNX model: ${r.outDir}/${r.report.files.onnx}`);
+    if (r.report.tfjs && r.report.files.tfjs) {
+      info(`tfjs model: ${r.outDir}/${r.report.files.tfjs} (${r.report.tfjs.bytes.toLocaleString('en-US')} bytes with ${r.report.tfjs.shards} shard(s), ${r.report.tfjs.weights} weights)`);
+    }
     info(`report:     ${r.outDir}/${r.report.files.reportMd} (and report.json, chart.svg)`);
   });
 
@@ -162,27 +173,31 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
   withCommon(
     program
       .command('export')
-      .description('write a model as ONNX (builtin models are trained first, then cached)')
+      .description('write a model as ONNX, or as a tfjs-layers model.json + weight shards (builtin models are trained first, then cached)')
       .requiredOption('--model <model>', modelHelp)
-      .requiredOption('--out <file>', 'the .onnx file to write')
+      .requiredOption('--out <path>', 'the .onnx file to write (--format tfjs: the folder for model.json and its shards)')
       .option('--data <data>', 'data to train a builtin model on (default mnist)')
-      .option('--force', 'replace an existing file')
+      .option('--force', "replace an existing file (--format tfjs: write into a non-empty folder, replacing only tensorpress's own files)")
       .option('--opset <n>', 'ONNX opset 13..21 (default 13)', positiveInt)
-      .addOption(new Option('--format <format>', 'quantized graphs as QDQ or QOperator').choices(['qdq', 'qoperator'])),
+      .addOption(new Option('--format <format>', 'ONNX with quantized graphs as QDQ (default) or QOperator, or tfjs (tf.loadLayersModel loads it)').choices(['qdq', 'qoperator', 'tfjs']))
+      .addOption(new Option('--weights <format>', 'tfjs weight storage (default float32; uint8/uint16: tfjs-converter\'s affine quantization)').choices([...WEIGHT_FORMATS])),
     true,
-  ).action(async (o: CommonOpts & { model: string; out: string; data?: string; force?: boolean; opset?: number; format?: 'qdq' | 'qoperator' }) => {
-    const r = await runExport({
-      ...common(o),
-      model: o.model,
-      out: o.out,
-      force: o.force ?? false,
-      ...(o.data ? { data: o.data } : {}),
-      ...(o.opset !== undefined ? { opset: o.opset } : {}),
-      ...(o.format ? { format: o.format } : {}),
-    });
-    if (json) return emitJson(r);
-    info(`wrote ${r.file} (${r.bytes.toLocaleString('en-US')} bytes)`);
-  });
+  ).action(
+    async (o: CommonOpts & { model: string; out: string; data?: string; force?: boolean; opset?: number; format?: 'qdq' | 'qoperator' | 'tfjs'; weights?: WeightFormat }) => {
+      const r = await runExport({
+        ...common(o),
+        model: o.model,
+        out: o.out,
+        force: o.force ?? false,
+        ...(o.data ? { data: o.data } : {}),
+        ...(o.opset !== undefined ? { opset: o.opset } : {}),
+        ...(o.format ? { format: o.format } : {}),
+        ...(o.weights ? { weights: o.weights } : {}),
+      });
+      if (json) return emitJson(r);
+      info(`wrote ${r.file} (${r.bytes.toLocaleString('en-US')} bytes${r.files.length > 1 ? `, ${r.files.length} files` : ''})`);
+    },
+  );
 
   withCommon(
     program

@@ -18,11 +18,13 @@ import {
   type ProgressMode,
 } from '@tensorpress/core-tensor';
 import { checkParity, ortLatency, toOnnx } from '@tensorpress/export-onnx';
+import type { WeightFormat } from '@tensorpress/export-tfjs';
 import { checkIdentity, checkpointOption, interruption, prepareCheckpoints, removeCheckpoint, runIdentity } from './checkpoint-dir.js';
 import { discoverAlgorithms } from './discover.js';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { abortable, throwIfAborted } from './internal/abort.js';
 import { dryApply, inConfigFile, readPipelineConfig } from './internal/config-file.js';
+import { TFJS_MODEL_FILE, tfjsOutputFiles } from './internal/tfjs-files.js';
 import { checkOutputDir, commitOutputs } from './output-dir.js';
 import { loadData } from './load-data.js';
 import { loadModel } from './load-model.js';
@@ -52,6 +54,11 @@ export interface RunCompressOptions {
   backend?: BackendName | readonly BackendName[];
   /** onnxruntime timed runs per model and round (3 rounds); 0 skips the latency measurement. Default 30. */
   latencyRuns?: number;
+  /**
+   * Also write the stripped model as a tfjs-layers model.json + weight shards in `out`, with its
+   * weights stored this way (export-tfjs's formats). Default: not written.
+   */
+  tfjs?: WeightFormat;
   /** Test examples compared in the parity check. Default 512. */
   parityExamples?: number;
   /** Progress bars of fit/evaluate (see core's `ProgressMode`). Default true. */
@@ -289,6 +296,8 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
 
     const fp32M = measurements(fp32, fp32Eval, fp32Onnx.length, fp32Ms ?? null);
     const compM = measurements(stripped, compressedEval, onnx.length, compressedMs ?? null);
+    // Before any file is written: a graph tfjs-layers cannot express fails the run here.
+    const tfjs = options.tfjs === undefined ? undefined : { weights: options.tfjs, ...tfjsOutputFiles(stripped, options.tfjs) };
     const report: CompressReport = {
       format: 'tensorpress.compress-report',
       version: 1,
@@ -317,13 +326,15 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
       },
       algorithms,
       parity,
-      files: { ...FILES },
+      files: { ...FILES, ...(tfjs ? { tfjs: TFJS_MODEL_FILE } : {}) },
+      ...(tfjs ? { tfjs: { weights: tfjs.weights, bytes: tfjs.bytes, shards: tfjs.shards } } : {}),
       seconds: (performance.now() - started) / 1000,
     };
     throwIfAborted(signal);
     const files = await commitOutputs(
       outDir,
       [
+        ...(tfjs?.files ?? []),
         { name: FILES.onnx, data: onnx },
         { name: FILES.chart, data: reportChart(report) },
         { name: FILES.reportJson, data: `${JSON.stringify(report, null, 2)}\n` },

@@ -5,16 +5,15 @@ import path from 'node:path';
 import {
   GRAPH_FORMAT,
   fit,
-  importLayersModel,
   readGraph,
   referenceModels,
   writeGraph,
   type Graph,
   type ProgressMode,
   type ReferenceModelName,
-  type WeightSpecLike,
 } from '@tensorpress/core-tensor';
 import { readOnnx } from '@tensorpress/export-onnx';
+import { readTfjsModel } from '@tensorpress/export-tfjs';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { abortable, throwIfAborted } from './internal/abort.js';
 import type { LoadedData } from './load-data.js';
@@ -30,8 +29,6 @@ export const BUILTIN_MODELS = Object.freeze(Object.keys(referenceModels)) as rea
 
 /** Largest model.json accepted (read before parsing). */
 const MAX_JSON_BYTES = 64 * 1024 * 1024;
-/** Largest total of tfjs weight shards accepted. */
-const MAX_WEIGHT_BYTES = 1024 * 1024 * 1024;
 
 /** A loaded model and where it came from. */
 export interface LoadedModel {
@@ -82,38 +79,6 @@ async function readBounded(file: string, max: number, what: string): Promise<Buf
   if (!st.isFile()) throw inputError('IO_ERROR', `${what} ${file} is not a file`);
   if (st.size > max) throw inputError('INPUT_INVALID', `${what} ${file} has ${st.size} bytes, over the limit of ${max}`);
   return fs.readFile(file);
-}
-
-/** A tfjs-layers model.json (`model.save('file://...')`): topology plus weight shards beside it. */
-async function readLayersModel(file: string, json: Record<string, unknown>): Promise<Graph> {
-  const manifest = json['weightsManifest'];
-  if (!Array.isArray(manifest)) throw inputError('INPUT_INVALID', `${file}: a tfjs-layers model.json needs a "weightsManifest" array`);
-  const dir = path.dirname(path.resolve(file));
-  const specs: WeightSpecLike[] = [];
-  const shards: Buffer[] = [];
-  let total = 0;
-  for (const [i, group] of manifest.entries()) {
-    const g = group as { paths?: unknown; weights?: unknown };
-    if (!Array.isArray(g.paths) || !Array.isArray(g.weights)) {
-      throw inputError('INPUT_INVALID', `${file}: weightsManifest[${i}] needs "paths" and "weights" arrays`);
-    }
-    specs.push(...(g.weights as WeightSpecLike[]));
-    for (const p of g.paths) {
-      const shard = path.resolve(dir, String(p));
-      if (path.relative(dir, shard).startsWith('..') || path.isAbsolute(String(p))) {
-        throw inputError('INPUT_INVALID', `${file}: weight path "${String(p)}" leaves the model's folder`);
-      }
-      const data = await readBounded(shard, MAX_WEIGHT_BYTES - total, 'weight file');
-      total += data.length;
-      shards.push(data);
-    }
-  }
-  const weightData = Buffer.concat(shards);
-  return importLayersModel({
-    modelTopology: json['modelTopology'],
-    weightSpecs: specs,
-    weightData: weightData.buffer.slice(weightData.byteOffset, weightData.byteOffset + weightData.byteLength) as ArrayBuffer,
-  });
 }
 
 function dataKey(data: LoadedData): string {
@@ -204,6 +169,7 @@ export async function loadModel(spec: string, options: LoadModelOptions = {}): P
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw inputError('INPUT_INVALID', `model ${spec}: expected a JSON object`);
   const obj = json as Record<string, unknown>;
   if (obj['format'] === GRAPH_FORMAT) return { graph: await readGraph(file), source: spec, kind: 'tensorpress-graph', trained: true };
-  if ('modelTopology' in obj) return { graph: await readLayersModel(file, obj), source: spec, kind: 'tfjs-layers', trained: true };
+  // export-tfjs reads the shards beside it (size-checked, inside the folder) in any weight format tfjs writes.
+  if ('modelTopology' in obj) return { graph: await readTfjsModel(file), source: spec, kind: 'tfjs-layers', trained: true };
   throw inputError('INPUT_INVALID', `model ${spec}: neither a tfjs-layers model.json (no "modelTopology") nor a tensorpress graph (no "format": "${GRAPH_FORMAT}")`);
 }

@@ -54,7 +54,10 @@ export interface CompressReport {
   readonly ratios: { readonly deltaPts: number; readonly params: number; readonly flops: number; readonly onnxBytes: number; readonly latency: number | null };
   readonly algorithms: readonly AlgorithmStatistics[];
   readonly parity: ParitySummary;
-  readonly files: { readonly onnx: string; readonly reportMd: string; readonly reportJson: string; readonly chart: string };
+  /** File names in the output folder (`tfjs`: the model.json, when asked for). */
+  readonly files: { readonly onnx: string; readonly reportMd: string; readonly reportJson: string; readonly chart: string; readonly tfjs?: string };
+  /** The tfjs-layers model written beside the ONNX file, when asked for. */
+  readonly tfjs?: { readonly weights: string; readonly bytes: number; readonly shards: number };
   readonly seconds: number;
 }
 
@@ -114,6 +117,9 @@ export function reportMarkdown(r: CompressReport): string {
   out.push(mdTable(['', 'FP32', 'compressed', 'compressed / FP32'], comparisonRows(r)), '');
   out.push('![accuracy against model bytes](chart.svg)', '');
   out.push('## ONNX parity', '', `\`${r.files.onnx}\` in onnxruntime-node against the in-process graph: ${paritySentence(r.parity)}.`, '');
+  if (r.tfjs && r.files.tfjs) {
+    out.push('## tfjs-layers model', '', `\`${r.files.tfjs}\` and ${r.tfjs.shards} weight shard(s), ${r.tfjs.bytes.toLocaleString('en-US')} bytes, weights stored as ${r.tfjs.weights}: \`tf.loadLayersModel\` loads it.`, '');
+  }
   out.push('## Algorithms', '');
   for (const a of r.algorithms) {
     out.push(`### ${a.algorithm}`, '');

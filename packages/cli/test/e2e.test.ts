@@ -1,12 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { EXIT_CODES, OUTPUT_MARKER, type CompressReport } from '@tensorpress/cli';
 import { fromOnnx } from '@tensorpress/export-onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TINY_CONFIG, cli, spawnBin, writeTinyIdx, type BinRun } from './helpers.js';
+import { cli, spawnBin, tinyWorkspace, type BinRun } from './helpers.js';
 
 let tmp: string;
 let data: string;
@@ -18,11 +17,7 @@ function bin(args: readonly string[], onStdout?: (text: string, child: ChildProc
 }
 
 beforeAll(async () => {
-  tmp = await mkdtemp(path.join(os.tmpdir(), 'tensorpress-cli-'));
-  data = path.join(tmp, 'data');
-  await writeTinyIdx(data);
-  config = path.join(tmp, 'pipeline.json');
-  await writeFile(config, JSON.stringify(TINY_CONFIG));
+  ({ tmp, data, config } = await tinyWorkspace('tensorpress-cli-'));
 });
 
 afterAll(async () => {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '@tensorpress/cli';
@@ -104,4 +105,14 @@ export function spawnBin(
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** A new temp folder holding the tiny IDX dataset (`data`) and {@link TINY_CONFIG} (`config`). */
+export async function tinyWorkspace(prefix: string): Promise<{ tmp: string; data: string; config: string }> {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), prefix));
+  const data = path.join(tmp, 'data');
+  await writeTinyIdx(data);
+  const config = path.join(tmp, 'pipeline.json');
+  await writeFile(config, JSON.stringify(TINY_CONFIG));
+  return { tmp, data, config };
 }

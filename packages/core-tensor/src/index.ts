@@ -75,20 +75,9 @@ export { graphStatistics, formatStatistics } from './statistics.js';
 export type { GraphStatistics, NodeStats, StatisticsTotal, StatisticsOptions, BitsOverride } from './statistics.js';
 export { referenceModels, plainCnn, residualCnn, mobileNetCnn, mlp } from './models.js';
 export type { ReferenceModelOptions, ReferenceModelFactory, ReferenceModelName } from './models.js';
-export { importLayersModel } from './import-layers.js';
-export type {
-  ImportLayersOptions,
-  LayersModelLike,
-  ModelArtifactsLike,
-  WeightSpecLike,
-  LayerVariableLike,
-  LayersTensorLike,
-} from './import-layers.js';
 export { writeFileAtomic, removePendingTempFiles, removeStaleTempFiles } from './files.js';
 export { saveGraph, loadGraph, writeGraph, readGraph, GRAPH_FORMAT, GRAPH_FORMAT_VERSION } from './serialize.js';
 export type { SavedGraph, LoadGraphOptions, ReadGraphOptions, WriteGraphOptions, WrittenGraph } from './serialize.js';
-export { exportLayersArtifacts } from './export-layers.js';
-export type { LayersArtifacts, LayersWeightSpec, ExportLayersOptions } from './export-layers.js';
 export { fit, evaluate, learningRateAt } from './train.js';
 export type {
   FitCheckpointOptions,

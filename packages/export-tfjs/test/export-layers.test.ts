@@ -4,8 +4,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { GraphBuilder, runGraph, TensorpressError, type Graph } from '@tensorpress/core-tensor';
 import { expectClose, seededTensor } from '@tensorpress/test-utils';
-import { exportLayersArtifacts } from '@tensorpress/core-tensor';
-import { importLayersModel } from '@tensorpress/core-tensor';
+import { exportLayersArtifacts, importLayersModel } from '@tensorpress/export-tfjs';
 
 let L: typeof tfl;
 

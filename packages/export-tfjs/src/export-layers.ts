@@ -1,18 +1,21 @@
 /**
  * Export of a graph as tfjs-layers model artifacts (a functional Keras topology plus weights), for
- * graphs whose ops have a tfjs-layers equivalent. Other graphs (grouped convolutions, quantized
- * nodes, ...) go out through ONNX instead.
+ * graphs whose ops have a tfjs-layers equivalent, stripped quantized graphs included (weights
+ * folded to float, activation Q/DQ pairs as stock layers). Other graphs (grouped convolutions,
+ * integer ops, ...) go out through ONNX instead.
  */
-import { TensorpressError } from './errors.js';
-import type { Dim, Graph, Node } from './graph.js';
-import { convGeometry } from './ops/conv.js';
-import { numAttr, intsAttr, strAttr, window2d } from './attrs.js';
+import { ConfigError, TensorpressError, convGeometry, intsAttr, numAttr, strAttr, window2d, type Dim, type Graph, type Node } from '@tensorpress/core-tensor';
+import { fakeQuantLayers, readActivationQdq } from './internal/activation-qdq.js';
+import { foldWeightDequantize } from './internal/fold-dequantize.js';
+import { WEIGHT_FORMATS, packWeights, type WeightFormat, type WeightQuantization } from './internal/weight-codec.js';
 
 /** One weight entry of {@link LayersArtifacts}. */
 export interface LayersWeightSpec {
   readonly name: string;
   readonly shape: number[];
   readonly dtype: 'float32';
+  /** How the values are stored when not as float32 (tfjs-core decodes it on load). */
+  readonly quantization?: WeightQuantization;
 }
 
 /**
@@ -33,6 +36,18 @@ export interface LayersArtifacts {
 export interface ExportLayersOptions {
   /** The model's name in the topology. Default 'tensorpress'. */
   readonly name?: string;
+  /**
+   * How weights are stored: `float32` (default, exact), `float16`, or `uint8`/`uint16` affine
+   * (`value = q · scale + min` per weight tensor, tfjs-converter's `--quantize_uint8/16` format).
+   * tfjs dequantizes on load, so the model computes in float32 either way.
+   */
+  readonly weights?: WeightFormat;
+  /**
+   * Activation QuantizeLinear → DequantizeLinear pairs of a quantized graph: `fake-quant` (default)
+   * writes them as stock layers that round and clip as the pair does, so the model computes what
+   * the stripped graph computes; `float` drops them and activations run in float32.
+   */
+  readonly activations?: 'fake-quant' | 'float';
 }
 
 type Ref = [string, number, number, Record<string, never>];
@@ -57,16 +72,37 @@ function no(reason: string): never {
 
 const ref = (layer: string): Ref => [layer, 0, 0, {}];
 
+/** What tfjs-layers accepts as a layer or weight name (its `isValidTensorName`). */
+const TENSOR_NAME = /^[A-Za-z0-9][-A-Za-z0-9._/]*$/;
+
+/** A name tfjs-layers accepts: other characters (`:`, `#`, ...) become `_`, and a leading one gets a letter. */
+function layerSafe(name: string): string {
+  const s = name.replace(/[^-A-Za-z0-9._/]/g, '_');
+  return /^[A-Za-z0-9]/.test(s) ? s : `l${s}`;
+}
+
 /**
- * Writes a graph as tfjs-layers artifacts: one functional model whose layers carry the node names.
- * Conv becomes Conv2D (or DepthwiseConv2D for depthwise groups), Gemm and MatMul(+bias Add) Dense,
- * explicit pads a ZeroPadding2D before the layer; GlobalAveragePool followed by Flatten becomes one
- * GlobalAveragePooling2D. Every parameter must belong to exactly one layer weight.
+ * Writes a graph as tfjs-layers artifacts: one functional model whose layers carry the node names
+ * (characters tfjs-layers refuses in a name, such as `:` and `#`, become `_`). Conv becomes Conv2D
+ * (or DepthwiseConv2D for depthwise groups), Gemm and MatMul(+bias Add) Dense, explicit pads a
+ * ZeroPadding2D before the layer; GlobalAveragePool followed by Flatten becomes one
+ * GlobalAveragePooling2D. Every parameter must belong to exactly one layer weight. A stripped
+ * quantized graph goes too: weight DequantizeLinear nodes fold into float32 weights (what the
+ * executor computes from the integer codes), and activation Q/DQ pairs become stock layers that
+ * round and clip the same way (see {@link ExportLayersOptions.activations}).
  *
+ * @throws ConfigError for an unknown `weights` or `activations` option.
  * @throws TensorpressError `UNSUPPORTED_OP` listing every node without a tfjs-layers equivalent
  *   (node, op, reason) at once; export such graphs to ONNX instead.
  */
-export function exportLayersArtifacts(graph: Graph, options: ExportLayersOptions = {}): LayersArtifacts {
+export function exportLayersArtifacts(source: Graph, options: ExportLayersOptions = {}): LayersArtifacts {
+  const format = options.weights ?? 'float32';
+  if (!WEIGHT_FORMATS.includes(format)) throw new ConfigError('options.weights', `expected one of ${WEIGHT_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
+  const activations = options.activations ?? 'fake-quant';
+  if (activations !== 'fake-quant' && activations !== 'float') {
+    throw new ConfigError('options.activations', `expected "fake-quant" or "float", got ${JSON.stringify(activations)}`);
+  }
+  const graph = foldWeightDequantize(source);
   const layers: LayerJson[] = [];
   const specs: LayersWeightSpec[] = [];
   const chunks: Float32Array[] = [];
@@ -81,11 +117,28 @@ export function exportLayersArtifacts(graph: Graph, options: ExportLayersOptions
   for (const n of graph.nodes) for (const v of n.inputs) if (graph.isParam(v)) paramUses.set(v, (paramUses.get(v) ?? 0) + 1);
   const outputs = new Set(graph.outputs);
 
-  const fresh = (base: string): string => {
+  const fresh = (wanted: string): string => {
+    const base = layerSafe(wanted);
     let name = base;
     for (let i = 1; used.has(name); i++) name = `${base}_${i}`;
     used.add(name);
     return name;
+  };
+  /** The layer name of a graph name: itself when tfjs-layers accepts it, else a fresh cleaned-up name. */
+  const safeNames = new Map<string, string>();
+  const safe = (name: string): string => {
+    let s = safeNames.get(name);
+    if (s === undefined) {
+      s = TENSOR_NAME.test(name) ? name : fresh(name);
+      safeNames.set(name, s);
+    }
+    return s;
+  };
+
+  /** A layer weight that no parameter holds (the fake-quant chain's statistics). */
+  const constantWeight = (layer: string, short: string, values: Float32Array, shape: readonly number[]): void => {
+    specs.push({ name: `${safe(layer)}/${short}`, shape: [...shape], dtype: 'float32' });
+    chunks.push(values);
   };
 
   const weight = (layer: string, short: string, value: string, shape?: readonly number[]): void => {
@@ -93,8 +146,7 @@ export function exportLayersArtifacts(graph: Graph, options: ExportLayersOptions
     if (!p) no(`input "${value}" must be a parameter`);
     if (p.dtype !== 'float32') no(`parameter "${value}" is ${p.dtype}; tfjs-layers weights here are float32`);
     if ((paramUses.get(value) ?? 0) > 1) no(`parameter "${value}" is shared by several nodes`);
-    specs.push({ name: `${layer}/${short}`, shape: [...(shape ?? p.shape)], dtype: 'float32' });
-    chunks.push(p.data as Float32Array);
+    constantWeight(layer, short, p.data as Float32Array, shape ?? p.shape);
   };
 
   const input = (n: Node, i: number): string => {
@@ -106,7 +158,8 @@ export function exportLayersArtifacts(graph: Graph, options: ExportLayersOptions
     return l;
   };
 
-  const add = (name: string, className: string, config: Record<string, unknown>, inputs: readonly string[]): string => {
+  const add = (wanted: string, className: string, config: Record<string, unknown>, inputs: readonly string[]): string => {
+    const name = safe(wanted);
     layers.push({ name, class_name: className, config: { name, trainable: true, ...config }, inbound_nodes: [inputs.map(ref)] });
     return name;
   };
@@ -120,6 +173,29 @@ export function exportLayersArtifacts(graph: Graph, options: ExportLayersOptions
   };
 
   const activation = (n: Node, name: string): string => add(n.name, 'Activation', { activation: name }, [input(n, 0)]);
+
+  /** A QuantizeLinear and its DequantizeLinear readers: the stock fake-quant layers, or nothing in float mode. */
+  const quantizePair = (n: Node): undefined => {
+    const pair = readActivationQdq(graph, n);
+    if (typeof pair === 'string') no(pair);
+    let out = input(n, 0);
+    if (activations === 'fake-quant') {
+      const s = graph.info(n.inputs[0]!).shape;
+      const channels = s[s.length - 1];
+      if (typeof channels !== 'number' || s.length < 2) no('the fake-quant layers need a static last (channel) dimension; pass activations: "float"');
+      for (const l of fakeQuantLayers(pair, channels)) {
+        const name = fresh(`${n.name}/${l.suffix}`);
+        for (const w of l.weights ?? []) constantWeight(name, w.short, w.values, [channels]);
+        out = add(name, l.className, l.config, [out]);
+      }
+    }
+    for (const dq of pair.dequantizers) {
+      skipped.add(dq.name);
+      valueLayer.set(dq.outputs[0]!, out);
+    }
+    // The integer output itself has no layer: only the DequantizeLinear outputs are read.
+    return undefined;
+  };
 
   const emit = (n: Node): string | undefined => {
     switch (n.op) {
@@ -275,6 +351,10 @@ export function exportLayersArtifacts(graph: Graph, options: ExportLayersOptions
       }
       case 'Dropout':
         return add(n.name, 'Dropout', { rate: numAttr(n, 'ratio', 0.5) }, [input(n, 0)]);
+      case 'QuantizeLinear':
+        return quantizePair(n);
+      case 'DequantizeLinear':
+        return no('a DequantizeLinear must read parameters (weights, folded to float) or a QuantizeLinear (an activation pair)');
       default:
         no('no tfjs-layers equivalent');
     }
@@ -282,13 +362,14 @@ export function exportLayersArtifacts(graph: Graph, options: ExportLayersOptions
 
   for (const t of graph.inputs) {
     if (t.dtype !== 'float32') problems.push({ node: t.name, op: 'input', reason: `input dtype ${t.dtype}: only float32 inputs are supported` });
+    const name = safe(t.name);
     layers.push({
-      name: t.name,
+      name,
       class_name: 'InputLayer',
-      config: { batch_input_shape: [...t.shape], dtype: 'float32', sparse: false, name: t.name },
+      config: { batch_input_shape: [...t.shape], dtype: 'float32', sparse: false, name },
       inbound_nodes: [],
     });
-    valueLayer.set(t.name, t.name);
+    valueLayer.set(t.name, name);
   }
   for (const n of graph.nodes) {
     if (skipped.has(n.name)) continue;
@@ -317,21 +398,14 @@ export function exportLayersArtifacts(graph: Graph, options: ExportLayersOptions
     );
   }
 
-  const total = chunks.reduce((s, c) => s + c.byteLength, 0);
-  const weightData = new ArrayBuffer(total);
-  const bytes = new Uint8Array(weightData);
-  let off = 0;
-  for (const c of chunks) {
-    bytes.set(new Uint8Array(c.buffer, c.byteOffset, c.byteLength), off);
-    off += c.byteLength;
-  }
+  const { quantizations, weightData } = packWeights(chunks, format);
   return {
     modelTopology: {
       class_name: 'Model',
       config: {
         name: options.name ?? 'tensorpress',
         layers,
-        input_layers: graph.inputs.map((t) => [t.name, 0, 0]),
+        input_layers: graph.inputs.map((t) => [safe(t.name), 0, 0]),
         output_layers: graph.outputs.map((o) => [valueLayer.get(o)!, 0, 0]),
       },
       // tfjs-layers 4 semantics (e.g. DepthwiseConv2D without dilation): what loads these artifacts.
@@ -339,9 +413,9 @@ export function exportLayersArtifacts(graph: Graph, options: ExportLayersOptions
       backend: 'tensor_flow.js',
     },
     format: 'layers-model',
-    generatedBy: '@tensorpress/core-tensor',
+    generatedBy: '@tensorpress/export-tfjs',
     convertedBy: null,
-    weightSpecs: specs,
+    weightSpecs: specs.map((spec, i) => (quantizations[i] ? { ...spec, quantization: quantizations[i] } : spec)),
     weightData,
   };
 }

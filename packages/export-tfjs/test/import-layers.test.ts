@@ -4,7 +4,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { runGraph, TensorpressError, type Graph } from '@tensorpress/core-tensor';
 import { expectClose, seededTensor } from '@tensorpress/test-utils';
-import { importLayersModel, type LayersModelLike, type ModelArtifactsLike } from '@tensorpress/core-tensor';
+import { importLayersModel, type LayersModelLike, type ModelArtifactsLike } from '@tensorpress/export-tfjs';
 
 let L: typeof tfl;
 
@@ -281,7 +281,7 @@ describe('importLayersModel', () => {
     expect((e.details['layers'] as unknown[]).map((l) => (l as { name: string }).name)).toEqual(['conv_elu', 'up', 'swish', 'cf']);
   });
 
-  test('bad artifacts: truncated, quantized, missing weights, no topology', async () => {
+  test('bad artifacts: truncated, unknown quantization, missing weights, no topology; quantized weights decode', async () => {
     const m = L.sequential({ layers: [L.layers.dense({ inputShape: [4], units: 3, name: 'fc' })] });
     const art = await artifactsOf(m);
     const bytes = art.weightData as ArrayBuffer;
@@ -289,11 +289,20 @@ describe('importLayersModel', () => {
     expect(() => importLayersModel(truncated)).toThrow(
       expect.objectContaining({ code: 'INPUT_INVALID', message: expect.stringMatching(/weight "fc\/bias" needs bytes 48\.\.60 of weightData, which holds 50/) }),
     );
-    const quantized: ModelArtifactsLike = {
-      ...art,
-      weightSpecs: art.weightSpecs!.map((s) => ({ ...s, quantization: { dtype: 'uint8', scale: 1, min: 0 } })),
-    };
-    expect(() => importLayersModel(quantized)).toThrow(/weight "fc\/kernel" is quantized \("uint8"\): load the model with tf.loadLayersModel/);
+    // Quantized storage is decoded as tfjs decodes it (it used to be refused: the CLI could not load such models).
+    const specs = art.weightSpecs!.map((s) => ({ ...s, quantization: { dtype: 'uint8' as const, scale: 0.5, min: -3 } }));
+    const decoded = importLayersModel({ ...art, weightSpecs: specs });
+    const want = tf.io.decodeWeights(bytes, specs);
+    expect(decoded.param('fc/kernel')!.data).toEqual(want['fc/kernel']!.dataSync());
+    expect(decoded.param('fc/bias')!.data).toEqual(want['fc/bias']!.dataSync());
+    tf.dispose(Object.values(want));
+    const int4: ModelArtifactsLike = { ...art, weightSpecs: art.weightSpecs!.map((s) => ({ ...s, quantization: { dtype: 'int4', scale: 1, min: 0 } })) };
+    expect(() => importLayersModel(int4)).toThrow(
+      expect.objectContaining({
+        code: 'INPUT_INVALID',
+        message: expect.stringMatching(/\$\.weightSpecs\[0\]\.quantization\.dtype: weight "fc\/kernel" has quantization dtype "int4"; expected uint8, uint16 or float16/),
+      }),
+    );
     const renamed: ModelArtifactsLike = { ...art, weightSpecs: art.weightSpecs!.map((s) => ({ ...s, name: s.name.replace('bias', 'b') })) };
     expect(() => importLayersModel(renamed)).toThrow(/layer "fc" \(Dense\) needs weight "fc\/bias".*\(the layer has: fc\/kernel, fc\/b\)/);
     const reshaped: ModelArtifactsLike = {
