@@ -44,15 +44,13 @@ export type {
   ReplaceNodeCommand,
   RemoveNodeCommand,
   FoldBatchNormCommand,
-  CutChannelsCommand,
+  RewriteCommand,
   StructuralCommand,
   NodeReplacement,
   AppliedLayout,
 } from './transform.js';
 export { foldBatchNorm, foldAllBatchNorms, batchNormFold } from './fold-batchnorm.js';
 export type { FoldAllResult, FoldSkip, BatchNormFold } from './fold-batchnorm.js';
-export { cutChannels, channelDependencies } from './channel-cut.js';
-export type { ChannelCutSpec, ChannelDependencies, ChannelRole, ChannelStep } from './channel-cut.js';
 export { compress, checkCompression, CountingScheduler, defineController } from './compression.js';
 export type {
   CompressionBuilder,
