@@ -92,7 +92,7 @@ export type {
   EvaluateOptions,
   EvaluateResult,
 } from './train.js';
-export type { ProgressMode } from './train.js';
+export type { ProgressMode, ProgressReporter } from './train.js';
 export { encodeCheckpoint, decodeCheckpoint, writeCheckpoint, readCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION } from './checkpoint.js';
 export type {
   FitCheckpoint,
