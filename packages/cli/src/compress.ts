@@ -24,6 +24,7 @@ import { discoverAlgorithms } from './discover.js';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { abortable, throwIfAborted } from './internal/abort.js';
 import { dryApply, inConfigFile, readPipelineConfig } from './internal/config-file.js';
+import { terminalProgress } from './internal/progress-bar.js';
 import { TFJS_MODEL_FILE, tfjsOutputFiles } from './internal/tfjs-files.js';
 import { checkOutputDir, commitOutputs } from './output-dir.js';
 import { loadData } from './load-data.js';
@@ -61,7 +62,7 @@ export interface RunCompressOptions {
   tfjs?: WeightFormat;
   /** Test examples compared in the parity check. Default 512. */
   parityExamples?: number;
-  /** Progress bars of fit/evaluate (see core's `ProgressMode`). Default true. */
+  /** Progress of fit/evaluate: a bar on a TTY, else core's `ProgressMode` lines. Default true. */
   progress?: ProgressMode;
   /** Receives every status line. Default: nothing. */
   log?: (line: string) => void;
@@ -266,8 +267,8 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
       optimizer: { type: training.optimizer as 'sgd' | 'momentum' | 'adam', learningRate: training.learningRate },
       lrSchedule: 'cosine',
       seed: 0,
-      progress,
-      // Core prints the epoch lines itself unless progress is off; then they go to our log.
+      progress: terminalProgress(progress),
+      // Core (or the bar) prints the epoch lines itself unless progress is off; then they go to our log.
       ...(progress === false ? { log } : {}),
       ...(signal ? { signal } : {}),
       ...(checkpoints

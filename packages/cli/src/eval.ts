@@ -1,5 +1,6 @@
 import { evaluate, graphStatistics, useBackend, type BackendName, type ProgressMode } from '@tensorpress/core-tensor';
 import { throwIfAborted } from './internal/abort.js';
+import { terminalProgress } from './internal/progress-bar.js';
 import { loadData } from './load-data.js';
 import { loadModel } from './load-model.js';
 
@@ -43,7 +44,7 @@ export async function runEval(options: RunEvalOptions): Promise<RunEvalResult> {
     ...(options.signal ? { signal: options.signal } : {}),
   });
   throwIfAborted(options.signal);
-  const r = await evaluate(model.graph, data.test, { progress: options.progress ?? true, ...(options.progress === false ? { log } : {}) });
+  const r = await evaluate(model.graph, data.test, { progress: terminalProgress(options.progress ?? true), ...(options.progress === false ? { log } : {}) });
   const t = graphStatistics(model.graph).total;
   return { model: options.model, data: data.name, accuracy: r.accuracy, loss: r.loss, count: r.count, params: t.params, flops: t.flops, bytes: t.bytes };
 }

@@ -16,6 +16,7 @@ import { readOnnx } from '@tensorpress/export-onnx';
 import { readTfjsModel } from '@tensorpress/export-tfjs';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { abortable, throwIfAborted } from './internal/abort.js';
+import { terminalProgress } from './internal/progress-bar.js';
 import type { LoadedData } from './load-data.js';
 
 /** The 3-epoch FP32 recipes of the training bench (Adam, cosine decay, seed 0), by dataset. */
@@ -115,8 +116,8 @@ async function builtin(spec: string, name: string, options: LoadModelOptions): P
     optimizer: { type: 'adam', learningRate: recipe.learningRate },
     lrSchedule: 'cosine',
     seed: 0,
-    progress: options.progress ?? true,
-    // Core prints the epoch lines itself unless progress is off; then they go to the caller's log.
+    progress: terminalProgress(options.progress ?? true),
+    // Core (or the bar) prints the epoch lines itself unless progress is off; then they go to the caller's log.
     ...(options.progress === false && options.log ? { log: options.log } : {}),
     callbacks: { onBatchEnd: () => abortable(options.signal) },
   });

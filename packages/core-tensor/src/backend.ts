@@ -8,15 +8,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TensorpressError } from './errors.js';
 import {
-  MAX_WASM_THREADS,
-  installNodeThreads,
-  nodeCpuCount,
+  activateWasm,
+  initializeBackend,
   registerDilatedConvGradients,
   registerFastGradients,
-  releaseIdleWorkers,
   unregisterFastGradients,
 } from '@tensorpress/kernels';
-import type { FastGradientKernel } from '@tensorpress/kernels';
+import type { FastGradientKernel, WasmOptions } from '@tensorpress/kernels';
 
 /** A tfjs backend tensorpress knows how to load. */
 export type BackendName = 'tensorflow' | 'webgpu' | 'webgl' | 'wasm' | 'cpu';
@@ -24,22 +22,12 @@ export type BackendName = 'tensorflow' | 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 /** The order tried when no preference is given: fastest first, `cpu` always works. */
 export const DEFAULT_BACKEND_ORDER: readonly BackendName[] = ['tensorflow', 'webgpu', 'webgl', 'wasm', 'cpu'];
 
-/** Options of {@link useBackend}. */
-export interface UseBackendOptions {
-  /**
-   * Where the wasm backend finds its `.wasm` binaries: a folder prefix (ending in `/`) or a map
-   * from binary name to URL, as `setWasmPaths` takes. Default in Node: the installed
-   * `@tensorflow/tfjs-backend-wasm/dist/` folder; in a browser: next to the bundled script.
-   */
-  wasmPaths?: string | Record<string, string>;
-  /**
-   * XNNPACK threads for wasm, 1 to 8. Default in Node: `min(2, CPUs)`, run on the package's
-   * threaded SIMD build through worker_threads (falls back to the single-threaded SIMD build if
-   * that cannot start); `1` takes the single-threaded build directly. In browsers it only matters
-   * where wasm threads work (cross-origin isolated) and defaults to tfjs' choice. Only the first
-   * initialization of the wasm backend in a process applies it.
-   */
-  threads?: number;
+/**
+ * Options of {@link useBackend}. `wasmPaths` (where the `.wasm` binaries are) and `threads`
+ * (XNNPACK threads, default `min(2, CPUs)` in Node) are the wasm backend's, documented with
+ * `WasmOptions` in `@tensorpress/kernels`, which starts it.
+ */
+export interface UseBackendOptions extends WasmOptions {
   /**
    * Serve convolution gradients on wasm/cpu with tensorpress' fast kernels (default true). `false`
    * puts tfjs' own kernels back (on wasm three of them do not exist, so conv training fails there).
@@ -138,9 +126,9 @@ export async function useBackend(
   await ensureGradients();
   const skipped: SkippedBackend[] = [];
   for (const name of order) {
-    const reason = await activate(name, options);
-    if (reason != null) {
-      skipped.push({ name, reason });
+    const started = await activate(name, options);
+    if (!started.ok) {
+      skipped.push({ name, reason: started.reason });
       continue;
     }
     const selection: BackendSelection = {
@@ -148,7 +136,7 @@ export async function useBackend(
       fastGradients: fastGradients(name, options.fastGradients !== false),
     };
     if (skipped.length > 0) selection.fallbackFrom = skipped;
-    if (name === 'wasm') selection.threads = await wasmThreads();
+    if (started.threads !== undefined) selection.threads = started.threads;
     return selection;
   }
   const why = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
@@ -170,80 +158,16 @@ export function currentBackend(): string | null {
   return tf.getBackend() ?? null;
 }
 
-/** Loads and activates one backend; returns why it cannot be used, or undefined on success. */
-async function activate(name: BackendName, options: UseBackendOptions): Promise<string | undefined> {
-  const loaded = await load(name, options);
-  if (loaded != null) return loaded;
-  if (name === 'wasm' && tf.engine().registry['wasm'] == null) return await initWasm(options);
-  return await initialize(name);
-}
-
-async function initialize(name: BackendName): Promise<string | undefined> {
-  try {
-    if (!(await tf.setBackend(name))) return 'the backend failed to initialize';
-    await tf.ready();
-  } catch (e) {
-    return `the backend failed to initialize (${message(e)})`;
-  }
-  return tf.getBackend() === name ? undefined : 'the backend failed to initialize';
-}
-
-/** How long a threaded wasm start may take before the single-threaded build is used instead. */
-const THREADED_INIT_TIMEOUT_MS = 30_000;
-/** tfjs-backend-wasm registers its factory with this priority (WASM_PRIORITY). */
-const WASM_PRIORITY = 2;
-
-/**
- * First initialization of the wasm backend: multi-threaded in Node when more than one thread is
- * wanted and the threads shim can start, else tfjs' own choice. Never fails because of threads.
- */
-async function initWasm(options: UseBackendOptions): Promise<string | undefined> {
-  const cpus = await nodeCpuCount();
-  const requested = options.threads ?? (cpus != null ? Math.min(2, cpus) : undefined);
-  const threads = requested == null ? undefined : Math.max(1, Math.min(MAX_WASM_THREADS, Math.floor(requested)));
-  const main = cpus != null && threads != null && threads > 1 ? await nodeWasmMain() : undefined;
-  const shim = main != null && threads != null ? await installNodeThreads(threads, main) : undefined;
-  try {
-    if (threads != null) wasmModule?.setThreadsCount?.(threads);
-  } catch {
-    // Initialized meanwhile by someone else: their settings stand.
-  }
-  if (shim == null) return await initialize('wasm');
-
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<string>((resolve) => {
-    timer = setTimeout(() => resolve('the threaded wasm build did not start in time'), THREADED_INIT_TIMEOUT_MS);
-    (timer as { unref?: () => void }).unref?.();
-  });
-  let failure: string | undefined;
-  try {
-    const outcome = await Promise.race([
-      initialize('wasm').then((reason) => ({ reason, stuck: false })),
-      Promise.race([shim.failed, timeout]).then((reason) => ({ reason, stuck: true })),
-    ]);
-    if (outcome.reason == null) {
-      releaseIdleWorkers(tf.backend());
-      return undefined;
-    }
-    failure = outcome.reason;
-    shim.terminate();
-    if (outcome.stuck) {
-      // The pending initialization never settles: start over with a fresh registration.
-      const factory = tf.findBackendFactory('wasm');
-      tf.removeBackend('wasm');
-      if (factory != null) tf.registerBackend('wasm', factory, WASM_PRIORITY);
-    }
-  } finally {
-    clearTimeout(timer);
-    shim.restore();
-  }
-  const single = await initialize('wasm');
-  return single == null ? undefined : `${single}; threaded start: ${failure}`;
+/** Loads and activates one backend (wasm: started by `@tensorpress/kernels`, threads included); says why it cannot be used. */
+async function activate(name: BackendName, options: UseBackendOptions): Promise<{ ok: true; threads?: number } | { ok: false; reason: string }> {
+  if (name === 'wasm') return await activateWasm(options);
+  const reason = (await load(name)) ?? (await initializeBackend(name));
+  return reason == null ? { ok: true } : { ok: false, reason };
 }
 
 /** Makes sure `name` has a registered factory; returns why not, or undefined. */
-async function load(name: BackendName, options: UseBackendOptions): Promise<string | undefined> {
-  if (name !== 'wasm' && tf.findBackendFactory(name) != null) return undefined;
+async function load(name: Exclude<BackendName, 'wasm'>): Promise<string | undefined> {
+  if (tf.findBackendFactory(name) != null) return undefined;
   switch (name) {
     case 'tensorflow': {
       const reasons: string[] = [];
@@ -263,8 +187,6 @@ async function load(name: BackendName, options: UseBackendOptions): Promise<stri
       if (!hasWebGL()) return 'WebGL is not available here (not a browser with a WebGL context)';
       return await importBackend('webgl', '@tensorflow/tfjs-backend-webgl');
     }
-    case 'wasm':
-      return await loadWasm(options);
     case 'cpu':
       if (tf.findBackendFactory('cpu') != null) return undefined;
       try {
@@ -280,65 +202,6 @@ async function importBackend(name: BackendName, pkg: string): Promise<string | u
   const r = await importOptional(pkg);
   if (r != null) return `${r}; ${INSTALL_HINT[name]}`;
   return tf.findBackendFactory(name) != null ? undefined : `${pkg} registered into another copy of @tensorflow/tfjs-core`;
-}
-
-/** Minimal surface of `@tensorflow/tfjs-backend-wasm` used here. */
-interface WasmModule {
-  setWasmPaths(prefixOrFileMap: string | Record<string, string>, usePlatformFetch?: boolean): void;
-  setThreadsCount?(n: number): void;
-  getThreadsCount?(): number;
-}
-
-let wasmModule: WasmModule | undefined;
-
-async function loadWasm(options: UseBackendOptions): Promise<string | undefined> {
-  if (wasmModule == null) {
-    try {
-      wasmModule = (await import(/* @vite-ignore */ /* webpackIgnore: true */ WASM_PKG)) as WasmModule;
-    } catch (e) {
-      return `@tensorflow/tfjs-backend-wasm could not be loaded (${message(e)}); ${INSTALL_HINT.wasm}`;
-    }
-  }
-  if (tf.findBackendFactory('wasm') == null) return '@tensorflow/tfjs-backend-wasm registered into another copy of @tensorflow/tfjs-core';
-  // Paths only matter before the backend's first initialization; later calls are no-ops.
-  if (tf.engine().registry['wasm'] == null) {
-    const paths = options.wasmPaths ?? (await nodeWasmFolder());
-    try {
-      if (paths != null) wasmModule.setWasmPaths(paths);
-    } catch {
-      // Already initialized by someone else: their settings stand.
-    }
-  }
-  return undefined;
-}
-
-const WASM_PKG = '@tensorflow/tfjs-backend-wasm';
-const NODE_MODULE = 'node:module';
-
-/** The installed wasm package's main file (a file path, so it works from any install layout). */
-async function nodeWasmMain(): Promise<string | undefined> {
-  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
-  if (proc?.versions?.node == null) return undefined;
-  try {
-    // Loaded lazily so browser bundles never see a node: import.
-    const nodeModule = (await import(/* @vite-ignore */ /* webpackIgnore: true */ NODE_MODULE)) as typeof import('node:module');
-    return nodeModule.createRequire(import.meta.url).resolve(WASM_PKG);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The installed wasm package's dist folder. */
-async function nodeWasmFolder(): Promise<string | undefined> {
-  return (await nodeWasmMain())?.replace(/[^/\\]+$/, '');
-}
-
-async function wasmThreads(): Promise<number> {
-  try {
-    return wasmModule?.getThreadsCount?.() ?? 1;
-  } catch {
-    return 1;
-  }
 }
 
 function hasWebGL(): boolean {

@@ -3,15 +3,15 @@ import type { Dataset } from './data.js';
 import { Executor } from './executor.js';
 import type { Graph } from './graph.js';
 import { softmaxCrossEntropy } from './losses.js';
-import { createProgress, type ProgressMode, type ProgressReporter } from './internal/progress.js';
+import { createProgress, type Progress, type ProgressMode, type ProgressReporter } from './internal/progress.js';
 import { checkInt, correctCount, fmt, int32Labels, logitsOf, yieldToEventLoop } from './internal/train-utils.js';
 
 /** Options of {@link evaluate}. */
 export interface EvaluateOptions {
   /** Default 256. */
   batchSize?: number;
-  /** As in `FitOptions.progress`. Default `true`. */
-  progress?: ProgressMode;
+  /** As in `FitOptions.progress` (one line for the pass). Default `true`. */
+  progress?: ProgressMode | ProgressReporter;
   /** Receives the summary line. */
   log?: (line: string) => void;
 }
@@ -35,7 +35,7 @@ export async function evaluate(target: Graph | Executor, data: Dataset, options:
   const batchSize = checkInt('$.batchSize', options.batchSize ?? 256, 1);
   const owned = !(target instanceof Executor);
   const ex = target instanceof Executor ? target : new Executor(target);
-  const progress: ProgressReporter = createProgress(options.progress ?? true, options.log);
+  const progress: Progress = createProgress(options.progress ?? true, options.log);
   let lossSum: tf.Scalar = tf.scalar(0);
   let correct: tf.Scalar = tf.scalar(0, 'int32');
   try {

@@ -44,15 +44,13 @@ export type {
   ReplaceNodeCommand,
   RemoveNodeCommand,
   FoldBatchNormCommand,
-  CutChannelsCommand,
+  RewriteCommand,
   StructuralCommand,
   NodeReplacement,
   AppliedLayout,
 } from './transform.js';
 export { foldBatchNorm, foldAllBatchNorms, batchNormFold } from './fold-batchnorm.js';
 export type { FoldAllResult, FoldSkip, BatchNormFold } from './fold-batchnorm.js';
-export { cutChannels, channelDependencies } from './channel-cut.js';
-export type { ChannelCutSpec, ChannelDependencies, ChannelRole, ChannelStep } from './channel-cut.js';
 export { compress, checkCompression, CountingScheduler, defineController } from './compression.js';
 export type {
   CompressionBuilder,
@@ -94,7 +92,7 @@ export type {
   EvaluateOptions,
   EvaluateResult,
 } from './train.js';
-export type { ProgressMode } from './train.js';
+export type { ProgressMode, ProgressReporter } from './train.js';
 export { encodeCheckpoint, decodeCheckpoint, writeCheckpoint, readCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION } from './checkpoint.js';
 export type {
   FitCheckpoint,

@@ -9,11 +9,11 @@ import { softmaxCrossEntropy } from './losses.js';
 import type { Graph } from './graph.js';
 import { captureCheckpoint, fingerprintOf, restoreCheckpoint, type FitPosition, type FitRun } from './internal/fit-resume.js';
 import { disposeOptimizer, isOptimizer, learningRateOf, makeOptimizer, optimizerClassName, setLearningRate } from './internal/optimizers.js';
-import { createProgress, type ProgressMode } from './internal/progress.js';
+import { createProgress, type ProgressMode, type ProgressReporter } from './internal/progress.js';
 import { checkInt, correctCount, fmt, int32Labels, logitsOf, lossNotFinite, yieldToEventLoop } from './internal/train-utils.js';
 import { evaluate, type EvaluateResult } from './evaluate.js';
 
-export type { ProgressMode };
+export type { ProgressMode, ProgressReporter };
 // evaluate has its own file; fit uses it for validation, and the two are one API.
 export { evaluate } from './evaluate.js';
 export type { EvaluateOptions, EvaluateResult } from './evaluate.js';
@@ -152,8 +152,12 @@ export interface FitOptions {
   validationBatchSize?: number;
   /** Drop a last batch smaller than `batchSize`. Default false. */
   dropRemainder?: boolean;
-  /** `true` (default): a bar on a TTY, one line per epoch otherwise; `'auto'`: a bar on a TTY only; `false`: silent. */
-  progress?: ProgressMode;
+  /**
+   * `true` (default): one line per epoch on standard output; `'auto'`: those lines on an interactive
+   * terminal only; `false`: silent; or a display of your own (a {@link ProgressReporter}, e.g. a
+   * terminal bar: the CLI draws one), updated after every step.
+   */
+  progress?: ProgressMode | ProgressReporter;
   /** Receives the per-epoch summary line, whatever `progress` says. */
   log?: (line: string) => void;
   /**

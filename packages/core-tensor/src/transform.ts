@@ -1,4 +1,3 @@
-import { cutChannels } from './channel-cut.js';
 import { GraphError, TensorpressError } from './errors.js';
 import { foldBatchNorm } from './fold-batchnorm.js';
 import type { Graph, Node, Param } from './graph.js';
@@ -45,15 +44,24 @@ export interface FoldBatchNormCommand extends CommandBase {
   readonly node: string;
 }
 
-/** Remove output channels of a producer group and the matching inputs downstream (see cutChannels). */
-export interface CutChannelsCommand extends CommandBase {
-  readonly kind: 'cut-channels';
-  readonly producers: readonly string[];
-  readonly keep: readonly number[];
+/**
+ * Any other structural change, supplied by the algorithm that needs it (the pruning package's
+ * physical channel removal is one): core knows it only as a pure function from graph to graph,
+ * applied in priority order with the other structural commands.
+ */
+export interface RewriteCommand extends CommandBase {
+  readonly kind: 'rewrite';
+  /** What the rewrite does, for errors: `<algorithm>: cannot <description>: <why>` (e.g. `cut channels of "conv1"`). */
+  readonly description: string;
+  /**
+   * The rewritten graph. Must not modify its argument (a graph and its buffers are shared); throws a
+   * TensorpressError when it cannot apply, which {@link applyLayout} reports as `TRANSFORM_INVALID`.
+   */
+  apply(graph: Graph): Graph;
 }
 
 /** Everything a compression algorithm may ask of the graph. */
-export type Command = HookCommand | ReplaceNodeCommand | RemoveNodeCommand | FoldBatchNormCommand | CutChannelsCommand;
+export type Command = HookCommand | ReplaceNodeCommand | RemoveNodeCommand | FoldBatchNormCommand | RewriteCommand;
 
 /** Commands that change the graph's structure (everything but hooks). */
 export type StructuralCommand = Exclude<Command, HookCommand>;
@@ -84,6 +92,9 @@ export class TransformationLayout {
         `${cmd.algorithm}: hook "${cmd.hook.id}" says algorithm "${cmd.hook.algorithm}" priority ${cmd.hook.priority}, ` +
           `its command algorithm "${cmd.algorithm}" priority ${cmd.priority}`,
       );
+    }
+    if (cmd.kind === 'rewrite' && (typeof cmd.apply !== 'function' || typeof cmd.description !== 'string' || cmd.description === '')) {
+      throw new TensorpressError('TRANSFORM_INVALID', `${cmd.algorithm}: a rewrite command needs a description and an apply(graph) function`);
     }
     this.list.push(cmd);
     return this;
@@ -123,8 +134,8 @@ function describe(cmd: StructuralCommand): string {
       return `remove node "${cmd.node}"`;
     case 'fold-batchnorm':
       return `fold BatchNormalization "${cmd.node}"`;
-    case 'cut-channels':
-      return `cut channels of ${cmd.producers.map((p) => `"${p}"`).join(', ')}`;
+    case 'rewrite':
+      return cmd.description;
   }
 }
 
@@ -136,8 +147,8 @@ function applyOne(graph: Graph, cmd: StructuralCommand): Graph {
       return removeNode(graph, cmd.node);
     case 'fold-batchnorm':
       return foldBatchNorm(graph, cmd.node);
-    case 'cut-channels':
-      return cutChannels(graph, { producers: cmd.producers, keep: cmd.keep });
+    case 'rewrite':
+      return cmd.apply(graph);
   }
 }
 

@@ -226,6 +226,34 @@ describe('fit', () => {
     expect(ends).toEqual([0, 1]);
   });
 
+  it('drives a progress display of the caller: start, every step, the summary line, then end', async () => {
+    const calls: string[] = [];
+    const lines: string[] = [];
+    await fit(smallMlp(), blobs(48, 13), {
+      epochs: 2,
+      batchSize: 16,
+      log: (l) => lines.push(l),
+      progress: {
+        start: async (label, total) => {
+          await new Promise((r) => setTimeout(r, 1));
+          calls.push(`start ${label} ${total}`);
+        },
+        update: (done, status) => calls.push(`update ${done}${status === undefined ? '' : ' status'}`),
+        end: (line) => calls.push(line === undefined ? 'end' : `end ${line.split(' loss ')[0]}`),
+      },
+    });
+    const epoch = (e: number): string[] => [`start epoch ${e}/2 3`, 'update 1', 'update 2', 'update 3 status', `end epoch ${e}/2`, 'end'];
+    expect(calls).toEqual([...epoch(1), ...epoch(2)]);
+    expect(lines.map((l) => l.split(' loss ')[0])).toEqual(['epoch 1/2', 'epoch 2/2']);
+    const evaluated: string[] = [];
+    await evaluate(smallMlp(), blobs(20, 14), {
+      batchSize: 8,
+      progress: { start: (label, total) => void evaluated.push(`${label} ${total}`), update: (done) => void evaluated.push(`${done}`), end: (l) => void evaluated.push(l ?? 'end') },
+    });
+    expect(evaluated.slice(0, 4)).toEqual(['evaluate 3', '1', '2', '3']);
+    expect(evaluated.slice(4)).toEqual([expect.stringMatching(/^evaluate 20 examples: loss /), 'end']);
+  });
+
   it('rejects bad options with the JSON path and mismatched data', async () => {
     const data = blobs(8, 11);
     await expect(fit(smallMlp(), data, { epochs: -1, batchSize: 4 })).rejects.toThrow(ConfigError);

@@ -135,18 +135,44 @@ describe('applyLayout', () => {
     expect(e.details['algorithm']).toBe('a');
   });
 
-  it('cuts channels before folding BN and checks hooks against the final graph', () => {
+  it('applies a rewrite in priority order, before folding BN, and checks hooks against the final graph', () => {
     const g = convNet();
     const snap = snapshotParams(g);
+    let sawBn = false;
     const layout = new TransformationLayout()
       .add({ kind: 'fold-batchnorm', node: 'bn', algorithm: 'quantization', priority: PRIORITY.quantization })
-      .add({ kind: 'cut-channels', producers: ['c'], keep: [0, 2, 3], algorithm: 'pruning', priority: PRIORITY.pruning })
+      .add({
+        kind: 'rewrite',
+        description: 'bypass "relu"',
+        algorithm: 'pruning',
+        priority: PRIORITY.pruning,
+        apply: (graph) => {
+          sawBn = graph.node('bn') !== undefined;
+          return removeNode(graph, 'relu');
+        },
+      })
       .addHook({ type: 'weight', node: 'c', input: 1 }, double, { algorithm: 'quantization', priority: PRIORITY.quantization, id: 'w' });
     const res = applyLayout(g, layout);
+    expect(sawBn).toBe(true);
     expect(res.graph.node('bn')).toBeUndefined();
-    expect(res.graph.param('c.weight')!.shape).toEqual([3, 3, 2, 3]);
-    expect(res.graph.param('c2.weight')!.shape).toEqual([1, 1, 3, 3]);
+    expect(res.graph.node('relu')).toBeUndefined();
+    expect(res.graph.requireNode('c2').inputs[0]).toBe(res.graph.requireNode('c').outputs[0]);
+    expect(res.hooks.map((h) => h.id)).toEqual(['w']);
     expect(snapshotParams(g)).toEqual(snap);
+
+    const failing = new TransformationLayout().add({
+      kind: 'rewrite',
+      description: 'cut channels of "c"',
+      algorithm: 'pruning',
+      priority: PRIORITY.pruning,
+      apply: (graph) => removeNode(graph, 'missing'),
+    });
+    const f = errorOf(() => applyLayout(g, failing));
+    expect(f.code).toBe('TRANSFORM_INVALID');
+    expect(f.message).toMatch(/^pruning: cannot cut channels of "c": removing node "missing": no node/);
+    expect(f.details['algorithm']).toBe('pruning');
+    const noApply = { kind: 'rewrite', description: 'nothing', algorithm: 'pruning', priority: PRIORITY.pruning } as unknown as Command;
+    expect(errorOf(() => new TransformationLayout().add(noApply)).message).toMatch(/^pruning: a rewrite command needs a description and an apply/);
 
     const bad = new TransformationLayout()
       .add({ kind: 'fold-batchnorm', node: 'bn', algorithm: 'quantization', priority: PRIORITY.quantization })

@@ -37,7 +37,8 @@ export interface NodeThreadsShim {
 const NODE_MODULE = 'node:module';
 const FLAG = 'WASM_HAS_MULTITHREAD_SUPPORT';
 
-type NodeRequire = (id: string) => unknown;
+/** Node's `require` (created for this module): built-ins, and `resolve` for the installed packages. */
+type NodeRequire = ((id: string) => unknown) & { resolve(id: string): string };
 
 interface WorkerLike {
   on(event: string, listener: (...args: unknown[]) => void): unknown;
@@ -54,7 +55,7 @@ function isNode(): boolean {
 }
 
 /** A require function for Node built-ins and the installed packages, or undefined outside Node. */
-async function nodeRequire(): Promise<NodeRequire | undefined> {
+export async function nodeRequire(): Promise<NodeRequire | undefined> {
   if (!isNode()) return undefined;
   try {
     // Loaded lazily so browser bundles never see a node: import.

@@ -4,11 +4,9 @@
  * package). wasm runs tfjs' threaded build on two threads through the Node threads shim, as
  * core-tensor does by default, so array kernels and heap modules see the shared-memory heap.
  */
-import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { installNodeThreads, registerDilatedConvGradients, registerFastGradients, releaseIdleWorkers } from '@tensorpress/kernels';
+import { activateWasm, registerDilatedConvGradients, registerFastGradients } from '@tensorpress/kernels';
 
 /** XNNPACK threads of the wasm backend in these tests. */
 export const WASM_THREADS = 2;
@@ -19,20 +17,10 @@ async function initialize(): Promise<void> {
   // tfjs-core's Node bundle has no gradients; tfjs-layers' registers all of them into it.
   await import('@tensorflow/tfjs-layers');
   registerDilatedConvGradients();
-  const main = createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm');
-  setWasmPaths(main.replace(/[^/\\]+$/, ''));
-  setThreadsCount(WASM_THREADS);
-  const shim = await installNodeThreads(WASM_THREADS, main);
-  if (shim == null) throw new Error('installNodeThreads: the threads shim cannot run here');
-  try {
-    const failed = shim.failed.then((reason) => {
-      throw new Error(reason);
-    });
-    if (!(await Promise.race([tf.setBackend('wasm'), failed]))) throw new Error('the threaded wasm build failed to initialize');
-  } finally {
-    shim.restore();
-  }
-  releaseIdleWorkers(tf.findBackend('wasm'));
+  const wasm = await activateWasm({ threads: WASM_THREADS });
+  if (!wasm.ok) throw new Error(`activateWasm: ${wasm.reason}`);
+  // activateWasm falls back to the single-threaded build; these tests need the threaded one.
+  if (wasm.threads !== WASM_THREADS) throw new Error(`activateWasm: the threaded build did not start (${wasm.threads} thread)`);
 }
 
 /** Activates `name` with gradients and tensorpress' fast kernels registered on it. */

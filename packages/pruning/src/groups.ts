@@ -1,4 +1,5 @@
-import { channelDependencies, intsAttr, numAttr, scopeFilter, type ChannelStep, type Graph, type Node, type Scopes } from '@tensorpress/core-tensor';
+import { intsAttr, numAttr, scopeFilter, type Graph, type Node, type Scopes } from '@tensorpress/core-tensor';
+import { channelDependencies, type ChannelStep } from './channel-cut.js';
 
 /** Ops whose output channels (filters, neurons) may be pruned. */
 export type PrunableOp = 'Conv' | 'Gemm';
@@ -32,7 +33,7 @@ export interface PruningGroup {
   readonly channels: number;
   /** Depthwise convolutions that follow the group (they lose the same channels). */
   readonly followers: readonly string[];
-  /** Every node the cut reaches and its role (from core's channelDependencies). */
+  /** Every node the cut reaches and its role (from channelDependencies). */
   readonly steps: readonly ChannelStep[];
   /**
    * Blocks the kept channels must be spread evenly over (the lcm of every grouped conv's group on

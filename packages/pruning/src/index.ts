@@ -5,6 +5,8 @@
 export { filterPruning, filterPruningDefinition, filterPruningSchema } from './filter-pruning.js';
 export type { FilterPruningOptions, FilterPruningParams } from './filter-pruning.js';
 export { pruningAlgorithms } from './algorithms.js';
+export { cutChannels, channelDependencies } from './channel-cut.js';
+export type { ChannelCutSpec, ChannelDependencies, ChannelRole, ChannelStep } from './channel-cut.js';
 export { pruningGroups } from './groups.js';
 export type { NodeGroupInfo, PrunableOp, PruningGroup, PruningGroupsOptions, PruningGroupsResult, PruningMode } from './groups.js';
 export { l1Importance, l2Importance, fpgmImportance, slimImportance, optSlimPrunedCount, BN_CRITERIA } from './criteria.js';

@@ -1,28 +1,35 @@
 /**
- * Progress reporting of fit/evaluate: a cli-progress bar on an interactive terminal, plain lines
- * (one per epoch) otherwise. cli-progress is loaded lazily so that nothing terminal-specific is
- * imported in a browser or when progress is off.
+ * Progress output of fit/evaluate: one summary line per pass (an epoch, or evaluate's pass) on
+ * standard output, or a display the caller supplies (a {@link ProgressReporter}; the CLI's terminal
+ * bar is one). Core draws no bar itself: it runs in browsers too, and a terminal UI is the
+ * application's to choose.
  */
 
-/** `true`: a bar on a TTY, one line per pass otherwise; `'auto'`: a bar on a TTY, nothing otherwise; `false`: nothing. */
+/** `true`: one line per pass on standard output; `'auto'`: those lines on an interactive terminal only; `false`: nothing. */
 export type ProgressMode = boolean | 'auto';
 
-/** What fit/evaluate tell the reporter. */
+/**
+ * A progress display for fit and evaluate, passed as their `progress` option. Each pass over the
+ * data calls `start`, `update` after every step, then `end` with the pass's summary line; `end()`
+ * comes once more, without a line, whenever the pass is left (after the summary, or on an error).
+ */
 export interface ProgressReporter {
-  /** A new pass over the data (`label` e.g. `epoch 1/3`) of `total` steps. */
-  start(label: string, total: number): Promise<void>;
-  /** Steps done so far, and a short status (`loss 0.2134 acc 0.93`). */
+  /** A new pass (`label`: `epoch 1/3`, `evaluate`) of `total` steps; a resumed epoch is updated to its step right away. */
+  start(label: string, total: number): void | Promise<void>;
+  /**
+   * Steps done so far, and a short status (`loss 0.2134 acc 0.9300`) where the running totals were
+   * read (every 20 steps and at the end of fit's epochs). The loop then yields to the event loop,
+   * so the display can redraw.
+   */
   update(done: number, status?: string): void;
-  /** Ends the pass; `line` is the summary written in place of the bar (and to `log`). */
+  /** Ends the pass; `line` is its summary (the loop gives it to `log` too). */
   end(line?: string): void;
-  /** True when a bar is drawn (then the caller yields to the event loop so the bar can redraw). */
-  readonly interactive: boolean;
 }
 
-interface BarLike {
-  start(total: number, start: number, payload?: object): void;
-  update(value: number, payload?: object): void;
-  stop(): void;
+/** What fit/evaluate drive: a reporter, and whether it wants per-step updates. */
+export interface Progress extends ProgressReporter {
+  /** True for a caller's display: then the loop updates it after every step and yields to the event loop. */
+  readonly interactive: boolean;
 }
 
 interface WritableLike {
@@ -30,55 +37,24 @@ interface WritableLike {
   write(s: string): unknown;
 }
 
-function stdout(): WritableLike | undefined {
-  const p = (globalThis as { process?: { stdout?: WritableLike } }).process;
-  return p?.stdout;
-}
-
-/** True when standard output is an interactive terminal. */
-export function isTty(): boolean {
-  return stdout()?.isTTY === true;
-}
-
-/** Makes a reporter for a progress mode; `log` receives every summary line whatever the mode. */
-export function createProgress(mode: ProgressMode, log?: (line: string) => void): ProgressReporter {
-  const out = stdout();
-  const tty = isTty();
-  const bar = mode !== false && tty;
-  const plain = mode === true && !tty && out !== undefined;
-  let current: BarLike | undefined;
-  let label = '';
-  const emit = (line: string): void => {
-    if (log) log(line);
-    if ((bar || plain) && out) out.write(`${line}\n`);
-  };
+/** Makes the progress of a pass from fit's or evaluate's `progress` option; `log` receives every summary line whatever the option. */
+export function createProgress(option: ProgressMode | ProgressReporter, log?: (line: string) => void): Progress {
+  const display = typeof option === 'object' ? option : undefined;
+  const out = (globalThis as { process?: { stdout?: WritableLike } }).process?.stdout;
+  const print = display === undefined && out !== undefined && (option === true || (option === 'auto' && out.isTTY === true));
   return {
-    interactive: bar,
-    async start(l, total) {
-      label = l;
-      if (!bar) return;
-      const mod = (await import('cli-progress')) as unknown as { default?: typeof import('cli-progress') } & typeof import('cli-progress');
-      const cp = mod.default ?? mod;
-      current = new cp.SingleBar(
-        {
-          format: `${label} [{bar}] {value}/{total} {status} eta {eta_formatted}`,
-          barsize: 24,
-          hideCursor: true,
-          clearOnComplete: true,
-          stream: out as NodeJS.WriteStream,
-          etaBuffer: 50,
-        },
-        cp.Presets.shades_classic,
-      );
-      current.start(total, 0, { status: '' });
+    interactive: display !== undefined,
+    async start(label, total) {
+      await display?.start(label, total);
     },
     update(done, status) {
-      current?.update(done, status === undefined ? undefined : { status });
+      display?.update(done, status);
     },
     end(line) {
-      current?.stop();
-      current = undefined;
-      if (line !== undefined) emit(line);
+      display?.end(line);
+      if (line === undefined) return;
+      if (log) log(line);
+      if (print) out!.write(`${line}\n`);
     },
   };
 }

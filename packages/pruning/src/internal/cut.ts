@@ -1,4 +1,5 @@
-import { cutChannels, graphStatistics, type Graph } from '@tensorpress/core-tensor';
+import { graphStatistics, type Graph } from '@tensorpress/core-tensor';
+import { cutChannels } from '../channel-cut.js';
 import type { PruningGroup } from '../groups.js';
 
 /** `graph` with every group physically cut to its kept channels (groups keeping everything are skipped). */

@@ -1,4 +1,4 @@
-import type { ParamData } from '../graph.js';
+import type { ParamData } from '@tensorpress/core-tensor';
 
 /** A parameter's storage and shape while a transformation rewrites it. */
 export interface ParamSlice {

@@ -1,61 +1,11 @@
-import { intsAttr, numAttr } from './attrs.js';
-import { GraphError, TensorpressError } from './errors.js';
-import type { AttrValue, Graph, Node, Param } from './graph.js';
-import { gatherAxis, gatherGroupedInputs, type ParamSlice } from './internal/channels-gather.js';
-
-/** Which output channels of which producers {@link cutChannels} keeps. */
-export interface ChannelCutSpec {
-  /** Conv or Gemm nodes cut together (a pruning group); all have the same number of output channels. */
-  readonly producers: readonly string[];
-  /** Output channels kept by every producer, sorted ascending, unique, at least one. */
-  readonly keep: readonly number[];
-}
-
-/** What a channel cut does at a node it reaches. */
-export type ChannelRole =
-  /** Output channels removed (a listed Conv or Gemm). */
-  | 'producer'
-  /** Input channels removed from its weight (Conv, grouped Conv, Gemm, MatMul); output unchanged. */
-  | 'consumer'
-  /** Depthwise Conv: loses whole channels (weight blocks, bias, group) and passes the cut on. */
-  | 'depthwise'
-  /** BatchNormalization: its four parameters are cut. */
-  | 'batchnorm'
-  /** Channel-wise op (activation, pooling, Pad ...): passes the cut on unchanged. */
-  | 'passthrough'
-  /** Add/Sub/Mul/Div (or Concat off the channel axis): every operand must be cut the same way. */
-  | 'join'
-  /** Concat over channels: the cut moves to the input's offset; other inputs are untouched. */
-  | 'concat'
-  /** Flatten or a Reshape that keeps channels innermost: feature r belongs to channel r % C. */
-  | 'reshape';
-
-/** A node a channel cut reaches, in graph order. */
-export interface ChannelStep {
-  readonly node: string;
-  readonly op: string;
-  readonly role: ChannelRole;
-}
-
-/** Result of {@link channelDependencies}: what cutting one producer's output channels involves. */
-export interface ChannelDependencies {
-  /**
-   * The producers that must be cut together with the given one, itself included, in graph order:
-   * the closure over joins (a residual Add needs every branch cut the same way).
-   */
-  readonly producers: readonly string[];
-  /** Output channels of each producer. */
-  readonly channels: number;
-  /** Every node the cut reaches, in graph order, and what happens there. */
-  readonly steps: readonly ChannelStep[];
-  /**
-   * Grouped convolutions on the way (as producer or consumer): the channels kept must be spread
-   * evenly over their `groups` equal blocks of the channel axis they see.
-   */
-  readonly groupConstraints: readonly { readonly node: string; readonly groups: number }[];
-  /** Why the channels cannot be cut at all; empty when {@link cutChannels} can cut them. */
-  readonly blockers: readonly { readonly node: string; readonly reason: string }[];
-}
+/**
+ * The walk behind cutChannels and channelDependencies (../channel-cut.ts): from the producers, in
+ * topological order, which channels of every reached value survive and what that changes in
+ * parameters and attributes.
+ */
+import { GraphError, TensorpressError, intsAttr, numAttr, type AttrValue, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
+import type { ChannelRole, ChannelStep } from '../channel-cut.js';
+import { gatherAxis, gatherGroupedInputs, type ParamSlice } from './channels-gather.js';
 
 /** Channel state of a value whose last axis is being cut. */
 interface Cut {
@@ -86,7 +36,7 @@ const JOINS = new Set(['Add', 'Sub', 'Mul', 'Div']);
 /** Thrown in analysis mode to stop propagating past one node; never escapes this module. */
 class Stop extends Error {}
 
-function range(n: number): number[] {
+export function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
 
@@ -104,7 +54,7 @@ function lastDim(graph: Graph, value: string): number | null | undefined {
  * reached value survive and which parameters and attributes change. In `apply` mode any problem
  * throws; in `analyze` mode problems are recorded and only stop the walk past the node at fault.
  */
-class ChannelWalk {
+export class ChannelWalk {
   readonly cuts = new Map<string, Cut>();
   readonly params = new Map<string, ParamSlice>();
   readonly attrs = new Map<string, Record<string, AttrValue>>();
@@ -438,95 +388,5 @@ class ChannelWalk {
         { producers: [...this.producers] },
       );
     }
-  }
-}
-
-function checkProducers(graph: Graph, producers: readonly string[], fn: string): number {
-  if (producers.length === 0) throw new TensorpressError('TRANSFORM_INVALID', `${fn}: producers is empty`);
-  let channels: number | undefined;
-  const seen = new Set<string>();
-  for (const name of producers) {
-    if (seen.has(name)) throw new TensorpressError('TRANSFORM_INVALID', `${fn}: producer "${name}" is listed twice`, { node: name });
-    seen.add(name);
-    const n = graph.node(name);
-    if (!n) throw new TensorpressError('TRANSFORM_INVALID', `${fn}: no node is called "${name}"`, { node: name });
-    if (n.op !== 'Conv' && n.op !== 'Gemm') {
-      throw new TensorpressError('TRANSFORM_INVALID', `${fn}: producer "${name}" is a ${n.op}; only Conv and Gemm outputs can be cut`, {
-        node: name,
-      });
-    }
-    const w = graph.info(n.inputs[1]!).shape;
-    const c = w[w.length - 1] as number;
-    if (channels !== undefined && c !== channels) {
-      throw new TensorpressError(
-        'TRANSFORM_INVALID',
-        `${fn}: producers must have the same number of output channels, but "${producers[0]}" has ${channels} and "${name}" has ${c}`,
-        { node: name },
-      );
-    }
-    channels = c;
-  }
-  return channels!;
-}
-
-/**
- * Physically removes output channels: every producer (Conv or Gemm) keeps only `keep`, and the
- * cut follows the data to every consumer: BatchNormalization parameters, channel-wise activations,
- * pooling, Pad (off the channel axis), Add/Sub/Mul/Div joins (every operand must be cut the same
- * way), Concat over channels (the cut moves to the input's offset), depthwise Convs (which lose
- * whole channels and pass the cut on), grouped Convs (evenly per group), plain Conv, Gemm and
- * MatMul consumers (input slices of their weight) and Flatten / channel-innermost Reshape before a
- * Gemm (feature r belongs to channel r % C). Pure: the input graph and its buffers are untouched.
- *
- * @throws TensorpressError `TRANSFORM_INVALID` naming the node where the cut cannot go on: a join
- *   with an operand from a producer not in `producers`, a graph output, an op that mixes channels
- *   (Softmax over channels, Transpose, a Reshape that moves channels), a shared weight, uneven groups.
- */
-export function cutChannels(graph: Graph, spec: ChannelCutSpec): Graph {
-  const channels = checkProducers(graph, spec.producers, 'cutChannels');
-  const keep = [...spec.keep];
-  if (keep.length === 0) throw new TensorpressError('TRANSFORM_INVALID', 'cutChannels: keep is empty; a layer needs at least one channel');
-  keep.forEach((k, i) => {
-    if (!Number.isInteger(k) || k < 0 || k >= channels) {
-      throw new TensorpressError('TRANSFORM_INVALID', `cutChannels: keep[${i}] = ${k} is not a channel index in [0, ${channels})`);
-    }
-    if (i > 0 && k <= keep[i - 1]!) throw new TensorpressError('TRANSFORM_INVALID', `cutChannels: keep must be sorted ascending and unique (keep[${i}] = ${k})`);
-  });
-  if (keep.length === channels) return graph;
-  const walk = new ChannelWalk(graph, spec.producers, keep, 'apply');
-  walk.run();
-  return walk.build();
-}
-
-/**
- * What cutting the output channels of `producer` involves, without changing anything: the group of
- * producers that must be cut together (closed over Add/Sub/Mul/Div joins, e.g. every branch of a
- * residual stage), every node the cut reaches, the grouped convolutions that constrain which
- * channels may go, and the blockers (graph outputs, ops that mix channels) that forbid the cut.
- * The pruning package builds its pruning groups from this.
- */
-export function channelDependencies(graph: Graph, producer: string): ChannelDependencies {
-  const channels = checkProducers(graph, [producer], 'channelDependencies');
-  if (channels < 2) {
-    return { producers: [producer], channels, steps: [], groupConstraints: [], blockers: [{ node: producer, reason: 'it has a single output channel' }] };
-  }
-  const group = new Set([producer]);
-  for (;;) {
-    const ordered = graph.nodes.filter((n) => group.has(n.name)).map((n) => n.name);
-    // A representative cut (drop channel 0): what the cut reaches does not depend on which channels go.
-    const walk = new ChannelWalk(graph, ordered, range(channels).slice(1), 'analyze');
-    walk.run();
-    const fresh = [...walk.missing].filter((p) => !group.has(p));
-    const mismatch = fresh.find((p) => {
-      const n = graph.node(p)!;
-      const w = graph.info(n.inputs[1]!).shape;
-      return w[w.length - 1] !== channels;
-    });
-    if (fresh.length === 0 || mismatch) {
-      const blockers = [...walk.blockers];
-      if (mismatch) blockers.push({ node: mismatch, reason: `it joins the group but has a different number of output channels` });
-      return { producers: ordered, channels, steps: walk.steps, groupConstraints: walk.groupConstraints, blockers };
-    }
-    for (const p of fresh) group.add(p);
   }
 }

@@ -1,4 +1,15 @@
-import { GraphBuilder, sizeOf, useBackend, type Graph, type TensorpressError } from '@tensorpress/core-tensor';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  GraphBuilder,
+  PRIORITY,
+  TransformationLayout,
+  applyLayout,
+  referenceModels,
+  sizeOf,
+  useBackend,
+  type Graph,
+  type TensorpressError,
+} from '@tensorpress/core-tensor';
 import {
   errorOf,
   expectClose,
@@ -10,8 +21,7 @@ import {
   snapshotParams,
 } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { channelDependencies, cutChannels } from '@tensorpress/core-tensor';
-import { referenceModels } from '@tensorpress/core-tensor';
+import { channelDependencies, cutChannels } from '@tensorpress/pruning';
 
 beforeAll(async () => {
   await useBackend('cpu');
@@ -336,5 +346,45 @@ describe('channelDependencies', () => {
     expect(ds1.producers).toEqual(['ds1.pw', 'ir1.project']);
     expect(ds1.steps.filter((s) => s.role === 'depthwise').map((s) => s.node)).toEqual(['ds2.dw']);
     expect(ds1.blockers).toEqual([]);
+  });
+});
+
+describe('cutChannels (as a layout rewrite)', () => {
+  /** conv "c" + BN "bn" + relu -> conv "c2" -> output. */
+  function convNet(): Graph {
+    const b = new GraphBuilder({ seed: 2 });
+    let h = b.conv(b.input('x', [null, 5, 5, 2]), { filters: 4, kernel: 3, padding: 'same', name: 'c' });
+    h = b.relu(b.batchNorm(h, { name: 'bn' }), 'relu');
+    b.output(b.conv(h, { filters: 3, kernel: 1, name: 'c2' }));
+    return randomizeBnStats(b.build());
+  }
+
+  const double = (x: tf.Tensor): tf.Tensor => tf.mul(x, 2);
+
+  it('cuts channels before folding BN and checks hooks against the final graph', () => {
+    const g = convNet();
+    const snap = snapshotParams(g);
+    const cut = (producers: string[], keep: number[]) =>
+      ({
+        kind: 'rewrite',
+        description: `cut channels of ${producers.map((p) => `"${p}"`).join(', ')}`,
+        apply: (graph: Graph) => cutChannels(graph, { producers, keep }),
+        algorithm: 'pruning',
+        priority: PRIORITY.pruning,
+      }) as const;
+    const layout = new TransformationLayout()
+      .add({ kind: 'fold-batchnorm', node: 'bn', algorithm: 'quantization', priority: PRIORITY.quantization })
+      .add(cut(['c'], [0, 2, 3]))
+      .addHook({ type: 'weight', node: 'c', input: 1 }, double, { algorithm: 'quantization', priority: PRIORITY.quantization, id: 'w' });
+    const res = applyLayout(g, layout);
+    expect(res.graph.node('bn')).toBeUndefined();
+    expect(res.graph.param('c.weight')!.shape).toEqual([3, 3, 2, 3]);
+    expect(res.graph.param('c2.weight')!.shape).toEqual([1, 1, 3, 3]);
+    expect(snapshotParams(g)).toEqual(snap);
+
+    const e = errorOf(() => applyLayout(g, new TransformationLayout().add(cut(['c2'], [0, 1]))));
+    expect(e.code).toBe('TRANSFORM_INVALID');
+    expect(e.message).toMatch(/^pruning: cannot cut channels of "c2": cannot cut output channels of "c2": .*graph output/);
+    expect(e.details['algorithm']).toBe('pruning');
   });
 });
