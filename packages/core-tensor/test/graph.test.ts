@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   Executor,
   Graph,
-  batchNormTrain,
   GraphBuilder,
   TensorpressError,
   listOps,
@@ -12,6 +11,7 @@ import {
   type Param,
 } from '@tensorpress/core-tensor';
 import { expectClose, expectNoLeak, seededArray, seededTensor } from '@tensorpress/test-utils';
+import { batchNormTrain } from '../src/ops/norm.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 beforeAll(async () => {
