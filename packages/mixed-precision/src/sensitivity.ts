@@ -1,0 +1,163 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { ConfigError, Executor, softmaxCrossEntropy, type Dataset, type Graph } from '@tensorpress/core-tensor';
+import { weightLayers, type WeightLayer } from './layers.js';
+import { binarizeWeight, filterMask, quantizeWeight, sparsifyWeight } from './weight-transforms.js';
+
+/**
+ * How one layer is compressed at one level, for the what-if run: the parameter values to use
+ * instead of the graph's (weight, and bias or following BatchNormalization parameters when the
+ * method removes whole filters). Runs inside `tf.tidy`; the returned tensors are disposed by it.
+ */
+export interface LayerCompressor {
+  readonly name: string;
+  /** Checks one level, returning an error message or undefined. */
+  checkLevel?(level: number): string | undefined;
+  apply(graph: Graph, layer: WeightLayer, weight: tf.Tensor, level: number, value: (param: string) => tf.Tensor): Map<string, tf.Tensor>;
+}
+
+/** The BatchNormalization right after a layer (its only consumer), when there is one. */
+function followingBatchNorm(graph: Graph, node: string): string | undefined {
+  const out = graph.requireNode(node).outputs[0]!;
+  const cons = graph.consumers(out);
+  return cons.length === 1 && cons[0]!.node.op === 'BatchNormalization' ? cons[0]!.node.name : undefined;
+}
+
+/** The built-in methods; levels: quantization bits, pruning ratios, sparsity levels, binarization 1 (binary) or 2 (ternary). */
+export const SENSITIVITY_METHODS: Readonly<Record<'quantization' | 'filter_pruning' | 'sparsity' | 'binarization', LayerCompressor>> = {
+  quantization: {
+    name: 'quantization',
+    checkLevel: (b) => (Number.isInteger(b) && b >= 2 && b <= 8 ? undefined : `quantization levels are weight bit widths, integers from 2 to 8; got ${b}`),
+    apply: (_g, layer, w, bits) => new Map([[layer.weight, quantizeWeight(w, bits)]]),
+  },
+  filter_pruning: {
+    name: 'filter_pruning',
+    checkLevel: (r) => (r >= 0 && r < 1 ? undefined : `filter_pruning levels are ratios in [0, 1); got ${r}`),
+    // The pruned filters' outputs become exactly zero downstream, as after a physical cut: the
+    // weights and bias of those filters, and the γ and β of the BatchNormalization that follows.
+    apply: (graph, layer, w, ratio, value) => {
+      const mask = filterMask(w, ratio);
+      const out = new Map<string, tf.Tensor>([[layer.weight, tf.mul(w, mask)]]);
+      if (layer.bias) out.set(layer.bias, tf.mul(value(layer.bias), mask));
+      const bn = followingBatchNorm(graph, layer.node);
+      if (bn) for (const p of graph.requireNode(bn).inputs.slice(1, 3)) out.set(p, tf.mul(value(p), mask));
+      return out;
+    },
+  },
+  sparsity: {
+    name: 'sparsity',
+    checkLevel: (s) => (s >= 0 && s < 1 ? undefined : `sparsity levels are in [0, 1); got ${s}`),
+    apply: (_g, layer, w, level) => new Map([[layer.weight, sparsifyWeight(w, level)]]),
+  },
+  binarization: {
+    name: 'binarization',
+    checkLevel: (l) => (l === 1 || l === 2 ? undefined : `binarization levels are 1 (binary, XNOR α·sign) or 2 (ternary, TWN); got ${l}`),
+    apply: (_g, layer, w, level) => new Map([[layer.weight, binarizeWeight(w, level === 1 ? 'binary' : 'ternary')]]),
+  },
+};
+
+/** Options of {@link sensitivity}. */
+export interface SensitivityOptions {
+  /** Examples of `data` used (the first ones; a held-out subset). Default 1000. */
+  samples?: number;
+  batchSize?: number;
+  /** `accuracy` (default: drop in points ×0.01, i.e. fraction) or `loss` (increase in cross-entropy). */
+  metric?: 'accuracy' | 'loss';
+  /** Layers to analyse (node names); default every weight layer. */
+  layers?: readonly string[];
+}
+
+/** One row: a layer and its metric at each level. */
+export interface SensitivityRow {
+  readonly node: string;
+  readonly op: string;
+  readonly params: number;
+  readonly macs: number;
+  /** By level: the metric with only this layer compressed, and the drop from the baseline (positive = worse). */
+  readonly levels: readonly { level: number; value: number; drop: number }[];
+}
+
+/** Result of {@link sensitivity}. */
+export interface SensitivityResult {
+  readonly method: string;
+  readonly metric: 'accuracy' | 'loss';
+  readonly baseline: number;
+  readonly samples: number;
+  readonly levels: readonly number[];
+  readonly rows: readonly SensitivityRow[];
+}
+
+/**
+ * Per-layer sensitivity: the metric on a held-out subset when only one layer is compressed at one
+ * level, with no fine-tuning, for every (layer, level). One forward pass per pair; the compressed
+ * values are substituted into the run (the graph is never modified).
+ */
+export function sensitivity(
+  graph: Graph,
+  data: Dataset,
+  method: keyof typeof SENSITIVITY_METHODS | LayerCompressor,
+  levels: readonly number[],
+  options: SensitivityOptions = {},
+): SensitivityResult {
+  const m = typeof method === 'string' ? SENSITIVITY_METHODS[method] : method;
+  if (!m) {
+    throw new ConfigError('$.method', `unknown method "${String(method)}" (${Object.keys(SENSITIVITY_METHODS).join(', ')}, or a LayerCompressor)`);
+  }
+  if (levels.length === 0) throw new ConfigError('$.levels', 'give at least one level');
+  levels.forEach((l, i) => {
+    const bad = m.checkLevel?.(l);
+    if (bad) throw new ConfigError(`$.levels[${i}]`, bad);
+  });
+  const metric = options.metric ?? 'accuracy';
+  const samples = Math.min(options.samples ?? 1000, data.size);
+  if (samples < 1) throw new ConfigError('$.samples', 'the held-out data is empty');
+  const all = weightLayers(graph);
+  const layers = (options.layers ?? all.map((l) => l.node)).map((n, i) => {
+    const l = all.find((x) => x.node === n);
+    if (!l) throw new ConfigError(`$.layers[${i}]`, `"${n}" is not a layer with a float weight (${all.map((x) => x.node).join(', ')})`);
+    return l;
+  });
+  const executor = new Executor(graph);
+  const batches = [...data.subset(Array.from({ length: samples }, (_, i) => i)).batches(options.batchSize ?? 250)];
+  const score = (overrides?: ReadonlyMap<string, tf.Tensor>): number => {
+    const t = tf.tidy(() => {
+      let acc: tf.Scalar = tf.scalar(0);
+      for (const b of batches) {
+        const logits = executor.run(b.x, overrides ? { paramOverrides: overrides } : {})[0]!;
+        const v =
+          metric === 'accuracy'
+            ? tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.cast(b.y, 'int32')), 'float32'))
+            : tf.mul(softmaxCrossEntropy(logits, b.y), b.y.shape[0]);
+        acc = tf.add(acc, v);
+      }
+      return tf.div(acc, samples);
+    });
+    const v = t.dataSync()[0]!;
+    t.dispose();
+    return v;
+  };
+  try {
+    const baseline = score();
+    const rows = layers.map((layer) => ({
+      node: layer.node,
+      op: layer.op,
+      params: layer.params,
+      macs: layer.macs,
+      levels: levels.map((level) => {
+        const overrides = new Map(tf.tidy(() => [...m.apply(graph, layer, executor.paramValue(layer.weight), level, (p) => executor.paramValue(p)).entries()]));
+        try {
+          const value = score(overrides);
+          return { level, value, drop: metric === 'accuracy' ? baseline - value : value - baseline };
+        } finally {
+          for (const t of overrides.values()) t.dispose();
+        }
+      }),
+    }));
+    return { method: m.name, metric, baseline, samples, levels: [...levels], rows };
+  } finally {
+    for (const b of batches) {
+      b.x.dispose();
+      b.y.dispose();
+    }
+    executor.dispose();
+  }
+}
