@@ -55,6 +55,13 @@ export interface FilterPruningParams {
   readonly schedule?: PruningScheduleConfig;
   /** Slim / OptSlim: weight of the L1 penalty on γ added as compression loss until masks freeze. */
   readonly slimPenalty: number;
+  /**
+   * A ratio per layer (e.g. from mixed-precision's sensitivity analysis): each named producer's
+   * group prunes that share of its filters (the mean when a group's producers are named with
+   * different ratios), unnamed groups keep all. With `flopsReduction` the plan's ratios are scaled
+   * together until the target is reached; the schedule scales them from 0 to the plan.
+   */
+  readonly plan?: readonly { readonly node: string; readonly ratio: number }[];
 }
 
 /** What {@link filterPruning} accepts: every parameter optional, plus scopes. */
@@ -85,12 +92,24 @@ export const filterPruningSchema: z.ZodType<FilterPruningParams> = z
       .strict()
       .optional(),
     slimPenalty: z.number().nonnegative().default(1e-4),
+    plan: z.array(z.object({ node: z.string().min(1), ratio: level }).strict()).min(1).optional(),
   })
   .strict()
   .superRefine((v, ctx) => {
     if (v.ratio !== undefined && v.flopsReduction !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['flopsReduction'], message: 'give either ratio or flopsReduction, not both' });
     }
+    if (v.plan !== undefined && v.ratio !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['ratio'], message: 'a plan sets the ratio of each layer: give plan (optionally with flopsReduction), not ratio' });
+    }
+    if (v.plan !== undefined && v.ranking === 'global') {
+      ctx.addIssue({ code: 'custom', path: ['ranking'], message: 'a per-layer plan needs ranking "layer" (global ranking decides the ratios itself)' });
+    }
+    const seen = new Map<string, number>();
+    v.plan?.forEach((e, i) => {
+      if (seen.has(e.node)) ctx.addIssue({ code: 'custom', path: ['plan', i, 'node'], message: `node "${e.node}" is already planned at plan[${seen.get(e.node)}]` });
+      seen.set(e.node, i);
+    });
   });
 
 /** Per-group runtime of one compress() call. */
@@ -133,10 +152,41 @@ class FilterPruningController {
     this.flopsBefore = t.flops;
     this.paramsBefore = t.params;
     for (const g of this.prunable) this.keep.set(g.id, Array.from({ length: g.channels }, (_, i) => i));
-    const target = params.flopsReduction ?? params.ratio ?? 0.5;
+    this.planRatios = params.plan ? this.resolvePlan(params.plan) : undefined;
+    const planMax = this.planRatios ? Math.max(0, ...this.planRatios.values()) : 0;
+    const target = params.flopsReduction ?? params.ratio ?? (this.planRatios ? planMax : 0.5);
     if (params.flopsReduction !== undefined) this.checkReachable(params.flopsReduction);
     this.scheduler = new PruningScheduler(params.schedule ?? {}, target, (lvl) => this.setLevel(lvl));
     this.setLevel(this.scheduler.level);
+  }
+
+  /** Group id → planned ratio (the mean over the group's named producers). */
+  private readonly planRatios: Map<string, number> | undefined;
+
+  private resolvePlan(plan: NonNullable<FilterPruningParams['plan']>): Map<string, number> {
+    const sums = new Map<string, { sum: number; n: number }>();
+    plan.forEach((e, i) => {
+      const g = this.prunable.find((x) => x.producers.includes(e.node));
+      if (!g) {
+        const n = this.analysis.nodes.find((x) => x.node === e.node);
+        const why = n ? `it is not prunable: ${n.reason ?? 'not a producer of a prunable group'}` : `no Conv or Gemm of the graph has that name (${this.analysis.nodes.map((x) => x.node).join(', ')})`;
+        throw new ConfigError(`${this.paramsPath}.plan[${i}].node`, `filter_pruning: plan names "${e.node}", but ${why}`);
+      }
+      const s = sums.get(g.id) ?? { sum: 0, n: 0 };
+      sums.set(g.id, { sum: s.sum + e.ratio, n: s.n + 1 });
+    });
+    return new Map([...sums].map(([id, s]) => [id, s.sum / s.n]));
+  }
+
+  /**
+   * The ratio at pruning level `x`: one number, or with a plan each group's planned ratio scaled
+   * by x / (largest planned ratio), so x = that largest ratio applies the plan as written.
+   */
+  private ratioAt(x: number): number | ((id: string) => number) {
+    const plan = this.planRatios;
+    if (!plan) return x;
+    const max = Math.max(1e-12, ...plan.values());
+    return (id) => Math.min(MAX_RATIO, ((plan.get(id) ?? 0) * x) / max);
   }
 
   private get selection(): SelectionOptions {
@@ -166,7 +216,7 @@ class FilterPruningController {
   }
 
   private reductionAt(scores: GroupScores[], ratio: number): { keep: Map<string, number[]>; reduction: number } {
-    const keep = selectFilters(scores, ratio, this.selection);
+    const keep = selectFilters(scores, this.ratioAt(ratio), this.selection);
     const t = cutTotals(this.model.graph, this.prunable, keep);
     return { keep, reduction: 1 - t.flops / this.flopsBefore };
   }
@@ -232,7 +282,7 @@ class FilterPruningController {
       }
       keep = this.params.mode === 'normal' ? best.keep : this.giveBack(scores, best.keep, lvl);
     } else {
-      keep = selectFilters(this.scores(), lvl, this.selection);
+      keep = selectFilters(this.scores(), this.ratioAt(lvl), this.selection);
     }
     this.setKeep(keep);
   }

@@ -60,24 +60,30 @@ export function keepHighest(scores: ArrayLike<number>, keepCount: number, blocks
 }
 
 /**
- * Chooses the channels every group keeps at pruning level `ratio` in [0, 1). With `'layer'`
+ * Chooses the channels every group keeps at pruning level `ratio` in [0, 1) (or a ratio per group
+ * id, with layer ranking: a per-layer plan). With `'layer'`
  * ranking each group prunes its own lowest scores; with `'global'` ranking the scores of all groups
  * (each divided by its root mean square) are ranked together. The count is then rounded by the mode
  * (regular: a multiple of N; grouped convs: the same count in every block) and never drops below
  * one channel (one per block). Returns the kept indices by group id.
  */
-export function selectFilters(groups: readonly GroupScores[], ratio: number, options: SelectionOptions = {}): Map<string, number[]> {
+export function selectFilters(
+  groups: readonly GroupScores[],
+  ratio: number | ((groupId: string) => number),
+  options: SelectionOptions = {},
+): Map<string, number[]> {
   const mode = options.mode ?? 'normal';
   const multipleOf = options.multipleOf ?? 8;
   const rule = options.rule ?? 'fraction';
   const pruned = new Map<string, number>();
-  const countFor = (scores: ArrayLike<number>): number => (rule === 'energy' ? optSlimPrunedCount(scores, ratio) : Math.floor(ratio * scores.length + 1e-9));
+  const countFor = (scores: ArrayLike<number>, r: number): number => (rule === 'energy' ? optSlimPrunedCount(scores, r) : Math.floor(r * scores.length + 1e-9));
   if ((options.ranking ?? 'layer') === 'layer') {
-    for (const g of groups) pruned.set(g.id, countFor(g.scores));
+    for (const g of groups) pruned.set(g.id, countFor(g.scores, typeof ratio === 'number' ? ratio : ratio(g.id)));
   } else {
+    if (typeof ratio !== 'number') throw new TypeError('selectFilters: per-group ratios need layer ranking');
     const pool: { g: string; v: number; i: number }[] = [];
     for (const g of groups) normalizeScores(g.scores).forEach((v, i) => pool.push({ g: g.id, v, i }));
-    const n = countFor(pool.map((p) => p.v));
+    const n = countFor(pool.map((p) => p.v), ratio);
     pool.sort((a, b) => a.v - b.v || a.i - b.i);
     for (const g of groups) pruned.set(g.id, 0);
     for (const p of pool.slice(0, n)) pruned.set(p.g, pruned.get(p.g)! + 1);
