@@ -1,5 +1,7 @@
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { BackendName } from '@tensorpress/core-tensor';
+import { ANALYZE_METHODS, formatAnalysis, runAnalyze, type AnalyzeMethod } from './analyze.js';
 import { runCompress } from './compress.js';
 import { runEval } from './eval.js';
 import { EXIT_CODES, exitCodeOf, oneLine } from './exit-codes.js';
@@ -61,6 +63,38 @@ interface CompressOpts extends CommonOpts {
   checkpointEvery?: number;
   resume?: boolean;
   tfjs?: WeightFormat | true;
+  plan?: string;
+}
+
+interface AnalyzeOpts extends CommonOpts {
+  model: string;
+  data?: string;
+  method: AnalyzeMethod;
+  levels?: number[];
+  samples?: number;
+  flopsReduction?: number;
+  budget?: { type: 'bops' | 'bytes' | 'averageBits' | 'compressionRatio'; value: number };
+  out: string;
+  force?: boolean;
+}
+
+function numberList(v: string): number[] {
+  const xs = v.split(',').map((s) => Number(s.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isFinite(x))) throw new InvalidArgumentError('expected numbers separated by commas, e.g. 0.25,0.5,0.75');
+  return xs;
+}
+function fraction(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && n < 1)) throw new InvalidArgumentError('expected a number in (0, 1)');
+  return n;
+}
+const BUDGET_TYPES = ['bops', 'bytes', 'averageBits', 'compressionRatio'] as const;
+function budget(v: string): AnalyzeOpts['budget'] {
+  const m = /^([A-Za-z]+)=([0-9.eE+-]+)$/.exec(v.trim());
+  const type = m?.[1] as (typeof BUDGET_TYPES)[number] | undefined;
+  const value = Number(m?.[2]);
+  if (!type || !BUDGET_TYPES.includes(type) || !(value > 0)) throw new InvalidArgumentError(`expected TYPE=VALUE with TYPE one of ${BUDGET_TYPES.join(', ')}, e.g. averageBits=4`);
+  return { type, value };
 }
 
 /**
@@ -124,6 +158,7 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
       .option('--checkpoint-dir <dir>', 'write a checkpoint of the fine-tuning there every --checkpoint-every steps and on Ctrl-C (outside --out)')
       .option('--checkpoint-every <n>', 'fine-tuning steps between checkpoints (default 100)', positiveInt)
       .option('--resume', 'continue the interrupted run whose checkpoint is in --checkpoint-dir (same model, data and config)')
+      .option('--plan <file>', 'a plan.json of `tensorpress analyze`: its per-layer bits (quant entries) or ratios (filter_pruning) go into the matching config entries')
       .addOption(
         new Option('--tfjs [weights]', 'also write the compressed model as a tfjs-layers model.json + weight shards, weights stored as float32 (default), float16, uint16 or uint8').choices([
           ...WEIGHT_FORMATS,
@@ -144,6 +179,7 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
       ...(o.checkpointEvery !== undefined ? { checkpointEvery: o.checkpointEvery } : {}),
       ...(o.resume ? { resume: true } : {}),
       ...(o.tfjs !== undefined ? { tfjs: o.tfjs === true ? 'float32' : o.tfjs } : {}),
+      ...(o.plan !== undefined ? { plan: o.plan } : {}),
     });
     if (json) return emitJson({ ...r.report, outDir: r.outDir });
     info('');
@@ -155,6 +191,40 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
       info(`tfjs model: ${r.outDir}/${r.report.files.tfjs} (${r.report.tfjs.bytes.toLocaleString('en-US')} bytes with ${r.report.tfjs.shards} shard(s), ${r.report.tfjs.weights} weights)`);
     }
     info(`report:     ${r.outDir}/${r.report.files.reportMd} (and report.json, chart.svg)`);
+  });
+
+  withCommon(
+    program
+      .command('analyze')
+      .description('per-layer sensitivity to a method (accuracy drop with one layer compressed at each level), or a HAWQ-v2 bit plan; writes analysis.json, an SVG chart and plan.json')
+      .requiredOption('--model <model>', modelHelp)
+      .option('--data <data>', 'mnist, fashion-mnist, or a folder with the four IDX files (default mnist)')
+      .addOption(new Option('--method <method>', 'what to analyse').choices([...ANALYZE_METHODS]).makeOptionMandatory())
+      .option('--levels <list>', 'levels, comma-separated: bits (quantization, hawq), ratios (filter_pruning), levels (sparsity), 1/2 = binary/ternary (binarization)', numberList)
+      .option('--samples <n>', 'held-out training examples (default 1000; hawq: calibration examples, default 256)', positiveInt)
+      .option('--flops-reduction <r>', 'filter_pruning: also write plan.json, the sensitivity-pruning plan that removes this FLOPs share', fraction)
+      .option('--budget <type=value>', 'hawq: bops=, bytes=, averageBits= or compressionRatio= (default: the BOPs of uniform W4A8)', budget)
+      .requiredOption('--out <dir>', 'output folder for analysis.json, the chart and plan.json')
+      .option('--force', "write into a non-empty output folder (replaces only tensorpress's own files)"),
+    true,
+  ).action(async (o: AnalyzeOpts) => {
+    const r = await runAnalyze({
+      ...common(o),
+      model: o.model,
+      ...(o.data ? { data: o.data } : {}),
+      method: o.method,
+      ...(o.levels ? { levels: o.levels } : {}),
+      ...(o.samples !== undefined ? { samples: o.samples } : {}),
+      ...(o.flopsReduction !== undefined ? { flopsReduction: o.flopsReduction } : {}),
+      ...(o.budget ? { budget: o.budget } : {}),
+      out: o.out,
+      force: o.force ?? false,
+    });
+    if (json) return emitJson({ method: r.method, outDir: r.outDir, files: r.files, sensitivity: r.sensitivity, hawq: r.hawq, pruningPlan: r.pruningPlan, plan: r.plan });
+    info('');
+    info(formatAnalysis(r));
+    info('');
+    info(`wrote ${r.files.filter((f) => !f.endsWith('.tensorpress-output')).map((f) => path.basename(f)).join(', ')} to ${r.outDir}`);
   });
 
   withCommon(

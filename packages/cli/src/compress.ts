@@ -24,6 +24,7 @@ import { discoverAlgorithms } from './discover.js';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { abortable, throwIfAborted } from './internal/abort.js';
 import { dryApply, inConfigFile, readPipelineConfig } from './internal/config-file.js';
+import { injectPlan, readPlanFile } from './internal/plan-file.js';
 import { terminalProgress } from './internal/progress-bar.js';
 import { TFJS_MODEL_FILE, tfjsOutputFiles } from './internal/tfjs-files.js';
 import { checkOutputDir, commitOutputs } from './output-dir.js';
@@ -74,6 +75,8 @@ export interface RunCompressOptions {
   checkpointEvery?: number;
   /** Continue the interrupted run whose checkpoint is in `checkpointDir` (same model, data and config). */
   resume?: boolean;
+  /** A plan.json of `tensorpress analyze`, put into the config entries it belongs to (`params.plan`). */
+  plan?: string;
 }
 
 /** What {@link runCompress} returns (and wrote). */
@@ -207,7 +210,14 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
   const checkpoints = await prepareCheckpoints({ dir: options.checkpointDir, every: options.checkpointEvery, resume: options.resume, outDir });
   const { definitions } = await discoverAlgorithms();
   const configFile = typeof options.config === 'string' ? options.config : undefined;
-  const config = typeof options.config === 'string' ? await readPipelineConfig(options.config, definitions) : options.config;
+  if (options.plan !== undefined && typeof options.config !== 'string') {
+    throw new CliError(EXIT_CODES.usage, 'CONFIG_INVALID', 'plan: give the config as a file path (the plan goes into its entries)');
+  }
+  const plan = options.plan !== undefined ? await readPlanFile(options.plan) : undefined;
+  const config =
+    typeof options.config === 'string'
+      ? await readPipelineConfig(options.config, definitions, plan ? (text) => injectPlan(text, plan, options.config as string, options.plan!) : undefined)
+      : options.config;
   if (config.compression.length === 0) throw new CliError(EXIT_CODES.usage, 'CONFIG_INVALID', 'the config has no compression entries');
   const builders = (): ReturnType<typeof createBuilders> => createBuilders(config, definitions);
   // Fail before training when a config's algorithm cannot be built.

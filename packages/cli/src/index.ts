@@ -1,11 +1,14 @@
 /**
- * @tensorpress/cli: the `tensorpress` command (compress, eval, export, inspect) and the same
+ * @tensorpress/cli: the `tensorpress` command (compress, analyze, eval, export, inspect) and the same
  * commands as functions, for scripts and tests.
  */
 export { runCli } from './cli.js';
 export type { CliIo } from './cli.js';
 export { runCompress, parityOf } from './compress.js';
 export type { RunCompressOptions, RunCompressResult } from './compress.js';
+export { runAnalyze, formatAnalysis, ANALYZE_METHODS } from './analyze.js';
+export type { RunAnalyzeOptions, RunAnalyzeResult, AnalyzeMethod } from './analyze.js';
+export type { PlanFile } from './internal/plan-file.js';
 export { runEval } from './eval.js';
 export type { RunEvalOptions, RunEvalResult } from './eval.js';
 export { runExport } from './export.js';

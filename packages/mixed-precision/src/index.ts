@@ -13,7 +13,7 @@ export type { Choice, FrontierPoint } from './allocate.js';
 export { hawqV2, planCost, checkBits } from './hawq.js';
 export type { BitsPlanEntry, HawqBudget, HawqOptions, HawqResult, LayerSensitivity } from './hawq.js';
 export { sensitivity, SENSITIVITY_METHODS } from './sensitivity.js';
-export type { LayerCompressor, SensitivityOptions, SensitivityResult, SensitivityRow } from './sensitivity.js';
+export type { LayerCompressor, SensitivityOptions, SensitivityResult, SensitivityRow, SkippedLayer } from './sensitivity.js';
 export { pruningPlan, ratioWithin, estimateFlopsReduction } from './plan.js';
 export type { RatioPlanEntry, PruningPlanResult } from './plan.js';
 export { sensitivityChart, frontierChart } from './charts.js';

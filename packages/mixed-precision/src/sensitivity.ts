@@ -12,6 +12,8 @@ export interface LayerCompressor {
   readonly name: string;
   /** Checks one level, returning an error message or undefined. */
   checkLevel?(level: number): string | undefined;
+  /** Why the method does not apply to a layer (it is then reported in `skipped`), or undefined. */
+  skip?(graph: Graph, layer: WeightLayer): string | undefined;
   apply(graph: Graph, layer: WeightLayer, weight: tf.Tensor, level: number, value: (param: string) => tf.Tensor): Map<string, tf.Tensor>;
 }
 
@@ -20,6 +22,17 @@ function followingBatchNorm(graph: Graph, node: string): string | undefined {
   const out = graph.requireNode(node).outputs[0]!;
   const cons = graph.consumers(out);
   return cons.length === 1 && cons[0]!.node.op === 'BatchNormalization' ? cons[0]!.node.name : undefined;
+}
+
+/** True when a node's output reaches a graph output through ops that keep channels in place. */
+function feedsOutput(graph: Graph, node: string): boolean {
+  let value = graph.requireNode(node).outputs[0]!;
+  for (;;) {
+    if (graph.outputs.includes(value)) return true;
+    const cons = graph.consumers(value);
+    if (cons.length !== 1 || !['Relu', 'Softmax', 'Identity', 'Flatten', 'Reshape', 'BatchNormalization'].includes(cons[0]!.node.op)) return false;
+    value = cons[0]!.node.outputs[0]!;
+  }
 }
 
 /** The built-in methods; levels: quantization bits, pruning ratios, sparsity levels, binarization 1 (binary) or 2 (ternary). */
@@ -32,6 +45,7 @@ export const SENSITIVITY_METHODS: Readonly<Record<'quantization' | 'filter_pruni
   filter_pruning: {
     name: 'filter_pruning',
     checkLevel: (r) => (r >= 0 && r < 1 ? undefined : `filter_pruning levels are ratios in [0, 1); got ${r}`),
+    skip: (graph, layer) => (feedsOutput(graph, layer.node) ? 'its filters are model outputs (removing one changes the output shape)' : undefined),
     // The pruned filters' outputs become exactly zero downstream, as after a physical cut: the
     // weights and bias of those filters, and the γ and β of the BatchNormalization that follows.
     apply: (graph, layer, w, ratio, value) => {
@@ -76,6 +90,12 @@ export interface SensitivityRow {
   readonly levels: readonly { level: number; value: number; drop: number }[];
 }
 
+/** A layer the method does not apply to, and why. */
+export interface SkippedLayer {
+  readonly node: string;
+  readonly reason: string;
+}
+
 /** Result of {@link sensitivity}. */
 export interface SensitivityResult {
   readonly method: string;
@@ -84,6 +104,8 @@ export interface SensitivityResult {
   readonly samples: number;
   readonly levels: readonly number[];
   readonly rows: readonly SensitivityRow[];
+  /** Layers left out because the method does not apply to them (never silently). */
+  readonly skipped: readonly SkippedLayer[];
 }
 
 /**
@@ -111,11 +133,18 @@ export function sensitivity(
   const samples = Math.min(options.samples ?? 1000, data.size);
   if (samples < 1) throw new ConfigError('$.samples', 'the held-out data is empty');
   const all = weightLayers(graph);
-  const layers = (options.layers ?? all.map((l) => l.node)).map((n, i) => {
+  const named = (options.layers ?? all.map((l) => l.node)).map((n, i) => {
     const l = all.find((x) => x.node === n);
     if (!l) throw new ConfigError(`$.layers[${i}]`, `"${n}" is not a layer with a float weight (${all.map((x) => x.node).join(', ')})`);
     return l;
   });
+  const skipped: SkippedLayer[] = [];
+  const layers = named.filter((l) => {
+    const reason = m.skip?.(graph, l);
+    if (reason) skipped.push({ node: l.node, reason });
+    return reason === undefined;
+  });
+  if (layers.length === 0) throw new ConfigError('$.layers', `${m.name} applies to none of the layers: ${skipped.map((x) => `"${x.node}": ${x.reason}`).join('; ')}`);
   const executor = new Executor(graph);
   const batches = [...data.subset(Array.from({ length: samples }, (_, i) => i)).batches(options.batchSize ?? 250)];
   const score = (overrides?: ReadonlyMap<string, tf.Tensor>): number => {
@@ -152,7 +181,7 @@ export function sensitivity(
         }
       }),
     }));
-    return { method: m.name, metric, baseline, samples, levels: [...levels], rows };
+    return { method: m.name, metric, baseline, samples, levels: [...levels], rows, skipped };
   } finally {
     for (const b of batches) {
       b.x.dispose();

@@ -48,8 +48,10 @@ describe('sensitivity', () => {
     expect(runOutput(graph, tf.ones([1, 6, 6, 1]))).toEqual(before);
   });
 
-  it('prunes whole filters: ratio 0 changes nothing, removing all but one hurts', () => {
+  it('prunes whole filters: ratio 0 changes nothing, removing all but one hurts; the output layer is skipped with its reason', () => {
     const r = sensitivity(graph, data, 'filter_pruning', [0, 0.75], { metric: 'loss' });
+    expect(r.rows.map((x) => x.node)).toEqual(['conv1', 'conv2']);
+    expect(r.skipped).toEqual([{ node: 'fc', reason: 'its filters are model outputs (removing one changes the output shape)' }]);
     for (const row of r.rows) expect(row.levels[0]!.drop).toBeCloseTo(0, 6);
     expect(r.rows[0]!.levels[1]!.drop).toBeGreaterThan(0);
   });
@@ -102,6 +104,7 @@ describe('pruning plans', () => {
       baseline: 1,
       samples: 1,
       levels: [0.25, 0.5, 0.75],
+      skipped: [],
       rows: [
         { node: 'conv1', op: 'Conv', params: 36, macs: 1296, levels: [{ level: 0.25, value: 0, drop: 0.1 }, { level: 0.5, value: 0, drop: 0.3 }, { level: 0.75, value: 0, drop: 0.6 }] },
         { node: 'conv2', op: 'Conv', params: 216, macs: 7776, levels: [{ level: 0.25, value: 0, drop: 0.001 }, { level: 0.5, value: 0, drop: 0.002 }, { level: 0.75, value: 0, drop: 0.01 }] },

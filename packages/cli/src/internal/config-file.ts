@@ -19,13 +19,17 @@ export function inConfigFile(file: string | undefined, e: unknown): unknown {
   return new CliError(EXIT_CODES.usage, e.code, file === undefined ? e.message : `${file}: ${e.message}`, { cause: e });
 }
 
-/** Reads and validates a pipeline config file; errors name the file and the JSON path. */
-export async function readPipelineConfig(file: string, definitions: readonly AnyAlgorithmDefinition[]): Promise<PipelineConfig> {
+/**
+ * Reads and validates a pipeline config file; errors name the file and the JSON path. `transform`
+ * rewrites the text before validation (`compress --plan` puts a plan into its entries).
+ */
+export async function readPipelineConfig(file: string, definitions: readonly AnyAlgorithmDefinition[], transform?: (text: string) => string): Promise<PipelineConfig> {
   const st = await fs.stat(file).catch(() => null);
   if (!st) throw new CliError(EXIT_CODES.usage, 'CONFIG_MISSING', `config file ${file} does not exist`);
   if (!st.isFile()) throw new CliError(EXIT_CODES.usage, 'CONFIG_INVALID', `config ${file} is not a file`);
   if (st.size > MAX_CONFIG_BYTES) throw new CliError(EXIT_CODES.usage, 'CONFIG_INVALID', `config ${file} has ${st.size} bytes, over the limit of ${MAX_CONFIG_BYTES}`);
-  const text = await fs.readFile(file, 'utf8');
+  const raw = await fs.readFile(file, 'utf8');
+  const text = transform ? transform(raw) : raw;
   try {
     return parsePipelineConfig(text, definitions, { hints: algorithmHints() });
   } catch (e) {
