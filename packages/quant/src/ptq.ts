@@ -25,7 +25,7 @@ import { AsymmetricQuantizer, SymmetricQuantizer, int8WeightQuantizer } from './
 import { qatBuilder } from './qat/controller.js';
 import { quantDefinition } from './qat/definition.js';
 import type { Grid, Quantizer } from './qat/quantizer.js';
-import { bitsSchema, quantizeBiasSchema, quantModeSchema, unifiedScalesSchema } from './qat/schema.js';
+import { bitsSchema, planSchema, quantizeBiasSchema, quantModeSchema, unifiedScalesSchema } from './qat/schema.js';
 import type { ScopeOptions } from './qat/settings.js';
 
 /** Options of {@link quantizePostTraining} (and of the `post_training_quantization` algorithm). */
@@ -55,6 +55,8 @@ export const ptqSchema = z
     bnAdaptation: z.boolean().default(false),
     /** Shift each quantized layer's bias by the mean output error measured on the calibration data. */
     biasCorrection: z.boolean().default(false),
+    /** Bits per layer (e.g. a HAWQ-v2 plan of @tensorpress/mixed-precision), as the QAT methods take it. */
+    plan: planSchema,
   })
   .strict();
 /** Validated PTQ options. */
@@ -113,7 +115,7 @@ function ptqBuilder(p: PtqParams, scopes: ScopeOptions, o: { location?: EntryLoc
       quantizeInputs: true,
       quantizeBias: p.quantizeBias,
       unifiedScales: p.unifiedScales,
-      plan: [],
+      plan: p.plan,
       rangeInit: { type: dynamic ? 'minmax' : p.calibration, samples: p.samples, maxPercentile: p.percentile },
       inScope: scopeFilter(scopes, paths.entry),
       scopes: o.checkScopeNames ? scopes : {},
@@ -194,7 +196,7 @@ function adaptBatchNorm(graph: Graph, data: Dataset, p: PtqParams, scopes: Scope
       perChannel: p.weights.perChannel,
       quantizeActivations: false,
       quantizeInputs: false,
-      plan: [],
+      plan: p.plan,
       rangeInit: { type: 'minmax', samples: 1 },
       inScope: scopeFilter(scopes),
       // quantizePostTraining checked the scope names on the graph it was given.

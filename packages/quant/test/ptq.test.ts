@@ -78,6 +78,17 @@ describe('quantizePostTraining', () => {
     x.dispose();
   });
 
+  it('takes a bits plan per layer (e.g. HAWQ-v2\'s): planned layers get their bits, the others the default', async () => {
+    const g = tinyGraph();
+    const r = await quantizePostTraining(g, tinyData(), { samples: N, plan: [{ node: 'c2', weightBits: 3 }, { node: 'fc', weightBits: 5 }] });
+    const maxCode = (name: string): number => Math.max(...Array.from(r.graph.param(name)!.data, (c) => Math.abs(c)));
+    expect(maxCode('c2.w_q')).toBe(3);
+    expect(maxCode('fc.w_q')).toBe(15);
+    expect(maxCode('c1.w_q')).toBe(127);
+    const e = await rejectionOf(quantizePostTraining(g, tinyData(), { samples: N, plan: [{ node: 'c2', weightBits: 9 }] }));
+    expect(e.message).toMatch(/plan.*weightBits must be an integer from 2 to 8, got 9/);
+  });
+
   it('dynamic mode puts DynamicQuantizeLinear before the Gemm and no static activation Q/DQ', async () => {
     const g = tinyGraph();
     const x = seededTensor([8, ...IN], 7);

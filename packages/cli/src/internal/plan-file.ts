@@ -17,7 +17,7 @@ export interface PlanFile {
 
 /** The config entries each kind of plan goes into. */
 const TARGETS: Readonly<Record<PlanFile['kind'], readonly string[]>> = {
-  bits: ['quantization', 'dorefa', 'pact', 'tqt', 'lsq'],
+  bits: ['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization'],
   ratios: ['filter_pruning'],
 };
 

@@ -17,7 +17,8 @@ export const unifiedScalesSchema = z.enum(['add_concat', 'concat', 'none']).defa
 /** Store biases as int32 at scale s_x·s_w in the stripped graph (what integer runtimes need); false keeps them float. */
 export const quantizeBiasSchema = z.boolean().default(true);
 
-const planSchema = z
+/** Bits per layer (`[{ node, weightBits?, activationBits? }]`, later entries override earlier ones). */
+export const planSchema = z
   .array(
     z
       .object({ node: z.string().min(1), weightBits: z.number().optional(), activationBits: z.number().optional() })
