@@ -75,7 +75,7 @@ describe('tensorpress analyze', () => {
     await writeFile(pruneOnly, JSON.stringify({ compression: [{ algorithm: 'filter_pruning', params: { ratio: 0.5 } }] }));
     const a = await cli(['compress', ...common(), '--config', pruneOnly, '--plan', planFile, '--out', path.join(tmp, 'y')]);
     expect(a.code).toBe(EXIT_CODES.usage);
-    expect(a.stderr).toMatch(/is a bits plan, but \$\.compression has no quantization \/ dorefa \/ pact \/ tqt \/ lsq entry/);
+    expect(a.stderr).toMatch(/is a bits plan, but \$\.compression has no quantization \/ dorefa \/ pact \/ tqt \/ lsq \/ post_training_quantization entry/);
     const twice = path.join(tmp, 'twice.json');
     await writeFile(twice, JSON.stringify({ compression: [{ algorithm: 'quantization', params: { plan: [{ node: 'fc1', weightBits: 8 }] } }] }));
     const b = await cli(['compress', ...common(), '--config', twice, '--plan', planFile, '--out', path.join(tmp, 'z')]);
