@@ -21,7 +21,7 @@ import {
 } from '@tensorpress/core-tensor';
 import { loadFashionMnist } from '@tensorpress/datasets';
 import { hawqV2, planCost, pruningPlan, sensitivity, weightLayers, type BitsPlanEntry, type HawqBudget } from '@tensorpress/mixed-precision';
-import { filterPruning } from '@tensorpress/pruning';
+import { filterPruning, pruningGroups } from '@tensorpress/pruning';
 import { quantization } from '@tensorpress/quant';
 import type { SuiteResult } from './run.js';
 import { loadPartialRows, median, round, savePartialRows, trainedBaseline } from './common.js';
@@ -71,7 +71,9 @@ export default async function run(args: string[]): Promise<SuiteResult> {
     if (!quick) await savePartialRows('mixed-precision', rows);
   };
 
-  const fp32 = (await trainedBaseline('residualCnn', () => referenceModels.residualCnn({ seed: 0 }), 'fashion-mnist', train, { epochs: 3 })).graph;
+  // --quick: an FP32 model of one epoch on 2,000 images (its own cache entry), for smoke runs.
+  const fp32Train = quick ? train.subset(range(0, 2000)) : train;
+  const fp32 = (await trainedBaseline('residualCnn', () => referenceModels.residualCnn({ seed: 0 }), 'fashion-mnist', fp32Train, { epochs: quick ? 1 : 3 })).graph;
   const fp32Acc = (await evaluate(fp32, test, { batchSize: 500, progress: false })).accuracy;
   const fp32Stats = graphStatistics(fp32).total;
   if (!done('fp32')) await push({ part: 'bits', method: 'fp32', accuracy: round(fp32Acc, 4), deltaPts: 0, flops: fp32Stats.flops });
@@ -134,10 +136,12 @@ export default async function run(args: string[]): Promise<SuiteResult> {
 
   // 2. Channels: sensitivity plan vs uniform ratios at -50% FLOPs.
   const sensStarted = performance.now();
-  const analysis = sensitivity(fp32, heldOut, 'filter_pruning', PRUNE_LEVELS, { samples: quick ? 500 : 2000 });
+  const common = { criterion: 'l1' as const, flopsReduction: 0.5, pruneFirstConv: true, pruneDownsampleConvs: true };
+  // Coupled producers (through an Add) are analysed together, as filter_pruning cuts them.
+  const groups = pruningGroups(fp32, common).groups.filter((g) => g.prunable).map((g) => g.producers);
+  const analysis = sensitivity(fp32, heldOut, 'filter_pruning', PRUNE_LEVELS, { samples: quick ? 500 : 2000, groups });
   const { plan: ratioPlan, threshold, estimatedFlopsReduction } = pruningPlan(fp32, analysis, { flopsReduction: 0.5 });
   const sensSeconds = (performance.now() - sensStarted) / 1000;
-  const common = { criterion: 'l1' as const, flopsReduction: 0.5, pruneFirstConv: true, pruneDownsampleConvs: true };
   const pruneRow = async (method: string, make: () => CompressionBuilder, extra: Record<string, unknown> = {}): Promise<void> => {
     if (done(method)) return;
     const r = await tuneOnce(make, PRUNE_LR, method);
@@ -161,7 +165,7 @@ export default async function run(args: string[]): Promise<SuiteResult> {
     threshold: round(threshold, 5),
     estimatedFlopsReduction: round(estimatedFlopsReduction, 4),
     analysisSeconds: round(sensSeconds, 1),
-    sensitivity: analysis.rows.map((row) => ({ node: row.node, drops: row.levels.map((l) => round(l.drop * 100, 2)) })),
+    sensitivity: analysis.rows.map((row) => ({ node: row.node, ...(row.members ? { members: row.members } : {}), drops: row.levels.map((l) => round(l.drop * 100, 2)) })),
   });
 
   // Summary rows: what the targets compare.
@@ -183,7 +187,7 @@ export default async function run(args: string[]): Promise<SuiteResult> {
     `Fashion-MNIST residualCnn, FP32 weights: 3 epochs on 60,000 (bench/.cache). Every row fine-tunes from them for ${steps} steps (batch ${BATCH}, Adam, cosine, seed 0) on the first ${steps * BATCH} training images; accuracy of the stripped graph on the ${test.size}-image test set.`,
     `bits: quant 'quantization' (symmetric per-channel weights, 8-bit activations) at lr ${QAT_LR}; budget = the BOPs of uniform W4A8 (${budget.value}); random plans draw bits from {2,4,8} per layer, kept when their BOPs are 90–100% of the budget (seed 1).`,
     'hawq-v2: Hutchinson traces on 256 calibration images (the last of the training set), tolerance 1e-2, Ω = trace·‖Q_b(W)−W‖², exact Pareto allocation.',
-    `channels: filter_pruning l1, first and downsample convs prunable, flopsReduction 0.5 for both; the plan is PaddleSlim's rule on a filter_pruning sensitivity analysis (levels ${PRUNE_LEVELS.join(', ')}, 2,000 held-out training images), scaled to the target by filter_pruning; lr ${PRUNE_LR}.`,
+    `channels: filter_pruning l1, first and downsample convs prunable, flopsReduction 0.5 for both; the plan is PaddleSlim's rule on a filter_pruning sensitivity analysis (levels ${PRUNE_LEVELS.join(', ')}, 2,000 held-out training images), scaled to the target by filter_pruning; producers coupled through an Add are analysed as one group (pruning's pruningGroups); lr ${PRUNE_LR}.`,
   ];
   if (quick) notes.push('--quick: 1,000 test images, few steps, 2 random plans: a smoke run, not a result.');
   return { rows: out, backend, notes };

@@ -13,6 +13,7 @@ import {
   type SensitivityResult,
 } from '@tensorpress/mixed-precision';
 import type { RunEvalOptions } from './eval.js';
+import { pruningGroups } from '@tensorpress/pruning';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { throwIfAborted } from './internal/abort.js';
 import { PLAN_FORMAT, type PlanFile } from './internal/plan-file.js';
@@ -54,6 +55,8 @@ export interface RunAnalyzeResult {
   readonly sensitivity?: SensitivityResult;
   readonly hawq?: Omit<HawqResult, 'frontier'> & { frontierPoints: number };
   readonly pruningPlan?: PruningPlanResult;
+  /** filter_pruning: the layers filter_pruning (default options) cannot prune, and why. */
+  readonly unprunable?: readonly { node: string; reason: string }[];
   /** The plan written to plan.json, if any. */
   readonly plan?: PlanFile;
 }
@@ -119,7 +122,12 @@ export async function runAnalyze(options: RunAnalyzeOptions): Promise<RunAnalyze
       const levels = options.levels ?? DEFAULT_LEVELS[options.method];
       const heldOut = lastExamples(data.train, options.samples ?? 1000);
       log(`${options.method} sensitivity on ${heldOut.size} held-out training examples, levels ${levels.join(', ')}`);
-      const s = sensitivity(graph, heldOut, options.method, levels, { samples: heldOut.size });
+      // filter_pruning: producers coupled through an Add lose the same channels, so they are
+      // analysed as filter_pruning's groups (default options: the first conv is left alone).
+      const pg = options.method === 'filter_pruning' ? pruningGroups(graph) : undefined;
+      const groups = pg?.groups.filter((g) => g.prunable).map((g) => g.producers);
+      const unprunable = pg?.nodes.filter((n) => !n.prunable).map((n) => ({ node: n.node, reason: n.reason ?? 'not prunable' }));
+      const s = sensitivity(graph, heldOut, options.method, levels, { samples: heldOut.size, ...(groups ? { groups } : {}) });
       files.push({ name: 'sensitivity.svg', data: sensitivityChart(s) });
       let pp: PruningPlanResult | undefined;
       let plan: PlanFile | undefined;
@@ -128,8 +136,8 @@ export async function runAnalyze(options: RunAnalyzeOptions): Promise<RunAnalyze
         plan = { format: PLAN_FORMAT, version: 1, kind: 'ratios', source: `sensitivity pruning (flopsReduction ${options.flopsReduction})`, flopsReduction: options.flopsReduction, plan: pp.plan };
         files.push({ name: 'plan.json', data: `${JSON.stringify(plan, null, 2)}\n` });
       }
-      files.push({ name: 'analysis.json', data: `${JSON.stringify({ model: options.model, data: data.name, ...s, ...(pp ? { pruningPlan: pp } : {}) }, null, 2)}\n` });
-      result = { method: options.method, outDir, files: [], sensitivity: s, ...(pp ? { pruningPlan: pp } : {}), ...(plan ? { plan } : {}) };
+      files.push({ name: 'analysis.json', data: `${JSON.stringify({ model: options.model, data: data.name, ...s, ...(unprunable ? { unprunable } : {}), ...(pp ? { pruningPlan: pp } : {}) }, null, 2)}\n` });
+      result = { method: options.method, outDir, files: [], sensitivity: s, ...(unprunable ? { unprunable } : {}), ...(pp ? { pruningPlan: pp } : {}), ...(plan ? { plan } : {}) };
     }
   } catch (e) {
     throw asUsage(e);
@@ -158,6 +166,7 @@ export function formatAnalysis(r: RunAnalyzeResult): string {
   lines.push('layer'.padEnd(16) + s.levels.map((l) => pad(String(l), 8)).join(''));
   for (const row of s.rows) lines.push(row.node.padEnd(16) + row.levels.map((l) => pad((l.drop * scale).toFixed(2), 8)).join(''));
   for (const k of s.skipped) lines.push(`skipped: ${k.node} (${k.reason})`);
+  for (const k of r.unprunable ?? []) lines.push(`not prunable: ${k.node} (${k.reason})`);
   if (r.pruningPlan) {
     lines.push(`plan (estimated FLOPs reduction ${(r.pruningPlan.estimatedFlopsReduction * 100).toFixed(1)}%, threshold ${(r.pruningPlan.threshold * scale).toFixed(2)}): ${r.pruningPlan.plan.map((e) => `${e.node} ${e.ratio}`).join(', ')}`);
   }

@@ -83,7 +83,8 @@ export function pruningPlan(graph: Graph, analysis: SensitivityResult, options: 
     throw new ConfigError('$.method', `a pruning plan needs a filter_pruning analysis, this one is "${analysis.method}"`);
   }
   const rows = analysis.rows.filter((r) => options.layers === undefined || options.layers.includes(r.node));
-  const ratiosAt = (t: number): Map<string, number> => new Map(rows.map((r) => [r.node, ratioWithin(r.levels, t)]));
+  // A group row's ratio applies to every member (the FLOPs estimate needs each layer's).
+  const ratiosAt = (t: number): Map<string, number> => new Map(rows.flatMap((r) => (r.members ?? [r.node]).map((n) => [n, ratioWithin(r.levels, t)] as const)));
   const maxDrop = Math.max(0, ...rows.flatMap((r) => r.levels.map((l) => l.drop)));
   const reachable = estimateFlopsReduction(graph, ratiosAt(Number.POSITIVE_INFINITY));
   if (reachable < target) {
@@ -103,7 +104,8 @@ export function pruningPlan(graph: Graph, analysis: SensitivityResult, options: 
   }
   const ratios = ratiosAt(hi);
   return {
-    plan: [...ratios].filter(([, r]) => r > 0).map(([node, ratio]) => ({ node, ratio: Math.min(0.9999, Math.ceil(ratio * 1e4) / 1e4) })),
+    // One entry per row: filter_pruning applies a producer's ratio to its whole group.
+    plan: rows.map((r) => ({ node: r.node, ratio: ratios.get(r.node)! })).filter((e) => e.ratio > 0).map((e) => ({ node: e.node, ratio: Math.min(0.9999, Math.ceil(e.ratio * 1e4) / 1e4) })),
     threshold: hi,
     estimatedFlopsReduction: estimateFlopsReduction(graph, ratios),
   };

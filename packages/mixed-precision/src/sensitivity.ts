@@ -15,6 +15,19 @@ export interface LayerCompressor {
   /** Why the method does not apply to a layer (it is then reported in `skipped`), or undefined. */
   skip?(graph: Graph, layer: WeightLayer): string | undefined;
   apply(graph: Graph, layer: WeightLayer, weight: tf.Tensor, level: number, value: (param: string) => tf.Tensor): Map<string, tf.Tensor>;
+  /**
+   * Layers compressed together (a pruning group: producers whose channels are coupled through an
+   * Add). Default: each member as `apply` does it alone.
+   */
+  applyGroup?(graph: Graph, layers: readonly WeightLayer[], level: number, value: (param: string) => tf.Tensor): Map<string, tf.Tensor>;
+}
+
+/** Zeroes the filters a 0/1 mask drops: the weights, the bias and the γ/β of the BatchNormalization that follows. */
+function zeroFilters(graph: Graph, layer: WeightLayer, mask: tf.Tensor1D, value: (param: string) => tf.Tensor, out: Map<string, tf.Tensor>): void {
+  out.set(layer.weight, tf.mul(value(layer.weight), mask));
+  if (layer.bias) out.set(layer.bias, tf.mul(value(layer.bias), mask));
+  const bn = followingBatchNorm(graph, layer.node);
+  if (bn) for (const p of graph.requireNode(bn).inputs.slice(1, 3)) out.set(p, tf.mul(value(p), mask));
 }
 
 /** The BatchNormalization right after a layer (its only consumer), when there is one. */
@@ -49,11 +62,23 @@ export const SENSITIVITY_METHODS: Readonly<Record<'quantization' | 'filter_pruni
     // The pruned filters' outputs become exactly zero downstream, as after a physical cut: the
     // weights and bias of those filters, and the γ and β of the BatchNormalization that follows.
     apply: (graph, layer, w, ratio, value) => {
-      const mask = filterMask(w, ratio);
-      const out = new Map<string, tf.Tensor>([[layer.weight, tf.mul(w, mask)]]);
-      if (layer.bias) out.set(layer.bias, tf.mul(value(layer.bias), mask));
-      const bn = followingBatchNorm(graph, layer.node);
-      if (bn) for (const p of graph.requireNode(bn).inputs.slice(1, 3)) out.set(p, tf.mul(value(p), mask));
+      const out = new Map<string, tf.Tensor>();
+      zeroFilters(graph, layer, filterMask(w, ratio), value, out);
+      return out;
+    },
+    // Coupled producers lose the same channels: ranked by the sum of each member's L1 norms, each
+    // divided by its root mean square (what filter_pruning does for a group).
+    applyGroup: (graph, layers, ratio, value) => {
+      const scores = tf.addN(
+        layers.map((l) => {
+          const w = value(l.weight);
+          const l1 = tf.sum(tf.abs(tf.reshape(w, [-1, w.shape[w.rank - 1]!])), 0);
+          return tf.div(l1, tf.maximum(tf.sqrt(tf.mean(tf.square(l1))), 1e-12));
+        }),
+      );
+      const mask = filterMask(tf.reshape(scores, [1, -1]), ratio);
+      const out = new Map<string, tf.Tensor>();
+      for (const l of layers) zeroFilters(graph, l, mask, value, out);
       return out;
     },
   },
@@ -78,6 +103,12 @@ export interface SensitivityOptions {
   metric?: 'accuracy' | 'loss';
   /** Layers to analyse (node names); default every weight layer. */
   layers?: readonly string[];
+  /**
+   * Units compressed together, each a list of layer names (pruning groups, e.g. from
+   * `pruningGroups(graph).groups.map((g) => g.producers)` of @tensorpress/pruning): one row per
+   * unit, named by its first layer. Replaces `layers`.
+   */
+  groups?: readonly (readonly string[])[];
 }
 
 /** One row: a layer and its metric at each level. */
@@ -86,6 +117,8 @@ export interface SensitivityRow {
   readonly op: string;
   readonly params: number;
   readonly macs: number;
+  /** The layers of a group row (the first is `node`); absent for a single layer. */
+  readonly members?: readonly string[];
   /** By level: the metric with only this layer compressed, and the drop from the baseline (positive = worse). */
   readonly levels: readonly { level: number; value: number; drop: number }[];
 }
@@ -133,18 +166,24 @@ export function sensitivity(
   const samples = Math.min(options.samples ?? 1000, data.size);
   if (samples < 1) throw new ConfigError('$.samples', 'the held-out data is empty');
   const all = weightLayers(graph);
-  const named = (options.layers ?? all.map((l) => l.node)).map((n, i) => {
+  const find = (n: string, path: string): WeightLayer => {
     const l = all.find((x) => x.node === n);
-    if (!l) throw new ConfigError(`$.layers[${i}]`, `"${n}" is not a layer with a float weight (${all.map((x) => x.node).join(', ')})`);
+    if (!l) throw new ConfigError(path, `"${n}" is not a layer with a float weight (${all.map((x) => x.node).join(', ')})`);
     return l;
-  });
+  };
+  const named: WeightLayer[][] = options.groups
+    ? options.groups.map((g, i) => {
+        if (g.length === 0) throw new ConfigError(`$.groups[${i}]`, 'a group names no layer');
+        return g.map((n, j) => find(n, `$.groups[${i}][${j}]`));
+      })
+    : (options.layers ?? all.map((l) => l.node)).map((n, i) => [find(n, `$.layers[${i}]`)]);
   const skipped: SkippedLayer[] = [];
-  const layers = named.filter((l) => {
-    const reason = m.skip?.(graph, l);
-    if (reason) skipped.push({ node: l.node, reason });
+  const units = named.filter((u) => {
+    const reason = u.map((l) => m.skip?.(graph, l)).find((r) => r !== undefined);
+    if (reason) skipped.push({ node: u[0]!.node, reason });
     return reason === undefined;
   });
-  if (layers.length === 0) throw new ConfigError('$.layers', `${m.name} applies to none of the layers: ${skipped.map((x) => `"${x.node}": ${x.reason}`).join('; ')}`);
+  if (units.length === 0) throw new ConfigError('$.layers', `${m.name} applies to none of the layers: ${skipped.map((x) => `"${x.node}": ${x.reason}`).join('; ')}`);
   const executor = new Executor(graph);
   const batches = [...data.subset(Array.from({ length: samples }, (_, i) => i)).batches(options.batchSize ?? 250)];
   const score = (overrides?: ReadonlyMap<string, tf.Tensor>): number => {
@@ -166,13 +205,21 @@ export function sensitivity(
   };
   try {
     const baseline = score();
-    const rows = layers.map((layer) => ({
-      node: layer.node,
-      op: layer.op,
-      params: layer.params,
-      macs: layer.macs,
+    const value = (p: string): tf.Tensor => executor.paramValue(p);
+    const compressed = (unit: readonly WeightLayer[], level: number): Map<string, tf.Tensor> => {
+      if (unit.length > 1 && m.applyGroup) return m.applyGroup(graph, unit, level, value);
+      const out = new Map<string, tf.Tensor>();
+      for (const l of unit) for (const [k, v] of m.apply(graph, l, value(l.weight), level, value)) out.set(k, v);
+      return out;
+    };
+    const rows = units.map((unit) => ({
+      node: unit[0]!.node,
+      op: unit[0]!.op,
+      params: unit.reduce((a, l) => a + l.params, 0),
+      macs: unit.reduce((a, l) => a + l.macs, 0),
+      ...(unit.length > 1 ? { members: unit.map((l) => l.node) } : {}),
       levels: levels.map((level) => {
-        const overrides = new Map(tf.tidy(() => [...m.apply(graph, layer, executor.paramValue(layer.weight), level, (p) => executor.paramValue(p)).entries()]));
+        const overrides = new Map(tf.tidy(() => [...compressed(unit, level).entries()]));
         try {
           const value = score(overrides);
           return { level, value, drop: metric === 'accuracy' ? baseline - value : value - baseline };

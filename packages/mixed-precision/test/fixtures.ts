@@ -45,3 +45,15 @@ export function selfLabelled(graph: Graph, data: Dataset, run: (g: Graph, x: tf.
   b!.y.dispose();
   return arrayDataset({ x: new Float32Array(x), y, exampleShape: data.exampleShape, numClasses: classes });
 }
+
+/** Two convs of 4 filters feeding one Add (coupled channels) → Relu → Flatten → fc 3, on 4×4×1 inputs. */
+export function addCnn(): Graph {
+  const b = new GraphBuilder({ seed: 9 });
+  const x = b.input('input', [null, 4, 4, 1]);
+  const a = b.conv(x, { filters: 4, kernel: 3, padding: 'same', name: 'a' });
+  const c = b.conv(x, { filters: 4, kernel: 1, name: 'b' });
+  let h = b.relu(b.add(a, c, 'sum'), 'relu');
+  h = b.flatten(h, 'flatten');
+  b.output(b.dense(h, 3, { name: 'fc' }));
+  return b.build();
+}

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend, type Dataset } from '@tensorpress/core-tensor';
+import { Executor, useBackend, type Dataset } from '@tensorpress/core-tensor';
 import { errorOf, expectNoLeak, runOutput } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { binarizeWeight, estimateFlopsReduction, filterMask, pruningPlan, ratioWithin, sensitivity, sensitivityChart, sparsifyWeight, type SensitivityResult } from '../src/index.js';
-import { randomData, selfLabelled, smallCnn } from './fixtures.js';
+import { SENSITIVITY_METHODS, binarizeWeight, estimateFlopsReduction, weightLayers, filterMask, pruningPlan, ratioWithin, sensitivity, sensitivityChart, sparsifyWeight, type SensitivityResult } from '../src/index.js';
+import { addCnn, randomData, selfLabelled, smallCnn } from './fixtures.js';
 
 beforeAll(async () => {
   await useBackend('cpu');
@@ -70,6 +70,28 @@ describe('sensitivity', () => {
     expect(errorOf(() => sensitivity(graph, data, 'filter_pruning', [0.5, 1])).message).toMatch(/\$\.levels\[1\]/);
     expect(errorOf(() => sensitivity(graph, data, 'nope' as 'sparsity', [0.5])).message).toMatch(/unknown method "nope"/);
     expect(errorOf(() => sensitivity(graph, data, 'sparsity', [0.5], { layers: ['x'] })).message).toMatch(/\$\.layers\[0\]/);
+  });
+
+  it('prunes a group of coupled producers together: the same filters of each, one row per group', () => {
+    const g = addCnn();
+    const layers = weightLayers(g).filter((l) => l.node !== 'fc');
+    const ex = new Executor(g);
+    const out = new Map(tf.tidy(() => [...SENSITIVITY_METHODS.filter_pruning.applyGroup!(g, layers, 0.5, (p) => ex.paramValue(p)).entries()]));
+    const zeroCols = (name: string): number[] => {
+      const w = out.get(name)!;
+      const cols = w.shape[w.rank - 1]!;
+      const d = w.dataSync();
+      return Array.from({ length: cols }, (_, c) => c).filter((c) => Array.from(d).every((v, i) => i % cols !== c || v === 0));
+    };
+    expect(zeroCols(layers[0]!.weight)).toHaveLength(2);
+    expect(zeroCols(layers[1]!.weight)).toEqual(zeroCols(layers[0]!.weight));
+    for (const t of out.values()) t.dispose();
+    ex.dispose();
+    const d = selfLabelled(g, randomData(32, [4, 4, 1], 3), runOutput);
+    const r = sensitivity(g, d, 'filter_pruning', [0.5], { groups: [['a', 'b']] });
+    expect(r.rows).toHaveLength(1);
+    expect(r.rows[0]).toMatchObject({ node: 'a', members: ['a', 'b'] });
+    expect(errorOf(() => sensitivity(g, d, 'filter_pruning', [0.5], { groups: [['a', 'zz']] })).message).toMatch(/\$\.groups\[0\]\[1\]/);
   });
 
   it('draws an SVG heat map', () => {
