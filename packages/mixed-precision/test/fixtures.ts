@@ -11,6 +11,15 @@ export function tinyLinear(): Graph {
   return b.build();
 }
 
+/** input 6 → fc1 5 → Relu → fc2 3: piecewise linear, with second-order gradients in tfjs (exact Hessian by double backprop). */
+export function reluMlp(): Graph {
+  const b = new GraphBuilder({ seed: 12 });
+  let h = b.input('input', [null, 6]);
+  h = b.relu(b.dense(h, 5, { name: 'fc1' }), 'relu');
+  b.output(b.dense(h, 3, { name: 'fc2' }));
+  return b.build();
+}
+
 /** conv 4 + BN + Relu → conv 6 + BN + Relu → Flatten → fc 3 on 6×6×1 inputs. */
 export function smallCnn(): Graph {
   const b = new GraphBuilder({ seed: 5 });

@@ -17,6 +17,7 @@ function traces(values: Record<string, number>): HutchinsonResult {
     converged: true,
     relativeChange: 0,
     samples: 1,
+    method: 'gauss-newton',
     warnings: [],
   };
 }
