@@ -39,8 +39,8 @@ export class ActivationBinarizer {
     this.initialized = !options.learned;
     if (options.learned) {
       const [s, t] = [tf.scalar(1), tf.zeros([channels])];
-      this.scale = tf.variable(s, true, `${id}/s`);
-      this.threshold = tf.variable(t, true, `${id}/t`);
+      this.scale = tf.variable(s, true);
+      this.threshold = tf.variable(t, true);
       tf.dispose([s, t]);
     }
   }
