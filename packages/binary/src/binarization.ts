@@ -19,10 +19,11 @@ import {
   type LrScheduleFn,
   type Scopes,
   type StackingRule,
+  type StripContext,
 } from '@tensorpress/core-tensor';
 import { ActivationBinarizer } from './activation.js';
 import { methodBits, weightParts, type WeightMethod } from './binarizers.js';
-import { placeBinarizers, type BinaryPlacement } from './placement.js';
+import { BINARY_WEIGHT_OPS, placeBinarizers, type BinaryPlacement } from './placement.js';
 import { binarizationSchema, type BinarizationInput, type BinarizationParams } from './schema.js';
 import { StagedScheduler, stagedLearningRate } from './schedule.js';
 import { buildBinaryGraph, int8Codes, type BinaryGraphPlan } from './strip.js';
@@ -201,7 +202,27 @@ function binarizationController(
     for (const a of todo) a.binarizer.finishInit();
   };
 
-  const stripPlan = (graph: Graph): BinaryGraphPlan => {
+  /**
+   * The original channels of `value` that survive an earlier strip (pruning): the kept output
+   * channels of the nearest node upstream that the strip context names, through channel-preserving
+   * ops (ReLU, pooling, BN, Add).
+   */
+  const keptOf = (graph: Graph, value: string, channels: number, ctx?: StripContext): readonly number[] => {
+    let v = value;
+    for (let hops = 0; hops < graph.nodes.length; hops++) {
+      const p = graph.producer(v);
+      if (!p) break;
+      const kept = ctx?.keptChannels.get(p.node.name);
+      if (kept) return kept;
+      if (BINARY_WEIGHT_OPS.has(p.node.op)) break;
+      const next = p.node.inputs.find((i) => i !== '' && !graph.isParam(i));
+      if (next === undefined) break;
+      v = next;
+    }
+    throw new TensorpressError('STATE_INVALID', `binarization: activation "${value}" has ${channels} channels but its threshold more, and no earlier strip said which remain`, { value });
+  };
+
+  const stripPlan = (graph: Graph, ctx?: StripContext): BinaryGraphPlan => {
     const stage = scheduler.stage;
     return {
       weights: stage.weights
@@ -220,7 +241,13 @@ function binarizationController(
       activations: stage.activations
         ? activations.map((a) => {
             if (!a.binarizer.initialized) throw new TensorpressError('STATE_INVALID', `binarization: strip() before the activation "${a.value}" was initialised`);
-            const v = a.binarizer.values();
+            let v = a.binarizer.values();
+            const channels = graph.info(a.value).shape.at(-1) ?? 1;
+            if (v && v.threshold.length !== channels) {
+              const kept = keptOf(graph, a.value, channels, ctx);
+              const t = v.threshold;
+              v = { scale: v.scale, threshold: Float32Array.from(kept, (k) => t[k]!) };
+            }
             return { id: a.value, value: a.value, consumers: [...a.consumers], method: a.binarizer.options.method, ...(v ? { learned: { scale: v.scale, threshold: v.threshold } } : {}) };
           })
         : [],
@@ -268,7 +295,7 @@ function binarizationController(
       scheduler.epoch = s.epoch;
       scheduler.globalStep = s.globalStep;
     },
-    strip: (graph: Graph) => buildBinaryGraph(graph, stripPlan(graph)),
+    strip: (graph: Graph, ctx?: StripContext) => buildBinaryGraph(graph, stripPlan(graph, ctx)),
     dispose: () => {
       for (const a of activations) a.binarizer.dispose();
       for (const w of weights) w.previous?.dispose();
