@@ -23,3 +23,5 @@ export { buildBinaryGraph, bnSignThreshold } from './strip.js';
 export type { BinaryGraphPlan, BinaryWeight, BinaryActivation, BnSignThreshold } from './strip.js';
 export { packedBytes } from './packing.js';
 export type { PackedBytes, PackedLayer } from './packing.js';
+export { reestimateBatchNorm } from './bn-stats.js';
+export type { ReestimateOptions } from './bn-stats.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Executor, arrayDataset, compress, fit, referenceModels, useBackend } from '@tensorpress/core-tensor';
-import { binarization, binarizationSchema, stagedLearningRate, type BinarizationController } from '@tensorpress/binary';
+import { binarization, binarizationSchema, reestimateBatchNorm, stagedLearningRate, type BinarizationController } from '@tensorpress/binary';
 import { maxAbsDiff } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -75,5 +75,21 @@ describe('binarization controller', () => {
     ctrl2.dispose();
     ctrl.dispose();
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('reestimateBatchNorm: on one batch, eval mode then computes what train mode does on it', async () => {
+    const ctrl = compress(referenceModels.residualCnn({ seed: 0 }), [binarization()]);
+    await ctrl.initialize(data, { samples: N, batchSize: N });
+    const ex = ctrl.model.executor;
+    const xb = tf.tensor4d(x, [N, 28, 28, 1]);
+    const [train] = ex.run(xb, { training: true, updateStats: false });
+    const [before] = ex.run(xb);
+    expect(maxAbsDiff(before!, train!)).toBeGreaterThan(1e-2);
+    expect(reestimateBatchNorm(ex, data, { samples: N, batchSize: N })).toBe(9);
+    const [after] = ex.run(xb);
+    const peak = tf.tidy(() => tf.max(tf.abs(train!)).dataSync()[0]!);
+    expect(maxAbsDiff(after!, train!)).toBeLessThan(1e-3 * Math.max(1, peak));
+    tf.dispose([xb, train!, before!, after!]);
+    ctrl.dispose();
   });
 });
