@@ -26,7 +26,8 @@ import { methodBits, weightParts, type WeightMethod } from './binarizers.js';
 import { BINARY_WEIGHT_OPS, placeBinarizers, type BinaryPlacement } from './placement.js';
 import { binarizationSchema, type BinarizationInput, type BinarizationParams } from './schema.js';
 import { StagedScheduler, stagedLearningRate } from './schedule.js';
-import { buildBinaryGraph, int8Codes, type BinaryGraphPlan } from './strip.js';
+import { checkScalingMap, scalingMap } from './scaling-map.js';
+import { buildBinaryGraph, int8Codes, type BinaryGraphPlan, type ScalingMapSite } from './strip.js';
 
 const ALGORITHM = 'binarization';
 const VERSION = 1;
@@ -100,6 +101,7 @@ function createBuilder(params: BinarizationParams, scopes: Scopes, location?: En
   let placement: BinaryPlacement | undefined;
   let weights: WeightSite[] = [];
   let activations: ActivationSite[] = [];
+  let scaled: ScalingMapSite[] = [];
   let scheduler = new StagedScheduler(params.schedule);
   const observing = { on: false };
   return {
@@ -117,6 +119,7 @@ function createBuilder(params: BinarizationParams, scopes: Scopes, location?: En
       const opts = { algorithm: ALGORITHM, priority: PRIORITY.binarization };
       weights = [];
       activations = [];
+      scaled = [];
       if (wm !== 'none') {
         for (const n of placement.nodes) {
           const site = new WeightSite(n.name, n.op, graph.param(n.inputs[1]!)!.shape, wm, params);
@@ -136,6 +139,24 @@ function createBuilder(params: BinarizationParams, scopes: Scopes, location?: En
           }
           site.consumers.push(n.name);
           const s = site;
+          if (params.activations.scalingMap) {
+            checkScalingMap(n, `${paths.params}.activations.scalingMap`);
+            const kernel = graph.param(n.inputs[1]!)!.shape.slice(0, 2);
+            const node = n;
+            let k: tf.Tensor | undefined;
+            scaled.push({ node: n.name, kernel });
+            // K is computed from the real-valued input before it is binarized, and multiplies the output.
+            layout.addHook({ type: 'pre', node: n.name, input: 0 }, (x) => {
+              k = !observing.on && sched.stage.activations ? scalingMap(x, node, kernel) : undefined;
+              return x;
+            }, { ...opts, id: `k-in:${n.name}` });
+            layout.addHook({ type: 'post', node: n.name, output: 0 }, (y) => {
+              if (!k) return y;
+              const out = tf.mul(y, k);
+              k = undefined;
+              return out;
+            }, { ...opts, id: `k-out:${n.name}` });
+          }
           layout.addHook(
             { type: 'pre', node: n.name, input: 0 },
             (x) => {
@@ -166,7 +187,7 @@ function createBuilder(params: BinarizationParams, scopes: Scopes, location?: En
       }
     },
     build(model) {
-      return binarizationController(params, model.executor, placement!, weights, activations, scheduler, observing);
+      return binarizationController(params, model.executor, placement!, weights, activations, scaled, scheduler, observing);
     },
   };
 }
@@ -177,6 +198,7 @@ function binarizationController(
   placement: BinaryPlacement,
   weights: readonly WeightSite[],
   activations: readonly ActivationSite[],
+  scaled: readonly ScalingMapSite[],
   scheduler: StagedScheduler,
   observing: { on: boolean },
 ): BinarizationController {
@@ -251,6 +273,7 @@ function binarizationController(
             return { id: a.value, value: a.value, consumers: [...a.consumers], method: a.binarizer.options.method, ...(v ? { learned: { scale: v.scale, threshold: v.threshold } } : {}) };
           })
         : [],
+      scalingMaps: stage.activations ? scaled : [],
     };
   };
 

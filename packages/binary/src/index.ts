@@ -25,3 +25,5 @@ export { packedBytes } from './packing.js';
 export type { PackedBytes, PackedLayer } from './packing.js';
 export { reestimateBatchNorm } from './bn-stats.js';
 export type { ReestimateOptions } from './bn-stats.js';
+export { scalingMap } from './scaling-map.js';
+export type { ScalingMapSite } from './strip.js';

@@ -28,7 +28,7 @@ const activationsSchema = z
     ste: steSchema.default('saturate_ste'),
     /** Trainable scale and threshold: out = s·H(in − s·t). */
     learned: z.boolean().default(true),
-    /** XNOR-Net's K map: the conv output times box-filtered mean |A| over channels. */
+    /** XNOR-Net's K: the layer's output times the box-filtered mean |A| over channels of its real-valued input. */
     scalingMap: z.boolean().default(false),
   })
   .strict();

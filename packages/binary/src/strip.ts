@@ -11,6 +11,7 @@ import {
   type Param,
 } from '@tensorpress/core-tensor';
 import type { ActivationMethod } from './activation.js';
+import { scalingPool } from './scaling-map.js';
 
 /** A binarized weight as integer codes and per-filter scales. */
 export interface BinaryWeight {
@@ -32,10 +33,20 @@ export interface BinaryActivation {
   readonly learned?: { readonly scale: number; readonly threshold: Float32Array };
 }
 
+/** A layer whose output XNOR-Net's K map multiplies (see scalingMap). */
+export interface ScalingMapSite {
+  /** The Conv/Gemm/MatMul node. */
+  readonly node: string;
+  /** Its weight's kernel size [kh, kw] (Conv). */
+  readonly kernel: readonly number[];
+}
+
 /** What {@link buildBinaryGraph} writes into a float graph. */
 export interface BinaryGraphPlan {
   readonly weights: readonly BinaryWeight[];
   readonly activations: readonly BinaryActivation[];
+  /** Layers with XNOR-Net's K map (none by default). */
+  readonly scalingMaps?: readonly ScalingMapSite[];
 }
 
 /** A per-channel threshold that replaced BatchNormalization → sign (see {@link bnSignThreshold}). */
@@ -114,6 +125,11 @@ export function buildBinaryGraph(graph: Graph, plan: BinaryGraphPlan): Graph {
     return p.data as Float32Array;
   };
 
+  // XNOR-Net's K reads each layer's real-valued input: taken before the activations are rewired,
+  // and the BN before such an input is not folded into a threshold (K needs its output).
+  const kRaw = new Map((plan.scalingMaps ?? []).map((k) => [k.node, nodeByName(k.node).inputs[0]!]));
+  const kValues = new Set(kRaw.values());
+
   for (const a of plan.activations) {
     const base = sanitize(`bin:${a.id}`);
     const channels = graph.info(a.value).shape.at(-1) ?? 1;
@@ -123,6 +139,7 @@ export function buildBinaryGraph(graph: Graph, plan: BinaryGraphPlan): Graph {
     const readers = consumersOf(a.value);
     const foldable =
       a.method === 'binary' &&
+      !kValues.has(a.value) &&
       producer?.op === 'BatchNormalization' &&
       !graph.outputs.includes(a.value) &&
       readers.every((r) => a.consumers.includes(r.name)) &&
@@ -176,6 +193,34 @@ export function buildBinaryGraph(graph: Graph, plan: BinaryGraphPlan): Graph {
       const node = nodeByName(cn);
       node.inputs = node.inputs.map((v, i) => (i === 0 && v === a.value ? out : v));
     }
+  }
+
+  const meanAbs = new Map<string, string>();
+  for (const k of plan.scalingMaps ?? []) {
+    const node = nodeByName(k.node);
+    const raw = kRaw.get(k.node)!;
+    const rb = sanitize(`k:${raw}`);
+    const info = graph.info(raw);
+    const channels = info.shape.at(-1) ?? 1;
+    const image = info.shape.length === 4;
+    let m = meanAbs.get(raw);
+    if (!m) {
+      // |A| = Relu(A) + Relu(−A); its mean over channels as a 1×1 Conv (or a Gemm) with weights 1/C.
+      nodes.push({ name: `${rb}/pos`, op: 'Relu', inputs: [raw], outputs: [`${rb}.pos`], attrs: {} });
+      nodes.push({ name: `${rb}/negate`, op: 'Mul', inputs: [raw, f32(`${rb}.minus_one`, Float32Array.of(-1), [])], outputs: [`${rb}.neg_in`], attrs: {} });
+      nodes.push({ name: `${rb}/neg`, op: 'Relu', inputs: [`${rb}.neg_in`], outputs: [`${rb}.neg`], attrs: {} });
+      nodes.push({ name: `${rb}/abs`, op: 'Add', inputs: [`${rb}.pos`, `${rb}.neg`], outputs: [`${rb}.abs`], attrs: {} });
+      const wMean = f32(`${rb}.mean_w`, new Float32Array(channels).fill(1 / channels), image ? [1, 1, channels, 1] : [channels, 1]);
+      m = `${rb}.mean`;
+      nodes.push({ name: `${rb}/mean`, op: image ? 'Conv' : 'Gemm', inputs: [`${rb}.abs`, wMean], outputs: [m], attrs: {} });
+      meanAbs.set(raw, m);
+    }
+    const kb = sanitize(`k:${node.name}`);
+    const pool = scalingPool(node, k.kernel, `${kb}/box`, m, `${kb}.k`);
+    if (pool) nodes.push({ ...pool, inputs: [...pool.inputs], outputs: [...pool.outputs] });
+    const out = node.outputs[0]!;
+    node.outputs[0] = `${kb}.unscaled`;
+    nodes.push({ name: `${kb}/scale`, op: 'Mul', inputs: [`${kb}.unscaled`, pool ? `${kb}.k` : m], outputs: [out], attrs: {} });
   }
 
   for (const w of plan.weights) {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Executor, arrayDataset, compress, createGraph, referenceModels, useBackend, type Graph } from '@tensorpress/core-tensor';
-import { binarization, bnSignThreshold, type BinarizationOptions } from '@tensorpress/binary';
+import { binarization, bnSignThreshold, scalingMap, type BinarizationOptions } from '@tensorpress/binary';
 import { maxAbsDiff } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -125,5 +125,48 @@ describe('strip: reference models', () => {
         expect(tf.memory().numTensors).toBe(before);
       });
     }
+  }
+});
+
+describe('scalingMap (XNOR-Net K)', () => {
+  it('K = mean |A| over channels, box-filtered with the conv window (same padding: mean over the valid positions)', () => {
+    // |A| channel means [[1, 2, 3], [4, 5, 6], [7, 8, 9]] (channels ±m).
+    const m = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+    const a = tf.tensor4d(m.flatMap((v) => [v, -v]), [1, 3, 3, 2]);
+    const conv = { name: 'c', op: 'Conv', inputs: ['a', 'w'], outputs: ['y'], attrs: { auto_pad: 'SAME_UPPER' } };
+    const k = tf.tidy(() => Array.from(scalingMap(a, conv, [3, 3]).dataSync()));
+    expect(k).toEqual([3, 3.5, 4, 4.5, 5, 5.5, 6, 6.5, 7]);
+    const valid = tf.tidy(() => Array.from(scalingMap(a, { ...conv, attrs: {} }, [3, 3]).dataSync()));
+    expect(valid).toEqual([5]);
+    const gemm = tf.tidy(() => Array.from(scalingMap(tf.tensor2d([[1, -3], [2, 2]]), { ...conv, op: 'Gemm' }, []).dataSync()));
+    expect(gemm).toEqual([2, 2]);
+    a.dispose();
+  });
+
+  for (const name of ['plainCnn', 'residualCnn'] as const) {
+    it(`${name} xnor W1A1 with K: the stripped graph (K as Relu/Conv/AveragePool/Mul) computes what the model does`, async () => {
+      const g = referenceModels[name]({ seed: 0 });
+      const n = 8;
+      const x = Float32Array.from({ length: n * 784 }, (_, i) => ((i * 7919) % 97) / 97);
+      const data = arrayDataset({ x, y: new Int32Array(n), exampleShape: [28, 28, 1], numClasses: 10 });
+      const plain = compress(g, [binarization()]);
+      const ctrl = compress(g, [binarization({ activations: { scalingMap: true } })]);
+      await plain.initialize(data, { samples: n, batchSize: n });
+      await ctrl.initialize(data, { samples: n, batchSize: n });
+      const xb = tf.tensor4d(x, [n, 28, 28, 1]);
+      const [withoutK] = plain.model.executor.run(xb);
+      const [ref] = ctrl.model.executor.run(xb);
+      expect(maxAbsDiff(ref!, withoutK!)).toBeGreaterThan(1e-3);
+      const stripped = ctrl.strip();
+      expect(stripped.nodes.filter((nd) => nd.name.endsWith('/scale') && nd.name.startsWith('k:')).length).toBeGreaterThan(0);
+      const ex = new Executor(stripped);
+      const [got] = ex.run(xb);
+      const peak = tf.tidy(() => tf.max(tf.abs(ref!)).dataSync()[0]!);
+      expect(maxAbsDiff(got!, ref!)).toBeLessThanOrEqual(1e-4 * Math.max(1, peak));
+      tf.dispose([xb, ref!, got!, withoutK!]);
+      ex.dispose();
+      ctrl.dispose();
+      plain.dispose();
+    });
   }
 });
