@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { arrayDataset, compress, fit, graphStatistics, referenceModels, useBackend, type Graph } from '@tensorpress/core-tensor';
-import { binarization, packedBytes, type BinarizationOptions } from '@tensorpress/binary';
+import { arrayDataset, compress, createBuilders, fit, graphStatistics, parsePipelineConfig, referenceModels, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { binarization, binaryAlgorithms, packedBytes, type BinarizationOptions } from '@tensorpress/binary';
 import { checkParity, toOnnx } from '@tensorpress/export-onnx';
-import { filterPruning } from '@tensorpress/pruning';
+import { pruningAlgorithms } from '@tensorpress/pruning';
 import onnxProto from 'onnx-proto';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -70,9 +70,19 @@ describe('binarization → ONNX', () => {
 });
 
 describe('compress (filter_pruning + binarization)', () => {
-  it('residualCnn: trains, strips (channels cut, binary codes) and exports with onnxruntime parity', async () => {
+  it('residualCnn, one pipeline config: trains, strips (channels cut, binary codes) and exports with onnxruntime parity', async () => {
     const g = referenceModels.residualCnn({ seed: 0 });
-    const ctrl = compress(g, [filterPruning({ criterion: 'l1', ratio: 0.25 }), binarization({ weights: { method: 'xnor' } })]);
+    const config = parsePipelineConfig(
+      {
+        compression: [
+          { algorithm: 'filter_pruning', params: { criterion: 'l1', ratio: 0.25 } },
+          { algorithm: 'binarization', params: { weights: { method: 'xnor' }, activations: { method: 'binary' } } },
+        ],
+      },
+      [...pruningAlgorithms, ...binaryAlgorithms],
+    );
+    const ctrl = compress(g, createBuilders(config, [...pruningAlgorithms, ...binaryAlgorithms]));
+    expect(ctrl.controllers.map((c) => c.algorithm)).toEqual(['filter_pruning', 'binarization']);
     await fit(ctrl.model.executor, data, { epochs: 1, batchSize: 8, controller: ctrl, progress: false, optimizer: { type: 'adam', learningRate: 1e-3 } });
     const stripped = ctrl.strip();
     ctrl.dispose();
