@@ -92,4 +92,20 @@ describe('binarization controller', () => {
     tf.dispose([xb, train!, before!, after!]);
     ctrl.dispose();
   });
+
+  it('ternary gap: trains with fit (previous codes kept between steps) and strips to ternary codes, no leak', async () => {
+    const before = tf.memory().numTensors;
+    const g = referenceModels.plainCnn({ seed: 0 });
+    const ctrl = compress(g, [binarization({ weights: { method: 'twn', ternaryGap: 0.5 }, activations: { method: 'none' } })]);
+    await fit(ctrl.model.executor, data, { epochs: 2, batchSize: 4, controller: ctrl, progress: false, optimizer: { type: 'adam', learningRate: 1e-3 } });
+    const stripped = ctrl.strip();
+    const codes = stripped.params.filter((p) => p.name.endsWith('.w_codes'));
+    expect(codes.length).toBe(3);
+    for (const p of codes) {
+      expect(p.data.some((v) => v === 0)).toBe(true);
+      expect(p.data.every((v) => v === -1 || v === 0 || v === 1)).toBe(true);
+    }
+    ctrl.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });
