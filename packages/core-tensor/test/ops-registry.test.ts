@@ -22,7 +22,7 @@ describe('listOps', () => {
     expect(listOps()).toEqual([
       'Add', 'AveragePool', 'BatchNormalization', 'Clip', 'Concat', 'Conv', 'DequantizeLinear', 'Div', 'Dropout',
       'DynamicQuantizeLinear', 'Flatten', 'Gemm', 'GlobalAveragePool', 'GlobalMaxPool', 'HardSigmoid', 'HardSwish',
-      'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul', 'Pad', 'QuantizeLinear', 'Relu', 'Reshape', 'Sigmoid',
+      'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul', 'Pad', 'QuantizeLinear', 'Relu', 'Reshape', 'Sigmoid', 'Sign',
       'Softmax', 'Split', 'Sub', 'Tanh', 'Transpose',
     ]);
   });

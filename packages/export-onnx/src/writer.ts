@@ -54,7 +54,7 @@ export interface ToOnnxOptions {
 type Role = { kind: 'conv' } | { kind: 'rows'; h: number; w: number; c: number } | { kind: 'bcast' } | { kind: 'plain' };
 
 const FLOAT_BINARY = new Set(['Add', 'Sub', 'Mul', 'Div']);
-const PASS_THROUGH = new Set(['Relu', 'Sigmoid', 'Tanh', 'Identity', 'GlobalAveragePool', 'GlobalMaxPool', 'DynamicQuantizeLinear', 'MatMul']);
+const PASS_THROUGH = new Set(['Relu', 'Sigmoid', 'Tanh', 'Sign', 'Identity', 'GlobalAveragePool', 'GlobalMaxPool', 'DynamicQuantizeLinear', 'MatMul']);
 
 function unsupported(node: Node, why: string): never {
   throw new TensorpressError('ONNX_UNSUPPORTED', `cannot write node "${node.name}" (${node.op}) to ONNX: ${why}`, {

@@ -10,7 +10,7 @@ import { batchNorm, conv, gemm, globalPool, pool, reduceMean } from './read-conv
 import { intListOf, numAttrOf, skip, type NodeAttrs, type ReadContext, type Val } from './read-context.js';
 import { concat, constant, flatten, reshape, shapeOp, slice, split, transpose } from './read-shape.js';
 
-const UNARY = new Set(['Relu', 'Sigmoid', 'Tanh', 'LeakyRelu', 'HardSigmoid', 'HardSwish', 'Identity']);
+const UNARY = new Set(['Relu', 'Sigmoid', 'Tanh', 'Sign', 'LeakyRelu', 'HardSigmoid', 'HardSwish', 'Identity']);
 const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div']);
 /** Every op type the reader converts (some only in the forms their error messages name). */
 export const SUPPORTED = new Set([
