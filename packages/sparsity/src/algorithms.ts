@@ -1,0 +1,5 @@
+import { magnitudeSparsityDefinition } from './magnitude.js';
+import { nmSparsityDefinition } from './nm.js';
+
+/** Every algorithm definition of this package: what the CLI discovers, and what `parsePipelineConfig` / `createBuilders` take. */
+export const sparsityAlgorithms = [magnitudeSparsityDefinition, nmSparsityDefinition] as const;

@@ -1,0 +1,12 @@
+/**
+ * @tensorpress/sparsity: weight sparsity. Magnitude sparsity with schedules (polynomial, exponential,
+ * multistep, adaptive, constant), N:M structured sparsity, L0 hard-concrete gates and the RB
+ * variant; `strip()` leaves zeros in the weights and drops the masks.
+ */
+export { magnitudeSparsity, magnitudeSparsityDefinition, magnitudeSparsitySchema } from './magnitude.js';
+export type { MagnitudeSparsityOptions, MagnitudeSparsityParams } from './magnitude.js';
+export { nmSparsity, nmSparsityDefinition, nmSparsitySchema, nmKeptAt } from './nm.js';
+export type { NmSparsityOptions, NmSparsityParams } from './nm.js';
+export { sparsityAlgorithms } from './algorithms.js';
+export { SparsityScheduler, scheduleLevel, scheduleFreezeEpoch, scheduleSchema, levelSchema } from './schedule.js';
+export type { SparsitySchedule, SparsityScheduleInput, SchedulePosition } from './schedule.js';
