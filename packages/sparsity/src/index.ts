@@ -11,6 +11,8 @@ export { l0Sparsity, rbSparsity, l0SparsityDefinition, rbSparsityDefinition, l0S
 export type { L0SparsityOptions, L0SparsityParams, RbSparsityOptions, RbSparsityParams } from './l0.js';
 export { sampleGate, evalGate, nonZeroProbability, HARD_CONCRETE } from './hard-concrete.js';
 export type { HardConcreteParams } from './hard-concrete.js';
+export { sparseSize } from './size.js';
+export type { SparseSize } from './size.js';
 export { sparsityAlgorithms } from './algorithms.js';
 export { SparsityScheduler, scheduleLevel, scheduleFreezeEpoch, scheduleSchema, levelSchema } from './schedule.js';
 export type { SparsitySchedule, SparsityScheduleInput, SchedulePosition } from './schedule.js';
