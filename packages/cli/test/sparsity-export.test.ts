@@ -129,7 +129,7 @@ describe('one config: filter_pruning → magnitude_sparsity → quantization', (
     const defs = [...pruningAlgorithms, ...sparsityAlgorithms, ...quantAlgorithms];
     const entries = [
       { algorithm: 'filter_pruning', params: { criterion: 'l1', ratio: 0.25 } },
-      { algorithm: 'magnitude_sparsity', params: { level: 0.5, schedule: { type: 'constant' } } },
+      { algorithm: 'magnitude_sparsity', params: { level: 0.5, ranking: 'layer', schedule: { type: 'constant' } } },
       { algorithm: 'quantization', params: { quantizeBias: false } },
     ];
     expect(() => parsePipelineConfig({ compression: [entries[0], entries[2], entries[1]] }, defs)).toThrow(/"quantization" must come after "magnitude_sparsity"/);

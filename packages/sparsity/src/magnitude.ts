@@ -25,9 +25,10 @@ export const magnitudeSparsitySchema = z
   .object({
     /** Target sparsity: the fraction of weights zeroed, in [0, 1). */
     level: levelSchema.default(0.5),
-    importance: z.enum(['abs', 'normalized_abs']).default('abs'),
-    /** `layer`: every layer at the level; `global`: one threshold over every weight. */
-    ranking: z.enum(['layer', 'global']).default('layer'),
+    /** NNCF's default: |w| / ‖W‖₂ of the layer. */
+    importance: z.enum(['abs', 'normalized_abs']).default('normalized_abs'),
+    /** `global` (NNCF's default): one threshold over every weight; `layer`: every layer at the level. */
+    ranking: z.enum(['layer', 'global']).default('global'),
     schedule: scheduleSchema.default({ type: 'polynomial', initialLevel: 0, beginEpoch: 0, targetEpoch: 1, power: 3, perStep: false, updateEvery: 1 }),
   })
   .strict();

@@ -22,7 +22,7 @@ function zerosOf(a: ArrayLike<number>): number[] {
 describe('magnitudeSparsity', () => {
   it('per layer: round(level·n) zeros in every weight, exactly the smallest |w|', () => {
     const g = smallGraph();
-    const ctrl = compress(g, [magnitudeSparsity({ level: 0.6, schedule: { type: 'constant' } })]);
+    const ctrl = compress(g, [magnitudeSparsity({ level: 0.6, ranking: 'layer', schedule: { type: 'constant' } })]);
     for (const name of WEIGHTS) {
       const orig = paramArray(g, name);
       const w = weights(ctrl, name);
@@ -40,7 +40,7 @@ describe('magnitudeSparsity', () => {
 
   it('global: one threshold over every layer, round(level·N) zeros in total', () => {
     const g = smallGraph();
-    const ctrl = compress(g, [magnitudeSparsity({ level: 0.7, ranking: 'global', schedule: { type: 'constant' } })]);
+    const ctrl = compress(g, [magnitudeSparsity({ level: 0.7, ranking: 'global', importance: 'abs', schedule: { type: 'constant' } })]);
     const all = WEIGHTS.flatMap((n) => paramArray(g, n).map(Math.abs));
     const kept = WEIGHTS.flatMap((n) => Array.from(weights(ctrl, n)).filter((v) => v !== 0).map(Math.abs));
     const zeroed = WEIGHTS.flatMap((n) => {
@@ -73,7 +73,7 @@ describe('magnitudeSparsity', () => {
 
   it('masked weights stay exactly zero through Adam (no regrowth), and masks only grow under a rising schedule', async () => {
     const before = tf.memory().numTensors;
-    const ctrl = compress(smallGraph(), [magnitudeSparsity({ level: 0.8, schedule: { type: 'polynomial', targetEpoch: 3, power: 1, initialLevel: 0.2 } })]);
+    const ctrl = compress(smallGraph(), [magnitudeSparsity({ level: 0.8, ranking: 'layer', schedule: { type: 'polynomial', targetEpoch: 3, power: 1, initialLevel: 0.2 } })]);
     let prev = new Map(WEIGHTS.map((n) => [n, zerosOf(weights(ctrl, n))]));
     const checks: string[] = [];
     await fit(ctrl.model.executor, smallData(), {
@@ -106,7 +106,7 @@ describe('magnitudeSparsity', () => {
   });
 
   it('statistics(): per layer and total; a layer that cannot reach its level is reported', () => {
-    const ctrl = compress(smallGraph(), [magnitudeSparsity({ level: 0.95, schedule: { type: 'constant' } })]);
+    const ctrl = compress(smallGraph(), [magnitudeSparsity({ level: 0.95, ranking: 'layer', schedule: { type: 'constant' } })]);
     const s = ctrl.statistics().algorithms[0]!;
     expect(s.layers.map((l) => l.node)).toEqual(['conv1', 'conv2', 'fc1', 'fc2']);
     const fc2 = s.layers.find((l) => l.node === 'fc2')!;
@@ -132,7 +132,7 @@ describe('magnitudeSparsity', () => {
   it('strip(): zeros in the weights, masks gone, the same outputs as the masked model', () => {
     const before = tf.memory().numTensors;
     const g = smallGraph();
-    const ctrl = compress(g, [magnitudeSparsity({ level: 0.75, schedule: { type: 'constant' } })]);
+    const ctrl = compress(g, [magnitudeSparsity({ level: 0.75, ranking: 'layer', schedule: { type: 'constant' } })]);
     const x = smallInput();
     const [ym] = ctrl.model.executor.run(x);
     const stripped = ctrl.strip();
@@ -152,11 +152,11 @@ describe('magnitudeSparsity', () => {
   });
 
   it('state() / loadState(): a fresh controller resumes with the same masks and schedule position', () => {
-    const a = compress(smallGraph(), [magnitudeSparsity({ level: 0.6, schedule: { type: 'multistep', milestones: [1, 2], levels: [0.2, 0.4, 0.6] } })]);
+    const a = compress(smallGraph(), [magnitudeSparsity({ level: 0.6, ranking: 'layer', schedule: { type: 'multistep', milestones: [1, 2], levels: [0.2, 0.4, 0.6] } })]);
     a.scheduler.step();
     a.scheduler.epochStep();
     const state = a.state();
-    const b = compress(smallGraph(), [magnitudeSparsity({ level: 0.6, schedule: { type: 'multistep', milestones: [1, 2], levels: [0.2, 0.4, 0.6] } })]);
+    const b = compress(smallGraph(), [magnitudeSparsity({ level: 0.6, ranking: 'layer', schedule: { type: 'multistep', milestones: [1, 2], levels: [0.2, 0.4, 0.6] } })]);
     b.loadState(JSON.parse(JSON.stringify(state)));
     for (const n of WEIGHTS) expect(zerosOf(weights(b, n)), n).toEqual(zerosOf(weights(a, n)));
     expect(b.statistics().algorithms[0]!.total['level']).toBeCloseTo(0.4, 12);
