@@ -14,5 +14,5 @@ export type { HardConcreteParams } from './hard-concrete.js';
 export { sparseSize } from './size.js';
 export type { SparseSize } from './size.js';
 export { sparsityAlgorithms } from './algorithms.js';
-export { SparsityScheduler, scheduleLevel, scheduleFreezeEpoch, scheduleSchema, levelSchema } from './schedule.js';
+export { SparsityScheduler, scheduleLevel, scheduleFreezeEpoch, scheduleSchema, levelSchema, reportAccuracy } from './schedule.js';
 export type { SparsitySchedule, SparsityScheduleInput, SchedulePosition } from './schedule.js';

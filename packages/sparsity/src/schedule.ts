@@ -264,3 +264,19 @@ export class SparsityScheduler implements CompressionScheduler {
     this.finalApplied = s['finalApplied'] === true;
   }
 }
+
+/**
+ * Hands an accuracy (0..1, measured on held-out data at the end of an epoch, before `epochStep()`)
+ * to every sparsity scheduler of a compression controller: what an `adaptive` schedule decides on.
+ * Returns how many schedulers took it.
+ */
+export function reportAccuracy(ctrl: { readonly controllers: readonly { readonly scheduler: CompressionScheduler }[] }, accuracy: number): number {
+  let n = 0;
+  for (const c of ctrl.controllers) {
+    if (c.scheduler instanceof SparsityScheduler) {
+      c.scheduler.reportAccuracy(accuracy);
+      n++;
+    }
+  }
+  return n;
+}

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Executor, compress, fit, useBackend, type CompressionController } from '@tensorpress/core-tensor';
-import { magnitudeSparsity } from '@tensorpress/sparsity';
+import { magnitudeSparsity, reportAccuracy } from '@tensorpress/sparsity';
 import { maxAbsDiff } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { paramArray, smallData, smallGraph, smallInput } from './fixtures.js';
@@ -163,5 +163,23 @@ describe('magnitudeSparsity', () => {
     expect(b.state()).toEqual(state);
     a.dispose();
     b.dispose();
+  });
+});
+
+describe('magnitudeSparsity with an adaptive schedule', () => {
+  it('reportAccuracy() drives the level through the controller: up while accuracy holds, held when it drops', () => {
+    const ctrl = compress(smallGraph(), [magnitudeSparsity({ level: 0.5, ranking: 'layer', schedule: { type: 'adaptive', initialLevel: 0.2, step: 0.1, maxDrop: 0.01 } })]);
+    const level = (): number => Number(ctrl.statistics().algorithms[0]!.total['level']);
+    const zeros = (): number => zerosOf(weights(ctrl, 'conv1.weight')).length;
+    expect(level()).toBeCloseTo(0.2, 12);
+    expect(zeros()).toBe(Math.round(0.2 * 288));
+    expect(reportAccuracy(ctrl, 0.9)).toBe(1);
+    ctrl.scheduler.epochStep();
+    expect(level()).toBeCloseTo(0.3, 12);
+    expect(zeros()).toBe(Math.round(0.3 * 288));
+    reportAccuracy(ctrl, 0.8);
+    ctrl.scheduler.epochStep();
+    expect(level()).toBeCloseTo(0.3, 12);
+    ctrl.dispose();
   });
 });
