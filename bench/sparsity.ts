@@ -107,12 +107,16 @@ interface Measured {
   denseBytes: number;
   bitmaskBytes: number;
   onnxMaxAbsDiff: number;
+  sparseOnnxBytes: number;
+  sparseOnnxMaxAbsDiff: number;
 }
 
 async function measure(graph: Graph, test: Dataset, probe: tf.Tensor): Promise<Measured> {
   const accuracy = (await evaluate(graph, test, { batchSize: 500, progress: false })).accuracy;
   const bytes = toOnnx(graph);
   const parity = await checkParity(graph, bytes, probe);
+  const sparseBytes = toOnnx(graph, { sparseInitializers: true });
+  const sparseParity = await checkParity(graph, sparseBytes, probe);
   const size = sparseSize(graph);
   return {
     accuracy,
@@ -121,6 +125,8 @@ async function measure(graph: Graph, test: Dataset, probe: tf.Tensor): Promise<M
     denseBytes: size.denseBytes,
     bitmaskBytes: size.bitmaskBytes,
     onnxMaxAbsDiff: parity.maxAbsDiff,
+    sparseOnnxBytes: sparseBytes.length,
+    sparseOnnxMaxAbsDiff: sparseParity.maxAbsDiff,
   };
 }
 
@@ -174,7 +180,7 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
     `L0: hard-concrete gates (beta 2/3, gamma -0.1, zeta 1.1), lambda ${L0.lambda} on the mean expected L0, log alpha = ${L0.gateScale}*theta from ${L0.initLogAlpha}; the level is what training reached (deterministic gates at eval).`,
     '2:4: exactly 2 of every 4 input-channel weights kept, one-shot; the first conv (1 input channel) stays dense.',
     'accuracy: the stripped graph on the Fashion-MNIST test set; deltaPts = accuracy - fp32Accuracy in points; sparsity: zeros over the sparsified weights; modelSparsity: over every float parameter.',
-    'gzipBytes: gzip -9 of the ONNX file; bitmaskBytes: parameters as bitmask + non-zero float32 values (dense where cheaper); onnxMaxAbsDiff: onnxruntime-node vs the in-process graph on 256 test images.',
+    'gzipBytes: gzip -9 of the ONNX file; sparseOnnxBytes: the ONNX file with sparse initializers (export-onnx sparseInitializers: non-zeros + int64 indices where smaller; the first plainCnn rows predate it); bitmaskBytes: parameters as bitmask + non-zero float32 values (dense where cheaper); onnxMaxAbsDiff: onnxruntime-node vs the in-process graph on 256 test images.',
   ];
   if (s.quick) notes.push('--quick: 40 steps, 1,000 test images: a smoke run, not a result.');
 
@@ -225,5 +231,7 @@ function sizes(m: Measured, base: Measured): Record<string, number> {
     denseBytes: m.denseBytes,
     bitmaskRatio: round(m.bitmaskBytes / m.denseBytes, 3),
     onnxMaxAbsDiff: Number(m.onnxMaxAbsDiff.toExponential(2)),
+    sparseOnnxBytes: m.sparseOnnxBytes,
+    sparseOnnxMaxAbsDiff: Number(m.sparseOnnxMaxAbsDiff.toExponential(2)),
   };
 }
