@@ -184,7 +184,7 @@ export default defineConfig(
     // The CLI finds techniques by name at run time (its KNOWN_TECHNIQUES) and installs the backends and
     // tfjs-layers that core-tensor loads by name: none of them is imported statically.
     files: ['packages/cli/package.json'],
-    rules: dependencyChecks(['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-layers', '@tensorpress/quant', '@tensorpress/pruning']),
+    rules: dependencyChecks(['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-layers', '@tensorpress/quant', '@tensorpress/pruning', '@tensorpress/sparsity']),
   },
 );
 

@@ -27,6 +27,7 @@ export const KNOWN_TECHNIQUES: Readonly<Record<string, readonly string[]>> = {
   '@tensorpress/binary': ['binarization'],
   '@tensorpress/pruning': ['filter_pruning'],
   '@tensorpress/quant': ['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization'],
+  '@tensorpress/sparsity': ['magnitude_sparsity', 'nm_sparsity', 'l0_sparsity', 'rb_sparsity'],
 };
 
 /** The technique packages of the tensorpress family, in the order they are tried. */

@@ -49,6 +49,13 @@ export interface ToOnnxOptions {
    * kilobytes, which matters only for very small models. Default false.
    */
   compactNames?: boolean;
+  /**
+   * Write float initializers that are mostly zeros (sparse weights) as ONNX sparse initializers:
+   * the non-zero values and their int64 linear indices, which onnxruntime densifies when it loads
+   * the model. Only where that is smaller (above two thirds of zeros); the rest stay dense.
+   * Default false.
+   */
+  sparseInitializers?: boolean;
 }
 
 type Role = { kind: 'conv' } | { kind: 'rows'; h: number; w: number; c: number } | { kind: 'bcast' } | { kind: 'plain' };
@@ -92,6 +99,7 @@ export function buildModel(graph: Graph, options: ToOnnxOptions = {}): OModel {
   let model = w.build();
   if (format === 'qoperator') model = toQOperator(model);
   if (options.compactNames) model = compactNames(model);
+  if (options.sparseInitializers) model = { ...model, sparseInitializers: true };
   return model;
 }
 

@@ -179,6 +179,52 @@ export function decodeTensor(t: onnx.ITensorProto, field: string, ctx: TensorCon
   }
 }
 
+/**
+ * Reads a SparseTensorProto (a sparse initializer) into a dense {@link Konst} named by its values
+ * tensor: the values [nnz], the indices as [nnz] linear positions or [nnz, rank] coordinates, in
+ * ascending order without repeats (the ONNX rule), each checked before it is written.
+ */
+export function decodeSparseTensor(t: onnx.ISparseTensorProto, field: string, ctx: TensorContext): { name: string; konst: Konst } {
+  const dims = checkDims(t.dims ?? [], `${field}.dims`, ctx.limits);
+  let n = 1;
+  for (const d of dims) {
+    n *= d;
+    if (n > ctx.limits.maxTensorElements) invalid(field, `more than limits.maxTensorElements (${ctx.limits.maxTensorElements}) elements`);
+  }
+  if (!t.values) invalid(`${field}.values`, 'is missing');
+  const name = t.values.name ?? '';
+  if (!name) invalid(`${field}.values`, 'has no name (the initializer name)');
+  const values = decodeTensor(t.values, `${field}.values`, ctx);
+  if (values.dims.length !== 1 || values.dtype === 'int64') invalid(`${field}.values`, 'must be a rank-1 tensor of float, int8, uint8 or int32 values');
+  const nnz = values.dims[0]!;
+  if (!t.indices) invalid(`${field}.indices`, 'is missing');
+  const indices = decodeTensor(t.indices, `${field}.indices`, ctx);
+  const coo = indices.dims.length === 2 && indices.dims[1] === dims.length;
+  if (indices.dims[0] !== nnz || !(indices.dims.length === 1 || coo) || (indices.dtype !== 'int64' && indices.dtype !== 'int32')) {
+    invalid(`${field}.indices`, `must be int64 [${nnz}] or [${nnz}, ${dims.length}], got ${indices.dtype} [${indices.dims.join(', ')}]`);
+  }
+  ctx.total.n += n;
+  if (ctx.total.n > ctx.limits.maxTotalElements) invalid(field, `the model holds more than limits.maxTotalElements (${ctx.limits.maxTotalElements}) constant elements`);
+  const raw = indices.data as ArrayLike<number | null>;
+  const data = new (values.data.constructor as new (n: number) => Float32Array | Int8Array | Uint8Array | Int32Array)(n);
+  let last = -1;
+  for (let k = 0; k < nnz; k++) {
+    let at = 0;
+    if (coo) {
+      for (let d = 0; d < dims.length; d++) {
+        const c = Number(raw[k * dims.length + d]);
+        if (!(Number.isInteger(c) && c >= 0 && c < dims[d]!)) invalid(`${field}.indices`, `coordinate ${c} of entry ${k} is outside dimension ${d} (${dims[d]})`);
+        at = at * dims[d]! + c;
+      }
+    } else at = Number(raw[k]);
+    if (!(Number.isInteger(at) && at >= 0 && at < n)) invalid(`${field}.indices`, `index ${at} of entry ${k} is outside [0, ${n})`);
+    if (at <= last) invalid(`${field}.indices`, `entry ${k} (${at}) does not come after ${last}: indices must ascend without repeats`);
+    last = at;
+    data[at] = Number((values.data as ArrayLike<number>)[k]);
+  }
+  return { name, konst: { dims, dtype: values.dtype, data } };
+}
+
 function safeInt(b: bigint, field: string): number {
   const v = Number(b);
   if (!Number.isSafeInteger(v)) {

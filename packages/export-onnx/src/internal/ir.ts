@@ -1,4 +1,4 @@
-import { AT, proto } from './proto.js';
+import { AT, DT, proto } from './proto.js';
 
 /** An ONNX attribute, tagged with its wire type. */
 export type OAttr =
@@ -42,6 +42,8 @@ export interface OModel {
   nodes: ONode[];
   initializers: Map<string, OTensor>;
   producer: string;
+  /** Write float initializers as SparseTensorProto where that is smaller (ToOnnxOptions.sparseInitializers). */
+  sparseInitializers?: boolean;
 }
 
 /** The IR version that goes with an opset (onnx/helper.py's table). */
@@ -65,6 +67,34 @@ function tensorProto(t: OTensor): Record<string, unknown> {
   return { name: t.name, dims: t.dims, dataType: t.dataType, rawData: t.raw };
 }
 
+/**
+ * A float initializer as a SparseTensorProto (non-zero values + their int64 linear indices, which
+ * onnxruntime densifies on load), or undefined where that is not smaller than the dense tensor:
+ * 12 bytes per non-zero against 4 per value, so above two thirds of zeros.
+ */
+function sparseProto(t: OTensor): Record<string, unknown> | undefined {
+  if (t.dataType !== DT.FLOAT || t.raw.length % 4 !== 0) return undefined;
+  const own = new Uint8Array(t.raw.length);
+  own.set(t.raw);
+  const v = new Float32Array(own.buffer);
+  let nnz = 0;
+  for (let i = 0; i < v.length; i++) if (v[i] !== 0 || Object.is(v[i], -0)) nnz++;
+  if (nnz * 12 >= v.length * 4) return undefined;
+  const values = new Float32Array(nnz);
+  const indices = new BigInt64Array(nnz);
+  let k = 0;
+  for (let i = 0; i < v.length; i++) {
+    if (v[i] === 0 && !Object.is(v[i], -0)) continue;
+    values[k] = v[i]!;
+    indices[k++] = BigInt(i);
+  }
+  return {
+    values: { name: t.name, dims: [nnz], dataType: DT.FLOAT, rawData: new Uint8Array(values.buffer) },
+    indices: { name: `${t.name}:indices`, dims: [nnz], dataType: DT.INT64, rawData: new Uint8Array(indices.buffer) },
+    dims: t.dims,
+  };
+}
+
 function valueInfo(v: OValueInfo): Record<string, unknown> {
   return {
     name: v.name,
@@ -79,6 +109,13 @@ function valueInfo(v: OValueInfo): Record<string, unknown> {
 
 /** Serialises a working model with the generated protobufjs code. */
 export function encodeModel(m: OModel): Uint8Array {
+  const sparse = new Map<string, Record<string, unknown>>();
+  if (m.sparseInitializers) {
+    for (const t of m.initializers.values()) {
+      const sp = sparseProto(t);
+      if (sp) sparse.set(t.name, sp);
+    }
+  }
   const model = proto.ModelProto.create({
     irVersion: irVersionFor(m.opset),
     producerName: m.producer,
@@ -95,7 +132,8 @@ export function encodeModel(m: OModel): Uint8Array {
         output: n.outputs,
         attribute: Object.entries(n.attrs).map(([k, a]) => attrProto(k, a)),
       })),
-      initializer: [...m.initializers.values()].map(tensorProto),
+      initializer: [...m.initializers.values()].filter((t) => !sparse.has(t.name)).map(tensorProto),
+      ...(sparse.size > 0 ? { sparseInitializer: [...sparse.values()] } : {}),
       input: m.inputs.map(valueInfo),
       output: m.outputs.map(valueInfo),
     } as never,

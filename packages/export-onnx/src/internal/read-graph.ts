@@ -3,7 +3,7 @@ import { createGraph, type Dim, type DType, type Graph, type TensorInfo } from '
 import type { onnx } from 'onnx-proto';
 import { NCHW_TO_NHWC, NHWC_TO_NCHW, permuteShape } from '../layout.js';
 import { OnnxError } from '../errors.js';
-import { checkDims, decodeTensor, invalid } from './decode.js';
+import { checkDims, decodeSparseTensor, decodeTensor, invalid } from './decode.js';
 import { checkNodeSchema } from './op-schema.js';
 import { DT, toNum } from './proto.js';
 import { expandQOperator } from './qoperator-read.js';
@@ -41,6 +41,14 @@ export function readGraph(model: onnx.ModelProto, ctx: ReadOptions): Graph {
     const k = decodeTensor(t, `initializer "${name}"`, r.ctx);
     r.warnNonFinite(`initializer "${name}"`, name, k);
     r.konsts.set(name, k);
+    r.names.add(name);
+  });
+  // Sparse initializers (what `sparseInitializers` writes, and onnxruntime densifies on load).
+  (g.sparseInitializer ?? []).forEach((t, i) => {
+    const { name, konst } = decodeSparseTensor(t, `GraphProto.sparse_initializer[${i}]`, r.ctx);
+    if (r.konsts.has(name)) invalid(`GraphProto.sparse_initializer[${i}]`, `initializer "${name}" is defined twice`);
+    r.warnNonFinite(`initializer "${name}"`, name, konst);
+    r.konsts.set(name, konst);
     r.names.add(name);
   });
   // QOperator nodes (QLinearConv, MatMulInteger, …) are read in their QDQ form.
