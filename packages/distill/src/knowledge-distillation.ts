@@ -250,7 +250,9 @@ function setUpHints(student: Executor, teacher: Teacher, hints: HintRuntime[], h
         const lim = Math.sqrt(6 / (h.studentChannels + h.teacherChannels));
         const w = new Float32Array(h.studentChannels * h.teacherChannels);
         for (let k = 0; k < w.length; k++) w[k] = (rng.next() * 2 - 1) * lim;
-        h.adapter = tf.variable(tf.tensor2d(w, [h.studentChannels, h.teacherChannels]), true, `distill_adapter_${h.student}_${i}`);
+        const init = tf.tensor2d(w, [h.studentChannels, h.teacherChannels]);
+        h.adapter = tf.variable(init, true, `distill_adapter_${h.student}_${i}`);
+        init.dispose();
       }
     });
   } finally {
