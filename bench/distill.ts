@@ -225,14 +225,15 @@ export default async function distill(args: string[]): Promise<SuiteResult> {
   const done: Record<string, unknown>[] = args.includes('--resume') ? await loadPartialRows('distill') : [];
   const key = (r: Run, seed: number): string => `${r.comparison}|${r.method}|${seed}`;
   const have = new Map(done.map((d) => [String(d['key']), d]));
-  const sameAs = (r: Run): Run | undefined => runs.find((o) => o !== r && o.method === r.method && o.steps === r.steps && o.data === r.data && runs.indexOf(o) < runs.indexOf(r));
+  const twinsOf = (r: Run): Run[] => runs.filter((o) => o !== r && o.method === r.method && o.steps === r.steps && o.data === r.data);
   for (let seed = 0; seed < s.seeds; seed++) {
     for (const r of runs) {
       if (s.only && !s.only.has(r.comparison)) continue;
       if (have.has(key(r, seed))) continue;
       // "student alone" is one model: the self comparison reuses the offline one's run.
-      const twin = sameAs(r);
-      const twinRow = twin ? have.get(key(twin, seed)) : undefined;
+      const twinRow = twinsOf(r)
+        .map((t) => have.get(key(t, seed)))
+        .find((x) => x !== undefined);
       let acc: number;
       let seconds: number;
       if (twinRow) {

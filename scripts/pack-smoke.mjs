@@ -23,6 +23,7 @@ const JOBS = [
   { name: 'core', install: ['@tensorpress/core-tensor', '@tensorpress/datasets'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'core.mjs' },
   { name: 'quant', install: ['@tensorpress/quant'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'quant.mjs' },
   { name: 'pruning', install: ['@tensorpress/pruning'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'pruning.mjs' },
+  { name: 'distill', install: ['@tensorpress/distill'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'distill.mjs' },
   { name: 'export-onnx', install: ['@tensorpress/export-onnx'], extra: ['@tensorflow/tfjs-backend-cpu', 'onnxruntime-node'], script: 'export-onnx.mjs' },
   { name: 'export-tfjs', install: ['@tensorpress/export-tfjs'], extra: ['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-layers'], script: 'export-tfjs.mjs' },
   { name: 'cli', install: ['@tensorpress/cli'], extra: [], script: 'cli.mjs' },

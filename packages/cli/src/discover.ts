@@ -24,6 +24,7 @@ export interface DiscoveredAlgorithms {
  * row against the package's own algorithm list), so a hint never points at nothing.
  */
 export const KNOWN_TECHNIQUES: Readonly<Record<string, readonly string[]>> = {
+  '@tensorpress/distill': ['knowledge_distillation'],
   '@tensorpress/pruning': ['filter_pruning'],
   '@tensorpress/quant': ['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization'],
 };
