@@ -289,6 +289,8 @@ export default async function distill(args: string[]): Promise<SuiteResult> {
     `self: EMA (decay ${EMA_DECAY}) of the student's weights as its teacher, alpha 0.5. 'student alone' is the same run as in 'offline'.`,
     `semi: a fixed seeded draw of ${LABELLED} labelled images; the teacher is a full-width plainCnn trained on those labels only (${SEMI_TEACHER_EPOCHS} epochs, FP32 recipe); it labels the other ${train.size - LABELLED} images (hard labels, kept at top-class probability >= ${PSEUDO_THRESHOLD}) and, as KD teacher on the joined data, gives soft labels (T=${KD.temperature}, alpha=${KD.alpha}).`,
   ];
+  // The teacher's numbers belong with the semi rows even when an earlier (resumed) run trained them.
+  if (!semiTeacher && done.some((d) => d['comparison'] === 'semi')) await semiData();
   if (semiTeacher) {
     notes.push(
       `semi teacher: ${(semiTeacher.accuracy * 100).toFixed(2)}% test accuracy; kept ${semiTeacher.kept} pseudo-labels, ${(semiTeacher.pseudoAccuracy * 100).toFixed(2)}% of them right.`,
