@@ -12,7 +12,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  Executor,
   GraphBuilder,
   compress,
   evaluate,
@@ -22,10 +21,11 @@ import {
   referenceModels,
   useBackend,
   type Dataset,
-  type FitController,
+  type CompressionBuilder,
   type Graph,
 } from '@tensorpress/core-tensor';
 import { loadFashionMnist } from '@tensorpress/datasets';
+import { knowledgeDistillation } from '@tensorpress/distill';
 import { filterPruning, type FilterPruningOptions, type PruningCriterion } from '@tensorpress/pruning';
 import type { SuiteResult } from './run.js';
 import { loadPartialRows, median, round, savePartialRows, trainedBaseline } from './common.js';
@@ -38,21 +38,17 @@ const KD_TEMPERATURE = 4;
 
 /**
  * Offline knowledge distillation (Hinton et al., 2015) from the unpruned model while fine-tuning
- * the pruned one, as NNCF users pair it with filter pruning: the controller's loss plus
- * `T²·KL(softmax(teacher/T) ‖ softmax(student/T))` on each batch (the task loss stays as fit adds it).
- * Bench-local: the teacher is the FP32 model run in eval mode.
+ * the pruned one, as NNCF users pair it with filter pruning: `knowledgeDistillation` stacked after
+ * the pruner, naming no teacher (the default is the FP32 original the pipeline starts from). With
+ * alpha 0.5 the objective is half of `CE + T²·KL` (Adam does not see a constant factor); Slim's
+ * L1 penalty, which is not halved, gets half its weight to keep `CE + T²·KL + penalty` exactly.
  */
-function withDistillation(ctrl: FitController, teacher: Executor, temperature: number): FitController {
+function distillation(run: PruneRun): { builders: CompressionBuilder[]; options: FilterPruningOptions } {
+  if (!run.distill) return { builders: [], options: run.options };
+  const penalty = run.options.slimPenalty ?? 1e-4;
   return {
-    scheduler: ctrl.scheduler,
-    trainableVariables: () => ctrl.trainableVariables(),
-    loss: (ctx) =>
-      tf.tidy(() => {
-        const t = tf.div(teacher.run(ctx.inputs)[0]!, temperature); // only the student's variables get gradients
-        const sLog = tf.logSoftmax(tf.div(ctx.outputs[0]!, temperature));
-        const kl = tf.mean(tf.sum(tf.mul(tf.softmax(t), tf.sub(tf.logSoftmax(t), sLog)), -1));
-        return tf.add(ctrl.loss(ctx), tf.mul(kl, temperature * temperature)) as tf.Scalar;
-      }),
+    builders: [knowledgeDistillation({ temperature: KD_TEMPERATURE, alpha: 0.5 })],
+    options: { ...run.options, slimPenalty: penalty / 2 },
   };
 }
 
@@ -172,22 +168,21 @@ async function pruneAndFinetune(
   data: { train: Dataset; test: Dataset },
   s: Settings,
 ): Promise<{ row: Record<string, unknown>; stripped: Graph }> {
-  const ctrl = compress(fp32, [filterPruning({ criterion: run.criterion, ...run.options })]);
-  const teacher = run.distill ? new Executor(fp32) : undefined;
+  const kd = distillation(run);
+  const ctrl = compress(fp32, [filterPruning({ criterion: run.criterion, ...kd.options }), ...kd.builders]);
   const started = performance.now();
   await fit(ctrl.model.executor, data.train, {
     epochs: run.sparseEpochs + (run.finetuneEpochs ?? s.finetuneEpochs),
     batchSize: FINETUNE.batch,
     optimizer: { type: 'adam', learningRate: FINETUNE.learningRate },
     lrSchedule: 'cosine',
-    controller: teacher ? withDistillation(ctrl, teacher, KD_TEMPERATURE) : ctrl,
+    controller: ctrl,
     seed: 1,
     progress: false,
     log: (line) => console.log(`  ${model} ${run.label}: ${line}`),
   });
   const trainSeconds = (performance.now() - started) / 1000;
-  teacher?.dispose();
-  const stats = ctrl.statistics().algorithms[0]!;
+  const stats = ctrl.statistics().algorithms.find((a) => a.algorithm === 'filter_pruning')!;
   const stripped = ctrl.strip();
   ctrl.dispose();
   const acc = (await evaluate(stripped, data.test, { batchSize: 500, progress: false })).accuracy;
@@ -242,7 +237,7 @@ export default async function pruning(args: string[]): Promise<SuiteResult> {
     'params, flops: per example from core graphStatistics of the stripped graph; *Before: the FP32 graph.',
     `latencyRatio: ONNX Runtime median latency of the exported pruned model over the exported unpruned one at batch ${LATENCY_BATCH}, measured alternately in the same run.`,
     'Slim: one epoch of sparse training (L1 on BN γ as compression loss) before the masks are set, then the same fine-tuning as the others.',
-    `Fine-tuning: Adam ${FINETUNE.learningRate}, cosine decay, batch ${FINETUNE.batch}; distillation T=${KD_TEMPERATURE}: plus T²·KL from the unpruned model (bench-local), 'none': task loss only.`,
+    `Fine-tuning: Adam ${FINETUNE.learningRate}, cosine decay, batch ${FINETUNE.batch}; distillation T=${KD_TEMPERATURE}: plus T²·KL from the unpruned model (@tensorpress/distill, alpha 0.5, default teacher), 'none': task loss only.`,
   ];
   if (s.quick) notes.push('--quick: 2,000 training / 1,000 test images, one FP32 and one fine-tuning epoch: a smoke run, not a result.');
 

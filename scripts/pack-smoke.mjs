@@ -26,6 +26,7 @@ const JOBS = [
   { name: 'mixed-precision', install: ['@tensorpress/mixed-precision'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'mixed-precision.mjs' },
   { name: 'binary', install: ['@tensorpress/binary'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'binary.mjs' },
   { name: 'sparsity', install: ['@tensorpress/sparsity'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'sparsity.mjs' },
+  { name: 'distill', install: ['@tensorpress/distill'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'distill.mjs' },
   { name: 'export-onnx', install: ['@tensorpress/export-onnx'], extra: ['@tensorflow/tfjs-backend-cpu', 'onnxruntime-node'], script: 'export-onnx.mjs' },
   { name: 'export-tfjs', install: ['@tensorpress/export-tfjs'], extra: ['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-layers'], script: 'export-tfjs.mjs' },
   { name: 'cli', install: ['@tensorpress/cli'], extra: [], script: 'cli.mjs' },

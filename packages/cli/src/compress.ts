@@ -219,7 +219,9 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
       ? await readPipelineConfig(options.config, definitions, plan ? (text) => injectPlan(text, plan, options.config as string, options.plan!) : undefined)
       : options.config;
   if (config.compression.length === 0) throw new CliError(EXIT_CODES.usage, 'CONFIG_INVALID', 'the config has no compression entries');
-  const builders = (): ReturnType<typeof createBuilders> => createBuilders(config, definitions);
+  // Teachers a config names (knowledge_distillation's `teacher`), loaded once with the model loaders.
+  const teachers = new Map<string, Graph>();
+  const builders = (): ReturnType<typeof createBuilders> => withTeachers(createBuilders(config, definitions), teachers);
   // Fail before training when a config's algorithm cannot be built.
   try {
     builders();
@@ -243,6 +245,13 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
   const data = await loadData(dataSpec, options.limit !== undefined ? { limit: options.limit } : {});
   log(`data: ${data.name}, ${data.train.size} train / ${data.test.size} test examples`);
   if (checkpoints) checkIdentity(checkpoints, runIdentity(modelSpec, data.name, options.limit, config));
+  // A teacher the config names is loaded like the model (a builtin one trained on the data, or cached).
+  for (const spec of teacherSpecs(builders())) {
+    if (!teachers.has(spec)) {
+      log(`teacher: ${spec}`);
+      teachers.set(spec, (await loadModel(spec, { data, progress, log, ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}), ...(signal ? { signal } : {}) })).graph);
+    }
+  }
   // Whatever the config decides on this graph fails now, before a builtin model's FP32 training
   // (its untrained form has the same structure).
   dryApply((early ?? (await loadModel(modelSpec, { data, fp32Epochs: 0, cacheDir: false }))).graph, builders, configFile);
@@ -362,4 +371,30 @@ export async function runCompress(options: RunCompressOptions): Promise<RunCompr
     parityInput?.dispose();
     ctrl.dispose();
   }
+}
+
+/** A builder that names a teacher model to load (knowledge_distillation; duck-typed: the CLI finds techniques at run time). */
+interface TeacherBuilder {
+  readonly teacherSource: string | undefined;
+  setTeacher(graph: Graph): void;
+}
+
+function isTeacherBuilder(b: unknown): b is TeacherBuilder {
+  const t = b as Partial<TeacherBuilder>;
+  return typeof t.setTeacher === 'function' && typeof t.teacherSource === 'string';
+}
+
+/** The teacher model specs the builders name. */
+function teacherSpecs(builders: readonly unknown[]): string[] {
+  return [...new Set(builders.filter(isTeacherBuilder).map((b) => b.teacherSource!))];
+}
+
+/** Hands every builder that names a teacher the loaded graph. */
+function withTeachers<B>(builders: B[], teachers: ReadonlyMap<string, Graph>): B[] {
+  for (const b of builders) {
+    if (!isTeacherBuilder(b)) continue;
+    const g = teachers.get(b.teacherSource!);
+    if (g) b.setTeacher(g);
+  }
+  return builders;
 }
