@@ -64,16 +64,23 @@ describe('stacking rules of the installed packages', () => {
     const { definitions } = await discoverAlgorithms();
     const builders = new Map<string, CompressionBuilder>(definitions.map((d) => [d.algorithm, d.create({ algorithm: d.algorithm, version: d.version, params: d.schema.parse({}), ignoredScopes: [], targetScopes: [] })]));
     let pairs = 0;
+    const seen: string[] = [];
     for (const a of definitions) {
       for (const b of definitions) {
         const names = [b.algorithm, ...(b.stacking?.group ? [b.stacking.group] : [])];
         if (!a.stacking?.after?.some((n) => names.includes(n))) continue;
         pairs++;
+        seen.push(`${a.algorithm}>${b.algorithm}`);
         expect(builders.get(a.algorithm)!.priority, `${a.algorithm} after ${b.algorithm}`).toBeGreaterThan(builders.get(b.algorithm)!.priority);
       }
     }
-    // Every quantizer runs after filter_pruning.
-    expect(pairs).toBe(6);
+    // Every quantizer runs after filter_pruning and the sparsifiers; binarization after both too.
+    for (const q of ['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization']) {
+      expect(seen).toContain(`${q}>filter_pruning`);
+      expect(seen).toContain(`${q}>magnitude_sparsity`);
+    }
+    expect(seen).toContain('magnitude_sparsity>filter_pruning');
+    expect(pairs).toBeGreaterThanOrEqual(19);
     expect(builders.get('filter_pruning')!.priority).toBe(PRIORITY.pruning);
   });
 });

@@ -101,8 +101,8 @@ describe('tensorpress (bad input)', () => {
     ['a missing config', { '--config': 'missing.json' }, EXIT_CODES.usage, /config file missing\.json does not exist/],
     ['a config that is not JSON', { '--config': '__BAD_JSON__' }, EXIT_CODES.usage, /\$: not valid JSON/],
     ['an unknown algorithm', { '--config': '__UNKNOWN_ALGO__' }, EXIT_CODES.usage, /\$\.compression\[0\]\.algorithm: unknown algorithm "warp_speed"; known algorithms: .*filter_pruning/],
-    // No published package provides magnitude_sparsity yet: no install hint, the known algorithms instead.
-    ['an algorithm of a planned package', { '--config': '__SPARSITY__' }, EXIT_CODES.usage, /unknown algorithm "magnitude_sparsity"; known algorithms: .*quantization/],
+    // A technique found by discovery validates its own parameters with the same paths.
+    ['a bad level of a discovered technique', { '--config': '__SPARSITY__' }, EXIT_CODES.usage, /\$\.compression\[0\]\.params\.level/],
     ['a bad parameter', { '--config': '__BAD_PARAM__' }, EXIT_CODES.usage, /\$\.compression\[0\]\.params\.ratio/],
   ])('%s: one line, the documented exit code, nothing written', async (_what, over, code, message) => {
     const files: Record<string, () => Promise<string>> = {
@@ -118,7 +118,7 @@ describe('tensorpress (bad input)', () => {
       },
       __EMPTY_DIR__: async () => mkdtemp(path.join(tmp, 'empty-')),
       __UNKNOWN_ALGO__: async () => writeConfig('unknown.json', [{ algorithm: 'warp_speed' }]),
-      __SPARSITY__: async () => writeConfig('sparsity.json', [{ algorithm: 'magnitude_sparsity', params: { level: 0.5 } }]),
+      __SPARSITY__: async () => writeConfig('sparsity.json', [{ algorithm: 'magnitude_sparsity', params: { level: 1.5 } }]),
       __BAD_PARAM__: async () => writeConfig('bad-param.json', [{ algorithm: 'filter_pruning', params: { ratio: 2 } }]),
     };
     const resolved = Object.fromEntries(await Promise.all(Object.entries(over).map(async ([k, v]) => [k, files[v] ? await files[v]() : v] as const)));
