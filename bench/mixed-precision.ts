@@ -134,6 +134,19 @@ export default async function run(args: string[]): Promise<SuiteResult> {
   const randoms = randomPlans(fp32, budget, quick ? 2 : RANDOM_PLANS, 1);
   for (const [i, plan] of randoms.entries()) await qatRow(`random ${i + 1}`, plan);
 
+  // 1b. A tighter budget, where uniform bits lose accuracy: the BOPs of uniform W3A8, HAWQ choosing
+  // among {2, 3, 4, 8} (the same traces).
+  const budget3: HawqBudget = { type: 'bops', value: layers.reduce((a, l) => a + l.macs * 3 * 8, 0) };
+  const hawq3 = hawqV2(fp32, calibration, { budget: budget3, bits: [2, 3, 4, 8], traces: hawq.traces });
+  const qatRow3 = async (method: string, plan: BitsPlanEntry[]): Promise<void> => {
+    if (done(method)) return;
+    const r = await tuneOnce(() => quantization({ weights: { bits: 3 }, activations: { bits: 8 }, plan }), QAT_LR, method);
+    const { cost } = planCost(fp32, plan, budget3);
+    await push({ part: 'bits-w3', method, bits: plan.map((e) => e.weightBits).join(','), bops: cost, budgetShare: round(cost / budget3.value, 4), accuracy: round(r.accuracy, 4), deltaPts: round((r.accuracy - fp32Acc) * 100, 2), steps, trainSeconds: round(r.seconds, 1) });
+  };
+  await qatRow3('uniform W3A8', layers.map((l) => ({ node: l.node, weightBits: 3 })));
+  await qatRow3('hawq-v2 (W3A8 budget)', hawq3.plan);
+
   // 2. Channels: sensitivity plan vs uniform ratios at -50% FLOPs.
   const sensStarted = performance.now();
   const common = { criterion: 'l1' as const, flopsReduction: 0.5, pruneFirstConv: true, pruneDownsampleConvs: true };
@@ -178,6 +191,7 @@ export default async function run(args: string[]): Promise<SuiteResult> {
     hawqMinusRandomMedianPts: round((acc('hawq-v2') - median(randomAcc)) * 100, 2),
     randomMedian: round(median(randomAcc), 4),
     randomBest: round(Math.max(...randomAcc), 4),
+    hawqW3MinusUniformW3Pts: round((acc('hawq-v2 (W3A8 budget)') - acc('uniform W3A8')) * 100, 2),
     sensitivityMinusUniformPts: round((acc('sensitivity plan -50% FLOPs') - acc('uniform ratios -50% FLOPs')) * 100, 2),
   };
   const out = rows.filter((r) => r['part'] !== 'summary');
@@ -186,7 +200,8 @@ export default async function run(args: string[]): Promise<SuiteResult> {
   const notes = [
     `Fashion-MNIST residualCnn, FP32 weights: 3 epochs on 60,000 (bench/.cache). Every row fine-tunes from them for ${steps} steps (batch ${BATCH}, Adam, cosine, seed 0) on the first ${steps * BATCH} training images; accuracy of the stripped graph on the ${test.size}-image test set.`,
     `bits: quant 'quantization' (symmetric per-channel weights, 8-bit activations) at lr ${QAT_LR}; budget = the BOPs of uniform W4A8 (${budget.value}); random plans draw bits from {2,4,8} per layer, kept when their BOPs are 90–100% of the budget (seed 1).`,
-    'hawq-v2: Hutchinson traces on 256 calibration images (the last of the training set), tolerance 1e-2 (30 to 100 draws), Ω = trace·‖Q_b(W)−W‖², exact Pareto allocation.',
+    'bits-w3: the same at the BOPs of uniform W3A8, HAWQ choosing among {2,3,4,8} with the same traces.',
+    'hawq-v2: Hutchinson traces (Gauss-Newton estimator, see the package README) on 256 calibration images (the last of the training set), tolerance 1e-2 (30 to 100 draws), Ω = trace·‖Q_b(W)−W‖², exact Pareto allocation.',
     `channels: filter_pruning l1, first and downsample convs prunable, flopsReduction 0.5 for both; the plan is PaddleSlim's rule on a filter_pruning sensitivity analysis (levels ${PRUNE_LEVELS.join(', ')}, 2,000 held-out training images), scaled to the target by filter_pruning; producers coupled through an Add are analysed as one group (pruning's pruningGroups); lr ${PRUNE_LR}.`,
   ];
   if (quick) notes.push('--quick: 1,000 test images, few steps, 2 random plans: a smoke run, not a result.');
