@@ -305,6 +305,8 @@ export default async function distill(args: string[]): Promise<SuiteResult> {
       `semi teacher: ${(semiTeacher.accuracy * 100).toFixed(2)}% test accuracy; kept ${semiTeacher.kept} pseudo-labels, ${(semiTeacher.pseudoAccuracy * 100).toFixed(2)}% of them right.`,
     );
   }
+  // Both FP32 references are named in the notes, whichever comparisons this invocation ran.
+  if (done.some((d) => d['comparison'] !== 'semi')) await Promise.all([residual(), plain()]);
   for (const [m, p] of [['residualCnn', residualP], ['plainCnn', plainP]] as const) {
     if (p) notes.push(`FP32 ${m}: ${((await p).accuracy * 100).toFixed(2)}% (cached, 3 epochs on 60,000).`);
   }
