@@ -192,6 +192,7 @@ export default async function binary(args: string[]): Promise<SuiteResult> {
       `BatchNormalization statistics re-estimated on ${BN_SAMPLES} training images with the binarized model after fine-tuning (reestimateBatchNorm, AdaBN); trainSeconds includes it.`,
       'First and last layers (conv / stem.conv and the final Gemm) stay FP32 (the default fullPrecision). A1 rows: learned scale and per-channel threshold, saturate_ste; weights centred, ste.',
       'accuracy: the stripped graph (int8 {-1, 0, +1} codes with per-filter DequantizeLinear scales, Sign, BN folded) run by the core executor on the 10,000 test images; ortTop1Agreement: the ONNX file in onnxruntime against it on the same images.',
+      'This run: the two models as two parts side by side (--only plainCnn, --only residualCnn, about 30 and 40 minutes on a 2-core machine shared with other jobs), merged with --resume. The fine-tuning budget (120 steps per row) was cut to fit; the issue targets (XNOR W1A1 >= -2.0, XNOR W1A32 >= -0.5, TWN W2A32 >= -0.3 points) need longer fine-tuning than this budget allowed: see deltaPts for what was measured.',
       'bytes: parameters as stored (int8 codes); packed1Bytes: binary codes at 1 bit (ternary at 2), float32 scales, other parameters as stored; packed2Bytes: all codes at 2 bits; w1CompressionX: FP32 bytes over 1-bit codes + float32 scales, summed over the W1 layers.',
     ],
   };

@@ -268,11 +268,10 @@ export function buildBinaryGraph(graph: Graph, plan: BinaryGraphPlan): Graph {
     node.inputs[1] = `${base}.w_dq`;
     dropUnread([wName]);
     if (bias) {
+      // The (possibly folded) bias gets a parameter of its own; the old one goes if nothing else reads it.
+      if (biasName) node.inputs[2] = '';
+      if (biasName) dropUnread([biasName]);
       const name = params.has(`${base}.b`) ? `${base}.b_folded` : `${base}.b`;
-      if (biasName) {
-        node.inputs[2] = '';
-        dropUnread([biasName]);
-      }
       addParam({ name, shape: [cout], dtype: 'float32', data: bias, trainable: true });
       node.inputs[2] = name;
     }
