@@ -1,7 +1,9 @@
 import { gzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  ConfigError,
   arrayDataset,
+  checkCompression,
   compress,
   createBuilders,
   fit,
@@ -153,5 +155,25 @@ describe('one config: filter_pruning → magnitude_sparsity → quantization', (
     const r = await checkParity(stripped, toOnnx(stripped), xb);
     expect(r.top1Agreement).toBe(1);
     xb.dispose();
+  });
+});
+
+describe('filter_pruning with nm_sparsity, l0_sparsity or rb_sparsity', () => {
+  it('is refused before training, naming the sparsifier’s entry', () => {
+    const defs = [...pruningAlgorithms, ...sparsityAlgorithms];
+    for (const algorithm of ['nm_sparsity', 'l0_sparsity', 'rb_sparsity']) {
+      const cfg = parsePipelineConfig({ compression: [{ algorithm: 'filter_pruning', params: { ratio: 0.25 } }, { algorithm, params: algorithm === 'nm_sparsity' ? { skipIndivisible: true } : {} }] }, defs);
+      const before = tf.memory().numTensors;
+      let err: unknown;
+      try {
+        checkCompression(referenceModels.residualCnn({ seed: 0 }), createBuilders(cfg, defs));
+      } catch (e) {
+        err = e;
+      }
+      expect(err, algorithm).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).path).toBe('$.compression[1]');
+      expect((err as Error).message).toMatch(new RegExp(`^\\$\\.compression\\[1\\]: ${algorithm} cannot be stacked with "filter_pruning": `));
+      expect(tf.memory().numTensors).toBe(before);
+    }
   });
 });

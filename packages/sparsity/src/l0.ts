@@ -23,7 +23,7 @@ import {
 } from '@tensorpress/core-tensor';
 import { z } from 'zod';
 import { evalGate, nonZeroProbability, sampleGate, type HardConcreteParams } from './hard-concrete.js';
-import { SPARSIFIER_STACKING } from './internal/mask-builder.js';
+import { SPARSIFIER_STACKING, refusePruner } from './internal/mask-builder.js';
 import { sparsityTotals } from './internal/stats.js';
 import { weightTargets, type Skip, type WeightTarget } from './internal/targets.js';
 import { SparsityScheduler, levelSchema, scheduleSchema } from './schedule.js';
@@ -33,6 +33,8 @@ const RB = 'rb_sparsity';
 const VERSION = 1;
 /** Uniform noise is drawn from [EPS, 1 − EPS] so log u and log(1 − u) stay finite. */
 const EPS = 1e-6;
+/** Variable names are unique per process (tfjs refuses a name twice); the serial keeps them apart. */
+let serial = 0;
 
 const gateFields = {
   /** Temperature β. */
@@ -247,10 +249,16 @@ function createBuilder(algorithm: string, params: Params, scopes: Scopes, locati
     },
     build(model) {
       const f = found!;
+      refusePruner(
+        model,
+        algorithm,
+        paths.entry,
+        'L0 gates are per weight of the unpruned layers and cannot follow the channels filter pruning removes; use magnitude_sparsity with filter pruning, or strip the pruned model first',
+      );
       try {
         for (const t of f.targets) {
           const init = tf.fill(t.shape as number[], params.initLogAlpha / params.gateScale);
-          rt.theta.set(t.param, tf.variable(init, true));
+          rt.theta.set(t.param, tf.variable(init, true, `tp_sparsity/${algorithm}/${t.param}/theta/${serial++}`));
           init.dispose();
         }
         ctrl = new L0Controller(algorithm, params, model, f.targets, f.skipped, rt);

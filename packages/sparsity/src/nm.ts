@@ -13,7 +13,7 @@ import {
   type Scopes,
 } from '@tensorpress/core-tensor';
 import { z } from 'zod';
-import { SPARSIFIER_STACKING, maskBuilder, type MaskContext } from './internal/mask-builder.js';
+import { SPARSIFIER_STACKING, maskBuilder, refusePruner, type MaskContext } from './internal/mask-builder.js';
 import { nmMask } from './internal/selection.js';
 import { sparsityTotals } from './internal/stats.js';
 import type { Skip, WeightTarget } from './internal/targets.js';
@@ -140,6 +140,12 @@ function createBuilder(params: NmSparsityParams, scopes: Scopes, location?: Entr
     location,
     (_g, targets, skipped, paramsPath) => checkChannels(params, targets, skipped, paramsPath),
     (ctx) => {
+      refusePruner(
+        ctx.model,
+        ALGORITHM,
+        ctx.entryPath,
+        'filter pruning removes input channels after the n:m groups are chosen, so the stripped weights would not keep n of every m; strip the pruned model first, then apply nm_sparsity to it',
+      );
       const c = new NmController(params, ctx);
       return defineController(ALGORITHM, {
         scheduler: c.scheduler,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  ConfigError,
   PRIORITY,
   entryPaths,
   type AlgorithmController,
@@ -19,6 +20,18 @@ import { weightTargets, type Skip, type WeightTarget } from './targets.js';
  */
 export const SPARSIFIER_STACKING: StackingRule = Object.freeze({ group: 'sparsifier', groupAction: 'mask weights', after: Object.freeze(['pruner']) });
 
+/**
+ * Refuses a pipeline in which a pruner (hooks at pruning priority) runs before this algorithm: its
+ * strip removes channels after this algorithm chose its pattern, which `why` explains. Found when
+ * the controllers are built, so `checkCompression` reports it before training, with the entry's path.
+ */
+export function refusePruner(model: CompressedModel, algorithm: string, entryPath: string, why: string): void {
+  const pruner = model.executor.hooks().find((h) => h.priority <= PRIORITY.pruning && h.algorithm !== algorithm);
+  if (pruner) {
+    throw new ConfigError(entryPath, `${algorithm} cannot be stacked with "${pruner.algorithm}": ${why}`, { algorithm, other: pruner.algorithm });
+  }
+}
+
 /** What a mask algorithm's controller factory receives. */
 export interface MaskContext {
   readonly model: CompressedModel;
@@ -27,6 +40,8 @@ export interface MaskContext {
   readonly skipped: readonly Skip[];
   /** JSON path of the params object (`$` for a direct builder). */
   readonly paramsPath: string;
+  /** JSON path of the config entry (`$` for a direct builder). */
+  readonly entryPath: string;
 }
 
 /**
@@ -66,7 +81,7 @@ export function maskBuilder(
       const f = found!;
       masks = new MaskSet(f.targets, model.executor);
       try {
-        return controller({ model, masks, targets: f.targets, skipped: f.skipped, paramsPath: paths.params });
+        return controller({ model, masks, targets: f.targets, skipped: f.skipped, paramsPath: paths.params, entryPath: paths.entry });
       } catch (e) {
         masks.dispose();
         throw e;
