@@ -50,7 +50,7 @@ interface Settings {
 function settingsOf(args: string[]): Settings {
   const quick = args.includes('--quick');
   const i = args.indexOf('--steps');
-  const steps = i >= 0 ? Number(args[i + 1]) : quick ? 40 : 200;
+  const steps = i >= 0 ? Number(args[i + 1]) : quick ? 40 : DEFAULT_STEPS;
   if (!Number.isInteger(steps) || steps <= 0) throw new Error(`--steps expects a positive integer, got ${String(args[i + 1])}`);
   return { quick, steps, testSize: quick ? 1000 : 10000 };
 }
@@ -136,6 +136,9 @@ interface Run {
   make: (model: string) => CompressionBuilder;
 }
 
+/** Fine-tuning steps per row unless --steps says otherwise. */
+const DEFAULT_STEPS = 200;
+
 function runs(steps: number): Run[] {
   const poly = { type: 'polynomial' as const, initialLevel: 0, targetEpoch: RAMP, power: 3, perStep: true, stepsPerEpoch: steps, updateEvery: 10 };
   return [
@@ -167,7 +170,10 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
   const rows: Record<string, unknown>[] = args.includes('--resume') ? await loadPartialRows('sparsity') : [];
   const only = args.includes('--only') ? new Set(args[args.indexOf('--only') + 1]!.split(',')) : undefined;
   const models = args.includes('--models') ? args[args.indexOf('--models') + 1]!.split(',') : ['plainCnn', 'residualCnn'];
-  const done = (model: string, method: string): boolean => rows.some((r) => r['model'] === model && r['method'] === method);
+  // A run with another --steps than the default labels its rows "<method> (<N> steps)", so that
+  // `--resume --steps N --only ...` adds longer-budget rows beside the default ones.
+  const label = (method: string): string => (s.steps === DEFAULT_STEPS || method === 'fp32' ? method : `${method} (${s.steps} steps)`);
+  const done = (model: string, method: string): boolean => rows.some((r) => r['model'] === model && r['method'] === label(method));
   const wanted = (model: string, method: string): boolean => (only === undefined || only.has(method)) && !done(model, method);
   const push = async (row: Record<string, unknown>): Promise<void> => {
     rows.push(row);
@@ -201,7 +207,7 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
       const m = await measure(stripped, test, probe);
       await push({
         model,
-        method: run.method,
+        method: label(run.method),
         targetLevel: run.targetLevel,
         sparsity: round(Number(stats.total['sparsity']), 4),
         modelSparsity: round(Number(stats.total['modelSparsity']), 4),
