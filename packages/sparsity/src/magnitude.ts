@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   TensorpressError,
-  defineController,
   parseWithSchema,
   type AlgorithmDefinition,
   type AlgorithmStatistics,
@@ -12,7 +11,7 @@ import {
   type Scopes,
 } from '@tensorpress/core-tensor';
 import { z } from 'zod';
-import { SPARSIFIER_STACKING, maskBuilder, type MaskContext } from './internal/mask-builder.js';
+import { SPARSIFIER_STACKING, maskBuilder, maskController, type MaskContext } from './internal/mask-builder.js';
 import { globalMasks, importanceOf, layerMasks, zeroCount, type Importance } from './internal/selection.js';
 import { sparsityTotals } from './internal/stats.js';
 import { SparsityScheduler, levelSchema, scheduleSchema } from './schedule.js';
@@ -144,14 +143,7 @@ function createBuilder(params: MagnitudeSparsityParams, scopes: Scopes, location
     (_g, targets, skipped) => ({ targets, skipped }),
     (ctx) => {
       const c = new MagnitudeController(params, ctx);
-      return defineController(ALGORITHM, {
-        scheduler: c.scheduler,
-        statistics: () => c.statistics(),
-        state: () => c.state(),
-        loadState: (s) => c.loadState(s),
-        strip: (g) => ctx.masks.strip(g),
-        dispose: () => ctx.masks.dispose(),
-      });
+      return maskController(ALGORITHM, c, ctx);
     },
   );
 }

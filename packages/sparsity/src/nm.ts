@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   ConfigError,
   TensorpressError,
-  defineController,
   parseWithSchema,
   type AlgorithmDefinition,
   type AlgorithmStatistics,
@@ -13,7 +12,7 @@ import {
   type Scopes,
 } from '@tensorpress/core-tensor';
 import { z } from 'zod';
-import { SPARSIFIER_STACKING, maskBuilder, refusePruner, type MaskContext } from './internal/mask-builder.js';
+import { SPARSIFIER_STACKING, maskBuilder, maskController, refusePruner, type MaskContext } from './internal/mask-builder.js';
 import { nmMask } from './internal/selection.js';
 import { sparsityTotals } from './internal/stats.js';
 import type { Skip, WeightTarget } from './internal/targets.js';
@@ -147,14 +146,7 @@ function createBuilder(params: NmSparsityParams, scopes: Scopes, location?: Entr
         'filter pruning removes input channels after the n:m groups are chosen, so the stripped weights would not keep n of every m; strip the pruned model first, then apply nm_sparsity to it',
       );
       const c = new NmController(params, ctx);
-      return defineController(ALGORITHM, {
-        scheduler: c.scheduler,
-        statistics: () => c.statistics(),
-        state: () => c.state(),
-        loadState: (s) => c.loadState(s),
-        strip: (g) => ctx.masks.strip(g),
-        dispose: () => ctx.masks.dispose(),
-      });
+      return maskController(ALGORITHM, c, ctx);
     },
   );
 }

@@ -2,8 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   ConfigError,
   PRIORITY,
+  defineController,
   entryPaths,
   type AlgorithmController,
+  type AlgorithmStatistics,
+  type Json,
   type CompressedModel,
   type CompressionBuilder,
   type EntryLocation,
@@ -88,4 +91,24 @@ export function maskBuilder(
       }
     },
   };
+}
+
+/** What a mask controller exposes to {@link maskController}. */
+export interface MaskControllerParts {
+  readonly scheduler: AlgorithmController['scheduler'];
+  statistics(): AlgorithmStatistics;
+  state(): Json;
+  loadState(state: Json): void;
+}
+
+/** The controller of a mask-based sparsifier: its schedule, statistics and state; strip and dispose go to the masks. */
+export function maskController(algorithm: string, c: MaskControllerParts, ctx: MaskContext): AlgorithmController {
+  return defineController(algorithm, {
+    scheduler: c.scheduler,
+    statistics: () => c.statistics(),
+    state: () => c.state(),
+    loadState: (s) => c.loadState(s),
+    strip: (g) => ctx.masks.strip(g),
+    dispose: () => ctx.masks.dispose(),
+  });
 }
