@@ -60,7 +60,7 @@ function subsetOf(data: Dataset, n: number): Dataset {
 }
 
 /**
- * Fine-tunes for `steps` optimiser steps of one shuffled pass over the full training set, then stops
+ * Fine-tunes for `steps` optimiser steps of shuffled passes over the full training set, then stops
  * (fit's abort signal): cosine learning rate over those steps. Returns the median step time.
  */
 async function finetune(
@@ -75,7 +75,8 @@ async function finetune(
   const started = last;
   try {
     await fit(ctrl.model.executor, train, {
-      epochs: 1,
+      // As many passes as the steps need (a budget over one pass used to stop at its end).
+      epochs: Math.ceil((steps * BATCH) / train.size),
       batchSize: BATCH,
       optimizer: { type: 'adam', learningRate: LEARNING_RATE },
       lrSchedule: (_e, step, _spe, base) => base * 0.5 * (1 + Math.cos((Math.PI * Math.min(step, steps)) / steps)),
