@@ -1,4 +1,5 @@
 import { dorefaDefinition } from './dorefa.js';
+import { inqDefinition } from './inq.js';
 import { lsqDefinition } from './lsq.js';
 import { pactDefinition } from './pact.js';
 import { postTrainingQuantizationDefinition } from './ptq.js';
@@ -13,4 +14,5 @@ export const quantAlgorithms = [
   tqtDefinition,
   lsqDefinition,
   postTrainingQuantizationDefinition,
+  inqDefinition,
 ] as const;
