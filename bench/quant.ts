@@ -61,8 +61,8 @@ const PTQ: { method: string; options: PtqOptions }[] = [
 ];
 
 /** INQ: portion steps of this many optimizer steps (4 portions), Adam at a constant rate. */
-const INQ_STEPS_PER_PORTION = 60;
-const INQ_LR = 1e-4;
+const INQ_STEPS_PER_PORTION = 100;
+const INQ_LR = 5e-4;
 /** INT8 training from scratch: this many training images, epochs, Adam rate (FP32 and both gradient modes alike). */
 const SCRATCH_IMAGES = 6000;
 const SCRATCH_EPOCHS = 2;
