@@ -1,12 +1,15 @@
 /**
- * `npm run bench -- quant [--only <dataset>:<model>] [--qat-epochs N] [--resume] [--retime]`: FP32 against
+ * `npm run bench -- quant [--only <dataset>:<model>] [--qat-epochs N] [--resume] [--retime] [--part2]`: FP32 against
  * quantization-aware training (default INT8, TQT INT8, DoReFa W4A4/W2A2, PACT W4A4, LSQ W4A4/W2A2)
  * and post-training INT8 (min-max, percentile, KL, MSE; 256 calibration images; dynamic) on
  * Fashion-MNIST with the plain and the residual reference CNN and on the MNIST split with the plain
  * CNN. Every accuracy is that of the stripped graph (int8 weights + Q/DQ run by the core executor),
  * i.e. the model that ships. Rows are saved as they finish (bench/.cache/quant-rows.json), so
  * `--resume` continues an interrupted run; `--retime` measures the step times of the saved rows
- * again (for an idle machine) without retraining.
+ * again (for an idle machine) without retraining. Part 2 rows (Fashion-MNIST only): INQ 5 and 3 bit
+ * fine-tuned from the FP32 model, and INT8 training with quantized gradients from scratch against
+ * FP32 and per-tensor gradient quantization under the same recipe; `--part2` runs only those and
+ * keeps the rows of bench/results/quant.json.
  */
 import {
   Executor,
@@ -21,7 +24,8 @@ import {
   type Graph,
 } from '@tensorpress/core-tensor';
 import { loadFashionMnist, loadMnist } from '@tensorpress/datasets';
-import { dorefa, lsq, pact, quantizePostTraining, quantization, tqt, type BitsPlanEntry, type PtqOptions } from '@tensorpress/quant';
+import { dorefa, inq, int8Training, lsq, pact, quantizePostTraining, quantization, tqt, type BitsPlanEntry, type PtqOptions } from '@tensorpress/quant';
+import { readFile } from 'node:fs/promises';
 import type { SuiteResult } from './run.js';
 import { loadPartialRows, median, medianStepMs, round, savePartialRows, trainedBaseline } from './common.js';
 
@@ -55,6 +59,14 @@ const PTQ: { method: string; options: PtqOptions }[] = [
   { method: 'ptq int8 mse', options: { calibration: 'mse' } },
   { method: 'ptq int8 dynamic', options: { mode: 'dynamic' } },
 ];
+
+/** INQ: portion steps of this many optimizer steps (4 portions), Adam at a constant rate. */
+const INQ_STEPS_PER_PORTION = 200;
+const INQ_LR = 5e-4;
+/** INT8 training from scratch: this many training images, epochs, Adam rate (FP32 and both gradient modes alike). */
+const SCRATCH_IMAGES = 6000;
+const SCRATCH_EPOCHS = 2;
+const SCRATCH_LR = 2e-3;
 
 const SETUPS = [
   { dataset: 'mnist', model: 'plainCnn', qatEpochs: 3 },
@@ -106,7 +118,22 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
   const epochsArg = args.includes('--qat-epochs') ? Number(args[args.indexOf('--qat-epochs') + 1]) : undefined;
   const retime = args.includes('--retime');
-  const rows: Row[] = args.includes('--resume') || retime ? await loadPartialRows('quant') : [];
+  const part2 = args.includes('--part2');
+  // --part2 keeps the committed rows (and its own partial rows when resumed) and adds the part 2 rows.
+  const committed = async (): Promise<Row[]> => {
+    try {
+      return (JSON.parse(await readFile(new URL('./results/quant.json', import.meta.url), 'utf8')) as { rows: Row[] }).rows;
+    } catch {
+      return [];
+    }
+  };
+  const rows: Row[] = part2
+    ? args.includes('--resume')
+      ? await loadPartialRows('quant-part2')
+      : await committed()
+    : args.includes('--resume') || retime
+      ? await loadPartialRows('quant')
+      : [];
   const done = new Set(rows.map((r) => `${String(r['dataset'])}:${String(r['model'])}:${String(r['method'])}`));
   const backend = await useBackend('wasm');
   const mnist = await loadMnist();
@@ -114,6 +141,7 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
 
   for (const setup of SETUPS) {
     if (only && only !== `${setup.dataset}:${setup.model}`) continue;
+    if (part2 && setup.dataset !== 'fashion-mnist') continue;
     const data = setup.dataset === 'mnist' ? mnist : (fashion ??= await loadFashionMnist());
     const make = referenceModels[setup.model as 'plainCnn' | 'residualCnn'];
     const { graph: baseline } = await trainedBaseline(setup.model, () => make({ seed: 0 }), setup.dataset, data.train);
@@ -123,7 +151,7 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
     const key = (method: string): string => `${setup.dataset}:${setup.model}:${method}`;
     const push = async (row: Row): Promise<void> => {
       rows.push(row);
-      await savePartialRows('quant', rows);
+      await savePartialRows(part2 ? 'quant-part2' : 'quant', rows);
       console.log(JSON.stringify(row));
     };
     if (!done.has(key('fp32'))) {
@@ -143,6 +171,75 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
       await savePartialRows('quant', rows);
       continue;
     }
+
+    if (setup.dataset === 'fashion-mnist') {
+      // Part 2: INQ fine-tuned from the FP32 model; INT8 training from scratch vs FP32 and per-tensor gradients.
+      // Three retraining phases: the last portion (every weight) is quantized at the final step, where the paper ends.
+      const inqTrain = subset(data.train, INQ_STEPS_PER_PORTION * 3 * BATCH, 1);
+      for (const bits of [5, 3]) {
+        const method = `inq ${bits}-bit`;
+        if (done.has(key(method))) continue;
+        const ctrl = compress(baseline, [inq({ bits, stepsPerStep: INQ_STEPS_PER_PORTION })]);
+        const started = performance.now();
+        await fit(ctrl.model.executor, inqTrain, { epochs: 1, batchSize: BATCH, optimizer: { type: 'adam', learningRate: INQ_LR }, seed: 0, controller: ctrl, progress: false });
+        const trainSeconds = (performance.now() - started) / 1000;
+        const total = ctrl.statistics().algorithms[0]!.total;
+        const stripped = ctrl.strip();
+        ctrl.dispose();
+        const r = await evaluate(stripped, data.test, { batchSize: 500, progress: false });
+        await push({
+          ...base,
+          method,
+          bits: `W${bits} pow2`,
+          accuracy: round(r.accuracy, 4),
+          deltaPts: round((r.accuracy - fp32.accuracy) * 100, 2),
+          weightBytesAtBits: Number(total['bytesAtBits']),
+          weightFloatBytes: Number(total['floatBytes']),
+          quantizedFraction: Number(total['quantizedFraction']),
+          trainImages: inqTrain.size,
+          steps: Math.ceil(inqTrain.size / BATCH),
+          learningRate: INQ_LR,
+          trainSeconds: round(trainSeconds, 1),
+        });
+      }
+      const scratchTrain = subset(data.train, SCRATCH_IMAGES, 2);
+      const scratch: { method: string; builder?: () => CompressionBuilder }[] = [
+        { method: 'fp32 scratch (same recipe)' },
+        { method: 'int8 training scratch (channel, magnitude-aware)', builder: () => int8Training() },
+        { method: 'int8 training scratch (per-tensor gradients)', builder: () => int8Training({ gradients: { granularity: 'tensor', clipping: 'max' } }) },
+      ];
+      let fp32Scratch: { accuracy: number; seconds: number } | undefined;
+      const prevFp32 = rows.find((r) => r['dataset'] === setup.dataset && r['model'] === setup.model && r['method'] === scratch[0]!.method);
+      if (prevFp32) fp32Scratch = { accuracy: Number(prevFp32['accuracy']), seconds: Number(prevFp32['trainSeconds']) };
+      for (const sc of scratch) {
+        if (done.has(key(sc.method))) continue;
+        const fresh = make({ seed: 0 });
+        const ctrl = sc.builder ? compress(fresh, [sc.builder()]) : undefined;
+        if (ctrl) await ctrl.initialize(scratchTrain, { samples: CALIBRATION_IMAGES });
+        const ex = ctrl ? ctrl.model.executor : new Executor(fresh);
+        const started = performance.now();
+        await fit(ex, scratchTrain, { epochs: SCRATCH_EPOCHS, batchSize: BATCH, optimizer: { type: 'adam', learningRate: SCRATCH_LR }, lrSchedule: 'cosine', seed: 0, ...(ctrl ? { controller: ctrl } : {}), progress: false });
+        const seconds = (performance.now() - started) / 1000;
+        const graph = ctrl ? ctrl.strip() : ex.snapshot();
+        ctrl?.dispose();
+        ex.dispose();
+        const r = await evaluate(graph, data.test, { batchSize: 500, progress: false });
+        if (!ctrl) fp32Scratch = { accuracy: r.accuracy, seconds };
+        await push({
+          ...base,
+          method: sc.method,
+          bits: ctrl ? 'W8A8G8' : 'FP32',
+          accuracy: round(r.accuracy, 4),
+          deltaPts: round((r.accuracy - fp32.accuracy) * 100, 2),
+          ...(fp32Scratch ? { deltaVsScratchFp32Pts: round((r.accuracy - fp32Scratch.accuracy) * 100, 2), stepTimeRatioToFp32: round(seconds / fp32Scratch.seconds, 3) } : {}),
+          trainImages: scratchTrain.size,
+          epochs: SCRATCH_EPOCHS,
+          learningRate: SCRATCH_LR,
+          trainSeconds: round(seconds, 1),
+        });
+      }
+    }
+    if (part2) continue;
 
     for (const p of PTQ) {
       if (done.has(key(p.method))) continue;
@@ -211,6 +308,8 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
       'Low-bit rows keep the first conv and the last Gemm (weights and inputs) at 8 bits. bytes: parameter storage of the stripped graph (int8 weights, int32 biases, float32 scales).',
       'overheadRatio: QAT step time over FP32 step time (batch 64), the median ratio of 8 alternating rounds of 4 steps each in the same run; stepMs and fp32StepMs are the medians of all steps.',
       'PTQ: 256 training images for calibration, BN folded, per-channel symmetric int8 weights, asymmetric uint8 activations (KL: symmetric).',
+      `INQ (Fashion-MNIST): fine-tuned from the FP32 model on ${INQ_STEPS_PER_PORTION * 3 * BATCH} training images, one epoch, portions 0.5/0.75/0.875 retrained ${INQ_STEPS_PER_PORTION} steps each, the last (1) at the final step, Adam ${INQ_LR} constant; accuracy of the stripped graph (every weight 0 or ±2^k through DequantizeLinear). weightBytesAtBits: Conv/Gemm weights packed at b bits.`,
+      `INT8 training (Fashion-MNIST): from scratch on ${SCRATCH_IMAGES} training images, ${SCRATCH_EPOCHS} epochs, Adam ${SCRATCH_LR} cosine, batch 64, for FP32 and both gradient modes alike; deltaPts vs the cached 3-epoch FP32 model, deltaVsScratchFp32Pts vs FP32 under the same recipe; stepTimeRatioToFp32: training time over the FP32 run's.`,
     ],
   };
 }

@@ -27,7 +27,7 @@ export const KNOWN_TECHNIQUES: Readonly<Record<string, readonly string[]>> = {
   '@tensorpress/binary': ['binarization'],
   '@tensorpress/distill': ['knowledge_distillation'],
   '@tensorpress/pruning': ['filter_pruning'],
-  '@tensorpress/quant': ['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization'],
+  '@tensorpress/quant': ['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization', 'inq', 'int8_training'],
   '@tensorpress/sparsity': ['magnitude_sparsity', 'nm_sparsity', 'l0_sparsity', 'rb_sparsity'],
 };
 

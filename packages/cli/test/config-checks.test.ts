@@ -75,7 +75,7 @@ describe('stacking rules of the installed packages', () => {
       }
     }
     // Every quantizer runs after filter_pruning and the sparsifiers; binarization after both too.
-    for (const q of ['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization']) {
+    for (const q of ['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization', 'inq', 'int8_training']) {
       expect(seen).toContain(`${q}>filter_pruning`);
       expect(seen).toContain(`${q}>magnitude_sparsity`);
     }

@@ -13,7 +13,7 @@ describe('discoverAlgorithms', () => {
   it('finds the algorithms of the installed technique packages and reports the others as not installed', async () => {
     const { definitions, packages } = await discoverAlgorithms();
     const names = definitions.map((d) => d.algorithm).sort();
-    expect(names).toEqual(['binarization', 'dorefa', 'filter_pruning', 'knowledge_distillation', 'l0_sparsity', 'lsq', 'magnitude_sparsity', 'nm_sparsity', 'pact', 'post_training_quantization', 'quantization', 'rb_sparsity', 'tqt']);
+    expect(names).toEqual(['binarization', 'dorefa', 'filter_pruning', 'inq', 'int8_training', 'knowledge_distillation', 'l0_sparsity', 'lsq', 'magnitude_sparsity', 'nm_sparsity', 'pact', 'post_training_quantization', 'quantization', 'rb_sparsity', 'tqt']);
     expect(packages.find((p) => p.name === '@tensorpress/pruning')).toEqual({ name: '@tensorpress/pruning', installed: true, algorithms: ['filter_pruning'] });
     const missing = await discoverAlgorithms(['@tensorpress/not-a-package']);
     expect(missing.packages).toEqual([{ name: '@tensorpress/not-a-package', installed: false, algorithms: [] }]);

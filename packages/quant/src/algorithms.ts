@@ -1,4 +1,6 @@
 import { dorefaDefinition } from './dorefa.js';
+import { inqDefinition } from './inq.js';
+import { int8TrainingDefinition } from './int8-training.js';
 import { lsqDefinition } from './lsq.js';
 import { pactDefinition } from './pact.js';
 import { postTrainingQuantizationDefinition } from './ptq.js';
@@ -13,4 +15,6 @@ export const quantAlgorithms = [
   tqtDefinition,
   lsqDefinition,
   postTrainingQuantizationDefinition,
+  inqDefinition,
+  int8TrainingDefinition,
 ] as const;

@@ -19,6 +19,20 @@ export { lsq, lsqDefinition, lsqSchema, LsqQuantizer } from './lsq.js';
 export type { LsqParams } from './lsq.js';
 export { quantizePostTraining, postTrainingQuantization, postTrainingQuantizationDefinition, ptqSchema } from './ptq.js';
 export type { PtqOptions, PtqParams, PostTrainingResult } from './ptq.js';
+export { inq, inqDefinition, inqSchema, powerOfTwoSet, powerOfTwoExponent, quantizePowerOfTwo, nextPartition } from './inq.js';
+export type { InqParams, InqInput, PowerOfTwoSet } from './inq.js';
+export {
+  int8Training,
+  int8TrainingDefinition,
+  int8TrainingSchema,
+  gradientQuantSchema,
+  magnitudeAwareError,
+  optimalClip,
+  gradientClipping,
+  quantizeGradient,
+  gradientQuantizer,
+} from './int8-training.js';
+export type { Int8TrainingParams, Int8TrainingInput, GradientQuantOptions, GradientFamily } from './int8-training.js';
 export { quantAlgorithms } from './algorithms.js';
 export { fakeQuantize, roundSte, ceilSte, reduceToShape } from './fake-quantize.js';
 export type { FakeQuantOptions, SteVariant } from './fake-quantize.js';

@@ -6,7 +6,7 @@ import { z } from 'zod';
 describe('quantAlgorithms', () => {
   it('holds every definition of the package, with unique names and valid schemas', () => {
     expectAlgorithmList(quant, 'quantAlgorithms', '@tensorpress/quant');
-    expect(quant.quantAlgorithms.map((d) => d.algorithm)).toEqual(['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization']);
+    expect(quant.quantAlgorithms.map((d) => d.algorithm)).toEqual(['quantization', 'dorefa', 'pact', 'tqt', 'lsq', 'post_training_quantization', 'inq', 'int8_training']);
   });
 
   it('builds its schemas with the zod that core validates configs with', () => {
