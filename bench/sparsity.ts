@@ -182,7 +182,7 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
     if (!s.quick) await savePartialRows('sparsity', rows);
   };
   const notes = [
-    `Fine-tuning from the cached FP32 weights (3 epochs, Adam, cosine): ${s.steps} steps of batch ${BATCH} (${((s.steps * BATCH) / fashion.train.size).toFixed(2)} epoch) over shuffled batches of all ${fashion.train.size} training images, Adam ${LEARNING_RATE} with cosine decay over those steps. Epochs were cut, not rows, to fit the time budget of a shared 2-core machine.`,
+    `Fine-tuning from the cached FP32 weights (3 epochs, Adam, cosine): finetuneSteps steps of batch ${BATCH} over shuffled batches of all ${fashion.train.size} training images (${DEFAULT_STEPS} steps = ${((DEFAULT_STEPS * BATCH) / fashion.train.size).toFixed(2)} epoch by default; rows labelled "(N steps)" ran N steps, added with --resume --steps N), Adam ${LEARNING_RATE} with cosine decay over those steps. Epochs were cut, not rows, to fit the time budget of a shared 2-core machine.`,
     `magnitude: the package defaults (NNCF's): one global threshold on |w| / ||W||2 of each layer; polynomial schedule (Zhu & Gupta, power 3) per step from 0 to the level over the first ${RAMP * 100}% of the steps (masks every 10 steps), then frozen.`,
     `L0: hard-concrete gates (beta 2/3, gamma -0.1, zeta 1.1), lambda ${L0.lambda} on the mean expected L0, log alpha = ${L0.gateScale}*theta from ${L0.initLogAlpha}; the level is what training reached (deterministic gates at eval).`,
     '2:4: exactly 2 of every 4 input-channel weights kept, one-shot; the first conv (1 input channel) stays dense.',
