@@ -109,6 +109,9 @@ function createBuilder(params: BinarizationParams, scopes: Scopes, location?: En
     priority: PRIORITY.binarization,
     stacking: BINARIZER_STACKING,
     register(graph, layout) {
+      // A new register owns new sites (an earlier build's controller keeps its own).
+      weights = [];
+      activations = [];
       checkScopeNames(scopes, graph.nodes.map((n) => n.name), paths.entry);
       placement = placeBinarizers(graph, { inScope, scopes, fullPrecision: params.fullPrecision, paths });
       if (placement.nodes.length === 0) {
@@ -188,6 +191,12 @@ function createBuilder(params: BinarizationParams, scopes: Scopes, location?: En
     },
     build(model) {
       return binarizationController(params, model.executor, placement!, weights, activations, scaled, scheduler, observing);
+    },
+    abandon() {
+      for (const a of activations) a.binarizer.dispose();
+      for (const w of weights) w.previous?.dispose();
+      weights = [];
+      activations = [];
     },
   };
 }

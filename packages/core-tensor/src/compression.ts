@@ -30,6 +30,8 @@ export interface CompressionBuilder {
   register(graph: Graph, layout: TransformationLayout): void;
   /** Phase 2: build the controller over the transformed model. */
   build(model: CompressedModel): AlgorithmController;
+  /** Frees what `register` created (quantizer variables ...) when `compress` fails before this builder's `build`. */
+  abandon?(): void;
 }
 
 /** The model being compressed: the transformed graph run by an executor with every hook in place. */
@@ -106,16 +108,25 @@ const STATE_FORMAT = 'tensorpress.compression-state';
 export function compress(graph: Graph, builders: readonly CompressionBuilder[], options: CompressOptions = {}): CompressionController {
   const ordered = checkStacking(builders);
   const layout = new TransformationLayout();
-  for (const b of ordered) b.register(graph, layout);
-  const applied = applyLayout(graph, layout);
-  const executor = new Executor(applied.graph, { hooks: applied.hooks, seed: options.seed ?? 0 });
-  const model: CompressedModel = { graph: applied.graph, executor, original: graph };
+  // A failure anywhere before every controller exists leaves no tensor behind: built controllers
+  // are disposed, registered builders that were not built yet abandon their state.
+  const registered: CompressionBuilder[] = [];
   const controllers: AlgorithmController[] = [];
+  let executor: Executor | undefined;
+  let model: CompressedModel;
   try {
+    for (const b of ordered) {
+      registered.push(b);
+      b.register(graph, layout);
+    }
+    const applied = applyLayout(graph, layout);
+    executor = new Executor(applied.graph, { hooks: applied.hooks, seed: options.seed ?? 0 });
+    model = { graph: applied.graph, executor, original: graph };
     for (const b of ordered) controllers.push(b.build(model));
   } catch (e) {
     for (const c of controllers) c.dispose();
-    executor.dispose();
+    for (const b of registered.slice(controllers.length)) b.abandon?.();
+    executor?.dispose();
     throw e;
   }
   const scheduler = new CompositeScheduler(controllers.map((c) => c.scheduler));

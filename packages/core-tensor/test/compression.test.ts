@@ -135,6 +135,38 @@ function distillBuilder(teacher: Graph, temperature: number): CompressionBuilder
 }
 
 describe('compress', () => {
+  it('a failing build leaves no tensor: built controllers are disposed, registered builders abandon their state', async () => {
+    const g = smallCnn();
+    let abandoned = 0;
+    let alpha: tf.Variable | undefined;
+    const failing: CompressionBuilder = {
+      algorithm: 'test_fail',
+      priority: PRIORITY.pruning,
+      register: () => undefined,
+      build: () => {
+        throw new Error('target unreachable');
+      },
+    };
+    const abandoning: CompressionBuilder = {
+      algorithm: 'test_state',
+      priority: PRIORITY.quantization,
+      register: () => {
+        alpha = tf.tidy(() => tf.variable(tf.scalar(2), true));
+      },
+      build: () => {
+        throw new Error('never built: the builder before it fails');
+      },
+      abandon: () => {
+        abandoned++;
+        alpha!.dispose();
+      },
+    };
+    await expectNoLeak(() => {
+      expect(() => compress(g, [failing, abandoning])).toThrow('target unreachable');
+    });
+    expect(abandoned).toBe(1);
+  });
+
   it('applies a weight transform during runs and makes it permanent in strip()', async () => {
     const g = smallCnn();
     const n = g.param('conv1.weight')!.data.length;

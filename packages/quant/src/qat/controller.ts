@@ -104,6 +104,9 @@ export function qatBuilder(method: QatMethod): CompressionBuilder {
     priority: PRIORITY.quantization,
     stacking: QUANTIZER_STACKING,
     register(graph: Graph, layout) {
+      // A new register owns new quantizers (an earlier build's controller keeps its own).
+      weights = [];
+      activations = [];
       checkScopeNames(s.scopes, graph.nodes.map((n) => n.name), s.paths.entry);
       placement = placeQuantizers(graph, {
         inScope: s.inScope,
@@ -165,6 +168,11 @@ export function qatBuilder(method: QatMethod): CompressionBuilder {
     },
     build(model) {
       return qatController(method, model.executor, weights, activations, placement!);
+    },
+    abandon() {
+      for (const { q } of [...weights, ...activations]) q.dispose();
+      weights = [];
+      activations = [];
     },
   };
 }
