@@ -112,12 +112,7 @@ const std = (v: readonly number[]): number => (v.length < 2 ? 0 : Math.sqrt(v.re
 
 export default async function distill(args: string[]): Promise<SuiteResult> {
   const s = settingsOf(args);
-  let backend: string;
-  try {
-    backend = (await useBackend('wasm')).name;
-  } catch {
-    backend = (await useBackend('cpu')).name;
-  }
+  const backend = (await useBackend(['wasm', 'cpu'])).name;
   const fashion = await loadFashionMnist();
   const test = s.quick ? fashion.test.subset(Array.from({ length: 2000 }, (_, i) => i)) : fashion.test;
   const train = fashion.train;

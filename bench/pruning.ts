@@ -216,12 +216,7 @@ async function pruneAndFinetune(
 
 export default async function pruning(args: string[]): Promise<SuiteResult> {
   const s = settingsOf(args);
-  let backend: string;
-  try {
-    backend = (await useBackend('wasm')).name;
-  } catch {
-    backend = (await useBackend('cpu')).name;
-  }
+  const backend = (await useBackend(['wasm', 'cpu'])).name;
   const fashion = await loadFashionMnist();
   const data = s.quick ? { train: subsetOf(fashion.train, 2000), test: subsetOf(fashion.test, 1000) } : fashion;
   // `--resume` keeps the rows of an interrupted run; `--only a,b` runs just those labels.

@@ -157,12 +157,7 @@ function runs(steps: number): Run[] {
 
 export default async function sparsity(args: string[]): Promise<SuiteResult> {
   const s = settingsOf(args);
-  let backend: string;
-  try {
-    backend = (await useBackend('wasm')).name;
-  } catch {
-    backend = (await useBackend('cpu')).name;
-  }
+  const backend = (await useBackend(['wasm', 'cpu'])).name;
   const fashion = await loadFashionMnist();
   const test = subsetOf(fashion.test, s.testSize);
   const probeBatch = test.batches(256).next().value!;

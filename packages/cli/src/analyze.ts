@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError, graphStatistics, removeStaleTempFiles, useBackend, type BackendName, type Dataset } from '@tensorpress/core-tensor';
+import { ConfigError, graphStatistics, removeStaleTempFiles, type Dataset } from '@tensorpress/core-tensor';
 import {
   frontierChart,
   hawqV2,
@@ -12,14 +12,12 @@ import {
   type PruningPlanResult,
   type SensitivityResult,
 } from '@tensorpress/mixed-precision';
-import type { RunEvalOptions } from './eval.js';
+import { evalInputs, type RunEvalOptions } from './eval.js';
 import { pruningGroups } from '@tensorpress/pruning';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { throwIfAborted } from './internal/abort.js';
 import { PLAN_FORMAT, type PlanFile } from './internal/plan-file.js';
 import { checkOutputDir, commitOutputs } from './output-dir.js';
-import { loadData } from './load-data.js';
-import { loadModel } from './load-model.js';
 
 /** What `tensorpress analyze --method` accepts. */
 export const ANALYZE_METHODS = ['quantization', 'filter_pruning', 'sparsity', 'binarization', 'hawq'] as const;
@@ -89,18 +87,7 @@ export async function runAnalyze(options: RunAnalyzeOptions): Promise<RunAnalyze
   const outDir = path.resolve(options.out);
   await removeStaleTempFiles(outDir);
   await checkOutputDir(outDir, options.force ?? false);
-  const backend = await useBackend((options.backend ?? ['wasm', 'cpu']) as BackendName | BackendName[]);
-  log(`backend: ${backend.name}`);
-  const data = await loadData(options.data ?? 'mnist', options.limit !== undefined ? { limit: options.limit } : {});
-  const model = await loadModel(options.model, {
-    data,
-    ...(options.fp32Epochs !== undefined ? { fp32Epochs: options.fp32Epochs } : {}),
-    ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
-    progress: options.progress ?? true,
-    log,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
-  throwIfAborted(options.signal);
+  const { data, model } = await evalInputs(options);
   const graph = model.graph;
   const files: { name: string; data: string }[] = [];
   let result: RunAnalyzeResult;

@@ -1,8 +1,8 @@
 import { evaluate, graphStatistics, useBackend, type BackendName, type ProgressMode } from '@tensorpress/core-tensor';
 import { throwIfAborted } from './internal/abort.js';
 import { terminalProgress } from './internal/progress-bar.js';
-import { loadData } from './load-data.js';
-import { loadModel } from './load-model.js';
+import { loadData, type LoadedData } from './load-data.js';
+import { loadModel, type LoadedModel } from './load-model.js';
 
 /** Options of {@link runEval} (`tensorpress eval`). */
 export interface RunEvalOptions {
@@ -30,10 +30,14 @@ export interface RunEvalResult {
   readonly bytes: number;
 }
 
-/** `tensorpress eval`: test accuracy and loss of a model (builtin models are trained first, cached), plus its size. */
-export async function runEval(options: RunEvalOptions): Promise<RunEvalResult> {
+/**
+ * The backend, the data and the model of `eval` and `analyze` (a builtin model is trained first,
+ * then cached); logs the backend.
+ */
+export async function evalInputs(options: RunEvalOptions): Promise<{ data: LoadedData; model: LoadedModel }> {
   const log = options.log ?? (() => undefined);
-  await useBackend((options.backend ?? ['wasm', 'cpu']) as BackendName | BackendName[]);
+  const backend = await useBackend((options.backend ?? ['wasm', 'cpu']) as BackendName | BackendName[]);
+  log(`backend: ${backend.name}`);
   const data = await loadData(options.data ?? 'mnist', options.limit !== undefined ? { limit: options.limit } : {});
   const model = await loadModel(options.model, {
     data,
@@ -44,6 +48,13 @@ export async function runEval(options: RunEvalOptions): Promise<RunEvalResult> {
     ...(options.signal ? { signal: options.signal } : {}),
   });
   throwIfAborted(options.signal);
+  return { data, model };
+}
+
+/** `tensorpress eval`: test accuracy and loss of a model (builtin models are trained first, cached), plus its size. */
+export async function runEval(options: RunEvalOptions): Promise<RunEvalResult> {
+  const log = options.log ?? (() => undefined);
+  const { data, model } = await evalInputs(options);
   const r = await evaluate(model.graph, data.test, { progress: terminalProgress(options.progress ?? true), ...(options.progress === false ? { log } : {}) });
   const t = graphStatistics(model.graph).total;
   return { model: options.model, data: data.name, accuracy: r.accuracy, loss: r.loss, count: r.count, params: t.params, flops: t.flops, bytes: t.bytes };
