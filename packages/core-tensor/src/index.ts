@@ -49,6 +49,7 @@ export type {
   AppliedLayout,
 } from './transform.js';
 export { foldBatchNorm, foldAllBatchNorms, batchNormFold } from './fold-batchnorm.js';
+export { batchNormInputStatistics } from './bn-statistics.js';
 export type { FoldAllResult, FoldSkip, BatchNormFold } from './fold-batchnorm.js';
 export { compress, checkCompression, CountingScheduler, defineController } from './compression.js';
 export type {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   Executor,
+  batchNormInputStatistics,
   checkScopeNames,
   compress,
   dynamicQuantParams,
@@ -210,48 +211,18 @@ function adaptBatchNorm(graph: Graph, data: Dataset, p: PtqParams, scopes: Scope
     },
   });
   const ctrl = compress(graph, [weightsOnly]);
-  const ex = ctrl.model.executor;
-  const inputs = bns.map((n) => n.inputs[0]!);
-  const sum = new Map<string, Float64Array>();
-  const sq = new Map<string, Float64Array>();
-  const count = new Map<string, number>();
-  let seen = 0;
+  let stats: ReturnType<typeof batchNormInputStatistics>;
   try {
-    for (const b of data.batches(p.batchSize)) {
-      // Train mode: every BN normalises with its batch statistics, as AdaBN re-estimates them.
-      const outs = ex.run(b.x, { outputs: inputs, training: true, updateStats: false });
-      inputs.forEach((v, i) => {
-        const t = outs[i]!;
-        const c = t.shape[t.rank - 1]!;
-        const [m, m2] = tf.tidy(() => {
-          const r = tf.reshape(t, [-1, c]);
-          return [tf.sum(r, 0), tf.sum(tf.square(r), 0)];
-        });
-        const a = sum.get(v) ?? new Float64Array(c);
-        const a2 = sq.get(v) ?? new Float64Array(c);
-        (m.dataSync() as Float32Array).forEach((x, k) => (a[k] = a[k]! + x));
-        (m2.dataSync() as Float32Array).forEach((x, k) => (a2[k] = a2[k]! + x));
-        sum.set(v, a);
-        sq.set(v, a2);
-        count.set(v, (count.get(v) ?? 0) + t.size / c);
-        tf.dispose([m, m2]);
-      });
-      seen += b.x.shape[0]!;
-      tf.dispose([...new Set([...outs, b.x, b.y])]);
-      if (seen >= p.samples) break;
-    }
+    // Train mode: every BN normalises with its batch statistics, as AdaBN re-estimates them.
+    stats = batchNormInputStatistics(ctrl.model.executor, data, { samples: p.samples, batchSize: p.batchSize });
   } finally {
     ctrl.dispose();
   }
-  const counts = (v: string): number => count.get(v) ?? 1;
   const updates = new Map<string, { data: ParamData }>();
   for (const n of bns) {
-    const s = sum.get(n.inputs[0]!)!;
-    const s2 = sq.get(n.inputs[0]!)!;
-    const count = counts(n.inputs[0]!);
-    const mean = Float32Array.from(s, (x) => x / count);
+    const { mean, variance } = stats.get(n.name)!;
     updates.set(n.inputs[3]!, { data: mean });
-    updates.set(n.inputs[4]!, { data: Float32Array.from(s2, (x, k) => Math.max(x / count - mean[k]! ** 2, 0)) });
+    updates.set(n.inputs[4]!, { data: variance });
   }
   return graph.withParams(updates);
 }
