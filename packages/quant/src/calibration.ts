@@ -369,7 +369,7 @@ class HistogramCollector extends BaseCollector {
         let t = absMax;
         if (h.width > 0) {
           const { best } = klSearch(h.counts, quantBins);
-          if (best >= 0) t = Math.min(absMax, (best + 0.5) * h.width);
+          if (best >= 0) t = Math.min(absMax, best * h.width);
         }
         return unsigned ? { min: 0, max: t } : symmetricRange(t);
       }
