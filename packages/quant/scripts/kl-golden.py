@@ -8,7 +8,8 @@ published procedures, for packages/quant/test/calib-kl-golden.test.ts.
   each group; P = first i bins plus the clipped mass in bin i - 1; no smoothing (scipy's entropy:
   infinite where Q is 0 and P is not); the last argmin; amax = edges[i]. Q = 2^(bits-1), or 2^bits
   unsigned. This is the variant @tensorpress/quant follows: the test compares the chosen i and the
-  divergences.
+  divergences, and the i chosen with start_bin = bins / 2 (the package's default floor, PaddleSlim's
+  search range: `cal_kl_threshold` starts at the middle of its 2048-bin |x| histogram).
 - ONNX Runtime (onnxruntime/python/tools/quantization/calibrate.py, HistogramCollector
   `get_entropy_threshold`, same as MXNet's): histogram of x over [-T, T] (T = max|x|; EntropyCalibrater
   defaults: 128 bins, 128 quantized bins); candidates grow symmetrically from the centre bin
@@ -81,6 +82,20 @@ def trt_entropy(counts, quant_bins, start_bin=128):
     assert not np.isnan(values).any()
     last = len(values) - 1 - int(np.argmin(values[::-1]))
     return keys[last], divs
+
+
+def trt_record(counts, qb, amax):
+    i, divs = trt_entropy(counts, qb)
+    # The same search from the middle of the histogram (start_bin = bins / 2: PaddleSlim's range).
+    ih, _ = trt_entropy(counts, qb, start_bin=len(counts) // 2)
+    return {
+        'quantBins': qb,
+        'best': i,
+        'amax': i * amax / len(counts),
+        'divergence': {str(k): (None if math.isinf(v) else v) for k, v in divs.items() if k % 64 == 0 or k == i},
+        'bestFromHalf': ih,
+        'amaxFromHalf': ih * amax / len(counts),
+    }
 
 
 def smooth(p, eps=1e-4):
@@ -176,13 +191,7 @@ def main():
         case = {'name': name, 'source': 'synthetic', 'unsigned': unsigned, 'absMax': amax, 'counts': counts.tolist(), 'trt': {}, 'ort': {}}
         for bits in (8, 6):
             qb = 2 ** (bits if unsigned else bits - 1)
-            i, divs = trt_entropy(counts, qb)
-            case['trt'][str(bits)] = {
-                'quantBins': qb,
-                'best': i,
-                'amax': i * amax / len(counts),
-                'divergence': {str(k): (None if math.isinf(v) else v) for k, v in divs.items() if k % 64 == 0 or k == i},
-            }
+            case['trt'][str(bits)] = trt_record(counts, qb, amax)
         for nb in (128, 2048):
             h, e, lo, hi = ort_hist_from_samples(x, nb)
             case['ort'][str(nb)] = list(ort_entropy(h, e, lo, hi))
@@ -198,13 +207,7 @@ def main():
             case = {'name': a['name'], 'source': acts.get('source', 'bench'), 'unsigned': unsigned, 'absMax': amax, 'counts': counts.tolist(), 'trt': {}, 'ort': {}}
             for bits in (8,):
                 qb = 2 ** (bits if unsigned else bits - 1)
-                i, divs = trt_entropy(counts, qb)
-                case['trt'][str(bits)] = {
-                    'quantBins': qb,
-                    'best': i,
-                    'amax': i * amax / len(counts),
-                    'divergence': {str(k): (None if math.isinf(v) else v) for k, v in divs.items() if k % 64 == 0 or k == i},
-                }
+                case['trt'][str(bits)] = trt_record(counts, qb, amax)
             if unsigned:
                 for nb in (128, 2048):
                     h, e, lo, hi = ort_hist_from_abs_counts(counts, amax, nb)
@@ -215,7 +218,7 @@ def main():
         json.dump(out, f, separators=(',', ':'))
         f.write('\n')
     for c in out['cases']:
-        print(c['name'], {k: (v['best'], round(v['amax'], 4)) for k, v in c['trt'].items()}, 'ort', c['ort'], 'max', round(c['absMax'], 4))
+        print(c['name'], {k: (v['best'], round(v['amax'], 4), v['bestFromHalf']) for k, v in c['trt'].items()}, 'ort', c['ort'], 'max', round(c['absMax'], 4))
 
 
 if __name__ == '__main__':

@@ -92,22 +92,55 @@ describe('kl search (TensorRT variant)', () => {
   }
 });
 
+/**
+ * The collector's histogram quantile (linear inside the bin where the cumulative count crosses
+ * q·total), computed from the fixture's counts.
+ */
+function quantileOf(c: GoldenCase, q: number): number {
+  const w = c.absMax / 2048;
+  const total = c.counts.reduce((a, b) => a + b, 0);
+  const target = q * total;
+  let cum = 0;
+  for (let j = 0; j < 2048; j++) {
+    const n = c.counts[j]!;
+    if (n === 0) continue;
+    if (cum + n >= target) return j * w + w * Math.max(0, (target - cum) / n);
+    cum += n;
+  }
+  return c.absMax;
+}
+
 describe('kl collector', () => {
   for (const c of golden.cases.filter((x) => x.source === 'synthetic')) {
-    it(`${c.name}: the collector's threshold is the golden amax = i·max|x|/2048`, () => {
+    it(`${c.name}: with no floor, the collector's threshold is the golden amax = i·max|x|/2048`, () => {
       const data = samplesOf(c);
       for (const [bits, g] of Object.entries(c.trt)) {
-        const r = collect('kl', [data], { bits: Number(bits) });
+        const r = collect('kl', [data], { bits: Number(bits), klFloorPercentile: 0 });
         expect(r.max).toBe(Math.min(c.absMax, g.amax));
         expect(r.min).toBe(c.unsigned ? 0 : -r.max);
       }
     });
   }
 
+  it('by default the threshold is at least the 99.99th percentile of |x| (at most 0.01 % clipped)', () => {
+    for (const c of golden.cases.filter((x) => x.source === 'synthetic')) {
+      const g = c.trt['8']!;
+      const floor = quantileOf(c, 0.9999);
+      const r = collect('kl', [samplesOf(c)]);
+      expect(r.max, c.name).toBeCloseTo(Math.min(c.absMax, Math.max(g.amax, floor)), 12);
+    }
+    // The Laplace case with three far outliers (30,003 values): the floor binds (the bulk's top is
+    // above TensorRT's threshold) but still clips the outliers, far below max|x| = 40.
+    const lap = golden.cases.find((x) => x.name === 'laplace-outliers')!;
+    const r = collect('kl', [samplesOf(lap)]);
+    expect(r.max).toBeGreaterThan(lap.trt['8']!.amax);
+    expect(r.max).toBeLessThan(lap.absMax / 2);
+  });
+
   it('symmetric forces [-t, t] and 2^(bits-1) quantized bins on non-negative data', () => {
     const c = golden.cases.find((x) => x.name === 'relu-like')!;
     const t = klSearch(c.counts, 128).best * (c.absMax / 2048);
-    expect(collect('kl', [samplesOf(c)], { symmetric: true })).toEqual({ min: -Math.min(c.absMax, t), max: Math.min(c.absMax, t) });
+    expect(collect('kl', [samplesOf(c)], { symmetric: true, klFloorPercentile: 0 })).toEqual({ min: -Math.min(c.absMax, t), max: Math.min(c.absMax, t) });
   });
 
   it('clips the outliers of heavy-tailed data well below max|x|', () => {

@@ -197,6 +197,7 @@ function qatController(
       symmetric: false,
       ...(s.rangeInit.maxPercentile !== undefined ? { percentile: s.rangeInit.maxPercentile } : {}),
       ...(s.rangeInit.minPercentile !== undefined ? { lowerPercentile: s.rangeInit.minPercentile } : {}),
+      ...(s.rangeInit.klFloorPercentile !== undefined ? { klFloorPercentile: s.rangeInit.klFloorPercentile } : {}),
     });
     for (const a of todo) a.q.initActivation(mergeStats(a.place.observed.map((v) => stats.get(v)!)));
   };
