@@ -12,18 +12,8 @@
  * keeps the rows of bench/results/quant.json. `--ptq` runs only the PTQ rows (minutes, no training)
  * and replaces them in place among the rows of bench/results/quant.json (no --resume).
  */
-import {
-  Executor,
-  compress,
-  evaluate,
-  fit,
-  graphStatistics,
-  referenceModels,
-  useBackend,
-  type CompressionBuilder,
-  type Dataset,
-  type Graph,
-} from '@tensorpress/core-tensor';
+import { Executor, compress, evaluate, fit, graphStatistics, useBackend, type CompressionBuilder, type Dataset, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { loadFashionMnist, loadMnist } from '@tensorpress/datasets';
 import { dorefa, inq, int8Training, lsq, pact, quantizePostTraining, quantization, tqt, type BitsPlanEntry, type PtqOptions } from '@tensorpress/quant';
 import { readFile } from 'node:fs/promises';
