@@ -273,24 +273,21 @@ function elemName(t: number): string {
   }
 }
 
-/** Turns onnxruntime's refusal of a model into a typed error naming the node when it can. */
+/**
+ * Turns onnxruntime's refusal of a model into a one-line typed error naming the node and op where
+ * onnxruntime names them (`details.ortRefused` is true, so callers can try another path).
+ */
 export function ortRefusal(e: unknown, what: string): OnnxError {
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ');
   const impl = /implementation for (\w+)\((\d+)\) node with name '([^']*)'/.exec(msg);
-  if (impl) {
-    return new OnnxError(
-      'ONNX_UNSUPPORTED',
-      `node "${impl[3]}" (${impl[1]}, opset ${impl[2]}): onnxruntime has no kernel for it and the in-process executor does not run it either; replace the op in the exporter (an older opset or a decomposition), or exclude nothing: no path can quantize this model`,
-      { node: impl[3], op: impl[1] },
-    );
-  }
-  const unknown = /(?:No Op registered for|Unrecognized attribute|No opset import for domain '?)(\S+)/.exec(msg);
-  const node = /Node \(([^)]*)\)|node with name '([^']*)'|Node:\s*([^\s]+)/.exec(msg);
-  const nodeName = node ? (node[1] ?? node[2] ?? node[3]) : undefined;
+  const inNode = /In Node, \("([^"]*)", (\w+), "([^"]*)"/.exec(msg);
+  const node = impl?.[3] ?? inNode?.[1];
+  const op = impl?.[1] ?? inNode?.[2];
+  const why = /(No Op registered for [^;]*?with domain_version of \d+)/.exec(msg)?.[1] ?? (impl ? `onnxruntime has no kernel for ${impl[1]} at opset ${impl[2]}` : msg.slice(0, 300));
   return new OnnxError(
     'ONNX_UNSUPPORTED',
-    `${what}: onnxruntime refuses the model${nodeName ? ` at node "${nodeName}"` : ''}${unknown ? ` (${unknown[0]})` : ''}: ${msg.split('\n')[0]}; no path can quantize a model onnxruntime does not run: check it with onnx.checker or re-export it`,
-    nodeName ? { node: nodeName } : {},
+    `${what}: onnxruntime does not run ${node !== undefined ? `node "${node}" (${op})` : 'the model'}: ${why}; re-export the model with ops onnxruntime implements (onnx.checker.check_model shows what is wrong)`,
+    { ...(node !== undefined ? { node } : {}), ...(op !== undefined ? { op } : {}), ortRefused: true },
   );
 }
 
