@@ -342,6 +342,11 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
       }
     }
   }
+  // Identity of a constant (how torch's exporter shares a parameter at older opsets) is a constant too.
+  for (const n of nodes) {
+    const src = n.input?.[0];
+    if (n.opType === 'Identity' && (!n.domain || n.domain === 'ai.onnx') && src && consts.has(src) && n.output?.[0]) consts.set(n.output[0], consts.get(src)!);
+  }
   const floatConst = (name: string): Float32Array | undefined => {
     const t = consts.get(name);
     if (!t || (t.dataType !== DT.FLOAT && t.dataType !== DT.DOUBLE)) return undefined;

@@ -196,7 +196,9 @@ function cumsumModel(opset = 13): Uint8Array {
     opset,
     input: ['N', 1, 4, 4],
     nodes: [
-      node('Conv', ['x', 'w1', 'b1'], ['c1'], { pads: { ints: [1, 1, 1, 1] } }, 'conv1'),
+      // torch's exporter shares parameters through Identity at older opsets
+      node('Identity', ['b1'], ['b1_shared'], {}, 'share'),
+      node('Conv', ['x', 'w1', 'b1_shared'], ['c1'], { pads: { ints: [1, 1, 1, 1] } }, 'conv1'),
       node('Relu', ['c1'], ['r1'], {}, 'relu1'),
       node('CumSum', ['r1', 'axis'], ['cs'], {}, 'cumsum'),
       node('Conv', ['cs', 'w2'], ['c2'], {}, 'conv2'),
@@ -235,6 +237,11 @@ describe('quantizeOnnx: graphs the in-process executor cannot run', () => {
   it('below opset 13 uses com.microsoft QuantizeLinear/DequantizeLinear, per-channel included', async () => {
     const r = await quantizeOnnx(cumsumModel(11), uniform(16, 16, 16, 3), { perChannel: true });
     const m = decode(r.bytes);
+    // the bias behind the Identity is quantized (int32) like any constant bias
+    const conv1 = m.graph!.node!.find((n) => n.name === 'conv1')!;
+    const db = producer(m, conv1.input![2]!)!;
+    expect(db.opType).toBe('DequantizeLinear');
+    expect(init(m, db.input![0]!).dataType).toBe(6);
     const qdq = m.graph!.node!.filter((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
     expect(qdq.length).toBeGreaterThan(0);
     expect(qdq.every((n) => n.domain === 'com.microsoft')).toBe(true);
