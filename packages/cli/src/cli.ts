@@ -40,7 +40,7 @@ Exit codes:
   2    usage or config error (bad option, invalid config, unknown or uninstalled algorithm, existing --out,
        a checkpoint of another run or none to --resume, training diverged: lower the learning rate)
   3    input error (missing or malformed model, data or checkpoint)
-  4    the exported ONNX model failed the parity check (the report is still written)
+  4    the exported ONNX model failed the parity check (the report is still written; quantize: the file is)
   130  interrupted (Ctrl-C; with --checkpoint-dir a checkpoint is saved first: rerun with --resume)`;
 
 interface CommonOpts {
