@@ -19,3 +19,4 @@ export type { IntegerOpsResult, IntegerSkip } from './integer-ops.js';
 export { registerIntegerOps } from './integer-kernels.js';
 export { ortLatency } from './latency.js';
 export type { LatencyOptions, LatencyResult } from './latency.js';
+export { registerOnnxOps, ONNX_OPS } from './ops/index.js';

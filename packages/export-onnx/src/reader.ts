@@ -4,6 +4,7 @@ import { OnnxError } from './errors.js';
 import { decodeModel } from './internal/decode.js';
 import { graphOffsets } from './internal/offsets.js';
 import { readGraph } from './internal/read-graph.js';
+import { registerOnnxOps } from './ops/index.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
 import type { OnnxWarning } from './warnings.js';
 
@@ -40,6 +41,7 @@ function printWarning(w: OnnxWarning): void {
 export function fromOnnx(bytes: Uint8Array, options: FromOnnxOptions = {}): Graph {
   const limits: ReadLimits = { ...DEFAULT_READ_LIMITS, ...options.limits };
   const model = decodeModel(bytes, limits);
+  registerOnnxOps();
   return readGraph(model, {
     limits,
     total: { n: 0 },

@@ -11,6 +11,7 @@ import {
 } from '@tensorpress/core-tensor';
 import { compactNames, encodeModel, type OAttr, type OModel, type ONode, type OTensor } from './internal/ir.js';
 import { checkUniqueNames } from './internal/unique-names.js';
+import { BROADCAST_OPS, CONV_WEIGHT_OPS, writeOnnxOp, type WriterApi } from './internal/write-onnx-ops.js';
 import { DT, onnxDType, packInt4, rawBytes } from './internal/proto.js';
 import {
   HWIO_TO_OIHW,
@@ -105,7 +106,7 @@ export function buildModel(graph: Graph, options: ToOnnxOptions = {}): OModel {
   return model;
 }
 
-class Writer {
+class Writer implements WriterApi {
   private readonly roles = new Map<string, Role>();
   private readonly nodes: ONode[] = [];
   private readonly inits = new Map<string, OTensor>();
@@ -115,8 +116,8 @@ class Writer {
   private readonly taken = new Set<string>();
 
   constructor(
-    private readonly g: Graph,
-    private readonly opset: number,
+    readonly g: Graph,
+    readonly opset: number,
     private readonly options: ToOnnxOptions,
   ) {
     for (const t of g.inputs) this.taken.add(t.name);
@@ -131,19 +132,19 @@ class Writer {
    * `base`, or `base_1`, `base_2`, …: a name for a value, initializer or node the writer adds,
    * unlike every name of the graph (a read graph may already hold `x.nhwc`) and every one made before.
    */
-  private fresh(base: string): string {
+  fresh(base: string): string {
     let name = base;
     for (let i = 1; this.taken.has(name); i++) name = `${base}_${i}`;
     this.taken.add(name);
     return name;
   }
 
-  private rank(v: string): number {
+  rank(v: string): number {
     return this.g.info(v).shape.length;
   }
 
   /** Rank-4 values that are not parameters are NHWC activations. */
-  private isMap(v: string): boolean {
+  isMap(v: string): boolean {
     return v !== '' && !this.g.isParam(v) && this.rank(v) === 4;
   }
 
@@ -196,7 +197,11 @@ class Writer {
           const [, h, ww, c] = this.g.info(src).shape as number[];
           if (h! * ww! > 1) this.setRole(wp.param, { kind: 'rows', h: h!, w: ww!, c: c! }, n);
         } else if (wp) this.setRole(wp.param, { kind: 'plain' }, n);
-      } else if (FLOAT_BINARY.has(n.op)) {
+      } else if (CONV_WEIGHT_OPS.has(n.op)) {
+        const wp = this.weightParam(n.inputs[1]!);
+        if (!wp) unsupported(n, 'the weight must be a parameter or a DequantizeLinear of one');
+        this.setRole(wp.param, { kind: 'conv' }, n);
+      } else if (FLOAT_BINARY.has(n.op) || BROADCAST_OPS.has(n.op)) {
         const [a, b] = n.inputs as [string, string];
         if (this.g.isParam(a) && this.isMap(b)) this.setRole(a, { kind: 'bcast' }, n);
         if (this.g.isParam(b) && this.isMap(a)) this.setRole(b, { kind: 'bcast' }, n);
@@ -220,21 +225,21 @@ class Writer {
     return undefined;
   }
 
-  private name(v: string): string {
+  name(v: string): string {
     return this.rename.get(v) ?? v;
   }
 
-  private emit(n: ONode): void {
+  emit(n: ONode): void {
     this.nodes.push(n);
   }
 
-  private constInit(base: string, dataType: number, dims: number[], data: ParamData | BigInt64Array): string {
+  constInit(base: string, dataType: number, dims: number[], data: ParamData | BigInt64Array): string {
     const name = this.fresh(base);
     this.inits.set(name, { name, dims, dataType, raw: rawBytes(data) });
     return name;
   }
 
-  private int64(name: string, values: readonly number[]): string {
+  int64(name: string, values: readonly number[]): string {
     return this.constInit(name, DT.INT64, [values.length], BigInt64Array.from(values.map((v) => BigInt(v))));
   }
 
@@ -326,6 +331,7 @@ class Writer {
   }
 
   private node(n: Node): void {
+    if (writeOnnxOp(this, n)) return;
     if (PASS_THROUGH.has(n.op)) return this.simple(n, n.op);
     switch (n.op) {
       case 'Conv': {

@@ -35,7 +35,7 @@ describe('torch fixtures written back', () => {
     const bytes = toOnnx(g);
     const report = await checkParity(g, bytes, x);
     expect(report.maxAbsDiff).toBeLessThan(1e-4);
-    expect(report.top1Agreement).toBe(1);
+    if (meta.models[name]!.outputShape.length === 2) expect(report.top1Agreement).toBe(1);
     // What was written reads back into the same computation.
     const again = await checkParity(fromOnnx(bytes), bytes, x);
     expect(again.maxAbsDiff).toBeLessThan(1e-4);

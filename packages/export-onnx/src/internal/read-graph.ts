@@ -24,8 +24,14 @@ export function readGraph(model: onnx.ModelProto, ctx: ReadOptions): Graph {
   const main = imports.find((o) => !o.domain || o.domain === 'ai.onnx');
   if (!main) invalid('ModelProto.opset_import', 'no opset for the default (ai.onnx) domain');
   r.opset = toNum(main.version ?? 0, 'ModelProto.opset_import.version');
-  if (r.opset < 11 || r.opset > 21) {
-    throw new OnnxError('ONNX_UNSUPPORTED', `opset ${r.opset} is not supported (11 to 21)`, { field: 'opset_import', opset: r.opset });
+  if (r.opset < 7 || r.opset > 21) {
+    throw new OnnxError('ONNX_UNSUPPORTED', `opset ${r.opset} is not supported (7 to 21)`, { field: 'opset_import', opset: r.opset });
+  }
+  for (const o of imports) {
+    const d = o.domain ?? '';
+    if (d !== '' && d !== 'ai.onnx' && d !== 'com.microsoft' && (g.node ?? []).some((n) => n.domain === d)) {
+      throw new OnnxError('ONNX_UNSUPPORTED', `domain "${d}" is not supported (ai.onnx, and com.microsoft's quantized ops): its nodes cannot be read`, { field: 'opset_import', domain: d });
+    }
   }
   const gnodes = g.node ?? [];
   if (gnodes.length > r.ctx.limits.maxNodes) invalid('GraphProto.node', `${gnodes.length} nodes, above limits.maxNodes ${r.ctx.limits.maxNodes}`);
