@@ -22,6 +22,14 @@ export interface FromOnnxOptions {
    * are not finite and positive), once per tensor. Default: `console.warn` of the message.
    */
   onWarning?: (warning: OnnxWarning) => void;
+  /**
+   * Sizes of named dynamic dimensions (an input's `dim_param`, e.g. `{ height: 224 }`). The first
+   * dimension may stay dynamic (the batch); any other dynamic dimension needs a size here or in
+   * {@link FromOnnxOptions.inputShapes}.
+   */
+  dims?: Readonly<Record<string, number>>;
+  /** Full shapes (in the file's order, NCHW for images) of graph inputs by name; `null` keeps the batch dynamic. Unnamed dynamic dimensions take their size here. */
+  inputShapes?: Readonly<Record<string, readonly (number | null)[]>>;
 }
 
 function printWarning(w: OnnxWarning): void {
@@ -48,6 +56,8 @@ export function fromOnnx(bytes: Uint8Array, options: FromOnnxOptions = {}): Grap
     externalDataDir: options.externalDataDir,
     nodeOffsets: graphOffsets(bytes).nodes,
     onWarning: options.onWarning ?? printWarning,
+    dims: options.dims,
+    inputShapes: options.inputShapes,
   });
 }
 

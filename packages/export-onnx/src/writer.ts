@@ -11,7 +11,7 @@ import {
 } from '@tensorpress/core-tensor';
 import { compactNames, encodeModel, type OAttr, type OModel, type ONode, type OTensor } from './internal/ir.js';
 import { checkUniqueNames } from './internal/unique-names.js';
-import { BROADCAST_OPS, CONV_WEIGHT_OPS, writeOnnxOp, type WriterApi } from './internal/write-onnx-ops.js';
+import { BROADCAST_OPS, CONV_WEIGHT_OPS, writeInCoreLayout, writeOnnxOp, type WriterApi } from './internal/write-onnx-ops.js';
 import { DT, onnxDType, packInt4, rawBytes } from './internal/proto.js';
 import {
   HWIO_TO_OIHW,
@@ -391,7 +391,8 @@ class Writer implements WriterApi {
       case 'Div': {
         const [a, b] = n.inputs as [string, string];
         const mixed = (p: string, q: string): boolean => this.isMap(p) && !this.g.isParam(q) && this.rank(q) !== 4 && this.g.info(q).shape.length > 0;
-        if (mixed(a, b) || mixed(b, a)) unsupported(n, 'broadcasting a feature map with a non-constant tensor of another rank');
+        // A map broadcast with run-time data of another rank: computed in NHWC, between Transposes.
+        if (mixed(a, b) || mixed(b, a)) return writeInCoreLayout(this, n, n.op);
         return this.simple(n, n.op);
       }
       case 'Softmax':

@@ -185,12 +185,23 @@ function graphInput(r: ReadContext, vi: onnx.IValueInfoProto, i: number): Tensor
   const dtype = dtypeOf(tt.elemType ?? 0, field);
   const dimsRaw = tt.shape?.dim ?? [];
   if (dimsRaw.length > r.ctx.limits.maxRank) invalid(field, `rank ${dimsRaw.length} is above limits.maxRank`);
+  const given = r.ctx.inputShapes?.[vi.name ?? ''];
+  if (given && given.length !== dimsRaw.length) {
+    throw new OnnxError('ONNX_INVALID', `${field}: inputShapes gives ${given.length} dimensions for a rank-${dimsRaw.length} input`, { field });
+  }
   const dims: Dim[] = dimsRaw.map((d, k) => {
-    if (d.dimValue === undefined || d.dimValue === null || (d.dimParam && !d.dimValue)) {
-      if (k !== 0) throw new OnnxError('ONNX_UNSUPPORTED', `${field}: only the first (batch) dimension may be dynamic`, { field });
-      return null;
+    const known = d.dimValue !== undefined && d.dimValue !== null && !(d.dimParam && !d.dimValue);
+    const fixed = given?.[k] ?? (d.dimParam ? r.ctx.dims?.[d.dimParam] : undefined);
+    if (known) {
+      const v = checkDims([d.dimValue!], field, r.ctx.limits)[0]!;
+      if (fixed !== undefined && fixed !== v) throw new OnnxError('ONNX_INVALID', `${field}: dimension ${k} is ${v} in the file, not ${fixed}`, { field });
+      return v;
     }
-    return checkDims([d.dimValue], field, r.ctx.limits)[0]!;
+    if (fixed !== undefined) return checkDims([fixed], `${field} (inputShapes/dims)`, r.ctx.limits)[0]!;
+    if (k === 0) return null;
+    const what = d.dimParam ? `named "${d.dimParam}"` : 'unnamed';
+    const how = d.dimParam ? `dims: { ${JSON.stringify(d.dimParam)}: <size> }` : `inputShapes: { ${JSON.stringify(vi.name)}: [...] }`;
+    throw new OnnxError('ONNX_UNSUPPORTED', `${field}: dimension ${k} (${what}) is dynamic; only the first (batch) may be: give its size with fromOnnx(bytes, { ${how} })`, { field, dim: k });
   });
   // Each dim is bounded by maxDim; their product (the batch counted as 1) by maxTensorElements.
   const volume = dims.reduce<number>((p, d) => p * (d ?? 1), 1);

@@ -60,7 +60,7 @@ export function resize(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeAt
     [oh, ow] = [s[2]!, s[3]!];
     const policy = typeof a['keep_aspect_ratio_policy'] === 'string' ? a['keep_aspect_ratio_policy'] : 'stretch';
     if (policy !== 'stretch') skip(`keep_aspect_ratio_policy "${policy}" is not supported`);
-    [sh, sw] = [oh / h, ow / w];
+    [sh, sw] = [Math.fround(oh / h), Math.fround(ow / w)];
   }
   if (oh < 1 || ow < 1) r.fail(`the output would be empty (${oh}×${ow})`);
   const rawMode = typeof a['mode'] === 'string' ? a['mode'] : 'nearest';

@@ -130,6 +130,11 @@ export function writeOnnxOp(w: WriterApi, n: Node): boolean {
   }
 }
 
+/** Writes `n` as ONNX `opType` (same inputs and attributes-free) computed in core's NHWC order between Transposes. */
+export function writeInCoreLayout(w: WriterApi, n: Node, opType: string): void {
+  inLayout(w, n, true, (ins, outs) => w.emit({ name: n.name, opType, inputs: ins, outputs: outs, attrs: {} }));
+}
+
 type Emit = (type: string, inputs: string[], outputs: string[], attrs?: Record<string, OAttr>, name?: string) => void;
 
 function simple(w: WriterApi, n: Node, opType: string, attrs: Record<string, OAttr> = {}): true {

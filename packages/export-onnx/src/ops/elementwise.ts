@@ -43,8 +43,14 @@ function softplus(x: tf.Tensor): tf.Tensor {
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
-/** 0/1 as uint8 codes held in an int32 tensor (how core holds uint8 values). */
-const codes = (b: tf.Tensor): tf.Tensor => tf.cast(b, 'int32');
+/** 0/1 as uint8 codes held in an int32 tensor (how core holds uint8 values); no gradient flows back. */
+function compare(fn: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor): (a: tf.Tensor, b: tf.Tensor) => tf.Tensor {
+  return (a, b) =>
+    tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [x, y] = args as [tf.Tensor, tf.Tensor];
+      return { value: tf.cast(fn(x, y), 'int32'), gradFunc: () => [tf.zerosLike(x), tf.zerosLike(y)] };
+    })(a, b);
+}
 
 /** The elementwise op family. */
 export const ELEMENTWISE_ONNX_OPS: readonly OpSpec[] = [
@@ -67,9 +73,9 @@ export const ELEMENTWISE_ONNX_OPS: readonly OpSpec[] = [
   // x for x >= 0, slope·x below; the slope (input 1) is a weight broadcast against x.
   binary('PRelu', (x, s) => tf.add(tf.relu(x), tf.mul(s, tf.neg(tf.relu(tf.neg(x))))), 'float32', [1]),
   binary('Pow', (a, b) => tf.pow(a, b), 'float32'),
-  binary('Equal', (a, b) => codes(tf.equal(a, b)), 'uint8'),
-  binary('Less', (a, b) => codes(tf.less(a, b)), 'uint8'),
-  binary('Greater', (a, b) => codes(tf.greater(a, b)), 'uint8'),
+  binary('Equal', compare((a, b) => tf.equal(a, b)), 'uint8'),
+  binary('Less', compare((a, b) => tf.less(a, b)), 'uint8'),
+  binary('Greater', compare((a, b) => tf.greater(a, b)), 'uint8'),
   {
     op: 'Where',
     arity: [3, 3],
@@ -87,7 +93,7 @@ export const ELEMENTWISE_ONNX_OPS: readonly OpSpec[] = [
       const x = req(node, ins, 1);
       const y = req(node, ins, 2);
       const dims = broadcast(node, c.shape, x.shape, y.shape) as number[];
-      const cond = tf.broadcastTo(tf.notEqual(c, 0), dims);
+      const cond = tf.broadcastTo(tf.cast(c, 'bool'), dims);
       return [tf.where(cond, tf.broadcastTo(x, dims), tf.broadcastTo(y, dims))];
     },
   },

@@ -13,23 +13,28 @@ export const RESIZE_COORDINATE_MODES = new Set(['half_pixel', 'pytorch_half_pixe
 /** Nearest rounding modes. */
 export const RESIZE_NEAREST_MODES = new Set(['round_prefer_floor', 'round_prefer_ceil', 'floor', 'ceil']);
 
-/** The input coordinate of output coordinate `x` along one axis (ONNX Resize, opset 19). */
+/**
+ * The input coordinate of output coordinate `x` along one axis (ONNX Resize, opset 19), in float32
+ * arithmetic step by step as onnxruntime computes it (a half-way case then rounds the same way).
+ */
 export function sourceCoordinate(mode: string, x: number, scale: number, inSize: number, outSize: number): number {
+  const f = Math.fround;
+  const sc = f(scale);
   switch (mode) {
     case 'half_pixel':
-      return (x + 0.5) / scale - 0.5;
+      return f(f(f(x + 0.5) / sc) - 0.5);
     case 'pytorch_half_pixel':
-      return outSize > 1 ? (x + 0.5) / scale - 0.5 : 0;
+      return outSize > 1 ? f(f(f(x + 0.5) / sc) - 0.5) : 0;
     case 'align_corners':
-      return outSize === 1 ? 0 : (x * (inSize - 1)) / (outSize - 1);
+      return outSize === 1 ? 0 : f(f(x * (inSize - 1)) / (outSize - 1));
     case 'asymmetric':
-      return x / scale;
+      return f(x / sc);
     case 'tf_half_pixel_for_nn':
-      return (x + 0.5) / scale;
+      return f(f(x + 0.5) / sc);
     case 'half_pixel_symmetric': {
-      const adjustment = outSize / (scale * inSize);
-      const center = inSize / 2;
-      return center * (1 - adjustment) + (x + 0.5) / scale - 0.5;
+      const adjustment = f(outSize / f(sc * inSize));
+      const center = f(inSize / 2);
+      return f(f(center * f(1 - adjustment)) + f(f(f(x + 0.5) / sc) - 0.5));
     }
     default:
       throw new Error(`unknown coordinate_transformation_mode "${mode}"`);
