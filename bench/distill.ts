@@ -19,18 +19,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  compress,
-  createRng,
-  evaluate,
-  fit,
-  permutation,
-  referenceModels,
-  useBackend,
-  type CompressionBuilder,
-  type Dataset,
-  type Graph,
-} from '@tensorpress/core-tensor';
+import { compress, createRng, evaluate, fit, permutation, useBackend, type CompressionBuilder, type Dataset, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { loadFashionMnist } from '@tensorpress/datasets';
 import { knowledgeDistillation, pseudoLabel, concatDatasets } from '@tensorpress/distill';
 import { filterPruning } from '@tensorpress/pruning';

@@ -13,7 +13,8 @@
  * tfjs model) and `graphAccuracy` (of the in-process graph).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { compress, fit, foldAllBatchNorms, referenceModels, runGraph, useBackend, type Graph, type ReferenceModelName } from '@tensorpress/core-tensor';
+import { compress, fit, foldAllBatchNorms, runGraph, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels, type ReferenceModelName } from '@tensorpress/models';
 import { loadMnist } from '@tensorpress/datasets';
 import { WEIGHT_FORMATS, tfjsArtifacts, toTfjsModel } from '@tensorpress/export-tfjs';
 import { filterPruning } from '@tensorpress/pruning';

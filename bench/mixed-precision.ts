@@ -8,17 +8,8 @@
  *     FLOPs (filter_pruning scales each to the target exactly), after the same fine-tuning.
  * Options: --quick (smoke run), --resume (keep finished rows), --steps N (training steps per row).
  */
-import {
-  compress,
-  createRng,
-  evaluate,
-  fit,
-  graphStatistics,
-  referenceModels,
-  useBackend,
-  type CompressionBuilder,
-  type Graph,
-} from '@tensorpress/core-tensor';
+import { compress, createRng, evaluate, fit, graphStatistics, useBackend, type CompressionBuilder, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { loadFashionMnist } from '@tensorpress/datasets';
 import { hawqV2, planCost, pruningPlan, sensitivity, weightLayers, type BitsPlanEntry, type HawqBudget } from '@tensorpress/mixed-precision';
 import { filterPruning, pruningGroups } from '@tensorpress/pruning';

@@ -7,7 +7,8 @@
  * The INT8 graphs come from @tensorpress/quant's `quantizePostTraining` (see `int8Graph`).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, arrayDataset, referenceModels, useBackend, type Dataset, type Graph, type ReferenceModelName } from '@tensorpress/core-tensor';
+import { Executor, arrayDataset, useBackend, type Dataset, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels, type ReferenceModelName } from '@tensorpress/models';
 import { loadMnist } from '@tensorpress/datasets';
 import { checkParity, fromOnnx, ortLatency, toOnnx } from '@tensorpress/export-onnx';
 import { quantizePostTraining } from '@tensorpress/quant';

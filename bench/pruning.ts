@@ -11,19 +11,8 @@
  * `--quick` is a smoke run: 2,000 training and 1,000 test images, one epoch each, few latency runs.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  GraphBuilder,
-  compress,
-  evaluate,
-  fit,
-  graphStatistics,
-  numAttr,
-  referenceModels,
-  useBackend,
-  type Dataset,
-  type CompressionBuilder,
-  type Graph,
-} from '@tensorpress/core-tensor';
+import { GraphBuilder, compress, evaluate, fit, graphStatistics, numAttr, useBackend, type Dataset, type CompressionBuilder, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { loadFashionMnist } from '@tensorpress/datasets';
 import { knowledgeDistillation } from '@tensorpress/distill';
 import { filterPruning, type FilterPruningOptions, type PruningCriterion } from '@tensorpress/pruning';

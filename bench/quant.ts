@@ -11,18 +11,8 @@
  * FP32 and per-tensor gradient quantization under the same recipe; `--part2` runs only those and
  * keeps the rows of bench/results/quant.json.
  */
-import {
-  Executor,
-  compress,
-  evaluate,
-  fit,
-  graphStatistics,
-  referenceModels,
-  useBackend,
-  type CompressionBuilder,
-  type Dataset,
-  type Graph,
-} from '@tensorpress/core-tensor';
+import { Executor, compress, evaluate, fit, graphStatistics, useBackend, type CompressionBuilder, type Dataset, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { loadFashionMnist, loadMnist } from '@tensorpress/datasets';
 import { dorefa, inq, int8Training, lsq, pact, quantizePostTraining, quantization, tqt, type BitsPlanEntry, type PtqOptions } from '@tensorpress/quant';
 import { readFile } from 'node:fs/promises';

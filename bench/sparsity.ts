@@ -15,17 +15,8 @@
  */
 import { gzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  TensorpressError,
-  compress,
-  evaluate,
-  fit,
-  referenceModels,
-  useBackend,
-  type CompressionBuilder,
-  type Dataset,
-  type Graph,
-} from '@tensorpress/core-tensor';
+import { TensorpressError, compress, evaluate, fit, useBackend, type CompressionBuilder, type Dataset, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { loadFashionMnist } from '@tensorpress/datasets';
 import { checkParity, toOnnx } from '@tensorpress/export-onnx';
 import { l0Sparsity, magnitudeSparsity, nmSparsity, sparseSize } from '@tensorpress/sparsity';

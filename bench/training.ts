@@ -3,17 +3,8 @@
  * 28×28×1) on wasm and cpu, FP32 and with a stand-in weight fake-quant side by side, and the
  * accuracy of 3 epochs of `fit` on the MNIST split and on Fashion-MNIST.
  */
-import {
-  Executor,
-  compress,
-  evaluate,
-  fit,
-  graphStatistics,
-  referenceModels,
-  useBackend,
-  type BackendName,
-  type Dataset,
-} from '@tensorpress/core-tensor';
+import { Executor, compress, evaluate, fit, graphStatistics, useBackend, type BackendName, type Dataset } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { loadFashionMnist, loadMnist } from '@tensorpress/datasets';
 import type { SuiteResult } from './run.js';
 import { median, medianStepMs, round, standInFakeQuant } from './common.js';

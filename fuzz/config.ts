@@ -10,20 +10,8 @@
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  ConfigError,
-  TensorpressError,
-  arrayDataset,
-  checkCompression,
-  compress,
-  createBuilders,
-  parsePipelineConfig,
-  referenceModels,
-  type AnyAlgorithmDefinition,
-  type Dataset,
-  type Graph,
-  type PipelineConfig,
-} from '@tensorpress/core-tensor';
+import { ConfigError, TensorpressError, arrayDataset, checkCompression, compress, createBuilders, parsePipelineConfig, type AnyAlgorithmDefinition, type Dataset, type Graph, type PipelineConfig } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { algorithmHints, discoverAlgorithms } from '@tensorpress/cli';
 import { keyPathsOf, type ConfigBase, type ConfigMutation, type MutationContext, type MutationKind, type Value } from './config-mutations.js';
 

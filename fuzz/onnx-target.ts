@@ -4,7 +4,8 @@
  * is accepted when `fromOnnx` reads the file and an Executor runs one batch of it.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, arrayDataset, referenceModels, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { Executor, arrayDataset, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { fromOnnx, toOnnx, type ReadLimits } from '@tensorpress/export-onnx';
 import { quantizePostTraining } from '@tensorpress/quant';
 import type { FuzzSeed, FuzzTarget } from './harness.js';

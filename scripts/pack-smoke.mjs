@@ -20,15 +20,15 @@ import { buildForPublish, publishablePackages, repoRoot, run } from './lib/works
  * Every published package must appear in some job (checked below).
  */
 const JOBS = [
-  { name: 'core', install: ['@tensorpress/core-tensor', '@tensorpress/datasets'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'core.mjs' },
-  { name: 'quant', install: ['@tensorpress/quant'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'quant.mjs' },
-  { name: 'pruning', install: ['@tensorpress/pruning'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'pruning.mjs' },
-  { name: 'mixed-precision', install: ['@tensorpress/mixed-precision'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'mixed-precision.mjs' },
-  { name: 'binary', install: ['@tensorpress/binary'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'binary.mjs' },
-  { name: 'sparsity', install: ['@tensorpress/sparsity'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'sparsity.mjs' },
-  { name: 'distill', install: ['@tensorpress/distill'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'distill.mjs' },
-  { name: 'export-onnx', install: ['@tensorpress/export-onnx'], extra: ['@tensorflow/tfjs-backend-cpu', 'onnxruntime-node'], script: 'export-onnx.mjs' },
-  { name: 'export-tfjs', install: ['@tensorpress/export-tfjs'], extra: ['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-layers'], script: 'export-tfjs.mjs' },
+  { name: 'core', install: ['@tensorpress/core-tensor', '@tensorpress/datasets', '@tensorpress/models'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'core.mjs' },
+  { name: 'quant', install: ['@tensorpress/quant', '@tensorpress/models'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'quant.mjs' },
+  { name: 'pruning', install: ['@tensorpress/pruning', '@tensorpress/models'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'pruning.mjs' },
+  { name: 'mixed-precision', install: ['@tensorpress/mixed-precision', '@tensorpress/models'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'mixed-precision.mjs' },
+  { name: 'binary', install: ['@tensorpress/binary', '@tensorpress/models'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'binary.mjs' },
+  { name: 'sparsity', install: ['@tensorpress/sparsity', '@tensorpress/models'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'sparsity.mjs' },
+  { name: 'distill', install: ['@tensorpress/distill', '@tensorpress/models'], extra: ['@tensorflow/tfjs-backend-cpu'], script: 'distill.mjs' },
+  { name: 'export-onnx', install: ['@tensorpress/export-onnx', '@tensorpress/models'], extra: ['@tensorflow/tfjs-backend-cpu', 'onnxruntime-node'], script: 'export-onnx.mjs' },
+  { name: 'export-tfjs', install: ['@tensorpress/export-tfjs', '@tensorpress/models'], extra: ['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-layers'], script: 'export-tfjs.mjs' },
   { name: 'cli', install: ['@tensorpress/cli'], extra: [], script: 'cli.mjs' },
 ];
 

@@ -1,16 +1,18 @@
 // pack-smoke job "binary": binary installed alone with core-tensor: binarize, train, strip, run.
 import * as core from '@tensorpress/core-tensor';
+import * as models from '@tensorpress/models';
 import * as binary from '@tensorpress/binary';
 import { checkExports, checkResolution, expect, randomImages } from './check.mjs';
 
 checkResolution();
 checkExports({
-  '@tensorpress/core-tensor': [core, ['useBackend', 'referenceModels', 'compress', 'fit', 'evaluate']],
+  '@tensorpress/core-tensor': [core, ['useBackend', 'compress', 'fit', 'evaluate']],
+  '@tensorpress/models': [models, ['referenceModels']],
   '@tensorpress/binary': [binary, ['binarization', 'binaryAlgorithms', 'packedBytes', 'reestimateBatchNorm']],
 });
 
 await core.useBackend('cpu');
-const fp32 = core.referenceModels.plainCnn({ seed: 1 });
+const fp32 = models.referenceModels.plainCnn({ seed: 1 });
 const data = randomImages(core, 64);
 const ctrl = core.compress(fp32, [binary.binarization({ weights: { method: 'xnor' }, activations: { method: 'binary' } })]);
 await core.fit(ctrl.model.executor, data, { epochs: 1, batchSize: 32, controller: ctrl, progress: false });

@@ -1,16 +1,19 @@
 // pack-smoke job "core": core-tensor and datasets alone (plus their tfjs peers) train a small model.
 // Adjust the API calls here when the public surface changes; keep it a short end-to-end run.
 import * as core from '@tensorpress/core-tensor';
+import * as models from '@tensorpress/models';
 import * as datasets from '@tensorpress/datasets';
 import { checkExports, checkResolution, expect, range } from './check.mjs';
 
 checkResolution();
 checkExports({
-  '@tensorpress/core-tensor': [core, ['useBackend', 'referenceModels', 'fit', 'evaluate']],
+  '@tensorpress/core-tensor': [core, ['useBackend', 'fit', 'evaluate']],
+  '@tensorpress/models': [models, ['referenceModels']],
   '@tensorpress/datasets': [datasets, ['loadMnist']],
 });
 
-const { useBackend, referenceModels, fit, evaluate } = core;
+const { useBackend, fit, evaluate } = core;
+const { referenceModels } = models;
 const { loadMnist } = datasets;
 
 await useBackend('cpu');

@@ -1,18 +1,20 @@
 // pack-smoke job "distill": distill installed alone with core-tensor: a small student distils from
 // a teacher (offline) and from its own FP32 original (the default teacher), then strips and runs.
 import * as core from '@tensorpress/core-tensor';
+import * as models from '@tensorpress/models';
 import * as distill from '@tensorpress/distill';
 import { checkExports, checkResolution, expect, randomImages } from './check.mjs';
 
 checkResolution();
 checkExports({
-  '@tensorpress/core-tensor': [core, ['useBackend', 'referenceModels', 'compress', 'fit', 'evaluate']],
+  '@tensorpress/core-tensor': [core, ['useBackend', 'compress', 'fit', 'evaluate']],
+  '@tensorpress/models': [models, ['referenceModels']],
   '@tensorpress/distill': [distill, ['knowledgeDistillation', 'distillAlgorithms', 'softTargetKl', 'pseudoLabel']],
 });
 
 await core.useBackend('cpu');
-const teacher = core.referenceModels.plainCnn({ seed: 1 });
-const student = core.referenceModels.plainCnn({ seed: 2, width: 0.25 });
+const teacher = models.referenceModels.plainCnn({ seed: 1 });
+const student = models.referenceModels.plainCnn({ seed: 2, width: 0.25 });
 const data = randomImages(core, 64);
 const ctrl = core.compress(student, [distill.knowledgeDistillation({ teacher, temperature: 4, alpha: 0.9 })]);
 const { history } = await core.fit(ctrl.model.executor, data, { epochs: 1, batchSize: 32, controller: ctrl, progress: false });

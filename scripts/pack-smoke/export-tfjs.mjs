@@ -3,17 +3,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as core from '@tensorpress/core-tensor';
+import * as models from '@tensorpress/models';
 import * as tfjs from '@tensorpress/export-tfjs';
 import { checkExports, checkResolution, expect } from './check.mjs';
 
 checkResolution();
 checkExports({
-  '@tensorpress/core-tensor': [core, ['useBackend', 'referenceModels', 'runGraph']],
+  '@tensorpress/core-tensor': [core, ['useBackend', 'runGraph']],
+  '@tensorpress/models': [models, ['referenceModels']],
   '@tensorpress/export-tfjs': [tfjs, ['writeTfjsModel', 'readTfjsArtifacts', 'readTfjsModel']],
 });
 
 await core.useBackend('cpu');
-const graph = core.referenceModels.plainCnn({ seed: 0 });
+const graph = models.referenceModels.plainCnn({ seed: 0 });
 const x = tf.randomUniform([2, 28, 28, 1], 0, 1, 'float32', 1);
 const [want] = core.runGraph(graph, x);
 for (const weights of ['float32', 'uint8']) {

@@ -1,16 +1,18 @@
 // pack-smoke job "mixed-precision": mixed-precision installed alone with core-tensor: HAWQ-v2 plan and a sensitivity table.
 import * as core from '@tensorpress/core-tensor';
+import * as models from '@tensorpress/models';
 import * as mp from '@tensorpress/mixed-precision';
 import { checkExports, checkResolution, expect, randomImages } from './check.mjs';
 
 checkResolution();
 checkExports({
-  '@tensorpress/core-tensor': [core, ['useBackend', 'referenceModels']],
+  '@tensorpress/core-tensor': [core, ['useBackend']],
+  '@tensorpress/models': [models, ['referenceModels']],
   '@tensorpress/mixed-precision': [mp, ['hawqV2', 'hessianTraces', 'sensitivity', 'pruningPlan', 'sensitivityChart', 'frontierChart']],
 });
 
 await core.useBackend('cpu');
-const graph = core.referenceModels.plainCnn({ seed: 1 });
+const graph = models.referenceModels.plainCnn({ seed: 1 });
 const data = randomImages(core, 32);
 const layers = mp.weightLayers(graph);
 const uniform4 = layers.reduce((a, l) => a + l.macs * 4 * 8, 0);

@@ -1,16 +1,18 @@
 // pack-smoke job "pruning": pruning installed alone with core-tensor: prune filters, strip, run.
 import * as core from '@tensorpress/core-tensor';
+import * as models from '@tensorpress/models';
 import * as pruning from '@tensorpress/pruning';
 import { checkExports, checkResolution, expect, randomImages } from './check.mjs';
 
 checkResolution();
 checkExports({
-  '@tensorpress/core-tensor': [core, ['useBackend', 'referenceModels', 'compress', 'fit', 'graphStatistics', 'evaluate']],
+  '@tensorpress/core-tensor': [core, ['useBackend', 'compress', 'fit', 'graphStatistics', 'evaluate']],
+  '@tensorpress/models': [models, ['referenceModels']],
   '@tensorpress/pruning': [pruning, ['filterPruning', 'pruningAlgorithms']],
 });
 
 await core.useBackend('cpu');
-const fp32 = core.referenceModels.residualCnn({ seed: 1 });
+const fp32 = models.referenceModels.residualCnn({ seed: 1 });
 const data = randomImages(core, 64);
 const ctrl = core.compress(fp32, [pruning.filterPruning({ criterion: 'fpgm', flopsReduction: 0.5, pruneFirstConv: true, pruneDownsampleConvs: true })]);
 await core.fit(ctrl.model.executor, data, { epochs: 1, batchSize: 32, controller: ctrl, progress: false });

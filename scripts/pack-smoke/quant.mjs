@@ -1,16 +1,18 @@
 // pack-smoke job "quant": quant installed alone with core-tensor: post-training INT8 of a small graph.
 import * as core from '@tensorpress/core-tensor';
+import * as models from '@tensorpress/models';
 import * as quant from '@tensorpress/quant';
 import { checkExports, checkResolution, expect, randomImages } from './check.mjs';
 
 checkResolution();
 checkExports({
-  '@tensorpress/core-tensor': [core, ['useBackend', 'referenceModels', 'arrayDataset', 'createRng', 'evaluate']],
+  '@tensorpress/core-tensor': [core, ['useBackend', 'arrayDataset', 'createRng', 'evaluate']],
+  '@tensorpress/models': [models, ['referenceModels']],
   '@tensorpress/quant': [quant, ['quantizePostTraining', 'quantAlgorithms']],
 });
 
 await core.useBackend('cpu');
-const fp32 = core.referenceModels.plainCnn({ seed: 1 });
+const fp32 = models.referenceModels.plainCnn({ seed: 1 });
 const data = randomImages(core, 64);
 const { graph } = await quant.quantizePostTraining(fp32, data, { samples: 64, calibration: 'minmax' });
 const ops = graph.nodes.map((n) => n.op);

@@ -1,16 +1,18 @@
 // pack-smoke job "sparsity": sparsity installed alone with core-tensor: 75% magnitude sparsity, train, strip, run.
 import * as core from '@tensorpress/core-tensor';
+import * as models from '@tensorpress/models';
 import * as sparsity from '@tensorpress/sparsity';
 import { checkExports, checkResolution, expect, randomImages } from './check.mjs';
 
 checkResolution();
 checkExports({
-  '@tensorpress/core-tensor': [core, ['useBackend', 'referenceModels', 'compress', 'fit', 'evaluate']],
+  '@tensorpress/core-tensor': [core, ['useBackend', 'compress', 'fit', 'evaluate']],
+  '@tensorpress/models': [models, ['referenceModels']],
   '@tensorpress/sparsity': [sparsity, ['magnitudeSparsity', 'nmSparsity', 'l0Sparsity', 'rbSparsity', 'sparsityAlgorithms', 'sparseSize']],
 });
 
 await core.useBackend('cpu');
-const fp32 = core.referenceModels.plainCnn({ seed: 1 });
+const fp32 = models.referenceModels.plainCnn({ seed: 1 });
 const data = randomImages(core, 64);
 const ctrl = core.compress(fp32, [sparsity.magnitudeSparsity({ level: 0.75, schedule: { type: 'polynomial', initialLevel: 0.5, targetEpoch: 1 } })]);
 await core.fit(ctrl.model.executor, data, { epochs: 1, batchSize: 32, controller: ctrl, progress: false });

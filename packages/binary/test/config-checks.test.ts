@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, checkCompression, createBuilders, parsePipelineConfig, referenceModels, useBackend } from '@tensorpress/core-tensor';
+import { ConfigError, checkCompression, createBuilders, parsePipelineConfig, useBackend } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { binarization, binaryAlgorithms } from '@tensorpress/binary';
 import { errorOf } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, arrayDataset, compress, fit, referenceModels, useBackend } from '@tensorpress/core-tensor';
+import { Executor, arrayDataset, compress, fit, useBackend } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { binarization, binarizationSchema, reestimateBatchNorm, stagedLearningRate, type BinarizationController } from '@tensorpress/binary';
 import { maxAbsDiff } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';

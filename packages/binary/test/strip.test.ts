@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, arrayDataset, compress, createGraph, referenceModels, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { Executor, arrayDataset, compress, createGraph, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { binarization, bnSignThreshold, scalingMap, type BinarizationOptions } from '@tensorpress/binary';
 import { maxAbsDiff } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';

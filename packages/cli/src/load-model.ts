@@ -2,16 +2,8 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  GRAPH_FORMAT,
-  fit,
-  readGraph,
-  referenceModels,
-  writeGraph,
-  type Graph,
-  type ProgressMode,
-  type ReferenceModelName,
-} from '@tensorpress/core-tensor';
+import { GRAPH_FORMAT, fit, readGraph, writeGraph, type Graph, type ProgressMode } from '@tensorpress/core-tensor';
+import { referenceModels, type ReferenceModelName } from '@tensorpress/models';
 import { readOnnx } from '@tensorpress/export-onnx';
 import { readTfjsModel } from '@tensorpress/export-tfjs';
 import { CliError, EXIT_CODES } from './exit-codes.js';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { arrayDataset, compress, createBuilders, fit, graphStatistics, parsePipelineConfig, referenceModels, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { arrayDataset, compress, createBuilders, fit, graphStatistics, parsePipelineConfig, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { binarization, binaryAlgorithms, packedBytes, type BinarizationOptions } from '@tensorpress/binary';
 import { checkParity, toOnnx } from '@tensorpress/export-onnx';
 import { pruningAlgorithms } from '@tensorpress/pruning';

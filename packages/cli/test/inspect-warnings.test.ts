@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { referenceModels } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { toOnnx } from '@tensorpress/export-onnx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli } from './helpers.js';

@@ -1,18 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  ConfigError,
-  arrayDataset,
-  checkCompression,
-  compress,
-  createBuilders,
-  fit,
-  parsePipelineConfig,
-  referenceModels,
-  useBackend,
-  type CompressionBuilder,
-  type Graph,
-} from '@tensorpress/core-tensor';
+import { ConfigError, arrayDataset, checkCompression, compress, createBuilders, fit, parsePipelineConfig, useBackend, type CompressionBuilder, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { checkParity, toOnnx } from '@tensorpress/export-onnx';
 import { pruningAlgorithms } from '@tensorpress/pruning';
 import { quantAlgorithms } from '@tensorpress/quant';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, arrayDataset, compress, graphStatistics, referenceModels, useBackend } from '@tensorpress/core-tensor';
+import { Executor, arrayDataset, compress, graphStatistics, useBackend } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { filterPruning } from '@tensorpress/pruning';
 import { quantization } from '@tensorpress/quant';
 import { maxAbsDiff } from '@tensorpress/test-utils';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { Graph, compress, foldAllBatchNorms, referenceModels, runGraph, useBackend } from '@tensorpress/core-tensor';
+import { Graph, compress, foldAllBatchNorms, runGraph, useBackend } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { loadMnist } from '@tensorpress/datasets';
 import { WEIGHT_FORMATS, tfjsArtifacts, toTfjsModel, type TfjsModelFiles, type WeightQuantization } from '@tensorpress/export-tfjs';
 import { filterPruning } from '@tensorpress/pruning';

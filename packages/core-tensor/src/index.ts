@@ -30,9 +30,7 @@ export { scopeFilter, nodePattern, nodePatternError, checkScopeNames } from './s
 export type { Scopes } from './scopes.js';
 export { parsePipelineConfig, createBuilders, parseWithSchema, throwZodError, entryPaths, TRAINING_LIMITS } from './config.js';
 export type { AlgorithmConfig, AlgorithmDefinition, AnyAlgorithmDefinition, EntryLocation, ParsePipelineOptions, PipelineConfig } from './config.js';
-export { hessianVectorProduct, crossEntropyLoss } from './hessian.js';
 export { softmaxCrossEntropy } from './losses.js';
-export type { HessianLoss, HvpOptions } from './hessian.js';
 export { useBackend, currentBackend, ensureGradients, DEFAULT_BACKEND_ORDER } from './backend.js';
 export type { BackendName, BackendSelection, UseBackendOptions, SkippedBackend, FastGradientKernel } from './backend.js';
 export { TransformationLayout, applyLayout, replaceNode, removeNode } from './transform.js';
@@ -71,8 +69,6 @@ export type {
 } from './compression-types.js';
 export { graphStatistics, formatStatistics } from './statistics.js';
 export type { GraphStatistics, NodeStats, StatisticsTotal, StatisticsOptions, BitsOverride } from './statistics.js';
-export { referenceModels, plainCnn, residualCnn, mobileNetCnn, mlp } from './models.js';
-export type { ReferenceModelOptions, ReferenceModelFactory, ReferenceModelName } from './models.js';
 export { writeFileAtomic, removePendingTempFiles, removeStaleTempFiles } from './files.js';
 export { saveGraph, loadGraph, writeGraph, readGraph, GRAPH_FORMAT, GRAPH_FORMAT_VERSION } from './serialize.js';
 export type { SavedGraph, LoadGraphOptions, ReadGraphOptions, WriteGraphOptions, WrittenGraph } from './serialize.js';

@@ -10,7 +10,7 @@ import {
 } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { foldAllBatchNorms, foldBatchNorm } from '@tensorpress/core-tensor';
-import { referenceModels } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 
 beforeAll(async () => {
   await useBackend('cpu');

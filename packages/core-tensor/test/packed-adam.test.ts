@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { arrayDataset, createRng, Executor, fit } from '@tensorpress/core-tensor';
-import { mlp } from '../src/models.js';
+import { mlp } from '@tensorpress/models';
 import { PACK_LIMIT, PackedAdamOptimizer } from '../src/internal/packed-adam.js';
 
 beforeAll(async () => {

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { arrayDataset, ConfigError, createRng, Executor, GraphBuilder, type Dataset, type Graph } from '@tensorpress/core-tensor';
-import { mlp } from '../src/models.js';
+import { mlp } from '@tensorpress/models';
 import { evaluate, fit, learningRateAt, type BatchEndInfo, type FitController } from '../src/train.js';
 
 beforeAll(async () => {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { arrayDataset, createRng, evaluate, fit, referenceModels, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { arrayDataset, createRng, evaluate, fit, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { describe, expect, it } from 'vitest';
 
 /** Two Gaussian blobs per class in 16 dims: linearly separable, learnt in a few steps. */

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Graph, TensorpressError, createRng, referenceModels, useBackend } from '@tensorpress/core-tensor';
+import { Graph, TensorpressError, createRng, useBackend } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { fromOnnx, toOnnx } from '@tensorpress/export-onnx';
 import * as tf from '@tensorflow/tfjs-core';
 import onnxProto from 'onnx-proto';

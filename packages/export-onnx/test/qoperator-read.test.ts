@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, referenceModels, useBackend } from '@tensorpress/core-tensor';
+import { Executor, useBackend } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { loadMnist } from '@tensorpress/datasets';
 import { checkParity, fromOnnx, toIntegerOps, toOnnx } from '@tensorpress/export-onnx';
 import { errorOf, maxAbsDiff, seededArray } from '@tensorpress/test-utils';

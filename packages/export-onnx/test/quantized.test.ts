@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, createGraph, referenceModels, useBackend, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
+import { Executor, createGraph, useBackend, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { loadMnist } from '@tensorpress/datasets';
 import { checkParity, fromOnnx, toIntegerOps, toOnnx } from '@tensorpress/export-onnx';
 import { maxAbsDiff, seededArray } from '@tensorpress/test-utils';

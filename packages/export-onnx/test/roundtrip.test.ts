@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, GraphBuilder, referenceModels, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { Executor, GraphBuilder, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { checkParity, fromOnnx, toOnnx } from '@tensorpress/export-onnx';
 import { maxAbsDiff, seededTensor } from '@tensorpress/test-utils';
 import onnxProto from 'onnx-proto';

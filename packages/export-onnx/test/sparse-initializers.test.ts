@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, referenceModels, useBackend, type Graph, type ParamData } from '@tensorpress/core-tensor';
+import { Executor, useBackend, type Graph, type ParamData } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { OnnxError, checkParity, fromOnnx, toOnnx } from '@tensorpress/export-onnx';
 import { maxAbsDiff, seededTensor } from '@tensorpress/test-utils';
 import onnxProto from 'onnx-proto';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, Executor, createRng, crossEntropyLoss, type Dataset, type Graph, type HessianLoss } from '@tensorpress/core-tensor';
+import { ConfigError, Executor, createRng, type Dataset, type Graph } from '@tensorpress/core-tensor';
+import { crossEntropyLoss, type HessianLoss } from './hessian.js';
 import { weightLayers, type WeightLayer } from './layers.js';
 
 /** Options of {@link hessianTraces}. */

@@ -7,6 +7,8 @@ export { weightLayers, WEIGHT_OPS } from './layers.js';
 export type { WeightLayer } from './layers.js';
 export { quantizeWeight, quantizationError, sparsifyWeight, filterMask, binarizeWeight } from './weight-transforms.js';
 export { hessianTraces } from './hutchinson.js';
+export { hessianVectorProduct, crossEntropyLoss } from './hessian.js';
+export type { HessianLoss, HvpOptions } from './hessian.js';
 export type { HutchinsonOptions, HutchinsonResult, LayerTrace } from './hutchinson.js';
 export { paretoFrontier, pickWithin } from './allocate.js';
 export type { Choice, FrontierPoint } from './allocate.js';

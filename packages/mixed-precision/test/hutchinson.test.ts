@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, crossEntropyLoss, useBackend } from '@tensorpress/core-tensor';
+import { Executor, useBackend } from '@tensorpress/core-tensor';
 import { errorOf, expectNoLeak } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { hessianTraces } from '../src/index.js';
+import { crossEntropyLoss, hessianTraces } from '../src/index.js';
 import { randomData, reluMlp, tinyLinear } from './fixtures.js';
 
 beforeAll(async () => {

@@ -1,15 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  GraphBuilder,
-  PRIORITY,
-  TransformationLayout,
-  applyLayout,
-  referenceModels,
-  sizeOf,
-  useBackend,
-  type Graph,
-  type TensorpressError,
-} from '@tensorpress/core-tensor';
+import { GraphBuilder, PRIORITY, TransformationLayout, applyLayout, sizeOf, useBackend, type Graph, type TensorpressError } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import {
   errorOf,
   expectClose,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, checkCompression, createBuilders, parsePipelineConfig, referenceModels, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { ConfigError, checkCompression, createBuilders, parsePipelineConfig, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { filterPruning, pruningAlgorithms } from '@tensorpress/pruning';
 import { errorOf } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';

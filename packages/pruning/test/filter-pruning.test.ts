@@ -1,19 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  ConfigError,
-  arrayDataset,
-  compress,
-  createBuilders,
-  fit,
-  graphStatistics,
-  numAttr,
-  parsePipelineConfig,
-  referenceModels,
-  useBackend,
-  type CompressionController,
-  type Graph,
-  type LayerStatistics,
-} from '@tensorpress/core-tensor';
+import { ConfigError, arrayDataset, compress, createBuilders, fit, graphStatistics, numAttr, parsePipelineConfig, useBackend, type CompressionController, type Graph, type LayerStatistics } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { filterPruning, filterPruningDefinition, type FilterPruningOptions } from '@tensorpress/pruning';
 import { errorOf, expectClose, expectNoLeak, randomizeBnStats, runOutput, seededArray, seededTensor } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';

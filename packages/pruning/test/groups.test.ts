@@ -1,4 +1,5 @@
-import { referenceModels, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { useBackend, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { pruningGroups, type PruningGroupsOptions } from '@tensorpress/pruning';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { concatGraph, flattenGemmGraph, groupedGraph, sharedWeightGraph } from './fixtures.js';

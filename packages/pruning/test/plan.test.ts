@@ -1,4 +1,5 @@
-import { compress, graphStatistics, referenceModels, useBackend, type LayerStatistics } from '@tensorpress/core-tensor';
+import { compress, graphStatistics, useBackend, type LayerStatistics } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { filterPruning } from '@tensorpress/pruning';
 import { errorOf } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { arrayDataset, compress, referenceModels, useBackend } from '@tensorpress/core-tensor';
+import { arrayDataset, compress, useBackend } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { pact, PactQuantizer, roundHalfEven } from '@tensorpress/quant';
 import { expectClose, expectNoLeak, seededArray } from '@tensorpress/test-utils';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';

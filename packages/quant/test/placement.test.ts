@@ -1,4 +1,5 @@
-import { GraphBuilder, mobileNetCnn, plainCnn, residualCnn, scopeFilter, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { GraphBuilder, scopeFilter, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { mobileNetCnn, plainCnn, residualCnn } from '@tensorpress/models';
 import { AGNOSTIC_OPS, POOL_OPS, UNIFIED_OPS, WEIGHT_OPS, placeQuantizers, type Placement } from '@tensorpress/quant';
 import { beforeAll, describe, expect, it } from 'vitest';
 

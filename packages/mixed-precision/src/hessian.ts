@@ -1,7 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { TensorpressError } from './errors.js';
-import type { Executor } from './executor.js';
-import { softmaxCrossEntropy } from './losses.js';
+import { TensorpressError, softmaxCrossEntropy, type Executor } from '@tensorpress/core-tensor';
 
 /** The loss a Hessian is taken of: model outputs and labels to a scalar. */
 export type HessianLoss = (outputs: readonly tf.Tensor[], labels: tf.Tensor1D) => tf.Scalar;

@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Executor, type Graph } from '@tensorpress/core-tensor';
-import { mlp, mobileNetCnn, plainCnn, referenceModels, residualCnn } from '../src/models.js';
-import { graphStatistics } from '../src/statistics.js';
+import { Executor, graphStatistics, type Graph } from '@tensorpress/core-tensor';
+import { mlp, mobileNetCnn, plainCnn, referenceModels, residualCnn } from '@tensorpress/models';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -1,6 +1,4 @@
-import { GraphBuilder } from './builder.js';
-import { ConfigError } from './errors.js';
-import type { Graph } from './graph.js';
+import { ConfigError, GraphBuilder, type Graph } from '@tensorpress/core-tensor';
 
 /** Options shared by every reference model. */
 export interface ReferenceModelOptions {
