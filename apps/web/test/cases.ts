@@ -4,7 +4,8 @@
  * reference) and in the page (webgl, webgpu, wasm, cpu). Tiny shapes: SwiftShader is slow.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { createRng, Executor, referenceModels, softmaxCrossEntropy, type ReferenceModelName } from '@tensorpress/core-tensor';
+import { createRng, Executor, softmaxCrossEntropy } from '@tensorpress/core-tensor';
+import { referenceModels, type ReferenceModelName } from '@tensorpress/models';
 import { hasArrayKernel } from '@tensorpress/kernels';
 import { fakeQuantize } from '@tensorpress/quant';
 

@@ -3,7 +3,8 @@
  * Everything here is the published packages' code, bundled by Vite from their sources.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, plainCnn, type Graph } from '@tensorpress/core-tensor';
+import { Executor, type Graph } from '@tensorpress/core-tensor';
+import { plainCnn } from '@tensorpress/models';
 import { loadMnist } from '@tensorpress/datasets';
 import { quantizePostTraining } from '@tensorpress/quant';
 import { startBackend, type PageBackend } from '../src/backends.js';
