@@ -21,10 +21,11 @@ import { checkParity, toOnnx, type ParityReport } from '@tensorpress/export-onnx
 import { toTfjsModel } from '@tensorpress/export-tfjs';
 import { pruningAlgorithms } from '@tensorpress/pruning';
 import { quantAlgorithms } from '@tensorpress/quant';
+import { sparsityAlgorithms } from '@tensorpress/sparsity';
 import * as ort from 'onnxruntime-web/wasm';
 
 /** The algorithms the page knows (the CLI finds the same ones by package). */
-export const ALGORITHMS: readonly AnyAlgorithmDefinition[] = [...quantAlgorithms, ...pruningAlgorithms];
+export const ALGORITHMS: readonly AnyAlgorithmDefinition[] = [...quantAlgorithms, ...pruningAlgorithms, ...sparsityAlgorithms];
 
 let ortReady = false;
 /** onnxruntime-web, single-threaded (the page is not cross-origin isolated), binaries from `wasm/`. */
@@ -51,8 +52,13 @@ export interface PipelineOptions {
   batchSize?: number;
   /** Calibration examples for initialize/PTQ. Default 256. */
   calibrationSamples?: number;
-  onStep?: (info: StepInfo) => void;
+  onStep?: (info: StepInfo) => void | Promise<void>;
   onLog?: (line: string) => void;
+  /** Held-out data for the live accuracy: evaluated with the compression hooks on every `evalEvery` steps. */
+  test?: Dataset;
+  /** Steps between live evaluations. Default: a fifth of the steps. */
+  evalEvery?: number;
+  onEval?: (info: { step: number; accuracy: number }) => void;
 }
 
 /** What a pipeline produced. */
@@ -100,7 +106,12 @@ export async function runPipeline(graph: Graph, train: Dataset, config: Pipeline
           onBatchEnd: async (info) => {
             const loss = await info.loss();
             losses.push(loss);
-            options.onStep?.({ step: info.globalStep, steps, loss });
+            await options.onStep?.({ step: info.globalStep, steps, loss });
+            const every = options.evalEvery ?? Math.max(1, Math.ceil(steps / 5));
+            if (options.test != null && (info.globalStep % every === 0 || info.globalStep === steps)) {
+              const r = await evaluate(info.executor, options.test, { batchSize: 100, progress: false });
+              options.onEval?.({ step: info.globalStep, accuracy: r.accuracy });
+            }
           },
         },
       });

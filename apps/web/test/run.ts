@@ -6,7 +6,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { useBackend } from '@tensorpress/core-tensor';
 import { buildPages, launch, openPage, serve, APP_DIR } from './browser.js';
 import { gradientScale, MODEL_NAMES, relativeError, runCase, runFakeQuant, type CaseResult, type FakeQuantResult } from './cases.js';
@@ -141,6 +141,60 @@ function checkPipeline(backend: string, kind: 'qat' | 'ptq', r: PipelineCheck): 
   check(r.leaked === 0, `${backend} ${kind}: no tensors leaked (${r.leaked})`);
 }
 
+/** The backend the app test picks (the app's own default is the best available: webgpu here, minutes on SwiftShader). */
+const APP_BACKEND = process.env['TENSORPRESS_APP_BACKEND'] ?? 'wasm';
+
+interface AppState {
+  state: string;
+  error?: string;
+  backend?: string;
+  fp32?: { accuracy: number; bytes: number };
+  compressed?: { accuracy: number; bytes: number };
+  onnx?: { bytes: number; maxAbsDiff: number; top1Agreement: number | null };
+  downloads: string[];
+}
+
+/** The web app: its default pipeline (PTQ) on a builtin model to the end, the downloads offered, a screenshot saved. */
+async function checkApp(browser: Browser, url: string): Promise<unknown> {
+  const t = Date.now();
+  const { page, errors } = await openPage(browser, `${url}index.html`, 'tensorpressApp');
+  try {
+    await page.setViewportSize({ width: 1120, height: 1000 });
+    await page.waitForFunction(() => document.getElementById('status')?.textContent === 'ready', undefined, { timeout: 60_000 });
+    await page.selectOption('#backend', APP_BACKEND);
+    // Another pipeline than the default, by examples/ file name (for trying; the test runs the default).
+    const pipeline = process.env['TENSORPRESS_APP_PIPELINE'];
+    if (pipeline != null) await page.selectOption('#pipeline', pipeline);
+    await page.click('#run');
+    await page.waitForFunction(
+      () => {
+        const s = (window as unknown as { tensorpressApp: { state: string } }).tensorpressApp.state;
+        return s === 'done' || s === 'error';
+      },
+      undefined,
+      { timeout: 600_000 },
+    );
+    const app = await page.evaluate(() => (window as unknown as { tensorpressApp: AppState }).tensorpressApp);
+    await mkdir(RESULTS_DIR, { recursive: true });
+    await page.screenshot({ path: join(RESULTS_DIR, 'web-app.png'), fullPage: true });
+    check(app.state === 'done', `app: default pipeline ran to the end on ${app.backend} (${app.state}${app.error ? `: ${app.error}` : ''})`);
+    const links = await page.$$eval('#downloads a[download]', (as) => as.map((a) => (a as HTMLAnchorElement).download));
+    check(links.includes('model.onnx') && links.includes('model.json') && links.some((l) => l.endsWith('.bin')), `app: downloads offered (${links.join(', ')})`);
+    if (app.fp32 && app.compressed && app.onnx) {
+      check(
+        app.fp32.accuracy > 0.5 && app.compressed.accuracy >= app.fp32.accuracy - 0.05 && app.compressed.bytes < app.fp32.bytes,
+        `app: FP32 ${(100 * app.fp32.accuracy).toFixed(1)}% / ${app.fp32.bytes} B -> compressed ${(100 * app.compressed.accuracy).toFixed(1)}% / ${app.compressed.bytes} B`,
+      );
+      check(app.onnx.top1Agreement === 1, `app: its ONNX in onnxruntime-web, max |diff| ${app.onnx.maxAbsDiff.toExponential(2)}, top-1 agreement ${app.onnx.top1Agreement}`);
+    }
+    console.log(`  app: ${((Date.now() - t) / 1000).toFixed(1)} s, screenshot test-results/web-app.png`);
+    return { ...app, seconds: (Date.now() - t) / 1000 };
+  } finally {
+    for (const e of errors) console.log(`  app page: ${e}`);
+    await page.close();
+  }
+}
+
 async function main(): Promise<void> {
   const t0 = Date.now();
   await useBackend('cpu');
@@ -182,6 +236,7 @@ async function main(): Promise<void> {
       }
       console.log(`  ${backend}: ${((Date.now() - t) / 1000).toFixed(1)} s`);
     }
+    report['app'] = await checkApp(browser, url);
   } finally {
     await browser.close();
     server.close();
