@@ -11,7 +11,8 @@
  * quantizers observe, which packages/quant/scripts/kl-golden.py turns into golden KL thresholds.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, evaluate, foldAllBatchNorms, referenceModels, useBackend, type Dataset, type Graph } from '@tensorpress/core-tensor';
+import { Executor, evaluate, foldAllBatchNorms, useBackend, type Dataset, type Graph } from '@tensorpress/core-tensor';
+import { referenceModels } from '@tensorpress/models';
 import { loadFashionMnist } from '@tensorpress/datasets';
 import { placeQuantizers, quantizePostTraining, type PtqOptions } from '@tensorpress/quant';
 import { writeFile } from 'node:fs/promises';
