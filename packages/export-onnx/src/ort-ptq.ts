@@ -23,6 +23,11 @@ import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
 export interface RangeObserver {
   /** Adds one batch of values (the tensor is disposed by the caller). */
   observe(x: tf.Tensor): void;
+  /**
+   * Optional: adds one batch of values given as a plain array (no tfjs tensor is made). When an
+   * observer has it, {@link quantizeOnnx} calls it instead of `observe`.
+   */
+  observeData?(data: Float32Array): void;
   /** The chosen range. */
   range(): { min: number; max: number };
 }
@@ -149,14 +154,17 @@ export function scaleZeroPoint(min: number, max: number, qmin: number, qmax: num
 function minMaxObserver(): RangeObserver {
   let lo = Infinity;
   let hi = -Infinity;
+  const observeData = (d: Float32Array | Int32Array | Uint8Array): void => {
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  };
   return {
+    observeData,
     observe(x) {
-      const d = x.dataSync();
-      for (let i = 0; i < d.length; i++) {
-        const v = d[i]!;
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
+      observeData(x.dataSync() as Float32Array);
     },
     range() {
       return lo <= hi ? { min: lo, max: hi } : { min: 0, max: 0 };
@@ -463,7 +471,8 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
     session = await ort.InferenceSession.create(proto.ModelProto.encode(aug).finish(), {
       intraOpNumThreads: options.threads ?? 1,
       interOpNumThreads: 1,
-      graphOptimizationLevel: 'basic',
+      // Every fusion that keeps the requested outputs: the ranges are those of the float model.
+      graphOptimizationLevel: 'all',
     });
   } catch (e) {
     throw ortRefusal(e, 'calibration');
@@ -507,9 +516,14 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
           nonFloat.set(t, v.type);
           continue;
         }
+        const o = observers.get(t)!;
+        if (o.observeData) {
+          o.observeData(v.data as Float32Array);
+          continue;
+        }
         const x = tf.tensor(v.data as Float32Array, [...v.dims]);
         try {
-          observers.get(t)!.observe(x);
+          o.observe(x);
         } finally {
           x.dispose();
         }

@@ -189,6 +189,21 @@ describe('quantizeOnnx: exact parameters on a hand-made case', () => {
     expect(c.examples).toBe(2);
   });
 
+  it('an observer with observeData gets the plain arrays, no tensors', async () => {
+    const seen: number[] = [];
+    const r = await quantizeOnnx(tinyModel([0.5]), [Float32Array.of(-1, 0, 2, 3)], {
+      collector: () => ({
+        observe: () => {
+          throw new Error('observe must not be called');
+        },
+        observeData: (d: Float32Array) => void seen.push(d.length),
+        range: () => ({ min: -1, max: 3 }),
+      }),
+    });
+    expect(seen).toEqual([4, 4]);
+    expect(r.tensors.map((t) => t.zeroPoint)).toEqual([64, 64]);
+  });
+
   it('int8 activations: zero points in int8', async () => {
     const r = await quantizeOnnx(tinyModel([0.5]), [Float32Array.of(-1, 0, 2, 3)], { activationType: 'int8' });
     expect(r.tensors.map((t) => t.zeroPoint)).toEqual([roundHalfEven(-128 + 63.75), -128]);
