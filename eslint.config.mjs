@@ -143,7 +143,7 @@ export default defineConfig(
     },
   },
   {
-    files: ['packages/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'fuzz/**/*.ts'],
+    files: ['packages/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'fuzz/**/*.ts', 'apps/**/*.ts'],
     plugins: { '@nx': nx },
     rules: {
       '@nx/enforce-module-boundaries': ['error', { ...boundaryOptions, depConstraints: sourceConstraints }],

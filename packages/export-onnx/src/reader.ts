@@ -1,7 +1,7 @@
-import { readFile, stat } from 'node:fs/promises';
 import { TensorpressError, type Graph } from '@tensorpress/core-tensor';
 import { OnnxError } from './errors.js';
 import { decodeModel } from './internal/decode.js';
+import { nodeBuiltin } from './internal/node.js';
 import { graphOffsets } from './internal/offsets.js';
 import { readGraph } from './internal/read-graph.js';
 import { registerOnnxOps } from './ops/index.js';
@@ -64,6 +64,7 @@ export function fromOnnx(bytes: Uint8Array, options: FromOnnxOptions = {}): Grap
 /** Reads an ONNX file (size-checked before it is read) into a core graph; see {@link fromOnnx}. */
 export async function readOnnx(file: string, options: FromOnnxOptions = {}): Promise<Graph> {
   const limits: ReadLimits = { ...DEFAULT_READ_LIMITS, ...options.limits };
+  const { readFile, stat } = nodeBuiltin('node:fs/promises', 'readOnnx', 'fromOnnx on the bytes');
   let size: number;
   try {
     size = (await stat(file)).size;

@@ -1,0 +1,117 @@
+/**
+ * The browser-test page: run.ts loads it once per backend and calls `window.tensorpressHarness`.
+ * Everything here is the published packages' code, bundled by Vite from their sources.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Executor, type Graph } from '@tensorpress/core-tensor';
+import { plainCnn } from '@tensorpress/models';
+import { loadMnist } from '@tensorpress/datasets';
+import { quantizePostTraining } from '@tensorpress/quant';
+import { startBackend, type PageBackend } from '../src/backends.js';
+import { head, onnxInPage, parseConfig, runPipeline } from '../src/pipeline.js';
+import { MODEL_NAMES, runCase, runFakeQuant, type CaseResult, type FakeQuantResult } from './cases.js';
+
+/** ONNX-vs-page numbers of one graph. */
+export interface OnnxCheck {
+  bytes: number;
+  maxAbsDiff: number;
+  beyondStep: number | null;
+  step: number | null;
+  top1Agreement: number | null;
+}
+
+export interface PipelineCheck {
+  backend: string;
+  losses: number[];
+  steps: number;
+  seconds: number;
+  float: OnnxCheck;
+  quantized: OnnxCheck;
+  leaked: number;
+}
+
+export interface Harness {
+  start(backend: PageBackend): Promise<{ name: string; device: string; software: boolean }>;
+  cases(): Promise<{ results: CaseResult[]; leaked: number }>;
+  fakeQuant(): Promise<FakeQuantResult & { leaked: number }>;
+  qat(steps: number): Promise<PipelineCheck>;
+  ptq(): Promise<PipelineCheck>;
+}
+
+/** MNIST from the served `mnist` package files (bytes over fetch: the browser path of loadMnist). */
+async function mnist() {
+  return await loadMnist({ url: new URL('../mnist/', document.baseURI) });
+}
+
+/** A batch of test images as one tensor. */
+async function testImages(n: number): Promise<tf.Tensor> {
+  const { test } = await mnist();
+  const b = test.batches(n).next().value!;
+  b.y.dispose();
+  return b.x;
+}
+
+function summary(p: Awaited<ReturnType<typeof onnxInPage>>, bytes: number): OnnxCheck {
+  return { bytes, maxAbsDiff: p.parity.maxAbsDiff, beyondStep: p.parity.beyondStep, step: p.parity.outputs[0]?.step ?? null, top1Agreement: p.parity.top1Agreement };
+}
+
+/** The float graph and the compressed one, both written as ONNX and run in onnxruntime-web on 64 test images. */
+async function onnxChecks(float: Graph, quantized: Graph): Promise<{ float: OnnxCheck; quantized: OnnxCheck }> {
+  const x = await testImages(64);
+  try {
+    const f = await onnxInPage(float, x);
+    // The logits leave the quantized graph in float (the last Gemm's output is not quantized):
+    // "one output step" is then one 8-bit step of the logits' range on these images.
+    const ex = new Executor(quantized);
+    const [logits] = ex.run(x);
+    const range = tf.tidy(() => tf.sub(tf.max(logits!), tf.min(logits!)).dataSync()[0]!);
+    logits!.dispose();
+    ex.dispose();
+    const q = await onnxInPage(quantized, x, { outputStep: range / 255 });
+    return { float: summary(f, f.bytes.length), quantized: summary(q, q.bytes.length) };
+  } finally {
+    x.dispose();
+  }
+}
+
+const harness: Harness = {
+  async start(backend) {
+    const s = await startBackend(backend);
+    return { name: s.name, device: s.device, software: s.software };
+  },
+  async cases() {
+    const before = tf.memory().numTensors;
+    const results: CaseResult[] = [];
+    for (const m of MODEL_NAMES) results.push(await runCase(m));
+    return { results, leaked: tf.memory().numTensors - before };
+  },
+  async fakeQuant() {
+    const before = tf.memory().numTensors;
+    const r = await runFakeQuant();
+    return { ...r, leaked: tf.memory().numTensors - before };
+  },
+  // quant's QAT (examples/quantization.json) on plainCnn with MNIST, a few steps.
+  async qat(steps) {
+    const before = tf.memory().numTensors;
+    const { train } = await mnist();
+    const float = plainCnn({ seed: 1, width: 0.5 });
+    const config = parseConfig(await (await fetch(new URL('../examples/quantization.json', document.baseURI))).text());
+    const r = await runPipeline(float, head(train, 1024), config, { maxSteps: steps, batchSize: 32, calibrationSamples: 128 });
+    const checks = await onnxChecks(float, r.graph);
+    return { backend: tf.getBackend(), losses: r.losses, steps: r.steps, seconds: r.seconds, ...checks, leaked: tf.memory().numTensors - before };
+  },
+  // quant's PTQ (quantizePostTraining) on plainCnn, calibrated on MNIST.
+  async ptq() {
+    const before = tf.memory().numTensors;
+    const started = performance.now();
+    const { train } = await mnist();
+    const float = plainCnn({ seed: 1, width: 0.5 });
+    const q = await quantizePostTraining(float, head(train, 256), { samples: 256 });
+    const seconds = (performance.now() - started) / 1000;
+    const checks = await onnxChecks(float, q.graph);
+    return { backend: tf.getBackend(), losses: [], steps: 0, seconds, ...checks, leaked: tf.memory().numTensors - before };
+  },
+};
+
+(window as unknown as { tensorpressHarness: Harness }).tensorpressHarness = harness;
+document.getElementById('log')!.textContent = 'ready';
