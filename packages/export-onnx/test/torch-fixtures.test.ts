@@ -51,6 +51,26 @@ describe('fromOnnx (PyTorch exports, opsets 9 to 17)', () => {
     x.dispose();
   });
 
+  it.each(Object.keys(meta.models))('%s: every trainable parameter gets a finite gradient (train mode)', (name) => {
+    const g = fromOnnx(new Uint8Array(readFileSync(path.join(dir, meta.models[name]!.file))));
+    const ex = new Executor(g);
+    const x = tf.tidy(() => tf.transpose(tf.tensor(f32(meta.input.file), meta.input.shape), [0, 2, 3, 1]));
+    const vars = ex.trainableVariables();
+    const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(ex.run(x, { training: true })[0]!)) as tf.Scalar, vars);
+    expect(Number.isFinite(value.dataSync()[0]!)).toBe(true);
+    const names = Object.keys(grads);
+    expect(names.length).toBe(vars.length);
+    let nonzero = 0;
+    for (const k of names) {
+      const d = grads[k]!.dataSync();
+      expect(d.every(Number.isFinite)).toBe(true);
+      if (d.some((v) => v !== 0)) nonzero++;
+    }
+    expect(nonzero).toBeGreaterThan(0.9 * names.length);
+    tf.dispose([value, ...Object.values(grads), x]);
+    ex.dispose();
+  });
+
   it('lists every unsupported node at once', () => {
     const bytes = new Uint8Array(readFileSync(path.join(dir, 'resnet-tiny.onnx')));
     const m = onnx.ModelProto.decode(bytes);
