@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { graphStatistics, useBackend, type Graph } from '@tensorpress/core-tensor';
+import { compress, graphStatistics, useBackend, type Graph } from '@tensorpress/core-tensor';
 import { checkParity, fromOnnx, toOnnx } from '@tensorpress/export-onnx';
-import { cutChannels, pruningGroups, type PruningGroup } from '@tensorpress/pruning';
-import { seededTensor } from '@tensorpress/test-utils';
+import { cutChannels, filterPruning, pruningGroups, type PruningGroup } from '@tensorpress/pruning';
+import { expectClose, runOutput, seededTensor } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'export-onnx', 'test', 'fixtures');
@@ -87,5 +87,23 @@ describe('pruning imported graphs', () => {
     expect(reasons.some((r) => /shuffles 2 blocks of 8 channels and the cut must keep the same channels in each/.test(r))).toBe(true);
     // Groups inside the branches (up to the shuffle) stay prunable.
     expect(groups.filter((x) => x.prunable).length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['unet-tiny', { mode: 'group' as const }],
+    ['shufflenetv2-down-tiny', {}],
+  ])('%s: filter pruning with masks computes what the stripped graph computes, which runs in onnxruntime', async (name, extra) => {
+    const g = read(name);
+    const x = seededTensor([2, 32, 32, 3], 6);
+    const ctrl = compress(g, [filterPruning({ pruneFirstConv: true, pruneDownsampleConvs: true, ratio: 0.5, ...extra })]);
+    const [y] = ctrl.model.executor.run(x);
+    const masked = y!.dataSync() as Float32Array;
+    const stripped = ctrl.strip();
+    expectClose(runOutput(stripped, x), masked, { atol: 1e-4, rtol: 1e-3 });
+    expect(graphStatistics(stripped).total.params).toBeLessThan(graphStatistics(g).total.params);
+    expect((await checkParity(stripped, toOnnx(stripped), x)).maxAbsDiff).toBeLessThan(1e-4);
+    y!.dispose();
+    ctrl.dispose();
+    x.dispose();
   });
 });
