@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, useBackend } from '@tensorpress/core-tensor';
+import { Executor, loadGraph, saveGraph, useBackend } from '@tensorpress/core-tensor';
 import { checkParity, fromOnnx } from '@tensorpress/export-onnx';
 import { errorOf, maxAbsDiff } from '@tensorpress/test-utils';
 import onnxProto from 'onnx-proto';
@@ -69,6 +69,22 @@ describe('fromOnnx (PyTorch exports, opsets 9 to 17)', () => {
     expect(nonzero).toBeGreaterThan(0.9 * names.length);
     tf.dispose([value, ...Object.values(grads), x]);
     ex.dispose();
+  });
+
+  it('an imported graph with export-onnx ops (ViT, U-Net, LR-ASPP) survives saveGraph/loadGraph', () => {
+    const x = tf.tidy(() => tf.transpose(tf.tensor(f32(meta.input.file), meta.input.shape), [0, 2, 3, 1]));
+    for (const name of ['vit-tiny-op17', 'unet-tiny', 'lraspp-tiny', 'googlenet-tiny']) {
+      const g = fromOnnx(new Uint8Array(readFileSync(path.join(dir, meta.models[name]!.file))));
+      const saved = saveGraph(g);
+      const back = loadGraph(saved.json, saved.weights);
+      const [a, b] = [new Executor(g), new Executor(back)];
+      const [ya, yb] = [a.run(x)[0]!, b.run(x)[0]!];
+      expect(maxAbsDiff(ya, yb.dataSync() as Float32Array)).toBe(0);
+      tf.dispose([ya, yb]);
+      a.dispose();
+      b.dispose();
+    }
+    x.dispose();
   });
 
   it('lists every unsupported node at once', () => {
