@@ -3,7 +3,7 @@
  * Everything here is the published packages' code, bundled by Vite from their sources.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, type Graph } from '@tensorpress/core-tensor';
+import { Executor, fit, graphStatistics, type Graph } from '@tensorpress/core-tensor';
 import { plainCnn } from '@tensorpress/models';
 import { loadMnist } from '@tensorpress/datasets';
 import { quantizePostTraining } from '@tensorpress/quant';
@@ -36,6 +36,17 @@ export interface Harness {
   fakeQuant(): Promise<FakeQuantResult & { leaked: number }>;
   qat(steps: number): Promise<PipelineCheck>;
   ptq(): Promise<PipelineCheck>;
+  stepTime(steps: number, warmup: number, batch: number): Promise<StepTime>;
+}
+
+/** Per-step FP32 training time of plainCnn (MNIST shape) in the page. */
+export interface StepTime {
+  backend: string;
+  /** Milliseconds of each measured step (forward, backward, Adam update, loss read back). */
+  stepsMs: number[];
+  /** The warm-up steps (the first compiles shaders / kernels). */
+  warmupMs: number[];
+  params: number;
 }
 
 /** MNIST from the served `mnist` package files (bytes over fetch: the browser path of loadMnist). */
@@ -110,6 +121,29 @@ const harness: Harness = {
     const seconds = (performance.now() - started) / 1000;
     const checks = await onnxChecks(float, q.graph);
     return { backend: tf.getBackend(), losses: [], steps: 0, seconds, ...checks, leaked: tf.memory().numTensors - before };
+  },
+  // FP32 training of plainCnn on MNIST-shaped batches: the time between step ends, each step's loss
+  // read back (a device sync, so GPU work is counted in the step that queued it).
+  async stepTime(steps, warmup, batch) {
+    const { train } = await mnist();
+    const graph = plainCnn({ seed: 0 });
+    const ends: number[] = [];
+    const started = performance.now();
+    await fit(graph, head(train, (steps + warmup) * batch), {
+      epochs: 1,
+      batchSize: batch,
+      optimizer: { type: 'adam', learningRate: 1e-3 },
+      seed: 0,
+      progress: false,
+      callbacks: {
+        onBatchEnd: async (info) => {
+          await info.loss();
+          ends.push(performance.now());
+        },
+      },
+    });
+    const ms = ends.map((t, i) => t - (i === 0 ? started : ends[i - 1]!));
+    return { backend: tf.getBackend(), warmupMs: ms.slice(0, warmup), stepsMs: ms.slice(warmup), params: graphStatistics(graph).total.params };
   },
 };
 
