@@ -4,6 +4,7 @@ import { decodeModel } from './internal/decode.js';
 import { nodeBuiltin } from './internal/node.js';
 import { graphOffsets } from './internal/offsets.js';
 import { readGraph } from './internal/read-graph.js';
+import { registerOnnxOps } from './ops/index.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
 import type { OnnxWarning } from './warnings.js';
 
@@ -21,6 +22,14 @@ export interface FromOnnxOptions {
    * are not finite and positive), once per tensor. Default: `console.warn` of the message.
    */
   onWarning?: (warning: OnnxWarning) => void;
+  /**
+   * Sizes of named dynamic dimensions (an input's `dim_param`, e.g. `{ height: 224 }`). The first
+   * dimension may stay dynamic (the batch); any other dynamic dimension needs a size here or in
+   * {@link FromOnnxOptions.inputShapes}.
+   */
+  dims?: Readonly<Record<string, number>>;
+  /** Full shapes (in the file's order, NCHW for images) of graph inputs by name; `null` keeps the batch dynamic. Unnamed dynamic dimensions take their size here. */
+  inputShapes?: Readonly<Record<string, readonly (number | null)[]>>;
 }
 
 function printWarning(w: OnnxWarning): void {
@@ -40,12 +49,15 @@ function printWarning(w: OnnxWarning): void {
 export function fromOnnx(bytes: Uint8Array, options: FromOnnxOptions = {}): Graph {
   const limits: ReadLimits = { ...DEFAULT_READ_LIMITS, ...options.limits };
   const model = decodeModel(bytes, limits);
+  registerOnnxOps();
   return readGraph(model, {
     limits,
     total: { n: 0 },
     externalDataDir: options.externalDataDir,
     nodeOffsets: graphOffsets(bytes).nodes,
     onWarning: options.onWarning ?? printWarning,
+    dims: options.dims,
+    inputShapes: options.inputShapes,
   });
 }
 

@@ -249,7 +249,8 @@ export function attrValue(a: onnx.IAttributeProto, field: string): AttrValue | K
     case AT.FLOATS:
       return [...(a.floats ?? [])];
     case AT.INTS:
-      return (a.ints ?? []).map((v, i) => toNum(v, `${field}[${i}]`));
+      // Slice's opset-1 starts/ends attributes hold INT64_MAX / INT64_MIN "to the end" markers too.
+      return (a.ints ?? []).map((v, i) => (typeof v === 'number' ? v : safeInt(BigInt((v as { toString(): string }).toString()), `${field}[${i}]`)));
     case AT.STRINGS:
       return (a.strings ?? []).map((s) => new TextDecoder().decode(s));
     default:

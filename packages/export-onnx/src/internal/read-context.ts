@@ -76,6 +76,10 @@ export interface ReadOptions extends TensorContext {
   /** Byte offsets of the file's nodes, in file order (see offsets.ts). */
   nodeOffsets?: readonly number[];
   onWarning: (w: OnnxWarning) => void;
+  /** Sizes of named dynamic dimensions (FromOnnxOptions.dims). */
+  dims?: Readonly<Record<string, number>> | undefined;
+  /** Shapes of graph inputs (FromOnnxOptions.inputShapes). */
+  inputShapes?: Readonly<Record<string, readonly (number | null)[]>> | undefined;
 }
 
 /** The state of one `fromOnnx` call. */

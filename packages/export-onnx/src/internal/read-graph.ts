@@ -24,8 +24,14 @@ export function readGraph(model: onnx.ModelProto, ctx: ReadOptions): Graph {
   const main = imports.find((o) => !o.domain || o.domain === 'ai.onnx');
   if (!main) invalid('ModelProto.opset_import', 'no opset for the default (ai.onnx) domain');
   r.opset = toNum(main.version ?? 0, 'ModelProto.opset_import.version');
-  if (r.opset < 11 || r.opset > 21) {
-    throw new OnnxError('ONNX_UNSUPPORTED', `opset ${r.opset} is not supported (11 to 21)`, { field: 'opset_import', opset: r.opset });
+  if (r.opset < 7 || r.opset > 21) {
+    throw new OnnxError('ONNX_UNSUPPORTED', `opset ${r.opset} is not supported (7 to 21)`, { field: 'opset_import', opset: r.opset });
+  }
+  for (const o of imports) {
+    const d = o.domain ?? '';
+    if (d !== '' && d !== 'ai.onnx' && d !== 'com.microsoft' && (g.node ?? []).some((n) => n.domain === d)) {
+      throw new OnnxError('ONNX_UNSUPPORTED', `domain "${d}" is not supported (ai.onnx, and com.microsoft's quantized ops): its nodes cannot be read`, { field: 'opset_import', domain: d });
+    }
   }
   const gnodes = g.node ?? [];
   if (gnodes.length > r.ctx.limits.maxNodes) invalid('GraphProto.node', `${gnodes.length} nodes, above limits.maxNodes ${r.ctx.limits.maxNodes}`);
@@ -179,12 +185,23 @@ function graphInput(r: ReadContext, vi: onnx.IValueInfoProto, i: number): Tensor
   const dtype = dtypeOf(tt.elemType ?? 0, field);
   const dimsRaw = tt.shape?.dim ?? [];
   if (dimsRaw.length > r.ctx.limits.maxRank) invalid(field, `rank ${dimsRaw.length} is above limits.maxRank`);
+  const given = r.ctx.inputShapes?.[vi.name ?? ''];
+  if (given && given.length !== dimsRaw.length) {
+    throw new OnnxError('ONNX_INVALID', `${field}: inputShapes gives ${given.length} dimensions for a rank-${dimsRaw.length} input`, { field });
+  }
   const dims: Dim[] = dimsRaw.map((d, k) => {
-    if (d.dimValue === undefined || d.dimValue === null || (d.dimParam && !d.dimValue)) {
-      if (k !== 0) throw new OnnxError('ONNX_UNSUPPORTED', `${field}: only the first (batch) dimension may be dynamic`, { field });
-      return null;
+    const known = d.dimValue !== undefined && d.dimValue !== null && !(d.dimParam && !d.dimValue);
+    const fixed = given?.[k] ?? (d.dimParam ? r.ctx.dims?.[d.dimParam] : undefined);
+    if (known) {
+      const v = checkDims([d.dimValue!], field, r.ctx.limits)[0]!;
+      if (fixed !== undefined && fixed !== v) throw new OnnxError('ONNX_INVALID', `${field}: dimension ${k} is ${v} in the file, not ${fixed}`, { field });
+      return v;
     }
-    return checkDims([d.dimValue], field, r.ctx.limits)[0]!;
+    if (fixed !== undefined) return checkDims([fixed], `${field} (inputShapes/dims)`, r.ctx.limits)[0]!;
+    if (k === 0) return null;
+    const what = d.dimParam ? `named "${d.dimParam}"` : 'unnamed';
+    const how = d.dimParam ? `dims: { ${JSON.stringify(d.dimParam)}: <size> }` : `inputShapes: { ${JSON.stringify(vi.name)}: [...] }`;
+    throw new OnnxError('ONNX_UNSUPPORTED', `${field}: dimension ${k} (${what}) is dynamic; only the first (batch) may be: give its size with fromOnnx(bytes, { ${how} })`, { field, dim: k });
   });
   // Each dim is bounded by maxDim; their product (the batch counted as 1) by maxTensorElements.
   const volume = dims.reduce<number>((p, d) => p * (d ?? 1), 1);
