@@ -37,7 +37,24 @@ export interface Harness {
   qat(steps: number): Promise<PipelineCheck>;
   ptq(): Promise<PipelineCheck>;
   stepTime(steps: number, warmup: number, batch: number): Promise<StepTime>;
+  packages(): Promise<Record<string, number>>;
 }
+
+/** Every published package but the CLI (which is Node-only by design), loaded in the page. */
+const PACKAGES: Record<string, () => Promise<Record<string, unknown>>> = {
+  '@tensorpress/kernels': () => import('@tensorpress/kernels'),
+  '@tensorpress/core-tensor': () => import('@tensorpress/core-tensor'),
+  '@tensorpress/models': () => import('@tensorpress/models'),
+  '@tensorpress/datasets': () => import('@tensorpress/datasets'),
+  '@tensorpress/quant': () => import('@tensorpress/quant'),
+  '@tensorpress/pruning': () => import('@tensorpress/pruning'),
+  '@tensorpress/sparsity': () => import('@tensorpress/sparsity'),
+  '@tensorpress/binary': () => import('@tensorpress/binary'),
+  '@tensorpress/distill': () => import('@tensorpress/distill'),
+  '@tensorpress/mixed-precision': () => import('@tensorpress/mixed-precision'),
+  '@tensorpress/export-onnx': () => import('@tensorpress/export-onnx'),
+  '@tensorpress/export-tfjs': () => import('@tensorpress/export-tfjs'),
+};
 
 /** Per-step FP32 training time of plainCnn (MNIST shape) in the page. */
 export interface StepTime {
@@ -121,6 +138,11 @@ const harness: Harness = {
     const seconds = (performance.now() - started) / 1000;
     const checks = await onnxChecks(float, q.graph);
     return { backend: tf.getBackend(), losses: [], steps: 0, seconds, ...checks, leaked: tf.memory().numTensors - before };
+  },
+  async packages() {
+    const out: Record<string, number> = {};
+    for (const [name, load] of Object.entries(PACKAGES)) out[name] = Object.keys(await load()).length;
+    return out;
   },
   // FP32 training of plainCnn on MNIST-shaped batches: the time between step ends, each step's loss
   // read back (a device sync, so GPU work is counted in the step that queued it).

@@ -204,8 +204,11 @@ async function main(): Promise<void> {
   console.log(`node references (cpu): ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   const t1 = Date.now();
-  await buildPages();
+  const warnings = await buildPages();
   console.log(`vite build: ${((Date.now() - t1) / 1000).toFixed(1)} s`);
+  // No Node built-in may reach the bundle: Vite would replace it with an empty stub and say so.
+  const external = warnings.filter((w) => w.includes('externalized for browser compatibility'));
+  check(external.length === 0, `bundle: no Node built-in on any package's browser import path${external.length ? `: ${external.join('; ')}` : ''}`);
   const { server, url } = await serve();
   const browser = await launch();
   try {
@@ -218,6 +221,11 @@ async function main(): Promise<void> {
         const { results, leaked } = await call(page, 'cases');
         check(leaked === 0, `${backend}: forward + gradients leak no tensors (${leaked})`);
         const cases = compareCases(backend, results, reference);
+        if (backend === BACKENDS[0]) {
+          const pkgs = await call(page, 'packages');
+          const empty = Object.entries(pkgs).filter(([, n]) => n === 0);
+          check(Object.keys(pkgs).length === 12 && empty.length === 0, `page: all ${Object.keys(pkgs).length} published packages but the CLI load in the browser`);
+        }
         const fq = await call(page, 'fakeQuant');
         const fakeQuant = compareFakeQuant(backend, fq, fakeQuantRef);
         report[backend] = { device: started.device, software: started.software, cases, fakeQuant };
