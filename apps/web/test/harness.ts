@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Executor, fit, graphStatistics, type Graph } from '@tensorpress/core-tensor';
 import { plainCnn } from '@tensorpress/models';
-import { loadMnist } from '@tensorpress/datasets';
+import { loadIdxDataset, loadMnist } from '@tensorpress/datasets';
 import { quantizePostTraining } from '@tensorpress/quant';
 import { startBackend, type PageBackend } from '../src/backends.js';
 import { head, onnxInPage, parseConfig, runPipeline } from '../src/pipeline.js';
@@ -38,6 +38,17 @@ export interface Harness {
   ptq(): Promise<PipelineCheck>;
   stepTime(steps: number, warmup: number, batch: number): Promise<StepTime>;
   packages(): Promise<Record<string, number>>;
+  idx(): Promise<{ size: number; shape: number[]; x: number[]; y: number[] }>;
+}
+
+/** An IDX file: magic (uint8, rank), big-endian dims, data. */
+function idxFile(shape: number[], data: number[]): Uint8Array {
+  const out = new Uint8Array(4 + 4 * shape.length + data.length);
+  out.set([0, 0, 0x08, shape.length]);
+  const view = new DataView(out.buffer);
+  shape.forEach((d, i) => view.setUint32(4 + 4 * i, d));
+  out.set(data, 4 + 4 * shape.length);
+  return out;
 }
 
 /** Every published package but the CLI (which is Node-only by design), loaded in the page. */
@@ -142,6 +153,17 @@ const harness: Harness = {
   async packages() {
     const out: Record<string, number> = {};
     for (const [name, load] of Object.entries(PACKAGES)) out[name] = Object.keys(await load()).length;
+    return out;
+  },
+  // An IDX pair as bytes in the page, the images gzipped (CompressionStream): loadIdxDataset inflates
+  // them with DecompressionStream, as there is no Node zlib here.
+  async idx() {
+    const images = idxFile([2, 2, 2], [0, 51, 102, 255, 1, 2, 3, 4]);
+    const gz = new Uint8Array(await new Response(new Blob([images as BlobPart]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer());
+    const ds = await loadIdxDataset(gz, idxFile([2], [1, 0]));
+    const b = ds.batches(2).next().value!;
+    const out = { size: ds.size, shape: [...ds.exampleShape], x: [...(await b.x.data())], y: [...(await b.y.data())] };
+    tf.dispose([b.x, b.y]);
     return out;
   },
   // FP32 training of plainCnn on MNIST-shaped batches: the time between step ends, each step's loss

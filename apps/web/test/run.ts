@@ -225,6 +225,11 @@ async function main(): Promise<void> {
           const pkgs = await call(page, 'packages');
           const empty = Object.entries(pkgs).filter(([, n]) => n === 0);
           check(Object.keys(pkgs).length === 12 && empty.length === 0, `page: all ${Object.keys(pkgs).length} published packages but the CLI load in the browser`);
+          const idx = await call(page, 'idx');
+          check(
+            idx.size === 2 && idx.shape.join() === '2,2,1' && idx.y.join() === '1,0' && Math.abs(idx.x[1]! - 0.2) < 1e-7 && idx.x[3] === 1,
+            'page: loadIdxDataset on gzipped bytes (inflated with DecompressionStream)',
+          );
         }
         const fq = await call(page, 'fakeQuant');
         const fakeQuant = compareFakeQuant(backend, fq, fakeQuantRef);
