@@ -188,7 +188,36 @@ async function checkApp(browser: Browser, url: string): Promise<unknown> {
       check(app.onnx.top1Agreement === 1, `app: its ONNX in onnxruntime-web, max |diff| ${app.onnx.maxAbsDiff.toExponential(2)}, top-1 agreement ${app.onnx.top1Agreement}`);
     }
     console.log(`  app: ${((Date.now() - t) / 1000).toFixed(1)} s, screenshot test-results/web-app.png`);
-    return { ...app, seconds: (Date.now() - t) / 1000 };
+
+    // Round trip: download the tfjs files it offers, drop them back in as the model, compress again.
+    const saved: string[] = [];
+    for (const name of links.filter((l) => l === 'model.json' || l.endsWith('.bin'))) {
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click(`#downloads a[download="${name}"]`)]);
+      const file = join(RESULTS_DIR, 'web-app-download', name);
+      await download.saveAs(file);
+      saved.push(file);
+    }
+    await page.setInputFiles('#modelFiles', saved);
+    await page.waitForFunction(() => document.getElementById('modelInfo')?.textContent?.startsWith('using model.json') === true, undefined, { timeout: 60_000 });
+    await page.click('#run');
+    await page.waitForFunction(
+      () => {
+        const s = (window as unknown as { tensorpressApp: { state: string } }).tensorpressApp.state;
+        return s === 'done' || s === 'error';
+      },
+      undefined,
+      { timeout: 600_000 },
+    );
+    const again = await page.evaluate(() => (window as unknown as { tensorpressApp: AppState }).tensorpressApp);
+    const firstAccuracy = app.compressed?.accuracy ?? NaN;
+    check(
+      again.state === 'done' && again.fp32 != null && Math.abs(again.fp32.accuracy - firstAccuracy) <= 0.02,
+      `app: its downloaded tfjs files dropped back in load with the same accuracy (${(100 * (again.fp32?.accuracy ?? NaN)).toFixed(1)}% vs ${(100 * firstAccuracy).toFixed(1)}%) and the pipeline runs on them${again.error ? `; ${again.error}` : ''}`,
+    );
+    // Not asserted, reported: the tfjs file emulates the int8 activations with float layers, and PTQ
+    // of that emulation quantizes its Mul/Add steps again (a quant limitation, see apps/web/README.md).
+    console.log(`  app: PTQ of the re-imported (already quantized) tfjs model: ${(100 * (again.compressed?.accuracy ?? NaN)).toFixed(1)}%`);
+    return { ...app, seconds: (Date.now() - t) / 1000, roundTrip: again };
   } finally {
     for (const e of errors) console.log(`  app page: ${e}`);
     await page.close();
