@@ -85,6 +85,12 @@ export default defineConfig({
     chunkSizeWarningLimit: 20_000,
     reportCompressedSize: false,
     rollupOptions: {
+      // core-tensor imports the cpu backend lazily (Node installs need not bundle it); the page
+      // imports it up front on purpose (src/backends.ts), so that lazy import cannot split a chunk.
+      onwarn(warning, warn) {
+        if (warning.code === 'INEFFECTIVE_DYNAMIC_IMPORT') return;
+        warn(warning);
+      },
       input: {
         main: `${root}index.html`,
         harness: `${root}test/harness.html`,

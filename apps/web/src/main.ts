@@ -50,8 +50,12 @@ let droppedModel: { graph: Graph; name: string } | undefined;
 let droppedData: File[] | undefined;
 let configs: Record<string, string> = {};
 
-function setupDrop(id: string, onFiles: (files: File[]) => Promise<void>): void {
+function setupDrop(id: string, inputId: string, onFiles: (files: File[]) => Promise<void>): void {
   const el = $(id);
+  const input = $<HTMLInputElement>(inputId);
+  input.addEventListener('change', () => {
+    onFiles([...(input.files ?? [])]).catch((err: unknown) => log(`error: ${(err as Error).message}`));
+  });
   el.addEventListener('dragover', (e) => {
     e.preventDefault();
     el.classList.add('over');
@@ -78,11 +82,11 @@ async function init(): Promise<void> {
   };
   pipeline.addEventListener('change', showConfig);
   showConfig();
-  setupDrop('modelDrop', async (files) => {
+  setupDrop('modelDrop', 'modelFiles', async (files) => {
     droppedModel = await modelFromFiles(files);
     $('modelInfo').textContent = `using ${droppedModel.name}: input [${droppedModel.graph.inputs[0]?.shape.join(', ')}]`;
   });
-  setupDrop('dataDrop', async (files) => {
+  setupDrop('dataDrop', 'dataFiles', async (files) => {
     droppedData = files.filter((f) => f.type.startsWith('image/'));
     $('dataInfo').textContent = `using ${droppedData.length} dropped images`;
   });
@@ -184,6 +188,9 @@ async function run(): Promise<void> {
     accuracy.points.push({ x: stepAt, y: compressed.accuracy, label: 'compressed' });
     redraw();
     log(`compressed: accuracy ${(100 * compressed.accuracy).toFixed(2)}%, ${compressed.bytes} weight bytes, ${result.steps} steps in ${result.seconds.toFixed(1)} s`);
+    if (compressed.accuracy < fp32.accuracy - 0.1) {
+      log('warning: accuracy fell by more than 10 points. A model that is already quantized (e.g. a tfjs file this app wrote, which emulates int8 activations with float layers) does not survive a second quantization; start from the FP32 model.');
+    }
     drawChart(
       $('bytesChart'),
       [

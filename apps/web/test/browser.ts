@@ -9,7 +9,7 @@ import { createServer, type Server } from 'node:http';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { build } from 'vite';
+import { build, createLogger } from 'vite';
 
 export const APP_DIR = fileURLToPath(new URL('..', import.meta.url));
 export const DIST_DIR = join(APP_DIR, 'dist');
@@ -30,9 +30,17 @@ export const CHROMIUM_ARGS = [
   '--use-webgpu-adapter=swiftshader',
 ];
 
-/** Builds apps/web (app and test page) into apps/web/dist. */
-export async function buildPages(): Promise<void> {
-  await build({ configFile: join(APP_DIR, 'vite.config.ts'), logLevel: 'warn' });
+/** Builds apps/web (app and test page) into apps/web/dist; returns the build's warnings (also printed). */
+export async function buildPages(): Promise<string[]> {
+  const warnings: string[] = [];
+  const logger = createLogger('warn');
+  const warn = logger.warn.bind(logger);
+  logger.warn = (msg, options) => {
+    warnings.push(msg);
+    warn(msg, options);
+  };
+  await build({ configFile: join(APP_DIR, 'vite.config.ts'), logLevel: 'warn', customLogger: logger });
+  return warnings;
 }
 
 const TYPES: Record<string, string> = {
