@@ -31,7 +31,8 @@ export interface FromOnnxOptions {
   /**
    * Nodes of ops the executor has no equivalent for: `'error'` (default) refuses the file with one
    * `ONNX_UNSUPPORTED` error listing every such node (what callers that ask "can tensorpress run
-   * this model?" rely on); `'keep'` keeps each verbatim as an `OnnxNode`, so the graph reads,
+   * this model?" rely on); `'keep'` keeps each verbatim as an `OnnxNode` (and any node of a known
+   * op in a form the executor lacks, such as a cubic Resize), so the graph reads,
    * writes back unchanged (toOnnx) and can be quantized through onnxruntime, while running or
    * training it in tensorpress raises an `UNSUPPORTED_OP` error naming the node.
    */

@@ -75,6 +75,26 @@ describe('nodes of ops the executor cannot run', () => {
     x.dispose();
   });
 
+  it('forms of known ops the executor lacks (cubic Resize, Slice with a step) are kept too', async () => {
+    const bytes = onnxModel({
+      input: DIMS,
+      inits: [f32('sc', [4], [1, 1, 2, 2]), i64('st', [0]), i64('en', [12]), i64('ax', [3]), i64('step', [2])],
+      nodes: [
+        node('Resize', ['x', '', 'sc'], ['r'], { mode: { s: 'cubic' } }),
+        node('Slice', ['r', 'st', 'en', 'ax', 'step'], ['s']),
+        node('Relu', ['s'], ['y']),
+      ],
+    });
+    expect(errorOf(() => fromOnnx(bytes)).message).toMatch(/"resize" \(Resize: mode "cubic" is not supported/);
+    const g = fromOnnx(bytes, KEEP);
+    expect(g.nodes.filter((n) => n.op === 'OnnxNode').map((n) => n.attrs['onnxOp'])).toEqual(['Resize', 'Slice', 'Relu']);
+    const x = seededArray(DIMS.reduce((p, d) => p * d, 1), 6, 1);
+    const want = await ortRun(bytes, x, DIMS);
+    const got = await ortRun(toOnnx(g), x, DIMS);
+    if (typeof want === 'string' || typeof got === 'string') throw new Error(String(typeof want === 'string' ? want : got));
+    expect(Math.max(...Array.from(got, (v, j) => Math.abs(v - want[j]!)))).toBeLessThan(1e-6);
+  });
+
   it("by default (unsupportedOps: 'error') the file is refused, listing every such node", () => {
     const e = errorOf(() => fromOnnx(model(true)));
     expect(e.code).toBe('ONNX_UNSUPPORTED');

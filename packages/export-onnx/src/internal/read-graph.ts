@@ -89,7 +89,7 @@ export function readGraph(model: onnx.ModelProto, ctx: ReadOptions): Graph {
       else r.unsupported.push({ node: n.name || op, op, why: 'no core equivalent' });
     }
   }
-  const declared = kept.size > 0 ? declaredInfos(g) : new Map();
+  const declared = keep ? declaredInfos(g) : new Map();
   throwUnsupported(r);
   const inputs: TensorInfo[] = [];
   (g.input ?? []).forEach((vi, i) => {
@@ -114,6 +114,11 @@ export function readGraph(model: onnx.ModelProto, ctx: ReadOptions): Graph {
       else convertNode(r, n);
     } catch (e) {
       if (!(e instanceof Skip)) throw e;
+      // A form the executor lacks (cubic Resize, a Slice with steps): kept verbatim too.
+      if (keep && (!n.domain || n.domain === 'ai.onnx') && !kept.has(n)) {
+        keepNode(r, n, declared, r.opset);
+        continue;
+      }
       r.unsupported.push({ node: name, op, why: e.why });
       for (const o of n.output ?? []) r.poisoned.add(o);
     }
