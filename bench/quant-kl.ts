@@ -127,6 +127,7 @@ export default async function quantKl(args: string[]): Promise<SuiteResult> {
     notes: [
       'PTQ INT8 with symmetric activation quantizers (unsigned [0, t] on non-negative values), 256 calibration images, BN folded, per-channel int8 weights; accuracy of the stripped graph on the full test set.',
       'Per quantizer: that quantizer alone takes its min-max scale/zero point, every other one keeps KL; recoveredPts = swapped − all-KL accuracy. klThreshold/minmaxThreshold = scale·qmax.',
+      'TensorRT search without the percentile floor (commit cfa4899, observing pooled values): plainCnn all-KL 0.9134 (−0.23 pt), minmax 0.9160; swaps: relu1 (observes pool1) 0.9155 (KL 3.975 vs max 11.81), relu2 0.9139 (4.66 vs 7.75), relu3 0.9136 (4.91 vs 6.64), relu4 0.9138 (13.31 vs 15.45). residualCnn all-KL 0.9172 (−0.02 pt), no swap recovers more than 0.02 pt.',
       'Before the fix (commit b80a0cd, ONNX Runtime/MXNet-style grouping, bin 0 kept, histogram of the pre-pool value), plainCnn: all-KL 0.9057 (−1.00 pt); one swap at a time: relu1 0.9060, relu2 0.9086, relu3 0.9080, relu4 0.9111 (KL thresholds 4.78, 1.94, 1.66, 3.86 vs max 11.81, 7.75, 6.64, 15.45).',
     ],
   };

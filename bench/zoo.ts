@@ -20,6 +20,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -236,8 +237,14 @@ export default async function zoo(args: string[]): Promise<SuiteResult> {
         const calib = primary ? (name === 'resnet50' ? CALIB : CALIB_OTHERS) : 8;
         const batch = per > 100_000 ? 4 : 8;
         const tq = performance.now();
+        const cpu0 = process.cpuUsage();
+        const load0 = os.loadavg()[0]!;
         const q = await quantizeOnnx(bytes, batches(per, calib, batch, 1), { perChannel: true });
+        const cpu = process.cpuUsage(cpu0);
         row['ptqSeconds'] = round((performance.now() - tq) / 1000, 1);
+        // CPU time of this process (onnxruntime's threads included) and the 1-minute load average: the machine is shared.
+        row['ptqCpuSeconds'] = round((cpu.user + cpu.system) / 1e6, 1);
+        row['loadAvg'] = round((load0 + os.loadavg()[0]!) / 2, 1);
         row['calibExamples'] = q.examples;
         row['quantizedNodes'] = q.quantized.length;
         row['skippedNodes'] = q.skipped.length;
@@ -274,6 +281,7 @@ export default async function zoo(args: string[]): Promise<SuiteResult> {
       `Models: bench/zoo/make-zoo.py (torch ${manifest.torch ?? '?'}, torchvision ${manifest.torchvision ?? '?'}), random weights, BN statistics re-estimated on random N(0,1) inputs; inputSensitivity = mean std of outputs across random inputs over mean |output|.`,
       `Inputs: random N(0,1) (seeded), calibration and evaluation draws disjoint; PTQ = export-onnx quantizeOnnx (min-max, per-channel int8 weights, uint8 activations) on ${CALIB} inputs for ResNet-50 and ${CALIB_OTHERS} for the other models at the primary opset 13, 8 at the other opsets (agreement there on 16 inputs); parity and top-1 agreement at the primary opset on ${EVAL} inputs.`,
       'fp32RelDiff: in-process tfjs executor vs onnxruntime on 2 inputs, max |diff| over max |ORT output|. int8RelMaxDiff: INT8 vs FP32 in onnxruntime, same normalisation. top1Agreement: arg-max per row (classification) or per pixel (segmentation).',
+      'ptqSeconds: wall time of quantizeOnnx (calibration runs, ranges, rewrite); ptqCpuSeconds: CPU time of the bench process meanwhile (onnxruntime threads included); loadAvg: 1-minute load average around it, on 2 cores shared with other agents.',
       'Latency: ortLatency, 1 intra-op thread, FP32 and INT8 alternated over 2 rounds (medians of medians); 10 runs at batch 1, 4 at batch 8. The 2-core machine is shared with other agents: absolute times are noisy, the side-by-side ratios less so.',
       `CPU flags: ${flags.join(' ') || 'unknown'}.`,
     ],

@@ -4,7 +4,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { useBackend, writeFileAtomic, type BackendName, type ProgressMode } from '@tensorpress/core-tensor';
 import { readIdx } from '@tensorpress/datasets';
-import { OnnxError, fromOnnx, graphInputs, ortCompare, ortLatency, quantizeOnnx, type GraphInput } from '@tensorpress/export-onnx';
+import { DEFAULT_READ_LIMITS, OnnxError, fromOnnx, graphInputs, ortCompare, ortLatency, quantizeOnnx, type GraphInput } from '@tensorpress/export-onnx';
 import { createCollector, type CalibrationMethod } from '@tensorpress/quant';
 import { CliError, EXIT_CODES } from './exit-codes.js';
 import { throwIfAborted } from './internal/abort.js';
@@ -196,6 +196,9 @@ export async function runQuantize(options: RunQuantizeOptions): Promise<{ report
 
   const mst = await fs.stat(modelFile).catch(() => null);
   if (!mst?.isFile()) throw new CliError(EXIT_CODES.input, 'IO_ERROR', `${options.model}: no such file; give an .onnx model`);
+  if (mst.size > DEFAULT_READ_LIMITS.maxBytes) {
+    throw new CliError(EXIT_CODES.input, 'ONNX_INVALID', `${options.model} is ${mst.size} bytes, above the ${DEFAULT_READ_LIMITS.maxBytes}-byte limit on ONNX models (external-data models are not supported): quantize a smaller model`);
+  }
   const fp32 = new Uint8Array(await fs.readFile(modelFile));
   const inputs = graphInputs(fp32);
   const input = inputs[0];

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +111,15 @@ describe('tensorpress quantize', () => {
     expect(op.err.trim().split('\n')).toHaveLength(1);
     expect(op.err).toMatch(/node "[^"]*Relx[^"]*" \(Relx\): No Op registered for Relx.*the in-process reader does not read it either/);
     await expect(stat(path.join(dir, 'x.onnx'))).rejects.toThrow();
+    // over the size limit: refused from its size, before it is read (a sparse file)
+    const huge = path.join(dir, 'huge.onnx');
+    await truncate(huge, 600 * 2 ** 20).catch(async () => {
+      await writeFile(huge, '');
+      await truncate(huge, 600 * 2 ** 20);
+    });
+    const big = await cli(['quantize', huge, '--data', path.join(dir, 'calib.npy'), '-o', path.join(dir, 'x.onnx')]);
+    expect(big.code).toBe(3);
+    expect(big.err).toMatch(/huge\.onnx is 629145600 bytes, above the 536870912-byte limit/);
     const garbage = path.join(dir, 'garbage.onnx');
     await writeFile(garbage, Uint8Array.of(1, 2, 3, 4, 5));
     const g = await cli(['quantize', garbage, '--data', path.join(dir, 'calib.npy'), '-o', path.join(dir, 'x.onnx')]);

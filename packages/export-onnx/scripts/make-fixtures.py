@@ -168,6 +168,14 @@ class ShuffleNetV2Tiny(nn.Module):
         return self.fc(x.mean([2, 3]))
 
 
+class ShuffleNetV2DownTiny(ShuffleNetV2Tiny):
+    """One downsampling unit, so that its channel shuffle feeds conv5 (the pruning tests cut through it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stage = nn.Sequential(ShuffleUnit(8, 16, 2))
+
+
 def reestimate_bn(m, batches=4):
     """BN running statistics re-estimated on random data (cumulative averages), so that the outputs
     depend on the input (with default statistics several nets give nearly constant outputs)."""
@@ -339,6 +347,7 @@ MORE_MODELS = {
     'vit-tiny-op13': (ViTTiny, 13),
     'vit-tiny-op17': (ViTTiny, 17),
     'upsample-op9': (UpsampleNetOpset9, 9),
+    'shufflenetv2-down-tiny': (ShuffleNetV2DownTiny, 13),
 }
 
 

@@ -1,6 +1,6 @@
 import { TensorpressError } from '@tensorpress/core-tensor';
 import { loadOrt, type Ort } from './internal/ort.js';
-import { ortRefusal, type CalibrationBatch } from './ort-ptq.js';
+import { fixedBatches, ortRefusal, type CalibrationBatch } from './ort-ptq.js';
 
 /** Options of {@link ortCompare}. */
 export interface OrtCompareOptions {
@@ -84,7 +84,11 @@ export async function ortCompare(
     let agree = 0;
     let decisions = 0;
     const limit = options.samples ?? Infinity;
-    for await (const batch of batches) {
+    const meta0 = ref.inputMetadata[0];
+    const dims0 = meta0 && 'shape' in meta0 && meta0.isTensor ? meta0.shape : [];
+    const fixed = typeof dims0[0] === 'number' && dims0[0] > 0 ? dims0[0] : null;
+    const per0 = dims0.slice(1).every((d) => typeof d === 'number') ? (dims0.slice(1) as number[]).reduce((p, d) => p * d, 1) : 0;
+    for await (const batch of fixedBatches(batches, fixed, per0)) {
       if (examples >= limit) break;
       const feeds: Record<string, InstanceType<Ort['Tensor']>> = {};
       let n: number;
@@ -92,11 +96,12 @@ export async function ortCompare(
         const meta = ref.inputMetadata[0];
         const dims = meta && 'shape' in meta && meta.isTensor ? meta.shape : [];
         const rest = dims.slice(1).map((d) => (typeof d === 'number' ? d : NaN));
+        const first = typeof dims[0] === 'number' && dims[0] > 0 ? dims[0] : null;
         const per = rest.reduce((p, d) => p * d, 1);
         if (!Number.isInteger(per) || per <= 0 || batch.length % per !== 0) {
           throw new TensorpressError('DATA_INVALID', `${batch.length} values are not whole examples of input "${ref.inputNames[0]}" [N, ${dims.slice(1).join(', ')}]`, { input: ref.inputNames[0] });
         }
-        n = Math.min(batch.length / per, limit - examples);
+        n = first ?? Math.min(batch.length / per, limit - examples);
         feeds[ref.inputNames[0]!] = new ort.Tensor('float32', batch.subarray(0, n * per), [n, ...rest]);
       } else {
         n = 0;

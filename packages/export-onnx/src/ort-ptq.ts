@@ -23,6 +23,11 @@ import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
 export interface RangeObserver {
   /** Adds one batch of values (the tensor is disposed by the caller). */
   observe(x: tf.Tensor): void;
+  /**
+   * Optional: adds one batch of values given as a plain array (no tfjs tensor is made). When an
+   * observer has it, {@link quantizeOnnx} calls it instead of `observe`.
+   */
+  observeData?(data: Float32Array): void;
   /** The chosen range. */
   range(): { min: number; max: number };
 }
@@ -107,6 +112,8 @@ interface Params {
 }
 
 const MS_DOMAIN = 'com.microsoft';
+/** Default-domain ops whose opset-10 form reads differently from their opset-9 one. */
+const OPS_CHANGED_AT_10 = new Set(['Slice', 'TopK', 'Upsample']);
 const WEIGHT_INPUTS: Record<string, number[]> = { Conv: [1], ConvTranspose: [1], Gemm: [1], MatMul: [0, 1] };
 const BIAS_INPUT: Record<string, number> = { Conv: 2, ConvTranspose: 2, Gemm: 2 };
 /** Ops whose output takes its input's scale and zero point (onnxruntime drops their Q/DQ pair). */
@@ -147,14 +154,17 @@ export function scaleZeroPoint(min: number, max: number, qmin: number, qmax: num
 function minMaxObserver(): RangeObserver {
   let lo = Infinity;
   let hi = -Infinity;
+  const observeData = (d: Float32Array | Int32Array | Uint8Array): void => {
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  };
   return {
+    observeData,
     observe(x) {
-      const d = x.dataSync();
-      for (let i = 0; i < d.length; i++) {
-        const v = d[i]!;
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
+      observeData(x.dataSync() as Float32Array);
     },
     range() {
       return lo <= hi ? { min: lo, max: hi } : { min: 0, max: 0 };
@@ -201,6 +211,25 @@ export function graphInputs(bytes: Uint8Array, limits: Partial<ReadLimits> = {})
   const m = decodeModel(bytes, { ...DEFAULT_READ_LIMITS, ...limits });
   if (!m.graph) throw new OnnxError('ONNX_INVALID', 'malformed ONNX model: ModelProto.graph is missing', { field: 'ModelProto.graph' });
   return realInputs(m.graph).map((v) => ({ name: v.name ?? '', dtype: elemName(v.type?.tensorType?.elemType ?? 0), dims: inputDims(v) }));
+}
+
+/**
+ * Float32Array batches cut to a model's fixed batch size (exports without a dynamic batch axis),
+ * when the batch holds a whole number of them; everything else passes through.
+ */
+export async function* fixedBatches(
+  batches: AsyncIterable<CalibrationBatch> | Iterable<CalibrationBatch>,
+  fixed: number | null,
+  perExample: number,
+): AsyncGenerator<CalibrationBatch> {
+  for await (const b of batches) {
+    const size = fixed !== null && perExample > 0 ? fixed * perExample : 0;
+    if (!(b instanceof Float32Array) || size === 0 || b.length === size || b.length % size !== 0) {
+      yield b;
+      continue;
+    }
+    for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+  }
 }
 
 /** Turns a calibration batch into onnxruntime feeds, checking shape and dtype against the model's inputs. */
@@ -327,6 +356,18 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
   const exclude = new Set(options.exclude ?? []);
   const opset = defaultOpset(model);
   const qdqDomain = opset >= 13 ? '' : MS_DOMAIN;
+  if (opset < 10) {
+    // onnxruntime fuses QDQ groups into default-domain QLinearConv & co., which exist from opset 10:
+    // an opset-9 model is moved to opset 10 when none of its ops changed meaning there.
+    const changed = nodes.find((n) => (!n.domain || n.domain === 'ai.onnx') && OPS_CHANGED_AT_10.has(n.opType ?? ''));
+    if (changed) {
+      throw new OnnxError(
+        'ONNX_UNSUPPORTED',
+        `node "${changed.name}" (${changed.opType}): an opset-${opset} model with ${changed.opType} cannot move to opset 10, where onnxruntime's quantized kernels start and ${changed.opType} changed; convert the model first (onnx.version_converter.convert_version(model, 13)) or re-export it at opset 13`,
+        { node: changed.name ?? '', op: changed.opType ?? '' },
+      );
+    }
+  }
 
   // Constants: initializers and Constant nodes' `value` tensors.
   const ctx: TensorContext = { limits, total: { n: 0 }, externalDataDir: undefined };
@@ -430,7 +471,8 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
     session = await ort.InferenceSession.create(proto.ModelProto.encode(aug).finish(), {
       intraOpNumThreads: options.threads ?? 1,
       interOpNumThreads: 1,
-      graphOptimizationLevel: 'basic',
+      // Every fusion that keeps the requested outputs: the ranges are those of the float model.
+      graphOptimizationLevel: 'all',
     });
   } catch (e) {
     throw ortRefusal(e, 'calibration');
@@ -445,10 +487,12 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
   let count = 0;
   const limit = options.samples ?? Infinity;
   try {
-    for await (const batch of batches) {
+    const dims0 = inputs.length === 1 ? inputDims(inputs[0]!) : [];
+    const per0 = dims0.slice(1).every((d) => d !== null) ? (dims0.slice(1) as number[]).reduce((p, d) => p * d, 1) : 0;
+    for await (const batch of fixedBatches(batches, dims0[0] ?? null, per0)) {
       if (examples >= limit) break;
       let { feeds, examples: n } = toFeeds(ort, batch, inputs, count);
-      if (examples + n > limit) {
+      if (examples + n > limit && dims0[0] === null) {
         const keep = limit - examples;
         const sliced: typeof feeds = {};
         for (const [k, v] of Object.entries(feeds)) {
@@ -472,9 +516,14 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
           nonFloat.set(t, v.type);
           continue;
         }
+        const o = observers.get(t)!;
+        if (o.observeData) {
+          o.observeData(v.data as Float32Array);
+          continue;
+        }
         const x = tf.tensor(v.data as Float32Array, [...v.dims]);
         try {
-          observers.get(t)!.observe(x);
+          o.observe(x);
         } finally {
           x.dispose();
         }
@@ -679,6 +728,10 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
   g.node = out.filter((n) => !(n.opType === 'Constant' && constNode.get(n.output?.[0] ?? '') === n && dropped.has(n.output![0]!)));
   g.initializer = [...(g.initializer ?? []).filter((t) => !dropped.has(t.name ?? '')), ...newInits];
   g.input = (g.input ?? []).filter((v) => !dropped.has(v.name ?? ''));
+  if (opset < 10) {
+    for (const o of model.opsetImport ?? []) if (!o.domain || o.domain === 'ai.onnx') o.version = 10;
+    if (toNum(model.irVersion ?? 0, 'ir_version') < 5) model.irVersion = 5;
+  }
   if (qdqDomain && !(model.opsetImport ?? []).some((o) => o.domain === MS_DOMAIN)) {
     model.opsetImport = [...(model.opsetImport ?? []), proto.OperatorSetIdProto.create({ domain: MS_DOMAIN, version: 1 })];
   }

@@ -28,6 +28,14 @@ export interface FromOnnxOptions {
    * {@link FromOnnxOptions.inputShapes}.
    */
   dims?: Readonly<Record<string, number>>;
+  /**
+   * Nodes of ops the executor has no equivalent for: `'error'` (default) refuses the file with one
+   * `ONNX_UNSUPPORTED` error listing every such node (what callers that ask "can tensorpress run
+   * this model?" rely on); `'keep'` keeps each verbatim as an `OnnxNode`, so the graph reads,
+   * writes back unchanged (toOnnx) and can be quantized through onnxruntime, while running or
+   * training it in tensorpress raises an `UNSUPPORTED_OP` error naming the node.
+   */
+  unsupportedOps?: 'keep' | 'error';
   /** Full shapes (in the file's order, NCHW for images) of graph inputs by name; `null` keeps the batch dynamic. Unnamed dynamic dimensions take their size here. */
   inputShapes?: Readonly<Record<string, readonly (number | null)[]>>;
 }
@@ -58,6 +66,7 @@ export function fromOnnx(bytes: Uint8Array, options: FromOnnxOptions = {}): Grap
     onWarning: options.onWarning ?? printWarning,
     dims: options.dims,
     inputShapes: options.inputShapes,
+    unsupportedOps: options.unsupportedOps,
   });
 }
 

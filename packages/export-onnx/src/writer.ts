@@ -9,7 +9,7 @@ import {
   type Param,
   type ParamData,
 } from '@tensorpress/core-tensor';
-import { compactNames, encodeModel, type OAttr, type OModel, type ONode, type OTensor } from './internal/ir.js';
+import { compactNames, encodeModel, type OAttr, type OModel, type ONode, type OTensor, type OValueInfo } from './internal/ir.js';
 import { checkUniqueNames } from './internal/unique-names.js';
 import { BROADCAST_OPS, CONV_WEIGHT_OPS, writeInCoreLayout, writeOnnxOp, type WriterApi } from './internal/write-onnx-ops.js';
 import { DT, onnxDType, packInt4, rawBytes } from './internal/proto.js';
@@ -24,41 +24,11 @@ import {
   transposeData,
 } from './layout.js';
 import { INTEGER_OPS } from './integer-ops.js';
+import type { ToOnnxOptions } from './writer-options.js';
+import { ONNX_NODE_OP } from './ops/opaque.js';
 import { toQOperator } from './qoperator.js';
 
-/** Options of {@link toOnnx}. */
-export interface ToOnnxOptions {
-  /** ONNX opset, 13 (default) to 21. */
-  opset?: number;
-  /**
-   * How a quantized graph is written: `'qdq'` (default) keeps QuantizeLinear/DequantizeLinear pairs
-   * around float ops, `'qoperator'` fuses them into QLinearConv, QLinearMatMul and
-   * MatMulInteger/ConvInteger. Float graphs are the same either way.
-   */
-  format?: 'qdq' | 'qoperator';
-  /** Declare a rank-4 graph input NHWC and add one leading Transpose to NCHW. Default false. */
-  nhwcInput?: boolean;
-  /**
-   * Store int8 weight codes that fit in [-8, 7] as INT4 (opset 21 only). Default false: codes of
-   * weights under 8 bits stay int8 with their scale (what onnxruntime runs everywhere).
-   */
-  int4?: boolean;
-  /** producer_name of the model. Default `'tensorpress'`. */
-  producer?: string;
-  /**
-   * Replace internal value, initializer and node names with short ids (graph inputs and outputs
-   * keep theirs) and leave out window attributes equal to their ONNX default. Saves a few
-   * kilobytes, which matters only for very small models. Default false.
-   */
-  compactNames?: boolean;
-  /**
-   * Write float initializers that are mostly zeros (sparse weights) as ONNX sparse initializers:
-   * the non-zero values and their int64 linear indices, which onnxruntime densifies when it loads
-   * the model. Only where that is smaller (above two thirds of zeros); the rest stay dense.
-   * Default false.
-   */
-  sparseInitializers?: boolean;
-}
+export type { ToOnnxOptions } from './writer-options.js';
 
 type Role = { kind: 'conv' } | { kind: 'rows'; h: number; w: number; c: number } | { kind: 'bcast' } | { kind: 'plain' };
 
@@ -86,7 +56,12 @@ export function toOnnx(graph: Graph, options: ToOnnxOptions = {}): Uint8Array {
 
 /** The working model of {@link toOnnx} (for the QOperator pass and tests). */
 export function buildModel(graph: Graph, options: ToOnnxOptions = {}): OModel {
-  const opset = options.opset ?? 13;
+  // Nodes kept verbatim from a file need at least that file's opset.
+  const keptOpset = Math.max(0, ...graph.nodes.filter((n) => n.op === ONNX_NODE_OP).map((n) => numAttr(n, 'opset', 13)));
+  if (options.opset !== undefined && keptOpset > options.opset) {
+    throw new TensorpressError('CONFIG_INVALID', `opset ${options.opset} is below ${keptOpset}, the opset of the ONNX nodes kept verbatim in the graph`, { path: '$.opset' });
+  }
+  const opset = options.opset ?? Math.max(13, keptOpset);
   if (!Number.isInteger(opset) || opset < 13 || opset > 21) {
     throw new TensorpressError('CONFIG_INVALID', `opset must be an integer from 13 to 21, got ${opset}`, { path: '$.opset' });
   }
@@ -239,6 +214,18 @@ class Writer implements WriterApi {
     return name;
   }
 
+  private readonly declared: OValueInfo[] = [];
+
+  declare(info: OValueInfo): void {
+    this.declared.push(info);
+  }
+
+  rawInit(base: string, dataType: number, dims: number[], raw: Uint8Array): string {
+    const name = this.fresh(base);
+    this.inits.set(name, { name, dims, dataType, raw });
+    return name;
+  }
+
   int64(name: string, values: readonly number[]): string {
     return this.constInit(name, DT.INT64, [values.length], BigInt64Array.from(values.map((v) => BigInt(v))));
   }
@@ -317,7 +304,8 @@ class Writer implements WriterApi {
       const dims = t.shape.map((d, i) => d ?? (i === 0 ? 'N' : `d${i}`));
       return { name: this.name(o), elemType: onnxDType(t.dtype), dims: t.shape.length === 4 ? permuteShape(dims, NHWC_TO_NCHW) : dims };
     });
-    return { opset: this.opset, inputs, outputs, nodes: this.nodes, initializers: this.inits, producer: this.options.producer ?? 'tensorpress' };
+    const valueInfo = this.declared.filter((v) => !outputs.some((o) => o.name === v.name));
+    return { opset: this.opset, inputs, outputs, nodes: this.nodes, initializers: this.inits, producer: this.options.producer ?? 'tensorpress', ...(valueInfo.length > 0 ? { valueInfo } : {}) };
   }
 
   private simple(n: Node, opType: string, attrs: Record<string, OAttr> = {}, inputs?: string[]): void {

@@ -80,6 +80,9 @@ const CASES: Record<string, Case> = {
   'PRelu (slope per channel), Mish (opset 18)': {
     spec: { opset: 18, input: X, inits: [f32('sl', [4, 1, 1], [0.1, 0.2, -0.3, 0.5])], nodes: [node('PRelu', ['x', 'sl'], ['a']), node('Mish', ['a'], ['y'])] },
   },
+  'SiLU as PyTorch exports it (Sigmoid · x)': {
+    spec: { input: X, nodes: [node('Sigmoid', ['x'], ['s']), node('Mul', ['x', 's'], ['y'])] },
+  },
   'Gelu (opset 20) exact and tanh': {
     spec: { opset: 20, input: X, nodes: [node('Gelu', ['x'], ['a'], {}, 'g1'), node('Gelu', ['a'], ['y'], { approximate: s('tanh') }, 'g2')] },
   },

@@ -96,6 +96,11 @@ describe('opsets 7 to 21', () => {
     expect(await agree(spec, [1, 3, 8, 8])).toBeLessThan(1e-5);
   });
 
+  it('opset 11: Softmax and LogSoftmax over the input coerced to 2-D at their axis', async () => {
+    const spec: ModelSpec = { opset: 11, input: [2, 3, 4, 5], nodes: [node('Softmax', ['x'], ['a'], { axis: i(1) }), node('LogSoftmax', ['a'], ['y'], { axis: i(2) })] };
+    expect(await agree(spec, [2, 3, 4, 5])).toBeLessThan(1e-5);
+  });
+
   it('opset 13: Dropout with ratio and training_mode inputs; weights held in Constant nodes (paddle2onnx style)', async () => {
     const w = seededArray(4 * 3 * 3 * 3, 2, 0.5);
     const spec: ModelSpec = {

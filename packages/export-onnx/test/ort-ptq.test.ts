@@ -179,6 +179,31 @@ describe('quantizeOnnx: exact parameters on a hand-made case', () => {
     expect(r.tensors.every((t) => t.scale === Math.fround(8 / 255) && t.zeroPoint === 64)).toBe(true);
   });
 
+  it('a model with a fixed batch of 1 takes batches of several examples, one run each', async () => {
+    const fixed = onnxModel({ input: [1, 1, 2, 2], nodes: [node('Conv', ['x', 'w'], ['c'], {}, 'conv'), node('Relu', ['c'], ['y'], {}, 'relu')], inits: [f32('w', [1, 1, 1, 1], [2])] });
+    const r = await quantizeOnnx(fixed, [Float32Array.of(-1, 0, 2, 3, 0, 1, 1, 1, 4, 0, 0, 0)]);
+    expect(r.examples).toBe(3);
+    expect(r.batches).toBe(3);
+    expect(r.tensors[0]).toMatchObject({ name: 'x', min: -1, max: 4 });
+    const c = await ortCompare(fixed, r.bytes, [Float32Array.of(1, 2, 3, 4, 0, 0, 0, 1)]);
+    expect(c.examples).toBe(2);
+  });
+
+  it('an observer with observeData gets the plain arrays, no tensors', async () => {
+    const seen: number[] = [];
+    const r = await quantizeOnnx(tinyModel([0.5]), [Float32Array.of(-1, 0, 2, 3)], {
+      collector: () => ({
+        observe: () => {
+          throw new Error('observe must not be called');
+        },
+        observeData: (d: Float32Array) => void seen.push(d.length),
+        range: () => ({ min: -1, max: 3 }),
+      }),
+    });
+    expect(seen).toEqual([4, 4]);
+    expect(r.tensors.map((t) => t.zeroPoint)).toEqual([64, 64]);
+  });
+
   it('int8 activations: zero points in int8', async () => {
     const r = await quantizeOnnx(tinyModel([0.5]), [Float32Array.of(-1, 0, 2, 3)], { activationType: 'int8' });
     expect(r.tensors.map((t) => t.zeroPoint)).toEqual([roundHalfEven(-128 + 63.75), -128]);
@@ -248,6 +273,36 @@ describe('quantizeOnnx: graphs the in-process executor cannot run', () => {
     expect(m.opsetImport!.some((o) => o.domain === 'com.microsoft')).toBe(true);
     const c = await ortCompare(cumsumModel(11), r.bytes, uniform(64, 16, 64, 4));
     expect(c.top1Agreement).toBeGreaterThan(0.85);
+  });
+});
+
+describe('quantizeOnnx: opset 9', () => {
+  const model = (extra: ReturnType<typeof node>[] = []) =>
+    onnxModel({
+      opset: 9,
+      input: ['N', 1, 4, 4],
+      nodes: [
+        node('Conv', ['x', 'w'], ['c'], {}, 'conv'),
+        node('Relu', ['c'], ['r'], {}, 'relu'),
+        node('MaxPool', ['r'], ['p'], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } }, 'pool'),
+        node('Flatten', ['p'], ['f'], {}, 'flatten'),
+        node('Gemm', ['f', 'g', 'gb'], extra.length ? ['z'] : ['y'], { transB: { i: 1 } }, 'fc'),
+        ...extra,
+      ],
+      inits: [f32('w', [4, 1, 3, 3]), f32('g', [3, 4]), f32('gb', [3])],
+    });
+  it('moves the model to opset 10, where onnxruntime fuses QDQ into its quantized kernels', async () => {
+    const r = await quantizeOnnx(model(), uniform(16, 16, 8, 1), { perChannel: true });
+    const m = decode(r.bytes);
+    expect(Number(m.opsetImport!.find((o) => !o.domain)!.version)).toBe(10);
+    // ortCompare runs both at the 'all' optimisation level (the fused kernels)
+    const c = await ortCompare(model(), r.bytes, uniform(32, 16, 8, 2));
+    expect(c.top1Agreement).toBeGreaterThan(0.8);
+  });
+  it('an opset-9 op that changed at opset 10 is refused naming the node and the way around', async () => {
+    const e = await failure(quantizeOnnx(model([node('Slice', ['z'], ['y'], { starts: { ints: [0] }, ends: { ints: [2] }, axes: { ints: [1] } }, 'cut')]), uniform(4, 16, 4, 1)));
+    expect(e.code).toBe('ONNX_UNSUPPORTED');
+    expect(e.message).toMatch(/node "cut" \(Slice\).*convert_version/);
   });
 });
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, useBackend } from '@tensorpress/core-tensor';
+import { Executor, loadGraph, saveGraph, useBackend } from '@tensorpress/core-tensor';
 import { checkParity, fromOnnx } from '@tensorpress/export-onnx';
 import { errorOf, maxAbsDiff } from '@tensorpress/test-utils';
 import onnxProto from 'onnx-proto';
@@ -48,6 +48,42 @@ describe('fromOnnx (PyTorch exports, opsets 9 to 17)', () => {
     if (y !== out) out.dispose();
     y.dispose();
     expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+  });
+
+  it.each(Object.keys(meta.models))('%s: every trainable parameter gets a finite gradient (train mode)', (name) => {
+    const g = fromOnnx(new Uint8Array(readFileSync(path.join(dir, meta.models[name]!.file))));
+    const ex = new Executor(g);
+    const x = tf.tidy(() => tf.transpose(tf.tensor(f32(meta.input.file), meta.input.shape), [0, 2, 3, 1]));
+    const vars = ex.trainableVariables();
+    const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(ex.run(x, { training: true })[0]!)) as tf.Scalar, vars);
+    expect(Number.isFinite(value.dataSync()[0]!)).toBe(true);
+    const names = Object.keys(grads);
+    expect(names.length).toBe(vars.length);
+    let nonzero = 0;
+    for (const k of names) {
+      const d = grads[k]!.dataSync();
+      expect(d.every(Number.isFinite)).toBe(true);
+      if (d.some((v) => v !== 0)) nonzero++;
+    }
+    expect(nonzero).toBeGreaterThan(0.9 * names.length);
+    tf.dispose([value, ...Object.values(grads), x]);
+    ex.dispose();
+  });
+
+  it('an imported graph with export-onnx ops (ViT, U-Net, LR-ASPP) survives saveGraph/loadGraph', () => {
+    const x = tf.tidy(() => tf.transpose(tf.tensor(f32(meta.input.file), meta.input.shape), [0, 2, 3, 1]));
+    for (const name of ['vit-tiny-op17', 'unet-tiny', 'lraspp-tiny', 'googlenet-tiny']) {
+      const g = fromOnnx(new Uint8Array(readFileSync(path.join(dir, meta.models[name]!.file))));
+      const saved = saveGraph(g);
+      const back = loadGraph(saved.json, saved.weights);
+      const [a, b] = [new Executor(g), new Executor(back)];
+      const [ya, yb] = [a.run(x)[0]!, b.run(x)[0]!];
+      expect(maxAbsDiff(ya, yb.dataSync() as Float32Array)).toBe(0);
+      tf.dispose([ya, yb]);
+      a.dispose();
+      b.dispose();
+    }
     x.dispose();
   });
 

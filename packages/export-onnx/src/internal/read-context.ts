@@ -78,6 +78,8 @@ export interface ReadOptions extends TensorContext {
   onWarning: (w: OnnxWarning) => void;
   /** Sizes of named dynamic dimensions (FromOnnxOptions.dims). */
   dims?: Readonly<Record<string, number>> | undefined;
+  /** What to do with nodes of ops the executor cannot run (FromOnnxOptions.unsupportedOps). */
+  unsupportedOps?: 'keep' | 'error' | undefined;
   /** Shapes of graph inputs (FromOnnxOptions.inputShapes). */
   inputShapes?: Readonly<Record<string, readonly (number | null)[]>> | undefined;
 }
@@ -96,6 +98,8 @@ export class ReadContext {
   readonly unsupported: Unsupported[] = [];
   /** Outputs of nodes that could not be converted: their readers are skipped silently. */
   readonly poisoned = new Set<string>();
+  /** Outputs of kept (OnnxNode) nodes whose shape the file does not declare: their readers are kept too. */
+  readonly unknownShapes = new Set<string>();
   private readonly layoutCache = new Map<string, Val>();
   opset = 0;
   /** The node that writes each value (QOperator nodes expanded to QDQ). */

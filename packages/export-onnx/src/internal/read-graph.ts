@@ -8,6 +8,7 @@ import { checkNodeSchema } from './op-schema.js';
 import { DT, toNum } from './proto.js';
 import { expandQOperator } from './qoperator-read.js';
 import { ReadContext, Skip, skip, type ReadOptions } from './read-context.js';
+import { declaredInfos, keepNode } from './read-opaque.js';
 import { SUPPORTED, convertNode } from './read-ops.js';
 
 /**
@@ -75,14 +76,20 @@ export function readGraph(model: onnx.ModelProto, ctx: ReadOptions): Graph {
     });
     for (const o of n.output ?? []) if (o) r.producers.set(o, n);
   }
-  // Every node of an unknown op is reported at once, before conversion stops at the first.
+  // Every node of an unknown op is reported at once, before conversion stops at the first (or kept verbatim).
   const explained = new Set(expanded.skipped.map((u) => u.node));
+  const keep = ctx.unsupportedOps === 'keep';
+  const kept = new Set<onnx.INodeProto>();
   for (const n of order) {
     const op = n.opType ?? '';
     if (explained.has(n.name || op)) continue;
     if (n.domain && n.domain !== 'ai.onnx') r.unsupported.push({ node: n.name || op, op, why: `domain "${n.domain}" is not supported` });
-    else if (!SUPPORTED.has(op)) r.unsupported.push({ node: n.name || op, op, why: 'no core equivalent' });
+    else if (!SUPPORTED.has(op)) {
+      if (keep) kept.add(n);
+      else r.unsupported.push({ node: n.name || op, op, why: 'no core equivalent' });
+    }
   }
+  const declared = kept.size > 0 ? declaredInfos(g) : new Map();
   throwUnsupported(r);
   const inputs: TensorInfo[] = [];
   (g.input ?? []).forEach((vi, i) => {
@@ -103,7 +110,8 @@ export function readGraph(model: onnx.ModelProto, ctx: ReadOptions): Graph {
     r.node = n;
     try {
       if (n.domain && n.domain !== 'ai.onnx') skip(`domain "${n.domain}" is not supported`);
-      convertNode(r, n);
+      if (kept.has(n) || (n.input ?? []).some((v) => r.unknownShapes.has(v))) keepNode(r, n, declared, r.opset);
+      else convertNode(r, n);
     } catch (e) {
       if (!(e instanceof Skip)) throw e;
       r.unsupported.push({ node: name, op, why: e.why });

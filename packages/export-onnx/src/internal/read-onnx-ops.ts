@@ -214,7 +214,7 @@ function axisOp(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeAttrs): v
   let axis = numAttrOf(a, 'axis', op === 'LogSoftmax' ? (r.opset >= 13 ? -1 : 1) : 0);
   r.checkAxis(axis, rank);
   if (axis < 0) axis += rank;
-  if (op === 'LogSoftmax' && r.opset < 13 && axis !== rank - 1) skip('opset < 13 LogSoftmax flattens; only the last axis is supported');
+  if (op === 'LogSoftmax' && r.opset < 13 && axis !== rank - 1) return coercedSoftmax(r, n, op, x0, axis);
   const attrs: Record<string, AttrValue> = {};
   const keep = numAttrOf(a, 'keepdims', 1) !== 0;
   if (op === 'ArgMax') {
@@ -298,4 +298,23 @@ function range(r: ReadContext, n: onnx.INodeProto): void {
   const data = Array.from({ length: count }, (_, i) => s + i * d);
   const int = r.konst(n.input![0]!)!.dtype === 'int64';
   r.konsts.set(n.output![0]!, int ? { dims: [count], dtype: 'int64', data } : { dims: [count], dtype: 'float32', data: Float32Array.from(data) });
+}
+
+/**
+ * Softmax or LogSoftmax below opset 13: over the input coerced to 2-D at `axis` (every axis from
+ * `axis` on is one row). Read as a Reshape to [n, rows, features] that keeps the batch, the op over
+ * the last axis, and a Reshape back, in the file's order.
+ */
+export function coercedSoftmax(r: ReadContext, n: onnx.INodeProto, op: string, x0: Val, axis: number): void {
+  const x = r.asFile(x0);
+  const dims = x.info.shape;
+  if (axis < 1) skip(`opset < 13 ${op} over axis 0 folds the batch into a row`);
+  if (dims.slice(1).some((d) => d === null)) skip(`opset < 13 ${op} needs static sizes after the batch`);
+  const size = (ds: readonly (number | null)[]): number => ds.reduce<number>((p, d) => p * d!, 1);
+  const base = n.name || op;
+  const flat = r.unique(`${n.output![0]!}.rows`);
+  const soft = r.unique(`${n.output![0]!}.soft`);
+  r.emitCore({ name: r.unique(`${base}/rows`), op: 'Reshape', inputs: [x.name], outputs: [flat], attrs: { shape: [0, size(dims.slice(1, axis)), size(dims.slice(axis))] } });
+  r.emitCore({ name: r.unique(`${base}/op`), op, inputs: [flat], outputs: [soft], attrs: { axis: 2 } });
+  return r.emit(n, 'Reshape', [soft], { shape: [0, ...(dims.slice(1) as number[])] }, 'file');
 }

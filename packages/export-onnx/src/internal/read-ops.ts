@@ -8,7 +8,7 @@ import { NCHW_TO_NHWC, NHWC_TO_NCHW, nchwAxisToNhwc, permuteShape } from '../lay
 import type { Konst } from './decode.js';
 import { batchNorm, conv, gemm, globalPool, pool, reduceMean } from './read-conv.js';
 import { intListOf, numAttrOf, skip, type NodeAttrs, type ReadContext, type Val } from './read-context.js';
-import { ONNX_READ_OPS, convertOnnxOp } from './read-onnx-ops.js';
+import { ONNX_READ_OPS, coercedSoftmax, convertOnnxOp } from './read-onnx-ops.js';
 import { resize } from './read-resize.js';
 import { concat, constant, flatten, reshape, shapeOp, slice, split, transpose } from './read-shape.js';
 
@@ -212,7 +212,7 @@ function softmax(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void {
   let axis = numAttrOf(a, 'axis', r.opset >= 13 ? -1 : 1);
   const rank = x.info.shape.length;
   r.checkAxis(axis, rank);
-  if (r.opset < 13 && axis !== rank - 1 && axis !== -1) skip('opset < 13 Softmax flattens; only the last axis is supported');
+  if (r.opset < 13 && axis !== rank - 1 && axis !== -1) return coercedSoftmax(r, n, 'Softmax', x, axis < 0 ? axis + rank : axis);
   if (x.layout === 'nhwc' && rank === 4) axis = nchwAxisToNhwc(axis);
   return r.emit(n, 'Softmax', [x.name], { axis }, x.layout);
 }

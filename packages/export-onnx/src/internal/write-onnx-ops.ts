@@ -6,8 +6,9 @@
  */
 import { intsAttr, numAttr, strAttr, type Graph, type Node, type ParamData } from '@tensorpress/core-tensor';
 import { NCHW_TO_NHWC, NHWC_TO_NCHW, nhwcAxisToNchw } from '../layout.js';
-import type { OAttr, ONode } from './ir.js';
-import { DT } from './proto.js';
+import type { OAttr, ONode, OValueInfo } from './ir.js';
+import { ONNX_NODE_OP } from '../ops/opaque.js';
+import { DT, onnxDType, proto } from './proto.js';
 
 /** What these conversions need of the writer. */
 export interface WriterApi {
@@ -20,6 +21,10 @@ export interface WriterApi {
   emit(n: ONode): void;
   constInit(base: string, dataType: number, dims: number[], data: ParamData | BigInt64Array): string;
   int64(base: string, values: readonly number[]): string;
+  /** Adds an initializer with its bytes as given; returns its (fresh) name. */
+  rawInit(base: string, dataType: number, dims: number[], raw: Uint8Array): string;
+  /** Declares a value's shape in the file (value_info). */
+  declare(info: OValueInfo): void;
 }
 
 const PLAIN = new Set(['Exp', 'Log', 'Sqrt', 'Reciprocal', 'Neg', 'Abs', 'Erf', 'Softplus', 'InstanceNormalization', 'PRelu', 'Pow']);
@@ -114,6 +119,8 @@ export function writeOnnxOp(w: WriterApi, n: Node): boolean {
       return inLayout(w, n, true, ([a, b], [y]) => op('MatMul', [a!, b!], [y!], {}, n.name));
     case 'Resize':
       return resize(w, n, op);
+    case ONNX_NODE_OP:
+      return writeKept(w, n);
     case 'ConvTranspose': {
       const ws = w.g.info(n.inputs[1]!).shape as number[];
       return simple(w, n, 'ConvTranspose', {
@@ -253,4 +260,26 @@ function resize(w: WriterApi, n: Node, op: Emit): true {
   op('Concat', [nc, w.int64(`${n.name}.hw`, [oh, ow])], [sizes], { axis: { i: 0 } });
   op('Resize', [src, '', '', sizes], [n.outputs[0]!], attrs, n.name);
   return true;
+}
+
+/** A kept ONNX node written as it was read: its op, domain and attributes, its constants as initializers, in the file's layout. */
+function writeKept(w: WriterApi, n: Node): true {
+  const np = proto.NodeProto.decode(Buffer.from(strAttr(n, 'node', ''), 'base64'));
+  const consts = JSON.parse(strAttr(n, 'consts', '{}')) as Record<string, string>;
+  return inLayout(w, n, true, (ins, outs) => {
+    const inputs = ins.map((v, i) => {
+      const c = consts[String(i)];
+      if (c === undefined) return v;
+      const t = proto.TensorProto.decode(Buffer.from(c, 'base64'));
+      return w.rawInit(t.name || `${n.name}.input${i}`, t.dataType ?? DT.FLOAT, (t.dims ?? []).map(Number), t.rawData ?? new Uint8Array());
+    });
+    const attrs: Record<string, OAttr> = {};
+    for (const a of np.attribute ?? []) attrs[a.name ?? ''] = { proto: { ...a } as Record<string, unknown> };
+    w.emit({ name: n.name, opType: np.opType ?? '', ...(np.domain ? { domain: np.domain } : {}), inputs, outputs: outs, attrs });
+    // Its outputs hold the file's own layout: declare their shapes, so that a reader of the file knows them.
+    outs.forEach((o, i) => {
+      const t = w.g.info(n.outputs[i]!);
+      if (o && t.shape.length > 0) w.declare({ name: o, elemType: onnxDType(t.dtype), dims: t.shape.map((d, k) => d ?? (k === 0 ? 'N' : `d${k}`)) });
+    });
+  });
 }
