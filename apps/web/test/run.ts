@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { useBackend } from '@tensorpress/core-tensor';
+import { loadMnist } from '@tensorpress/datasets';
 import { buildPages, launch, openPage, serve, APP_DIR } from './browser.js';
 import { gradientScale, MODEL_NAMES, relativeError, runCase, runFakeQuant, type CaseResult, type FakeQuantResult } from './cases.js';
 import type { Harness, OnnxCheck, PipelineCheck } from './harness.js';
@@ -154,6 +155,35 @@ interface AppState {
   downloads: string[];
 }
 
+/** `n` MNIST test digits as 28×28 24-bit BMP files (what a user might drop), named `<label>-<i>.bmp`. */
+async function mnistBmps(n: number): Promise<{ name: string; mimeType: string; buffer: Buffer }[]> {
+  const { test } = await loadMnist();
+  const b = test.batches(n).next().value!;
+  const px = b.x.dataSync();
+  const labels = b.y.dataSync();
+  b.x.dispose();
+  b.y.dispose();
+  return Array.from({ length: n }, (_, i) => {
+    const buffer = Buffer.alloc(54 + 28 * 28 * 3);
+    buffer.write('BM', 0, 'ascii');
+    buffer.writeUInt32LE(buffer.length, 2);
+    buffer.writeUInt32LE(54, 10);
+    buffer.writeUInt32LE(40, 14);
+    buffer.writeInt32LE(28, 18);
+    buffer.writeInt32LE(28, 22);
+    buffer.writeUInt16LE(1, 26);
+    buffer.writeUInt16LE(24, 28);
+    buffer.writeUInt32LE(28 * 28 * 3, 34);
+    for (let r = 0; r < 28; r++) {
+      for (let c = 0; c < 28; c++) {
+        const v = Math.round(255 * px[i * 784 + r * 28 + c]!);
+        buffer.fill(v, 54 + ((27 - r) * 28 + c) * 3, 54 + ((27 - r) * 28 + c) * 3 + 3); // rows bottom-up
+      }
+    }
+    return { name: `${labels[i]}-${i}.bmp`, mimeType: 'image/bmp', buffer };
+  });
+}
+
 /** The web app: its default pipeline (PTQ) on a builtin model to the end, the downloads offered, a screenshot saved. */
 async function checkApp(browser: Browser, url: string): Promise<unknown> {
   const t = Date.now();
@@ -217,7 +247,27 @@ async function checkApp(browser: Browser, url: string): Promise<unknown> {
     // Not asserted, reported: the tfjs file emulates the int8 activations with float layers, and PTQ
     // of that emulation quantizes its Mul/Add steps again (a quant limitation, see apps/web/README.md).
     console.log(`  app: PTQ of the re-imported (already quantized) tfjs model: ${(100 * (again.compressed?.accuracy ?? NaN)).toFixed(1)}%`);
-    return { ...app, seconds: (Date.now() - t) / 1000, roundTrip: again };
+    // Dropped images: 20 MNIST test digits written as BMP files named `<label>-<i>.bmp`.
+    const digits = await mnistBmps(20);
+    await page.setInputFiles('#dataFiles', digits);
+    await page.waitForFunction(() => document.getElementById('dataInfo')?.textContent === 'using 20 dropped images', undefined, { timeout: 60_000 });
+    await page.click('#run');
+    await page.waitForFunction(
+      () => {
+        const s = (window as unknown as { tensorpressApp: { state: string } }).tensorpressApp.state;
+        return s === 'done' || s === 'error';
+      },
+      undefined,
+      { timeout: 600_000 },
+    );
+    const images = await page.evaluate(() => (window as unknown as { tensorpressApp: AppState }).tensorpressApp);
+    const usedImages = (await page.textContent('#log'))?.includes('data: 20 dropped images') === true;
+    // The re-imported model scores on dropped digits as it scores on MNIST's test set (±15 points on 20 images).
+    check(
+      images.state === 'done' && usedImages && images.fp32 != null && Math.abs(images.fp32.accuracy - firstAccuracy) <= 0.15,
+      `app: 20 dropped digit images decoded and used (model accuracy on them ${(100 * (images.fp32?.accuracy ?? NaN)).toFixed(0)}%)${images.error ? `; ${images.error}` : ''}`,
+    );
+    return { ...app, seconds: (Date.now() - t) / 1000, roundTrip: again, droppedImages: images };
   } finally {
     for (const e of errors) console.log(`  app page: ${e}`);
     await page.close();
