@@ -9,7 +9,8 @@ import { runExport } from './export.js';
 import { formatInspect, runInspect } from './inspect.js';
 import { BUILTIN_MODELS } from './load-model.js';
 import { WEIGHT_FORMATS, type WeightFormat } from '@tensorpress/export-tfjs';
-import { comparisonRows, formatTable, paritySentence } from './report.js';
+import { comparisonRows, formatTable, paritySentence, quantizeParitySentence, quantizeRows } from './report.js';
+import { QUANTIZE_METHODS, runQuantize } from './quantize.js';
 
 /** Where {@link runCli} writes, and how it is stopped. */
 export interface CliIo {
@@ -39,7 +40,7 @@ Exit codes:
   2    usage or config error (bad option, invalid config, unknown or uninstalled algorithm, existing --out,
        a checkpoint of another run or none to --resume, training diverged: lower the learning rate)
   3    input error (missing or malformed model, data or checkpoint)
-  4    the exported ONNX model failed the parity check (the report is still written)
+  4    the exported ONNX model failed the parity check (the report is still written; quantize: the file is)
   130  interrupted (Ctrl-C; with --checkpoint-dir a checkpoint is saved first: rerun with --resume)`;
 
 interface CommonOpts {
@@ -64,6 +65,21 @@ interface CompressOpts extends CommonOpts {
   resume?: boolean;
   tfjs?: WeightFormat | true;
   plan?: string;
+}
+
+interface QuantizeOpts extends CommonOpts {
+  data: string;
+  out: string;
+  method: (typeof QUANTIZE_METHODS)[number];
+  perChannel?: boolean;
+  activationType: 'uint8' | 'int8';
+  samples?: number;
+  evalSamples?: number;
+  batchSize?: number;
+  resize?: boolean;
+  latencyRuns?: number;
+  minAgreement?: number;
+  force?: boolean;
 }
 
 interface AnalyzeOpts extends CommonOpts {
@@ -121,6 +137,8 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
     };
   };
   const emitJson = (value: unknown): void => out(`${JSON.stringify(value, null, 2)}\n`);
+  /** The exit code of a command that finished but failed its check (quantize's parity). */
+  let exitCode: number = EXIT_CODES.ok;
 
   const program = new Command('tensorpress')
     .description('Compress neural networks: quantization, pruning and more from one pipeline config, with ONNX out.')
@@ -191,6 +209,56 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
       info(`tfjs model: ${r.outDir}/${r.report.files.tfjs} (${r.report.tfjs.bytes.toLocaleString('en-US')} bytes with ${r.report.tfjs.shards} shard(s), ${r.report.tfjs.weights} weights)`);
     }
     info(`report:     ${r.outDir}/${r.report.files.reportMd} (and report.json, chart.svg)`);
+  });
+
+  withCommon(
+    program
+      .command('quantize')
+      .description('post-training INT8 quantization of any ONNX model onnxruntime runs (QDQ, ranges measured in onnxruntime), checked against FP32')
+      .argument('<model>', 'the FP32 .onnx file (only read)')
+      .requiredOption('--data <data>', 'calibration data: a .npy file, an IDX image file, or a folder of .npy files or with an IDX image file (uint8 values are divided by 255)')
+      .requiredOption('-o, --out <file>', 'the .onnx file to write (atomically)')
+      .addOption(new Option('--method <method>', 'range calibration method').choices([...QUANTIZE_METHODS]).default('minmax'))
+      .option('--per-channel', 'per-output-channel weight scales')
+      .addOption(new Option('--activation-type <type>', 'activation type').choices(['uint8', 'int8']).default('uint8'))
+      .option('--samples <n>', 'calibration examples, the first ones of --data (default 256)', positiveInt)
+      .option('--eval-samples <n>', 'held-out examples (after the calibration ones) for the parity check (default 256)', positiveInt)
+      .option('--batch-size <n>', 'examples per onnxruntime run (default 8)', positiveInt)
+      .option('--resize', "bilinear-resize images to the model's height and width")
+      .option('--latency-runs <n>', 'onnxruntime timed runs per model and round, 0 to skip (default 20)', nonNegativeInt)
+      .option('--min-agreement <x>', 'lowest top-1 agreement with FP32 that passes (default 0.9)', fraction)
+      .option('--force', 'replace an existing output file'),
+    false,
+  ).action(async (model: string, o: QuantizeOpts) => {
+    const r = await runQuantize({
+      ...common(o),
+      model,
+      data: o.data,
+      out: o.out,
+      force: o.force ?? false,
+      method: o.method,
+      perChannel: o.perChannel ?? false,
+      activationType: o.activationType,
+      ...(o.samples !== undefined ? { samples: o.samples } : {}),
+      ...(o.evalSamples !== undefined ? { evalSamples: o.evalSamples } : {}),
+      ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
+      ...(o.resize ? { resize: true } : {}),
+      ...(o.latencyRuns !== undefined ? { latencyRuns: o.latencyRuns } : {}),
+      ...(o.minAgreement !== undefined ? { minAgreement: o.minAgreement } : {}),
+    });
+    if (json) emitJson(r.report);
+    else {
+      info('');
+      info(formatTable(['', 'FP32', 'INT8', 'INT8 / FP32'], quantizeRows(r.report)));
+      info('');
+      info(`${r.report.quantized} nodes quantized, ${r.report.weights} weights stored as int8${r.report.skipped.length ? `, left in float: ${r.report.skipped.map((s) => `${s.node} (${s.reason})`).join('; ')}` : ''}`);
+      info(`ONNX parity ${quantizeParitySentence(r.report)}`);
+      info(`INT8 model: ${r.file}`);
+    }
+    if (!r.report.parity.passed) {
+      err(`tensorpress: the INT8 model was written to ${r.file}, but its parity check failed (exit code ${EXIT_CODES.parity})\n`);
+      exitCode = EXIT_CODES.parity;
+    }
   });
 
   withCommon(
@@ -284,7 +352,7 @@ export async function runCli(argv: readonly string[], io: CliIo = {}): Promise<n
 
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return EXIT_CODES.ok;
+    return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and version are "errors" to exitOverride; commander already printed its message.

@@ -1,5 +1,5 @@
 /**
- * @tensorpress/cli: the `tensorpress` command (compress, analyze, eval, export, inspect) and the same
+ * @tensorpress/cli: the `tensorpress` command (compress, quantize, analyze, eval, export, inspect) and the same
  * commands as functions, for scripts and tests.
  */
 export { runCli } from './cli.js';
@@ -12,6 +12,8 @@ export type { PlanFile } from './internal/plan-file.js';
 export { runEval } from './eval.js';
 export type { RunEvalOptions, RunEvalResult } from './eval.js';
 export { runExport } from './export.js';
+export { runQuantize, QUANTIZE_METHODS } from './quantize.js';
+export type { RunQuantizeOptions } from './quantize.js';
 export type { RunExportOptions } from './export.js';
 export { runInspect, formatInspect } from './inspect.js';
 export type { InspectResult, RunInspectOptions } from './inspect.js';
@@ -27,4 +29,5 @@ export { OUTPUT_MARKER, isTensorpressOutput, outputState } from './output-dir.js
 export type { OutputState } from './output-dir.js';
 export { CHECKPOINT_FILE, DEFAULT_CHECKPOINT_EVERY } from './checkpoint-dir.js';
 export { reportMarkdown, reportChart, comparisonRows, formatTable } from './report.js';
-export type { CompressReport, ModelMeasurements, ParitySummary } from './report.js';
+export type { CompressReport, ModelMeasurements, ParitySummary, QuantizeReport } from './report.js';
+export { quantizeRows, quantizeParitySentence } from './report.js';

@@ -190,3 +190,52 @@ export function reportChart(r: CompressReport): string {
   ];
   return `${svg.join('\n')}\n`;
 }
+
+/** What `tensorpress quantize` reports (printed, and the JSON of `--json`). */
+export interface QuantizeReport {
+  readonly format: 'tensorpress.quantize-report';
+  readonly version: 1;
+  readonly date: string;
+  readonly machine: { readonly cpus: number; readonly node: string; readonly backend: string };
+  readonly model: string;
+  readonly output: string;
+  readonly data: { readonly source: string; readonly examples: number; readonly preprocessing: string };
+  readonly method: string;
+  readonly perChannel: boolean;
+  readonly activationType: 'uint8' | 'int8';
+  readonly calibration: { readonly examples: number; readonly batches: number; readonly seconds: number };
+  readonly fp32: { readonly onnxBytes: number; readonly latencyMs: number | null };
+  readonly int8: { readonly onnxBytes: number; readonly latencyMs: number | null };
+  /** INT8 over FP32. */
+  readonly ratios: { readonly onnxBytes: number; readonly latency: number | null };
+  readonly parity: {
+    readonly examples: number;
+    /** Whether the examples were held out (else the calibration examples, when the data had no more). */
+    readonly heldOut: boolean;
+    readonly maxAbsDiff: number;
+    readonly relMaxAbsDiff: number;
+    readonly meanAbsDiff: number;
+    readonly top1Agreement: number | null;
+    readonly passed: boolean;
+    readonly criterion: string;
+  };
+  readonly quantized: number;
+  readonly weights: number;
+  readonly skipped: readonly { readonly node: string; readonly op: string; readonly reason: string }[];
+  readonly seconds: number;
+}
+
+/** The FP32-vs-INT8 table rows of `tensorpress quantize` (the rows `compress` prints for ONNX files). */
+export function quantizeRows(r: QuantizeReport): string[][] {
+  return [
+    ['ONNX bytes', `${int(r.fp32.onnxBytes)} (${bytes(r.fp32.onnxBytes)})`, `${int(r.int8.onnxBytes)} (${bytes(r.int8.onnxBytes)})`, ratio(r.ratios.onnxBytes)],
+    ['ORT latency (batch 1, 1 thread)', ms(r.fp32.latencyMs), ms(r.int8.latencyMs), ratio(r.ratios.latency)],
+  ];
+}
+
+/** The parity of a quantized ONNX file against its FP32 model, in one line. */
+export function quantizeParitySentence(r: QuantizeReport): string {
+  const p = r.parity;
+  const top1 = p.top1Agreement === null ? '' : `, top-1 agreement with FP32 ${pct(p.top1Agreement)}`;
+  return `${p.passed ? 'passed' : 'FAILED'} on ${p.examples} ${p.heldOut ? 'held-out' : 'calibration (no held-out data left)'} examples: max |diff| ${p.maxAbsDiff.toExponential(2)} (${pct(p.relMaxAbsDiff)} of max |FP32|)${top1} (rule: ${p.criterion})`;
+}

@@ -19,3 +19,8 @@ export type { IntegerOpsResult, IntegerSkip } from './integer-ops.js';
 export { registerIntegerOps } from './integer-kernels.js';
 export { ortLatency } from './latency.js';
 export type { LatencyOptions, LatencyResult } from './latency.js';
+export { quantizeOnnx, scaleZeroPoint, roundHalfEven, graphInputs, ORT_PTQ_OPS } from './ort-ptq.js';
+export type { GraphInput, OrtPtqOptions, OrtPtqResult, QuantizedTensor, RangeObserver, RangeObserverFactory, CalibrationBatch } from './ort-ptq.js';
+export { ortCompare } from './ort-compare.js';
+export type { OrtCompareOptions, OrtCompareReport } from './ort-compare.js';
+export { registerOnnxOps, ONNX_OPS } from './ops/index.js';
