@@ -1,10 +1,11 @@
 /**
- * `npm run bench -- quant-kl [--only <model>] [--dump-histograms]`: where post-training KL
+ * `npm run bench -- quant-kl [--only <model>] [--kl-floor <percentile>] [--dump-histograms]`: where post-training KL
  * calibration loses accuracy, per activation quantizer. For the plain and the residual CNN on
  * Fashion-MNIST (cached FP32 models), PTQ INT8 is run twice with symmetric activation quantizers
  * (the KL row of `npm run bench -- quant`): once calibrated by KL, once by min-max. Then, one
  * quantizer at a time, the KL graph gets that quantizer's min-max scale and zero point instead, and
  * the accuracy recovered by the swap is the loss that quantizer's KL threshold causes.
+ * `--kl-floor 0` runs TensorRT's threshold without the percentile floor (PTQ `klFloorPercentile`).
  *
  * `--dump-histograms` also writes packages/quant/test/fixtures/kl-activations.json: the histograms
  * of |x| (2048 bins over [0, max|x|], the 256 calibration images in one batch) of the values the
@@ -68,12 +69,13 @@ async function absHistogram(graph: Graph, data: Dataset, value: string): Promise
 export default async function quantKl(args: string[]): Promise<SuiteResult> {
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
   const dump = args.includes('--dump-histograms');
+  const klFloorPercentile = args.includes('--kl-floor') ? Number(args[args.indexOf('--kl-floor') + 1]) : 99.99;
   const backend = await useBackend('wasm');
   const data = await loadFashionMnist();
   const calibration = subset(data.train, CALIBRATION_IMAGES);
   const rows: Record<string, unknown>[] = [];
   const histograms: Record<string, unknown>[] = [];
-  const options = (calibration: 'kl' | 'minmax'): PtqOptions => ({ calibration, activations: { mode: 'symmetric' }, samples: CALIBRATION_IMAGES });
+  const options = (calibration: 'kl' | 'minmax'): PtqOptions => ({ calibration, klFloorPercentile, activations: { mode: 'symmetric' }, samples: CALIBRATION_IMAGES });
   for (const model of MODELS) {
     if (only && only !== model) continue;
     const { graph: baseline } = await trainedBaseline(model, () => referenceModels[model]({ seed: 0 }), 'fashion-mnist', data.train);
@@ -82,7 +84,7 @@ export default async function quantKl(args: string[]): Promise<SuiteResult> {
     const mm = (await quantizePostTraining(baseline, calibration, options('minmax'))).graph;
     const klAcc = (await evaluate(kl, data.test, { batchSize: 500, progress: false })).accuracy;
     const mmAcc = (await evaluate(mm, data.test, { batchSize: 500, progress: false })).accuracy;
-    const base = { dataset: 'fashion-mnist', model, backend: backend.name, fp32Accuracy: round(fp32, 4) };
+    const base = { dataset: 'fashion-mnist', model, backend: backend.name, klFloorPercentile, fp32Accuracy: round(fp32, 4) };
     const summary = { ...base, quantizer: '(all)', klAccuracy: round(klAcc, 4), klDeltaPts: round((klAcc - fp32) * 100, 2), minmaxAccuracy: round(mmAcc, 4), minmaxDeltaPts: round((mmAcc - fp32) * 100, 2) };
     rows.push(summary);
     console.log(JSON.stringify(summary));
