@@ -419,6 +419,27 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
     const label = nodeLabel(n, i);
     if (exclude.has(label)) return void skipped.push({ node: label, op, reason: 'excluded' });
     const ins = n.input ?? [];
+    if (op === 'Add' || op === 'Mul') {
+      // Through up to 3 reductions/elementwise steps (square → mean → + eps → Sqrt).
+      const denominatorOf = (y: string, depth: number): Node | undefined => {
+        for (const c of consumers.get(y) ?? []) {
+          if (c.opType === 'Sqrt' || c.opType === 'Reciprocal' || (c.opType === 'Div' && c.input?.[1] === y)) return c;
+          if (depth > 0 && ['ReduceMean', 'ReduceSum', 'Add', 'Mul', 'Pow'].includes(c.opType ?? '')) {
+            const d = denominatorOf(c.output?.[0] ?? '', depth - 1);
+            if (d) return d;
+          }
+        }
+        return undefined;
+      };
+      const denominator = denominatorOf(n.output?.[0] ?? '', 3);
+      if (denominator) {
+        return void skipped.push({
+          node: label,
+          op,
+          reason: `it feeds the ${denominator.opType} of a normalization (a variance): one range step would wipe out small values, so it stays float`,
+        });
+      }
+    }
     const plan: Plan = { node: n, label, acts: [], weights: [], bias: null, constActs: [], output: null, sameAsInput: SAME_AS_INPUT.has(op) };
     const dataInputs = op === 'Resize' ? [0] : op === 'Concat' || op === 'Add' || op === 'Mul' || op === 'MatMul' ? ins.map((_, k) => k) : op === 'Conv' || op === 'ConvTranspose' || op === 'Gemm' ? [0, 1] : [0];
     let reason: string | null = null;

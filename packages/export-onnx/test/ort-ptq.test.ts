@@ -276,6 +276,30 @@ describe('quantizeOnnx: graphs the in-process executor cannot run', () => {
   });
 });
 
+describe('quantizeOnnx: decomposed normalizations', () => {
+  it('leaves the square and the Add that feed a Sqrt (variance + eps) in float, quantizes the rest', async () => {
+    // y = (x - mean) / sqrt(mean((x - mean)^2) + eps) + x: a LayerNorm as torch writes it below opset 17
+    const bytes = onnxModel({
+      input: ['N', 8],
+      nodes: [
+        node('ReduceMean', ['x'], ['m'], { axes: { ints: [1] } }, 'mean'),
+        node('Sub', ['x', 'm'], ['d'], {}, 'sub'),
+        node('Mul', ['d', 'd'], ['d2'], {}, 'square'),
+        node('ReduceMean', ['d2'], ['v'], { axes: { ints: [1] } }, 'var'),
+        node('Add', ['v', 'eps'], ['ve'], {}, 'add_eps'),
+        node('Sqrt', ['ve'], ['s'], {}, 'sqrt'),
+        node('Div', ['d', 's'], ['n'], {}, 'div'),
+        node('Add', ['n', 'x'], ['y'], {}, 'residual'),
+      ],
+      inits: [f32('eps', [], [1e-5])],
+    });
+    const r = await quantizeOnnx(bytes, uniform(16, 8, 8, 1));
+    expect(r.skipped.map((s) => s.node)).toEqual(['square', 'add_eps']);
+    expect(r.skipped[0]!.reason).toMatch(/feeds the Sqrt of a normalization/);
+    expect(r.quantized.map((q) => q.node)).toEqual(['residual']);
+  });
+});
+
 describe('quantizeOnnx: opset 9', () => {
   const model = (extra: ReturnType<typeof node>[] = []) =>
     onnxModel({
