@@ -267,6 +267,9 @@ describe('quantizeOnnx: graphs the in-process executor cannot run', () => {
     const db = producer(m, conv1.input![2]!)!;
     expect(db.opType).toBe('DequantizeLinear');
     expect(init(m, db.input![0]!).dataType).toBe(6);
+    // the float bias and its Identity alias are gone
+    expect(m.graph!.initializer!.map((t) => t.name)).not.toContain('b1');
+    expect(m.graph!.node!.map((n) => n.name)).not.toContain('share');
     const qdq = m.graph!.node!.filter((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
     expect(qdq.length).toBeGreaterThan(0);
     expect(qdq.every((n) => n.domain === 'com.microsoft')).toBe(true);
