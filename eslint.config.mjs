@@ -36,14 +36,18 @@ const sourceConstraints = [
 
 /**
  * Tests may also use the shared test helpers and the datasets, whatever their package; except
- * kernels' tests, which stay below core-tensor like kernels itself (the helpers import core).
+ * kernels' tests, which stay below core-tensor like kernels itself (the helpers import core). A
+ * technique's tests may also use another technique as a devDependency (pruning's tests read ONNX
+ * fixtures with export-onnx): tests ship in no package, so no user ever installs that edge.
  */
 const testConstraints = sourceConstraints.map((c) =>
   c.sourceTag === 'scope:app' || c.sourceTag === 'scope:kernels'
     ? c
     : {
         sourceTag: c.sourceTag,
-        onlyDependOnLibsWithTags: [...new Set([...c.onlyDependOnLibsWithTags, 'scope:core', 'scope:data', 'scope:test'])],
+        onlyDependOnLibsWithTags: [
+          ...new Set([...c.onlyDependOnLibsWithTags, 'scope:core', 'scope:data', 'scope:test', ...(c.sourceTag === 'scope:technique' ? ['scope:technique'] : [])]),
+        ],
       },
 );
 
@@ -143,7 +147,7 @@ export default defineConfig(
     },
   },
   {
-    files: ['packages/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'fuzz/**/*.ts'],
+    files: ['packages/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'fuzz/**/*.ts', 'apps/**/*.ts'],
     plugins: { '@nx': nx },
     rules: {
       '@nx/enforce-module-boundaries': ['error', { ...boundaryOptions, depConstraints: sourceConstraints }],

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- quant [--only <dataset>:<model>] [--qat-epochs N] [--resume] [--retime] [--part2]`: FP32 against
+ * `npm run bench -- quant [--only <dataset>:<model>] [--qat-epochs N] [--resume] [--retime] [--part2] [--ptq]`: FP32 against
  * quantization-aware training (default INT8, TQT INT8, DoReFa W4A4/W2A2, PACT W4A4, LSQ W4A4/W2A2)
  * and post-training INT8 (min-max, percentile, KL, MSE; 256 calibration images; dynamic) on
  * Fashion-MNIST with the plain and the residual reference CNN and on the MNIST split with the plain
@@ -9,7 +9,8 @@
  * again (for an idle machine) without retraining. Part 2 rows (Fashion-MNIST only): INQ 5 and 3 bit
  * fine-tuned from the FP32 model, and INT8 training with quantized gradients from scratch against
  * FP32 and per-tensor gradient quantization under the same recipe; `--part2` runs only those and
- * keeps the rows of bench/results/quant.json.
+ * keeps the rows of bench/results/quant.json. `--ptq` runs only the PTQ rows (minutes, no training)
+ * and replaces them in place among the rows of bench/results/quant.json (no --resume).
  */
 import { Executor, compress, evaluate, fit, graphStatistics, useBackend, type CompressionBuilder, type Dataset, type Graph } from '@tensorpress/core-tensor';
 import { referenceModels } from '@tensorpress/models';
@@ -109,6 +110,7 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
   const epochsArg = args.includes('--qat-epochs') ? Number(args[args.indexOf('--qat-epochs') + 1]) : undefined;
   const retime = args.includes('--retime');
   const part2 = args.includes('--part2');
+  const ptqOnly = args.includes('--ptq');
   // --part2 keeps the committed rows (and its own partial rows when resumed) and adds the part 2 rows.
   const committed = async (): Promise<Row[]> => {
     try {
@@ -117,14 +119,22 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
       return [];
     }
   };
-  const rows: Row[] = part2
-    ? args.includes('--resume')
-      ? await loadPartialRows('quant-part2')
-      : await committed()
-    : args.includes('--resume') || retime
-      ? await loadPartialRows('quant')
-      : [];
-  const done = new Set(rows.map((r) => `${String(r['dataset'])}:${String(r['model'])}:${String(r['method'])}`));
+  const partial = part2 ? 'quant-part2' : ptqOnly ? 'quant-ptq' : 'quant';
+  // --ptq always starts from the committed rows (its run takes minutes: no --resume).
+  const rows: Row[] = ptqOnly
+    ? await committed()
+    : part2
+      ? args.includes('--resume')
+        ? await loadPartialRows(partial)
+        : await committed()
+      : args.includes('--resume') || retime
+        ? await loadPartialRows('quant')
+        : [];
+  const rowKey = (r: Row): string => `${String(r['dataset'])}:${String(r['model'])}:${String(r['method'])}`;
+  // --ptq redoes every PTQ row of the selected setups.
+  const redo = new Set<string>();
+  if (ptqOnly) for (const r of rows) if (PTQ.some((p) => p.method === r['method'])) redo.add(rowKey(r));
+  const done = new Set(rows.map(rowKey).filter((k) => !redo.has(k)));
   const backend = await useBackend('wasm');
   const mnist = await loadMnist();
   let fashion: Awaited<ReturnType<typeof loadFashionMnist>> | undefined;
@@ -140,8 +150,11 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
     const base = { dataset: setup.dataset, model: setup.model, backend: backend.name, testImages: fp32.count };
     const key = (method: string): string => `${setup.dataset}:${setup.model}:${method}`;
     const push = async (row: Row): Promise<void> => {
-      rows.push(row);
-      await savePartialRows(part2 ? 'quant-part2' : 'quant', rows);
+      // A redone row takes the place of the old one (the README table keeps its order).
+      const at = rows.findIndex((r) => rowKey(r) === rowKey(row));
+      if (at >= 0) rows[at] = row;
+      else rows.push(row);
+      await savePartialRows(partial, rows);
       console.log(JSON.stringify(row));
     };
     if (!done.has(key('fp32'))) {
@@ -162,14 +175,17 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
       continue;
     }
 
-    if (setup.dataset === 'fashion-mnist') {
+    if (setup.dataset === 'fashion-mnist' && !ptqOnly) {
       // Part 2: INQ fine-tuned from the FP32 model; INT8 training from scratch vs FP32 and per-tensor gradients.
       // Three retraining phases: the last portion (every weight) is quantized at the final step, where the paper ends.
       const inqTrain = subset(data.train, INQ_STEPS_PER_PORTION * 3 * BATCH, 1);
-      for (const bits of [5, 3]) {
-        const method = `inq ${bits}-bit`;
+      const inqRows = [5, 3].flatMap((bits) => [
+        { bits, n1: 'max' as const, method: `inq ${bits}-bit` },
+        { bits, n1: 'min_error' as const, method: `inq ${bits}-bit (min-error n1)` },
+      ]);
+      for (const { bits, n1, method } of inqRows) {
         if (done.has(key(method))) continue;
-        const ctrl = compress(baseline, [inq({ bits, stepsPerStep: INQ_STEPS_PER_PORTION })]);
+        const ctrl = compress(baseline, [inq({ bits, n1, stepsPerStep: INQ_STEPS_PER_PORTION })]);
         const started = performance.now();
         await fit(ctrl.model.executor, inqTrain, { epochs: 1, batchSize: BATCH, optimizer: { type: 'adam', learningRate: INQ_LR }, seed: 0, controller: ctrl, progress: false });
         const trainSeconds = (performance.now() - started) / 1000;
@@ -186,6 +202,7 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
           weightBytesAtBits: Number(total['bytesAtBits']),
           weightFloatBytes: Number(total['floatBytes']),
           quantizedFraction: Number(total['quantizedFraction']),
+          n1: n1 === 'max' ? 'max (paper)' : 'min error',
           trainImages: inqTrain.size,
           steps: Math.ceil(inqTrain.size / BATCH),
           learningRate: INQ_LR,
@@ -250,6 +267,7 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
         quantizeSeconds: round(seconds, 1),
       });
     }
+    if (ptqOnly) continue;
 
     const epochs = epochsArg ?? setup.qatEpochs;
     for (const q of QAT) {
@@ -297,8 +315,8 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
       'QAT: fine-tuned from the cached FP32 model (3-epoch recipe of the training bench) with Adam, cosine decay, batch 64; ranges initialised on 256 training images.',
       'Low-bit rows keep the first conv and the last Gemm (weights and inputs) at 8 bits. bytes: parameter storage of the stripped graph (int8 weights, int32 biases, float32 scales).',
       'overheadRatio: QAT step time over FP32 step time (batch 64), the median ratio of 8 alternating rounds of 4 steps each in the same run; stepMs and fp32StepMs are the medians of all steps.',
-      'PTQ: 256 training images for calibration, BN folded, per-channel symmetric int8 weights, asymmetric uint8 activations (KL: symmetric).',
-      `INQ (Fashion-MNIST): fine-tuned from the FP32 model on ${INQ_STEPS_PER_PORTION * 3 * BATCH} training images, one epoch, portions 0.5/0.75/0.875 retrained ${INQ_STEPS_PER_PORTION} steps each, the last (1) at the final step, Adam ${INQ_LR} constant; accuracy of the stripped graph (every weight 0 or ±2^k through DequantizeLinear). weightBytesAtBits: Conv/Gemm weights packed at b bits.`,
+      'PTQ: 256 training images for calibration, BN folded, per-channel symmetric int8 weights, asymmetric uint8 activations (KL: symmetric, unsigned [0, t] on non-negative values); statistics of the value each quantizer rounds (after MaxPool/Flatten). KL: TensorRT entropy search (bin 0 = bin 1, 2048 bins, 2^(b-1) or 2^b quantized bins), threshold never below the 99.99th percentile of |x|.',
+      `INQ (Fashion-MNIST): fine-tuned from the FP32 model on ${INQ_STEPS_PER_PORTION * 3 * BATCH} training images, one epoch, portions 0.5/0.75/0.875 retrained ${INQ_STEPS_PER_PORTION} steps each, the last (1) at the final step, Adam ${INQ_LR} constant; accuracy of the stripped graph (every weight 0 or ±2^k through DequantizeLinear). weightBytesAtBits: Conv/Gemm weights packed at b bits. n1: the paper's floor(log2(4·max|W|/3)) per layer, or (min-error n1) the one of it and the 3 below with the least squared error on the FP32 weights.`,
       `INT8 training (Fashion-MNIST): from scratch on ${SCRATCH_IMAGES} training images, ${SCRATCH_EPOCHS} epochs, Adam ${SCRATCH_LR} cosine, batch 64, for FP32 and both gradient modes alike; deltaPts vs the cached 3-epoch FP32 model, deltaVsScratchFp32Pts vs FP32 under the same recipe; stepTimeRatioToFp32: training time over the FP32 run's.`,
     ],
   };

@@ -20,13 +20,16 @@ const pending = new Set<string>();
 
 /** Loads `node:fs` lazily; `IO_ERROR` where there is none (browsers). */
 export async function nodeFs(): Promise<Fs> {
-  try {
-    const [fs, path, sync] = await Promise.all([import('node:fs/promises'), import('node:path'), import('node:fs')]);
-    removeSync ??= (file) => sync.rmSync(file, { force: true });
-    return { fs, path };
-  } catch {
+  // process.getBuiltinModule (Node >= 20.16), not import(): browser bundlers then see no node: module at all.
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  if (proc?.getBuiltinModule == null) {
     throw new TensorpressError('IO_ERROR', 'writing and reading files needs Node.js file access; in a browser use saveGraph/loadGraph and bytes');
   }
+  const fs = proc.getBuiltinModule('node:fs/promises') as typeof NodeFs;
+  const path = proc.getBuiltinModule('node:path') as typeof NodePath;
+  const sync = proc.getBuiltinModule('node:fs') as typeof import('node:fs');
+  removeSync ??= (file) => sync.rmSync(file, { force: true });
+  return await Promise.resolve({ fs, path });
 }
 
 /** A TensorpressError `IO_ERROR` naming the file and what was being done (a TensorpressError passes through). */

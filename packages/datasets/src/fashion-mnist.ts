@@ -1,6 +1,5 @@
-import { stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import { TensorpressError } from '@tensorpress/core-tensor';
+import { envVar, nodeBuiltin } from './internal/node.js';
 import { loadIdxDataset } from './load-idx-dataset.js';
 import type { DatasetSplit } from './types.js';
 
@@ -42,7 +41,7 @@ export interface FashionMnistOptions {
 
 async function isFile(path: string): Promise<boolean> {
   try {
-    return (await stat(path)).isFile();
+    return (await nodeBuiltin('node:fs/promises', 'loadFashionMnist', 'readIdx on fetched bytes').stat(path)).isFile();
   } catch {
     return false;
   }
@@ -50,7 +49,7 @@ async function isFile(path: string): Promise<boolean> {
 
 /** Picks `name` or `name.gz` in `dir`; the plain file wins when both exist. */
 async function locate(dir: string, name: string): Promise<string | null> {
-  const plain = join(dir, name);
+  const plain = nodeBuiltin('node:path', 'loadFashionMnist', 'readIdx on fetched bytes').join(dir, name);
   if (await isFile(plain)) return plain;
   const gz = `${plain}.gz`;
   return (await isFile(gz)) ? gz : null;
@@ -64,8 +63,8 @@ async function locate(dir: string, name: string): Promise<string | null> {
  * When the files are absent it throws `DATASET_MISSING` saying how to install them.
  */
 export async function loadFashionMnist(options: FashionMnistOptions = {}): Promise<DatasetSplit> {
-  const envDir = process.env[FASHION_MNIST_DIR_ENV];
-  const dir = resolve(options.dir ?? (envDir !== undefined && envDir !== '' ? envDir : DEFAULT_FASHION_MNIST_DIR));
+  const envDir = envVar(FASHION_MNIST_DIR_ENV);
+  const dir = nodeBuiltin('node:path', 'loadFashionMnist', 'readIdx on fetched bytes').resolve(options.dir ?? (envDir !== undefined && envDir !== '' ? envDir : DEFAULT_FASHION_MNIST_DIR));
   const names = Object.values(FASHION_MNIST_FILES);
   const found = await Promise.all(names.map((n) => locate(dir, n)));
   const missing = names.filter((_, i) => found[i] === null);

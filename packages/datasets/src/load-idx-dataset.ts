@@ -1,6 +1,6 @@
 import type { Dataset } from '@tensorpress/core-tensor';
 import { idxPairToDataset } from './internal/idx-pair.js';
-import { readMaybeGzip } from './internal/read-file.js';
+import { sourceBytes, sourceName, type ByteSource } from './internal/source.js';
 import { checkNumClasses } from './internal/shape.js';
 import { IDX_MAX_BYTES, readIdx } from './read-idx.js';
 
@@ -16,15 +16,18 @@ export interface LoadIdxOptions {
 
 /**
  * Loads a labelled dataset from an IDX pair: an images file `[N, H, W]` (or `[N, ...]`) of
- * unsigned bytes and a labels file `[N]`, each plain or gzipped. Pixels become float32
+ * unsigned bytes and a labels file `[N]`, each plain or gzipped, each given as a file path (Node),
+ * a `URL` (fetched: browsers and Node) or the bytes (`Uint8Array` / `ArrayBuffer`). Pixels become float32
  * `k / 255` in [0, 1]; `[H, W]` examples become `[H, W, 1]` (NHWC). The counts of images
  * and labels must match. A missing file is `DATASET_MISSING`; a malformed one `DATA_INVALID`
  * naming the file and byte offset.
  */
-export async function loadIdxDataset(imagesPath: string, labelsPath: string, options: LoadIdxOptions = {}): Promise<Dataset> {
+export async function loadIdxDataset(imagesSource: ByteSource, labelsSource: ByteSource, options: LoadIdxOptions = {}): Promise<Dataset> {
   checkNumClasses(options.numClasses);
   const maxBytes = options.maxBytes ?? IDX_MAX_BYTES;
-  const [imageBytes, labelBytes] = await Promise.all([readMaybeGzip(imagesPath, maxBytes), readMaybeGzip(labelsPath, maxBytes)]);
+  const imagesPath = sourceName(imagesSource, 'images');
+  const labelsPath = sourceName(labelsSource, 'labels');
+  const [imageBytes, labelBytes] = await Promise.all([sourceBytes(imagesSource, 'images', maxBytes), sourceBytes(labelsSource, 'labels', maxBytes)]);
   const images = readIdx(imageBytes, imagesPath, { maxBytes });
   const labels = readIdx(labelBytes, labelsPath, { maxBytes });
   return idxPairToDataset(images, labels, { images: imagesPath, labels: labelsPath }, options);

@@ -1,9 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { arrayDataset, createRng, permutation, TensorpressError } from '@tensorpress/core-tensor';
 import type { Dataset } from '@tensorpress/core-tensor';
 import { decodeDigitJson } from './internal/digit-json.js';
+import { nodeBuiltin } from './internal/node.js';
 import { rememberLabels, subsetWithLabels } from './internal/labels.js';
 import type { DatasetSplit } from './types.js';
 
@@ -40,6 +38,23 @@ export interface MnistOptions {
   seed?: number;
   /** Examples as `[784]` vectors instead of `[28, 28, 1]` images (same memory). Default false. */
   flatten?: boolean;
+  /**
+   * The ten digit files `0.json` … `9.json` of the `mnist` package as bytes, in class order (in a
+   * browser: fetched, bundled or dropped by the user). Default: read from the installed package
+   * (Node only). Decoded on every call; the installed package's files are decoded once.
+   */
+  digits?: readonly (Uint8Array | ArrayBuffer)[];
+  /**
+   * A folder URL (ending in `/`) serving `0.json` … `9.json`, fetched with `fetch` (browsers and
+   * Node). Ignored when `digits` is given.
+   */
+  url?: string | URL;
+}
+
+/** Where the ten digit files come from: a name for messages and a reader per class. */
+interface DigitSource {
+  name(c: number): string;
+  read(c: number): Promise<Uint8Array>;
 }
 
 interface Decoded {
@@ -58,6 +73,9 @@ function trainCount(n: number): number {
 }
 
 function digitsDir(): string {
+  const how = 'the `digits` (bytes) or `url` option of loadMnist';
+  const { createRequire } = nodeBuiltin('node:module', 'loadMnist', how);
+  const { dirname, join } = nodeBuiltin('node:path', 'loadMnist', how);
   const require = createRequire(import.meta.url);
   try {
     return join(dirname(require.resolve('mnist/package.json')), 'src', 'digits');
@@ -69,19 +87,63 @@ function digitsDir(): string {
   }
 }
 
-async function decodeAll(): Promise<Decoded> {
+/** The installed `mnist` package's files (Node). */
+function packageSource(): DigitSource {
   const dir = digitsDir();
-  const parts = await Promise.all(
-    Array.from({ length: 10 }, async (_, c) => {
+  const { readFile } = nodeBuiltin('node:fs/promises', 'loadMnist', 'the `digits` or `url` option');
+  const { join } = nodeBuiltin('node:path', 'loadMnist', 'the `digits` or `url` option');
+  return {
+    name: (c) => join(dir, `${c}.json`),
+    async read(c) {
       const file = join(dir, `${c}.json`);
-      let bytes: Uint8Array;
       try {
-        bytes = await readFile(file);
+        return await readFile(file);
       } catch (e) {
         throw new TensorpressError('DATASET_MISSING', `cannot read ${file} (${(e as Error).message}); reinstall the \`mnist\` package`, {
           file,
         });
       }
+    },
+  };
+}
+
+function bytesSource(digits: readonly (Uint8Array | ArrayBuffer)[]): DigitSource {
+  if (digits.length !== 10) {
+    throw new TensorpressError('INPUT_INVALID', `loadMnist: digits must hold the ten files 0.json … 9.json, got ${digits.length}`);
+  }
+  return {
+    name: (c) => `digits[${c}] (${c}.json)`,
+    read: (c) => {
+      const d = digits[c];
+      if (d instanceof Uint8Array) return Promise.resolve(d);
+      if (d instanceof ArrayBuffer) return Promise.resolve(new Uint8Array(d));
+      throw new TensorpressError('INPUT_INVALID', `loadMnist: digits[${c}] must be a Uint8Array or an ArrayBuffer`);
+    },
+  };
+}
+
+function urlSource(base: string | URL): DigitSource {
+  const href = (c: number): string => new URL(`${c}.json`, base).href;
+  return {
+    name: href,
+    async read(c) {
+      let res: Response;
+      try {
+        res = await fetch(href(c));
+      } catch (e) {
+        throw new TensorpressError('DATASET_MISSING', `cannot fetch ${href(c)} (${(e as Error).message})`, { url: href(c) });
+      }
+      if (!res.ok) throw new TensorpressError('DATASET_MISSING', `cannot fetch ${href(c)}: HTTP ${res.status}`, { url: href(c) });
+      return new Uint8Array(await res.arrayBuffer());
+    },
+  };
+}
+
+async function decodeAll(source: DigitSource): Promise<Decoded> {
+  const parts = await Promise.all(
+    Array.from({ length: 10 }, async (_, c) => {
+      const file = source.name(c);
+      const bytes = await source.read(c);
       const px = decodeDigitJson(bytes, file);
       if (px.length % PIXELS !== 0) {
         throw new TensorpressError('DATA_INVALID', `${file}: ${px.length} pixels is not a whole number of 28×28 digits`, { file });
@@ -129,11 +191,19 @@ export async function loadMnist(options: MnistOptions = {}): Promise<DatasetSpli
   if (!Number.isInteger(seed)) {
     throw new TensorpressError('INPUT_INVALID', `loadMnist: seed must be an integer, got ${String(seed)}`);
   }
-  decoded ??= decodeAll().catch((e: unknown) => {
-    decoded = undefined;
-    throw e;
-  });
-  const { x, y, starts } = await decoded;
+  let data: Decoded;
+  if (options.digits != null) data = await decodeAll(bytesSource(options.digits));
+  else if (options.url != null) data = await decodeAll(urlSource(options.url));
+  else {
+    decoded ??= Promise.resolve()
+      .then(() => decodeAll(packageSource()))
+      .catch((e: unknown) => {
+        decoded = undefined;
+        throw e;
+      });
+    data = await decoded;
+  }
+  const { x, y, starts } = data;
 
   const trainIdx: number[] = [];
   const testIdx: number[] = [];

@@ -1,5 +1,5 @@
-import { gunzipSync } from 'node:zlib';
 import { TensorpressError } from '@tensorpress/core-tensor';
+import { nodeBuiltin } from './internal/node.js';
 
 /** Element types of the IDX format this package reads. */
 export type IdxDType = 'uint8';
@@ -47,7 +47,8 @@ export function isGzip(bytes: Uint8Array): boolean {
 /** Inflates gzip bytes with an output cap; a broken stream becomes a `DATA_INVALID` naming the file. */
 export function gunzipLimited(bytes: Uint8Array, name: string, maxBytes: number): Uint8Array {
   try {
-    return gunzipSync(bytes, { maxOutputLength: maxBytes });
+    const zlib = nodeBuiltin('node:zlib', `${name}: inflating gzip`, 'DecompressionStream("gzip") on the bytes first');
+    return zlib.gunzipSync(bytes, { maxOutputLength: maxBytes });
   } catch (e) {
     throw gzipError(e, name, maxBytes);
   }

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -83,4 +84,36 @@ describe('loadIdxDataset', () => {
       message: expect.stringContaining('above maxBytes (500)'),
     });
   });
+
+  // The browser forms: bytes and URLs (fetched), plain or gzipped, give what the files give.
+  it('takes the pair as bytes or URLs as well as paths', async () => {
+    const img = idxBytes([3, 2, 2], [0, 51, 102, 255, 1, 2, 3, 4, 5, 6, 7, 8]);
+    const lab = idxBytes([3], [2, 0, 1]);
+    const read = (ds: Awaited<ReturnType<typeof loadIdxDataset>>): number[][] => {
+      const [b] = ds.batches(3);
+      const out = [Array.from(b!.x.dataSync()), Array.from(b!.y.dataSync())];
+      tf.dispose([b!.x, b!.y]);
+      return out;
+    };
+    const want = read(await loadIdxDataset(write('i2', img), write('l2', lab)));
+    expect(read(await loadIdxDataset(gzipSync(img), lab))).toEqual(want);
+    expect(read(await loadIdxDataset(img.slice().buffer, gzipSync(lab).slice().buffer))).toEqual(want);
+    const files: Record<string, Uint8Array> = { '/i.gz': gzipSync(img), '/l': lab };
+    const server = createServer((req, res) => {
+      const body = files[req.url ?? ''];
+      if (body == null) res.writeHead(404).end();
+      else res.writeHead(200).end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      expect(read(await loadIdxDataset(new URL(`${base}/i.gz`), new URL(`${base}/l`)))).toEqual(want);
+      await expect(loadIdxDataset(new URL(`${base}/nothing`), new URL(`${base}/l`))).rejects.toMatchObject({ code: 'DATASET_MISSING' });
+      await expect(loadIdxDataset(img, lab, { maxBytes: 10 })).rejects.toMatchObject({ code: 'DATA_INVALID' });
+      await expect(loadIdxDataset(gzipSync(img), lab, { maxBytes: 20 })).rejects.toMatchObject({ code: 'DATA_INVALID' });
+    } finally {
+      server.close();
+    }
+  });
 });
+

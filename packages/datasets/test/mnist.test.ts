@@ -1,4 +1,8 @@
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset } from '@tensorpress/core-tensor';
@@ -129,5 +133,34 @@ describe('loadMnist', () => {
       tf.dispose([x, y]);
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  // The browser paths: the same ten files as bytes, or fetched from a URL, give the same split.
+  it('loads the same split from the files as bytes (`digits`) and from a URL (`url`)', async () => {
+    const dir = join(dirname(createRequire(import.meta.url).resolve('mnist/package.json')), 'src', 'digits');
+    const files = await Promise.all(Array.from({ length: 10 }, (_, c) => readFile(join(dir, `${c}.json`))));
+    const server = createServer((req, res) => {
+      const m = /^\/d\/(\d)\.json$/.exec(req.url ?? '');
+      if (m == null) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(files[Number(m[1])]);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const reference = await loadMnist({ seed: 3 });
+      const fromBytes = await loadMnist({ seed: 3, digits: files.map((f) => new Uint8Array(f)) });
+      const fromUrl = await loadMnist({ seed: 3, url: `http://127.0.0.1:${port}/d/` });
+      const want = readAll(reference.test, 500);
+      expect(readAll(fromBytes.test, 500)).toEqual(want);
+      expect(readAll(fromUrl.test, 500)).toEqual(want);
+      expect(fromBytes.train.size).toBe(MNIST_SPLIT.trainSize);
+      await expect(loadMnist({ url: `http://127.0.0.1:${port}/missing/` })).rejects.toMatchObject({ code: 'DATASET_MISSING' });
+      await expect(loadMnist({ digits: files.slice(0, 9) })).rejects.toMatchObject({ code: 'INPUT_INVALID' });
+    } finally {
+      server.close();
+    }
   });
 });

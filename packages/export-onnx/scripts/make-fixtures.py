@@ -168,11 +168,186 @@ class ShuffleNetV2Tiny(nn.Module):
         return self.fc(x.mean([2, 3]))
 
 
+class ShuffleNetV2DownTiny(ShuffleNetV2Tiny):
+    """One downsampling unit, so that its channel shuffle feeds conv5 (the pruning tests cut through it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stage = nn.Sequential(ShuffleUnit(8, 16, 2))
+
+
+def reestimate_bn(m, batches=4):
+    """BN running statistics re-estimated on random data (cumulative averages), so that the outputs
+    depend on the input (with default statistics several nets give nearly constant outputs)."""
+    bns = [b for b in m.modules() if isinstance(b, nn.BatchNorm2d)]
+    for b in bns:
+        b.reset_running_stats()
+        b.momentum = None
+    m.train()
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for _ in range(batches):
+            m(torch.randn(8, 3, 32, 32, generator=g))
+    return m.eval()
+
+
+class Inception(nn.Module):  # torchvision.models.googlenet.Inception
+    def __init__(self, cin, c1, c3r, c3, c5r, c5, cp):
+        super().__init__()
+        self.b1 = conv_bn_act(cin, c1, 1, 1, act=nn.ReLU)
+        self.b2 = nn.Sequential(conv_bn_act(cin, c3r, 1, 1, act=nn.ReLU), conv_bn_act(c3r, c3, 3, 1, act=nn.ReLU))
+        self.b3 = nn.Sequential(conv_bn_act(cin, c5r, 1, 1, act=nn.ReLU), conv_bn_act(c5r, c5, 3, 1, act=nn.ReLU))
+        self.b4 = nn.Sequential(nn.MaxPool2d(3, 1, 1, ceil_mode=True), conv_bn_act(cin, cp, 1, 1, act=nn.ReLU))
+
+    def forward(self, x):
+        return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
+
+
+class GoogLeNetTiny(nn.Module):
+    """GoogLeNet's stem and inception blocks with its ceil_mode pools (32 -> 16 -> 8 -> 4 -> 2), plus
+    average pools with ceil_mode, with and without count_include_pad."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = conv_bn_act(3, 8, 3, 1, act=nn.ReLU)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)  # 32 -> 16 (floor would give 15)
+        self.inc3a = Inception(8, 4, 4, 8, 2, 4, 4)
+        self.pool3 = nn.MaxPool2d(3, 2, ceil_mode=True)  # 16 -> 8
+        self.inc4a = Inception(20, 8, 4, 8, 2, 4, 4)
+        self.avg1 = nn.AvgPool2d(3, 2, 1, ceil_mode=True)  # 8 -> 5, count_include_pad=True
+        self.avg2 = nn.AvgPool2d(2, 2, 1, ceil_mode=True, count_include_pad=False)  # 5 -> 4
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x):
+        x = self.pool3(self.inc3a(self.pool1(self.conv1(x))))
+        x = self.avg2(self.avg1(self.inc4a(x)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class UNetTiny(nn.Module):
+    """A two-level U-Net: max-pool down, ConvTranspose up (k2 s2, and k3 s2 p1 output_padding 1 in two
+    groups), skip concatenations, a per-pixel 3-class output."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc1 = nn.Sequential(conv_bn_act(3, 8, 3, 1, act=nn.ReLU), conv_bn_act(8, 8, 3, 1, act=nn.ReLU))
+        self.enc2 = conv_bn_act(8, 16, 3, 1, act=nn.ReLU)
+        self.mid = conv_bn_act(16, 16, 3, 1, act=nn.ReLU)
+        self.up2 = nn.ConvTranspose2d(16, 16, 3, 2, 1, output_padding=1, groups=2)
+        self.dec2 = conv_bn_act(32, 16, 3, 1, act=nn.ReLU)
+        self.up1 = nn.ConvTranspose2d(16, 8, 2, 2)
+        self.dec1 = conv_bn_act(16, 8, 3, 1, act=nn.ReLU)
+        self.out = nn.Conv2d(8, 3, 1)
+
+    def forward(self, x):
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        m = self.mid(F.max_pool2d(e2, 2))
+        d2 = self.dec2(torch.cat([self.up2(m), e2], 1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], 1))
+        return self.out(d1)
+
+
+class LRASPPTiny(nn.Module):  # torchvision.models.segmentation.lraspp.LRASPPHead on a small backbone
+    def __init__(self):
+        super().__init__()
+        self.low = nn.Sequential(conv_bn_act(3, 8, 3, 2, act=nn.ReLU), conv_bn_act(8, 8, 3, 1, act=nn.Hardswish))  # /2
+        self.high = nn.Sequential(conv_bn_act(8, 16, 3, 2, act=nn.ReLU), conv_bn_act(16, 24, 3, 2, act=nn.Hardswish))  # /8
+        self.cbr = conv_bn_act(24, 16, 1, 1, act=nn.ReLU)
+        self.scale = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(24, 16, 1, bias=False), nn.Sigmoid())
+        self.low_classifier = nn.Conv2d(8, 4, 1)
+        self.high_classifier = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x):
+        low = self.low(x)
+        high = self.high(low)
+        y = self.cbr(high) * self.scale(high)
+        y = F.interpolate(y, size=low.shape[-2:], mode='bilinear', align_corners=False)
+        y = self.low_classifier(low) + self.high_classifier(y)
+        y = F.interpolate(y, scale_factor=2.0, mode='nearest')
+        return F.interpolate(y, size=(24, 24), mode='bilinear', align_corners=True)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        qkv = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        a = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5
+        y = (a.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, t, d)
+        return self.proj(y)
+
+
+class ViTTiny(nn.Module):
+    """A ViT: 8x8 patches, a class token (Expand + Concat), learned positions, one pre-norm encoder block
+    (LayerNorm, 4-head attention with batched MatMul and Softmax, GELU MLP), the class token's logits."""
+
+    def __init__(self, dim=32):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 8, 8)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.pos = nn.Parameter(torch.randn(1, 17, dim) * 0.5)
+        self.ln1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, 4)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.ln = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, 10)
+        with torch.no_grad():
+            for ln in (self.ln1, self.ln2, self.ln):
+                ln.weight.uniform_(0.5, 1.5)
+                ln.bias.uniform_(-0.2, 0.2)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1) + self.pos
+        x = x + self.attn(self.ln1(x))
+        x = x + self.mlp(self.ln2(x))
+        return self.head(self.ln(x)[:, 0])
+
+
+class UpsampleNetOpset9(nn.Module):
+    """An opset-9 classifier: Upsample (nearest, scales input), ReLU6 as Clip with min/max attributes,
+    Pad and Slice with attributes, BatchNormalization, Dropout."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = conv_bn_act(3, 8, 3, 2, act=nn.ReLU6)
+        self.up = nn.Upsample(scale_factor=2, mode='nearest')
+        self.c2 = conv_bn_act(8, 8, 3, 2, act=nn.ReLU6)
+        self.c3 = nn.Conv2d(8, 16, 3, 2, 0)
+        self.drop = nn.Dropout(0.3)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.c2(self.up(self.c1(x)))
+        x = F.pad(x, (1, 1, 1, 1))[:, :, 1:]
+        x = self.c3(x)
+        return self.fc(self.drop(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)))
+
+
 MODELS = {
     'resnet-tiny': ResNetTiny,
     'mobilenetv2-tiny': MobileNetV2Tiny,
     'mobilenetv3-tiny': MobileNetV3Tiny,
     'shufflenetv2-tiny': ShuffleNetV2Tiny,
+}
+
+# Models whose BN statistics are re-estimated on random data, each at its opset(s): name -> (class, opset).
+MORE_MODELS = {
+    'googlenet-tiny': (GoogLeNetTiny, 13),
+    'unet-tiny': (UNetTiny, 11),
+    'lraspp-tiny': (LRASPPTiny, 13),
+    'vit-tiny-op13': (ViTTiny, 13),
+    'vit-tiny-op17': (ViTTiny, 17),
+    'upsample-op9': (UpsampleNetOpset9, 9),
+    'shufflenetv2-down-tiny': (ShuffleNetV2DownTiny, 13),
 }
 
 
@@ -182,16 +357,17 @@ def main():
     x.numpy().astype('<f4').tofile(os.path.join(OUT, 'input-2x3x32x32.f32'))
     meta = {'input': {'file': 'input-2x3x32x32.f32', 'shape': [2, 3, 32, 32], 'layout': 'NCHW'}, 'torch': torch.__version__,
             'models': {}}
-    for name, cls in MODELS.items():
+    todo = [(name, cls, 13, False) for name, cls in MODELS.items()] + [(n, c, o, True) for n, (c, o) in MORE_MODELS.items()]
+    for name, cls, opset, reestimate in todo:
         torch.manual_seed(0)
-        m = cls().eval()
+        m = reestimate_bn(cls()) if reestimate else cls().eval()
         with torch.no_grad():
             y = m(x)
         path = os.path.join(OUT, f'{name}.onnx')
-        torch.onnx.export(m, x, path, opset_version=13, input_names=['input'], output_names=['logits'],
+        torch.onnx.export(m, x, path, opset_version=opset, input_names=['input'], output_names=['logits'],
                           dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}}, do_constant_folding=True)
         y.numpy().astype('<f4').tofile(os.path.join(OUT, f'{name}.torch-out.f32'))
-        meta['models'][name] = {'file': f'{name}.onnx', 'output': f'{name}.torch-out.f32', 'outputShape': list(y.shape)}
+        meta['models'][name] = {'file': f'{name}.onnx', 'output': f'{name}.torch-out.f32', 'outputShape': list(y.shape), 'opset': opset}
     with open(os.path.join(OUT, 'fixtures.json'), 'w') as f:
         json.dump(meta, f, indent=2)
         f.write('\n')

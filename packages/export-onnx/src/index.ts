@@ -23,3 +23,4 @@ export { quantizeOnnx, scaleZeroPoint, roundHalfEven, graphInputs, ORT_PTQ_OPS }
 export type { GraphInput, OrtPtqOptions, OrtPtqResult, QuantizedTensor, RangeObserver, RangeObserverFactory, CalibrationBatch } from './ort-ptq.js';
 export { ortCompare } from './ort-compare.js';
 export type { OrtCompareOptions, OrtCompareReport } from './ort-compare.js';
+export { registerOnnxOps, ONNX_OPS } from './ops/index.js';

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { Executor, TensorpressError, type Feeds, type Graph } from '@tensorpress/core-tensor';
 import { toIntegerOps } from './integer-ops.js';
-import { loadOrt } from './internal/ort.js';
+import { loadOrt, type Ort } from './internal/ort.js';
+import { nodeBuiltin } from './internal/node.js';
 import { NHWC_TO_NCHW } from './layout.js';
 
 /** Options of {@link checkParity}. */
@@ -34,6 +34,12 @@ export interface ParityOptions {
    * A float graph runs the same either way.
    */
   arithmetic?: 'integer' | 'float';
+  /**
+   * The onnxruntime module to run the file with. Default: `onnxruntime-node`, loaded on first
+   * use. In a browser pass onnxruntime-web's module (`import * as ort from 'onnxruntime-web'`,
+   * same API; its wasm backend runs intra-op threads only where the page is cross-origin isolated).
+   */
+  runtime?: Ort;
 }
 
 /** What {@link checkParity} found for one output. */
@@ -83,8 +89,11 @@ export async function checkParity(
   inputs: Feeds,
   options: ParityOptions = {},
 ): Promise<ParityReport> {
-  const ort = await loadOrt();
-  const bytes = typeof onnxFileOrBytes === 'string' ? new Uint8Array(await readFile(onnxFileOrBytes)) : onnxFileOrBytes;
+  const ort = options.runtime ?? (await loadOrt());
+  const bytes =
+    typeof onnxFileOrBytes === 'string'
+      ? new Uint8Array(await nodeBuiltin('node:fs/promises', 'checkParity on a path', 'checkParity on the bytes').readFile(onnxFileOrBytes))
+      : onnxFileOrBytes;
   const feeds: Record<string, tf.Tensor> = inputs instanceof tf.Tensor ? { [graph.inputs[0]!.name]: inputs } : { ...inputs };
   const level = options.optimization ?? 'all';
   const integer = (options.arithmetic ?? (level === 'disabled' || level === 'basic' ? 'float' : 'integer')) === 'integer';

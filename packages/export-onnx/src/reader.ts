@@ -1,9 +1,10 @@
-import { readFile, stat } from 'node:fs/promises';
 import { TensorpressError, type Graph } from '@tensorpress/core-tensor';
 import { OnnxError } from './errors.js';
 import { decodeModel } from './internal/decode.js';
+import { nodeBuiltin } from './internal/node.js';
 import { graphOffsets } from './internal/offsets.js';
 import { readGraph } from './internal/read-graph.js';
+import { registerOnnxOps } from './ops/index.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
 import type { OnnxWarning } from './warnings.js';
 
@@ -21,6 +22,23 @@ export interface FromOnnxOptions {
    * are not finite and positive), once per tensor. Default: `console.warn` of the message.
    */
   onWarning?: (warning: OnnxWarning) => void;
+  /**
+   * Sizes of named dynamic dimensions (an input's `dim_param`, e.g. `{ height: 224 }`). The first
+   * dimension may stay dynamic (the batch); any other dynamic dimension needs a size here or in
+   * {@link FromOnnxOptions.inputShapes}.
+   */
+  dims?: Readonly<Record<string, number>>;
+  /**
+   * Nodes of ops the executor has no equivalent for: `'error'` (default) refuses the file with one
+   * `ONNX_UNSUPPORTED` error listing every such node (what callers that ask "can tensorpress run
+   * this model?" rely on); `'keep'` keeps each verbatim as an `OnnxNode` (and any node of a known
+   * op in a form the executor lacks, such as a cubic Resize), so the graph reads,
+   * writes back unchanged (toOnnx) and can be quantized through onnxruntime, while running or
+   * training it in tensorpress raises an `UNSUPPORTED_OP` error naming the node.
+   */
+  unsupportedOps?: 'keep' | 'error';
+  /** Full shapes (in the file's order, NCHW for images) of graph inputs by name; `null` keeps the batch dynamic. Unnamed dynamic dimensions take their size here. */
+  inputShapes?: Readonly<Record<string, readonly (number | null)[]>>;
 }
 
 function printWarning(w: OnnxWarning): void {
@@ -40,18 +58,23 @@ function printWarning(w: OnnxWarning): void {
 export function fromOnnx(bytes: Uint8Array, options: FromOnnxOptions = {}): Graph {
   const limits: ReadLimits = { ...DEFAULT_READ_LIMITS, ...options.limits };
   const model = decodeModel(bytes, limits);
+  registerOnnxOps();
   return readGraph(model, {
     limits,
     total: { n: 0 },
     externalDataDir: options.externalDataDir,
     nodeOffsets: graphOffsets(bytes).nodes,
     onWarning: options.onWarning ?? printWarning,
+    dims: options.dims,
+    inputShapes: options.inputShapes,
+    unsupportedOps: options.unsupportedOps,
   });
 }
 
 /** Reads an ONNX file (size-checked before it is read) into a core graph; see {@link fromOnnx}. */
 export async function readOnnx(file: string, options: FromOnnxOptions = {}): Promise<Graph> {
   const limits: ReadLimits = { ...DEFAULT_READ_LIMITS, ...options.limits };
+  const { readFile, stat } = nodeBuiltin('node:fs/promises', 'readOnnx', 'fromOnnx on the bytes');
   let size: number;
   try {
     size = (await stat(file)).size;

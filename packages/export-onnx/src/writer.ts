@@ -9,7 +9,9 @@ import {
   type Param,
   type ParamData,
 } from '@tensorpress/core-tensor';
-import { compactNames, encodeModel, type OAttr, type OModel, type ONode, type OTensor } from './internal/ir.js';
+import { compactNames, encodeModel, type OAttr, type OModel, type ONode, type OTensor, type OValueInfo } from './internal/ir.js';
+import { checkUniqueNames } from './internal/unique-names.js';
+import { BROADCAST_OPS, CONV_WEIGHT_OPS, writeInCoreLayout, writeOnnxOp, type WriterApi } from './internal/write-onnx-ops.js';
 import { DT, onnxDType, packInt4, rawBytes } from './internal/proto.js';
 import {
   HWIO_TO_OIHW,
@@ -22,41 +24,11 @@ import {
   transposeData,
 } from './layout.js';
 import { INTEGER_OPS } from './integer-ops.js';
+import type { ToOnnxOptions } from './writer-options.js';
+import { ONNX_NODE_OP } from './ops/opaque.js';
 import { toQOperator } from './qoperator.js';
 
-/** Options of {@link toOnnx}. */
-export interface ToOnnxOptions {
-  /** ONNX opset, 13 (default) to 21. */
-  opset?: number;
-  /**
-   * How a quantized graph is written: `'qdq'` (default) keeps QuantizeLinear/DequantizeLinear pairs
-   * around float ops, `'qoperator'` fuses them into QLinearConv, QLinearMatMul and
-   * MatMulInteger/ConvInteger. Float graphs are the same either way.
-   */
-  format?: 'qdq' | 'qoperator';
-  /** Declare a rank-4 graph input NHWC and add one leading Transpose to NCHW. Default false. */
-  nhwcInput?: boolean;
-  /**
-   * Store int8 weight codes that fit in [-8, 7] as INT4 (opset 21 only). Default false: codes of
-   * weights under 8 bits stay int8 with their scale (what onnxruntime runs everywhere).
-   */
-  int4?: boolean;
-  /** producer_name of the model. Default `'tensorpress'`. */
-  producer?: string;
-  /**
-   * Replace internal value, initializer and node names with short ids (graph inputs and outputs
-   * keep theirs) and leave out window attributes equal to their ONNX default. Saves a few
-   * kilobytes, which matters only for very small models. Default false.
-   */
-  compactNames?: boolean;
-  /**
-   * Write float initializers that are mostly zeros (sparse weights) as ONNX sparse initializers:
-   * the non-zero values and their int64 linear indices, which onnxruntime densifies when it loads
-   * the model. Only where that is smaller (above two thirds of zeros); the rest stay dense.
-   * Default false.
-   */
-  sparseInitializers?: boolean;
-}
+export type { ToOnnxOptions } from './writer-options.js';
 
 type Role = { kind: 'conv' } | { kind: 'rows'; h: number; w: number; c: number } | { kind: 'bcast' } | { kind: 'plain' };
 
@@ -84,7 +56,12 @@ export function toOnnx(graph: Graph, options: ToOnnxOptions = {}): Uint8Array {
 
 /** The working model of {@link toOnnx} (for the QOperator pass and tests). */
 export function buildModel(graph: Graph, options: ToOnnxOptions = {}): OModel {
-  const opset = options.opset ?? 13;
+  // Nodes kept verbatim from a file need at least that file's opset.
+  const keptOpset = Math.max(0, ...graph.nodes.filter((n) => n.op === ONNX_NODE_OP).map((n) => numAttr(n, 'opset', 13)));
+  if (options.opset !== undefined && keptOpset > options.opset) {
+    throw new TensorpressError('CONFIG_INVALID', `opset ${options.opset} is below ${keptOpset}, the opset of the ONNX nodes kept verbatim in the graph`, { path: '$.opset' });
+  }
+  const opset = options.opset ?? Math.max(13, keptOpset);
   if (!Number.isInteger(opset) || opset < 13 || opset > 21) {
     throw new TensorpressError('CONFIG_INVALID', `opset must be an integer from 13 to 21, got ${opset}`, { path: '$.opset' });
   }
@@ -100,28 +77,49 @@ export function buildModel(graph: Graph, options: ToOnnxOptions = {}): OModel {
   if (format === 'qoperator') model = toQOperator(model);
   if (options.compactNames) model = compactNames(model);
   if (options.sparseInitializers) model = { ...model, sparseInitializers: true };
+  checkUniqueNames(model);
   return model;
 }
 
-class Writer {
+class Writer implements WriterApi {
   private readonly roles = new Map<string, Role>();
   private readonly nodes: ONode[] = [];
   private readonly inits = new Map<string, OTensor>();
   private readonly rename = new Map<string, string>();
   private readonly int4Params = new Set<string>();
+  /** Every value, parameter and node name of the graph, and each name the writer has made up. */
+  private readonly taken = new Set<string>();
 
   constructor(
-    private readonly g: Graph,
-    private readonly opset: number,
+    readonly g: Graph,
+    readonly opset: number,
     private readonly options: ToOnnxOptions,
-  ) {}
+  ) {
+    for (const t of g.inputs) this.taken.add(t.name);
+    for (const p of g.params) this.taken.add(p.name);
+    for (const n of g.nodes) {
+      this.taken.add(n.name);
+      for (const o of n.outputs) this.taken.add(o);
+    }
+  }
 
-  private rank(v: string): number {
+  /**
+   * `base`, or `base_1`, `base_2`, …: a name for a value, initializer or node the writer adds,
+   * unlike every name of the graph (a read graph may already hold `x.nhwc`) and every one made before.
+   */
+  fresh(base: string): string {
+    let name = base;
+    for (let i = 1; this.taken.has(name); i++) name = `${base}_${i}`;
+    this.taken.add(name);
+    return name;
+  }
+
+  rank(v: string): number {
     return this.g.info(v).shape.length;
   }
 
   /** Rank-4 values that are not parameters are NHWC activations. */
-  private isMap(v: string): boolean {
+  isMap(v: string): boolean {
     return v !== '' && !this.g.isParam(v) && this.rank(v) === 4;
   }
 
@@ -174,7 +172,11 @@ class Writer {
           const [, h, ww, c] = this.g.info(src).shape as number[];
           if (h! * ww! > 1) this.setRole(wp.param, { kind: 'rows', h: h!, w: ww!, c: c! }, n);
         } else if (wp) this.setRole(wp.param, { kind: 'plain' }, n);
-      } else if (FLOAT_BINARY.has(n.op)) {
+      } else if (CONV_WEIGHT_OPS.has(n.op)) {
+        const wp = this.weightParam(n.inputs[1]!);
+        if (!wp) unsupported(n, 'the weight must be a parameter or a DequantizeLinear of one');
+        this.setRole(wp.param, { kind: 'conv' }, n);
+      } else if (FLOAT_BINARY.has(n.op) || BROADCAST_OPS.has(n.op)) {
         const [a, b] = n.inputs as [string, string];
         if (this.g.isParam(a) && this.isMap(b)) this.setRole(a, { kind: 'bcast' }, n);
         if (this.g.isParam(b) && this.isMap(a)) this.setRole(b, { kind: 'bcast' }, n);
@@ -198,20 +200,33 @@ class Writer {
     return undefined;
   }
 
-  private name(v: string): string {
+  name(v: string): string {
     return this.rename.get(v) ?? v;
   }
 
-  private emit(n: ONode): void {
+  emit(n: ONode): void {
     this.nodes.push(n);
   }
 
-  private constInit(name: string, dataType: number, dims: number[], data: ParamData | BigInt64Array): string {
+  constInit(base: string, dataType: number, dims: number[], data: ParamData | BigInt64Array): string {
+    const name = this.fresh(base);
     this.inits.set(name, { name, dims, dataType, raw: rawBytes(data) });
     return name;
   }
 
-  private int64(name: string, values: readonly number[]): string {
+  private readonly declared: OValueInfo[] = [];
+
+  declare(info: OValueInfo): void {
+    this.declared.push(info);
+  }
+
+  rawInit(base: string, dataType: number, dims: number[], raw: Uint8Array): string {
+    const name = this.fresh(base);
+    this.inits.set(name, { name, dims, dataType, raw });
+    return name;
+  }
+
+  int64(name: string, values: readonly number[]): string {
     return this.constInit(name, DT.INT64, [values.length], BigInt64Array.from(values.map((v) => BigInt(v))));
   }
 
@@ -270,8 +285,8 @@ class Writer {
       const dims = t.shape.map((d, i) => d ?? (i === 0 ? 'N' : `d${i}`));
       if (t.shape.length !== 4) return { name: t.name, elemType: onnxDType(t.dtype), dims };
       if (this.options.nhwcInput) {
-        const inner = `${t.name}.nchw`;
-        this.emit({ name: `${t.name}/to_nchw`, opType: 'Transpose', inputs: [t.name], outputs: [inner], attrs: { perm: { ints: NHWC_TO_NCHW } } });
+        const inner = this.fresh(`${t.name}.nchw`);
+        this.emit({ name: this.fresh(`${t.name}/to_nchw`), opType: 'Transpose', inputs: [t.name], outputs: [inner], attrs: { perm: { ints: NHWC_TO_NCHW } } });
         this.rename.set(t.name, inner);
         return { name: t.name, elemType: onnxDType(t.dtype), dims };
       }
@@ -289,7 +304,8 @@ class Writer {
       const dims = t.shape.map((d, i) => d ?? (i === 0 ? 'N' : `d${i}`));
       return { name: this.name(o), elemType: onnxDType(t.dtype), dims: t.shape.length === 4 ? permuteShape(dims, NHWC_TO_NCHW) : dims };
     });
-    return { opset: this.opset, inputs, outputs, nodes: this.nodes, initializers: this.inits, producer: this.options.producer ?? 'tensorpress' };
+    const valueInfo = this.declared.filter((v) => !outputs.some((o) => o.name === v.name));
+    return { opset: this.opset, inputs, outputs, nodes: this.nodes, initializers: this.inits, producer: this.options.producer ?? 'tensorpress', ...(valueInfo.length > 0 ? { valueInfo } : {}) };
   }
 
   private simple(n: Node, opType: string, attrs: Record<string, OAttr> = {}, inputs?: string[]): void {
@@ -303,6 +319,7 @@ class Writer {
   }
 
   private node(n: Node): void {
+    if (writeOnnxOp(this, n)) return;
     if (PASS_THROUGH.has(n.op)) return this.simple(n, n.op);
     switch (n.op) {
       case 'Conv': {
@@ -339,9 +356,9 @@ class Writer {
         return this.simple(n, 'HardSigmoid', { alpha: { f: numAttr(n, 'alpha', 0.2) }, beta: { f: numAttr(n, 'beta', 0.5) } });
       case 'HardSwish': {
         if (this.opset >= 14) return this.simple(n, 'HardSwish');
-        const hs = `${n.outputs[0]!}.hsig`;
+        const hs = this.fresh(`${n.outputs[0]!}.hsig`);
         const x = this.name(n.inputs[0]!);
-        this.emit({ name: `${n.name}/hsig`, opType: 'HardSigmoid', inputs: [x], outputs: [hs], attrs: { alpha: { f: 1 / 6 }, beta: { f: 0.5 } } });
+        this.emit({ name: this.fresh(`${n.name}/hsig`), opType: 'HardSigmoid', inputs: [x], outputs: [hs], attrs: { alpha: { f: 1 / 6 }, beta: { f: 0.5 } } });
         this.emit({ name: n.name, opType: 'Mul', inputs: [x, hs], outputs: [...n.outputs], attrs: {} });
         return;
       }
@@ -362,7 +379,8 @@ class Writer {
       case 'Div': {
         const [a, b] = n.inputs as [string, string];
         const mixed = (p: string, q: string): boolean => this.isMap(p) && !this.g.isParam(q) && this.rank(q) !== 4 && this.g.info(q).shape.length > 0;
-        if (mixed(a, b) || mixed(b, a)) unsupported(n, 'broadcasting a feature map with a non-constant tensor of another rank');
+        // A map broadcast with run-time data of another rank: computed in NHWC, between Transposes.
+        if (mixed(a, b) || mixed(b, a)) return writeInCoreLayout(this, n, n.op);
         return this.simple(n, n.op);
       }
       case 'Softmax':
@@ -442,16 +460,16 @@ class Writer {
     // Anything else runs in NHWC order between a Transpose pair, exactly as inside tensorpress.
     let src = this.name(x);
     if (this.isMap(x)) {
-      const t = `${n.name}.nhwc`;
-      this.emit({ name: `${n.name}/to_nhwc`, opType: 'Transpose', inputs: [src], outputs: [t], attrs: { perm: { ints: NCHW_TO_NHWC } } });
+      const t = this.fresh(`${n.name}.nhwc`);
+      this.emit({ name: this.fresh(`${n.name}/to_nhwc`), opType: 'Transpose', inputs: [src], outputs: [t], attrs: { perm: { ints: NCHW_TO_NHWC } } });
       src = t;
     }
     const target = n.op === 'Flatten' ? null : intsAttr(n, 'shape', []);
-    const r = outRank === 4 ? `${out}.nhwc` : out;
+    const r = outRank === 4 ? this.fresh(`${out}.nhwc`) : out;
     if (target) this.emit({ name: n.name, opType: 'Reshape', inputs: [src, this.int64(`${n.name}.shape`, target)], outputs: [r], attrs: {} });
     else this.emit({ name: n.name, opType: 'Flatten', inputs: [src], outputs: [r], attrs: { axis: { i: numAttr(n, 'axis', 1) } } });
     if (outRank === 4) {
-      this.emit({ name: `${n.name}/to_nchw`, opType: 'Transpose', inputs: [r], outputs: [out], attrs: { perm: { ints: NHWC_TO_NCHW } } });
+      this.emit({ name: this.fresh(`${n.name}/to_nchw`), opType: 'Transpose', inputs: [r], outputs: [out], attrs: { perm: { ints: NHWC_TO_NCHW } } });
     }
   }
 }

@@ -44,12 +44,14 @@ interface Files {
 }
 
 async function nodeFiles(): Promise<Files> {
-  try {
-    const [fs, path] = await Promise.all([import('node:fs/promises'), import('node:path')]);
-    return { fs, path };
-  } catch {
+  // process.getBuiltinModule (Node >= 20.16), not import(): browser bundlers then see no node: module at all.
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  if (proc?.getBuiltinModule == null) {
     throw new TensorpressError('IO_ERROR', 'reading and writing model files needs Node.js; in a browser use toTfjsModel and fromTfjsModel with bytes');
   }
+  const fs = proc.getBuiltinModule('node:fs/promises') as typeof NodeFs;
+  const path = proc.getBuiltinModule('node:path') as typeof NodePath;
+  return await Promise.resolve({ fs, path });
 }
 
 function ioError(action: string, file: string, e: unknown): TensorpressError {

@@ -53,7 +53,10 @@ function bytesOf(b: Uint8Array | string): Uint8Array {
 export function heapModule(binaries: HeapModuleBinaries): HeapModule | undefined {
   let wasm: WasmBackendModule | undefined;
   try {
-    wasm = (tf.findBackend('wasm') as { wasm?: WasmBackendModule } | null)?.wasm;
+    // The registry holds initialised backends only. tf.findBackend would start initialising wasm
+    // where its factory is registered but another backend is active (a page that bundles wasm and
+    // runs cpu): asynchronously, so every kernel run meanwhile fails with "not yet initialized".
+    wasm = (tf.engine().registry['wasm'] as { wasm?: WasmBackendModule } | undefined)?.wasm;
   } catch {
     return undefined;
   }

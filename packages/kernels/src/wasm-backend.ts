@@ -122,12 +122,15 @@ async function loadWasm(options: WasmOptions): Promise<string | undefined> {
     try {
       wasmModule = (await import(/* @vite-ignore */ /* webpackIgnore: true */ WASM_PKG)) as WasmModule;
     } catch (e) {
-      return `${WASM_PKG} could not be loaded (${message(e)}); install ${WASM_PKG}`;
+      // In a browser bundle this import cannot resolve (its specifier is not a literal, so that
+      // bundlers do not require the optional peer): a page that imported the package itself has
+      // registered the factory, and sets the binaries' paths with the package's setWasmPaths.
+      if (tf.findBackendFactory('wasm') == null) return `${WASM_PKG} could not be loaded (${message(e)}); install ${WASM_PKG}`;
     }
   }
   if (tf.findBackendFactory('wasm') == null) return `${WASM_PKG} registered into another copy of @tensorflow/tfjs-core`;
   // Paths only matter before the backend's first initialization; later calls are no-ops.
-  if (tf.engine().registry['wasm'] == null) {
+  if (tf.engine().registry['wasm'] == null && wasmModule != null) {
     const paths = options.wasmPaths ?? (await nodeWasmFolder());
     try {
       if (paths != null) wasmModule.setWasmPaths(paths);

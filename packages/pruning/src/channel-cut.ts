@@ -1,5 +1,5 @@
 import { TensorpressError, type Graph } from '@tensorpress/core-tensor';
-import { ChannelWalk, range } from './internal/channel-walk.js';
+import { ChannelWalk, producerChannels, range } from './internal/channel-walk.js';
 
 /** Which output channels of which producers {@link cutChannels} keeps. */
 export interface ChannelCutSpec {
@@ -26,7 +26,11 @@ export type ChannelRole =
   /** Concat over channels: the cut moves to the input's offset; other inputs are untouched. */
   | 'concat'
   /** Flatten or a Reshape that keeps channels innermost: feature r belongs to channel r % C. */
-  | 'reshape';
+  | 'reshape'
+  /** The last Transpose of a channel shuffle: the cut is permuted (every shuffle block keeps the same channels). */
+  | 'shuffle'
+  /** Split over channels: each output keeps its share of the cut. */
+  | 'split';
 
 /** A node a channel cut reaches, in graph order. */
 export interface ChannelStep {
@@ -64,13 +68,12 @@ function checkProducers(graph: Graph, producers: readonly string[], fn: string):
     seen.add(name);
     const n = graph.node(name);
     if (!n) throw new TensorpressError('TRANSFORM_INVALID', `${fn}: no node is called "${name}"`, { node: name });
-    if (n.op !== 'Conv' && n.op !== 'Gemm') {
-      throw new TensorpressError('TRANSFORM_INVALID', `${fn}: producer "${name}" is a ${n.op}; only Conv and Gemm outputs can be cut`, {
+    if (n.op !== 'Conv' && n.op !== 'Gemm' && n.op !== 'ConvTranspose') {
+      throw new TensorpressError('TRANSFORM_INVALID', `${fn}: producer "${name}" is a ${n.op}; only Conv, ConvTranspose and Gemm outputs can be cut`, {
         node: name,
       });
     }
-    const w = graph.info(n.inputs[1]!).shape;
-    const c = w[w.length - 1] as number;
+    const c = producerChannels(graph, n);
     if (channels !== undefined && c !== channels) {
       throw new TensorpressError(
         'TRANSFORM_INVALID',
@@ -132,9 +135,7 @@ export function channelDependencies(graph: Graph, producer: string): ChannelDepe
     walk.run();
     const fresh = [...walk.missing].filter((p) => !group.has(p));
     const mismatch = fresh.find((p) => {
-      const n = graph.node(p)!;
-      const w = graph.info(n.inputs[1]!).shape;
-      return w[w.length - 1] !== channels;
+      return producerChannels(graph, graph.node(p)!) !== channels;
     });
     if (fresh.length === 0 || mismatch) {
       const blockers = [...walk.blockers];

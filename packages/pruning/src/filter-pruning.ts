@@ -80,7 +80,7 @@ export const filterPruningSchema: z.ZodType<FilterPruningParams> = z
     multipleOf: z.number().int().positive().default(8),
     pruneFirstConv: z.boolean().default(false),
     pruneDownsampleConvs: z.boolean().default(false),
-    operations: z.array(z.enum(['Conv', 'Gemm'])).min(1).default(['Conv', 'Gemm']),
+    operations: z.array(z.enum(['Conv', 'Gemm', 'ConvTranspose'])).min(1).default(['Conv', 'Gemm', 'ConvTranspose']),
     schedule: z
       .object({
         type: z.enum(['one_shot', 'exponential', 'baseline']).optional(),
@@ -203,7 +203,10 @@ class FilterPruningController {
     return this.prunable.map((g) => {
       const t = tf.tidy(() => {
         const per = g.producers.map((p, i) => {
-          const s = bn ? slimImportance(ex.paramValue(graph.node(g.batchNorms[i]!)!.inputs[1]!)) : fn(ex.paramValue(graph.node(p)!.inputs[1]!));
+          const n = graph.node(p)!;
+          // A ConvTranspose weight [kh, kw, cout, cin] holds its filters on axis 2: put them last.
+          const w = () => (n.op === 'ConvTranspose' ? tf.transpose(ex.paramValue(n.inputs[1]!), [0, 1, 3, 2]) : ex.paramValue(n.inputs[1]!));
+          const s = bn ? slimImportance(ex.paramValue(graph.node(g.batchNorms[i]!)!.inputs[1]!)) : fn(w());
           const rms = tf.sqrt(tf.mean(tf.square(s)));
           return tf.div(s, tf.maximum(rms, 1e-12));
         });

@@ -1,8 +1,9 @@
 import { intsAttr, numAttr, scopeFilter, type Graph, type Node, type Scopes } from '@tensorpress/core-tensor';
 import { channelDependencies, type ChannelStep } from './channel-cut.js';
+import { producerChannels } from './internal/channel-walk.js';
 
 /** Ops whose output channels (filters, neurons) may be pruned. */
-export type PrunableOp = 'Conv' | 'Gemm';
+export type PrunableOp = 'Conv' | 'Gemm' | 'ConvTranspose';
 
 /** How kept channels are counted: any number, a multiple of N, or evenly over grouped-conv blocks. */
 export type PruningMode = 'normal' | 'regular' | 'group';
@@ -13,7 +14,7 @@ export interface PruningGroupsOptions extends Scopes {
   pruneFirstConv?: boolean;
   /** Prune convolutions with a stride > 1. Default false (as NNCF). */
   pruneDownsampleConvs?: boolean;
-  /** Which producers may lose output channels. Default `['Conv', 'Gemm']`. */
+  /** Which producers may lose output channels. Default `['Conv', 'Gemm', 'ConvTranspose']`. */
   operations?: readonly PrunableOp[];
   /** Default `'normal'`: groups constrained by a grouped conv are prunable only in `'group'` mode. */
   mode?: PruningMode;
@@ -47,7 +48,7 @@ export interface PruningGroup {
   readonly reason?: string;
 }
 
-/** What {@link pruningGroups} says about one Conv or Gemm node. */
+/** What {@link pruningGroups} says about one Conv, ConvTranspose or Gemm node. */
 export interface NodeGroupInfo {
   readonly node: string;
   readonly op: string;
@@ -70,8 +71,7 @@ export interface PruningGroupsResult {
 }
 
 function outChannels(graph: Graph, node: Node): number {
-  const w = graph.info(node.inputs[1]!).shape;
-  return w[w.length - 1] as number;
+  return producerChannels(graph, node);
 }
 
 function isDepthwise(graph: Graph, node: Node): boolean {
@@ -86,7 +86,7 @@ function isDownsample(node: Node): boolean {
   return node.op === 'Conv' && intsAttr(node, 'strides', [1, 1]).some((s) => s > 1);
 }
 
-const MAC_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
+const MAC_OPS = new Set(['Conv', 'Gemm', 'MatMul', 'ConvTranspose']);
 
 /** Producers whose input reaches a graph input without passing another Conv/Gemm/MatMul. */
 function firstLayers(graph: Graph): Set<string> {
@@ -107,6 +107,8 @@ function firstLayers(graph: Graph): Set<string> {
   return first;
 }
 
+const PRODUCER_OPS = new Set(['Conv', 'Gemm', 'ConvTranspose']);
+
 function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
@@ -119,14 +121,14 @@ function gcd(a: number, b: number): number {
  * its group and, when it is not prunable, why.
  */
 export function pruningGroups(graph: Graph, options: PruningGroupsOptions = {}): PruningGroupsResult {
-  const operations = new Set<string>(options.operations ?? ['Conv', 'Gemm']);
+  const operations = new Set<string>(options.operations ?? ['Conv', 'Gemm', 'ConvTranspose']);
   const inScope = scopeFilter(options);
   const mode = options.mode ?? 'normal';
   const multipleOf = options.multipleOf ?? 8;
   const first = firstLayers(graph);
   const groups: PruningGroup[] = [];
   const groupOf = new Map<string, PruningGroup>();
-  const candidates = graph.nodes.filter((n) => (n.op === 'Conv' || n.op === 'Gemm') && graph.isParam(n.inputs[1]!) && !isDepthwise(graph, n));
+  const candidates = graph.nodes.filter((n) => PRODUCER_OPS.has(n.op) && graph.isParam(n.inputs[1]!) && !isDepthwise(graph, n));
 
   for (const node of candidates) {
     if (groupOf.has(node.name) || !operations.has(node.op)) continue;
@@ -180,7 +182,7 @@ export function pruningGroups(graph: Graph, options: PruningGroupsOptions = {}):
   const followed = new Map<string, PruningGroup>();
   for (const g of groups) for (const f of g.followers) followed.set(f, g);
   const nodes: NodeGroupInfo[] = graph.nodes
-    .filter((n) => n.op === 'Conv' || n.op === 'Gemm')
+    .filter((n) => PRODUCER_OPS.has(n.op))
     .map((n) => {
       const channels = outChannels(graph, n);
       const g = groupOf.get(n.name);

@@ -272,7 +272,7 @@ describe('cutChannels', () => {
     expect(cut('c4').message).toMatch(/"pad".*pads the channel axis/);
     expect(cut('c5').message).toMatch(/"rs".*mixes channels/);
     expect(cut('c1').code).toBe('TRANSFORM_INVALID');
-    expect(cut('out').message).toMatch(/only Conv and Gemm/);
+    expect(cut('out').message).toMatch(/only Conv, ConvTranspose and Gemm/);
     expect(cut('nope').message).toMatch(/no node/);
     expect(cut('c1', []).message).toMatch(/keep is empty/);
     expect(cut('c1', [2, 0]).message).toMatch(/sorted ascending/);

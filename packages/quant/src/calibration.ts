@@ -54,6 +54,12 @@ export interface CollectorOptions {
   bins?: number;
   /** Averaging constant c in (0, 1] of 'moving_average_minmax' (PyTorch's default 0.01). */
   averagingConstant?: number;
+  /**
+   * 'kl': a percentile of |x| in [0, 100] below which the threshold may not go, so that KL clips at
+   * most `100 − klFloorPercentile` % of the values (the percentile calibrator as the fallback where
+   * the entropy search clips too hard). Default 99.99; 0 keeps TensorRT's threshold as it is.
+   */
+  klFloorPercentile?: number;
 }
 
 /** Streaming statistics of one tensor: memory does not grow with the number of observed samples. */
@@ -100,6 +106,7 @@ interface Resolved {
   lowerPercentile: number;
   bins: number;
   averagingConstant: number;
+  klFloorPercentile: number;
 }
 
 /**
@@ -113,7 +120,7 @@ interface Resolved {
  * | `threesigma` | mean ± 3·std over all values (population std, streaming) |
  * | `percentile` | from a streaming histogram: [P(lower), P(upper)], or [-t, t] with t = P(upper) of \|x\| when symmetric |
  * | `mean_percentile` | mean over batches of each batch's exact percentiles (same conventions) |
- * | `kl` | TensorRT entropy calibration on a histogram of \|x\| |
+ * | `kl` | TensorRT's entropy calibration on a histogram of \|x\| (bin 0 replaced by bin 1), never below the `klFloorPercentile` (99.99) percentile of \|x\| |
  * | `mse` | range minimising the expected quantise-dequantise squared error at `bits` (exact per histogram bin): symmetric, every t on a bin edge with the grid q·t/qmax (qmax = 2^(bits−1)−1, or 2^bits−1 when no value was negative); asymmetric, PyTorch's shrinking path over [min, max] with 2^bits levels over the range widened to contain 0 |
  *
  * With `symmetric`, min-max style methods return [-m, m] with m the larger magnitude of their
@@ -179,7 +186,11 @@ function resolveOptions(method: string, options: CollectorOptions): Resolved {
   if (!(averagingConstant > 0 && averagingConstant <= 1)) {
     throw new ConfigError('$.averagingConstant', `expected a number in (0, 1], got ${averagingConstant} (for "${options.name}")`);
   }
-  return { name: options.name, bits, symmetric, percentile, lowerPercentile, bins, averagingConstant };
+  const klFloorPercentile = options.klFloorPercentile ?? 99.99;
+  if (!(klFloorPercentile >= 0 && klFloorPercentile <= 100)) {
+    throw new ConfigError('$.klFloorPercentile', `expected a number in [0, 100], got ${klFloorPercentile} (for "${options.name}")`);
+  }
+  return { name: options.name, bits, symmetric, percentile, lowerPercentile, bins, averagingConstant, klFloorPercentile };
 }
 
 /** Shared bookkeeping: the non-finite check, batch count, global extrema. */
@@ -369,7 +380,8 @@ class HistogramCollector extends BaseCollector {
         let t = absMax;
         if (h.width > 0) {
           const { best } = klSearch(h.counts, quantBins);
-          if (best >= 0) t = Math.min(absMax, (best + 0.5) * h.width);
+          if (best >= 0) t = Math.min(absMax, best * h.width);
+          if (this.o.klFloorPercentile > 0) t = Math.min(absMax, Math.max(t, h.quantile(this.o.klFloorPercentile / 100)));
         }
         return unsigned ? { min: 0, max: t } : symmetricRange(t);
       }

@@ -56,6 +56,12 @@ export interface ActivationPlacement {
    * reads a DequantizeLinear directly.
    */
   readonly carriers: readonly string[];
+  /**
+   * The value each hook rounds, `values[k]` or the bottom of its agnostic chain (a MaxPool or
+   * Flatten output): calibration observes these, since that is the distribution the grid serves
+   * (max-pooling keeps the maxima, so its output has fewer zeros and a heavier tail than its input).
+   */
+  readonly observed: readonly string[];
   /** Nodes whose inputs asked for this quantizer. */
   readonly consumers: readonly string[];
 }
@@ -212,6 +218,7 @@ export function placeQuantizers(graph: Graph, options: PlacementOptions = {}): P
     values,
     points: values.map((v) => pointOf(hookValue(v))),
     carriers: values.flatMap((v) => carriersOf.get(v) ?? []),
+    observed: values.map(hookValue),
     consumers: [...new Set(values.flatMap((v) => [...(consumersOf.get(v) ?? [])]))],
   }));
   return { weights, activations, skipped };

@@ -40,6 +40,12 @@ export const ptqSchema = z
     samples: z.number().int().positive().default(256),
     batchSize: z.number().int().positive().default(64),
     percentile: z.number().gt(50).max(100).default(99.99),
+    /**
+     * `kl`: the threshold never goes below this percentile of |x| (KL clips at most 0.01 % of the
+     * values by default). 0 keeps TensorRT's threshold as it is, which clips the pooled output of the
+     * first conv of the bench's plain CNN to a third of its range (README, PTQ).
+     */
+    klFloorPercentile: z.number().min(0).max(100).default(99.99),
     weights: z
       .object({ bits: bitsSchema.default(8), perChannel: z.boolean().default(true) })
       .strict()
@@ -117,7 +123,7 @@ function ptqBuilder(p: PtqParams, scopes: ScopeOptions, o: { location?: EntryLoc
       quantizeBias: p.quantizeBias,
       unifiedScales: p.unifiedScales,
       plan: p.plan,
-      rangeInit: { type: dynamic ? 'minmax' : p.calibration, samples: p.samples, maxPercentile: p.percentile },
+      rangeInit: { type: dynamic ? 'minmax' : p.calibration, samples: p.samples, maxPercentile: p.percentile, klFloorPercentile: p.klFloorPercentile },
       inScope: scopeFilter(scopes, paths.entry),
       scopes: o.checkScopeNames ? scopes : {},
       paths,

@@ -1,113 +1,146 @@
 import { useBackend } from '@tensorpress/core-tensor';
+import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { klSearch } from '../src/internal/calib-kl.js';
 import { collect, seededGauss, seededLaplace } from './calibration-helpers.js';
 
 beforeAll(async () => {
   await useBackend('cpu');
 });
 
-/** Snaps |v| onto the centre of its bin of width 2^-8 over [0, 8) and keeps the sign: exact in float32. */
-function snapToCentres(values: number[]): number[] {
-  return values.map((v) => {
-    const j = Math.min(2047, Math.floor(Math.abs(v) * 256));
-    return Math.sign(v || 1) * ((j + 0.5) / 256);
-  });
+interface GoldenCase {
+  name: string;
+  source: string;
+  unsigned: boolean;
+  absMax: number;
+  counts: number[];
+  trt: Record<string, { quantBins: number; best: number; amax: number; divergence: Record<string, number | null> }>;
+  ort: Record<string, [number, number]>;
 }
 
-/** Counts of |x| in 2048 bins of width 2^-8 (the collector's grid when max|x| = 8). */
-function absCounts(values: number[]): number[] {
-  const counts = new Array<number>(2048).fill(0);
-  for (const v of values) counts[Math.min(2047, Math.floor(Math.abs(v) * 256))]!++;
-  return counts;
-}
+/** Written by packages/quant/scripts/kl-golden.py: TensorRT's search transcribed in numpy, on committed histograms. */
+const golden = JSON.parse(readFileSync(new URL('./fixtures/kl-golden.json', import.meta.url), 'utf8')) as { cases: GoldenCase[] };
 
 /**
- * Test-side oracle: TensorRT's entropy calibration written straight from the GTC 2017 pseudocode,
- * returning the candidate i of the last minimum of KL (i = number of bins kept).
+ * Samples whose collector histogram is exactly `counts` on 2048 bins over [0, absMax]: every count
+ * at its bin centre, one value of the last bin at absMax itself (as numpy's closed last bin holds
+ * the maximum). Signed cases alternate the sign.
  */
-function referenceKl(hist: number[], quantBins: number): number {
-  const smoothRef = (d: number[]): number[] | null => {
-    const zeros = d.filter((v) => v === 0).length;
-    const nonzeros = d.length - zeros;
-    if (nonzeros === 0) return null;
-    const eps1 = (1e-4 * zeros) / nonzeros;
-    return d.map((v) => (v === 0 ? 1e-4 : v - eps1));
-  };
-  let last = hist.length - 1;
-  while (last > 0 && hist[last] === 0) last--;
-  let best = -1;
-  let bestKl = Infinity;
-  for (let i = quantBins; i <= last + 1; i++) {
-    const reference = hist.slice(0, i);
-    reference[i - 1]! += hist.slice(i).reduce((a, b) => a + b, 0);
-    const sliced = hist.slice(0, i);
-    const per = Math.floor(i / quantBins);
-    const expanded = new Array<number>(i).fill(0);
-    for (let g = 0; g < quantBins; g++) {
-      const start = g * per;
-      const stop = g === quantBins - 1 ? i : start + per;
-      const idx = [...Array(stop - start).keys()].map((k) => k + start);
-      const nz = idx.filter((j) => reference[j] !== 0);
-      const sum = idx.reduce((a, j) => a + sliced[j]!, 0);
-      for (const j of nz) expanded[j] = sum / nz.length;
+function samplesOf(c: GoldenCase): number[] {
+  const w = c.absMax / 2048;
+  const out: number[] = [];
+  let k = 0;
+  c.counts.forEach((n, j) => {
+    for (let r = 0; r < n; r++) {
+      const v = j === 2047 && r === 0 ? c.absMax : (j + 0.5) * w;
+      out.push(!c.unsigned && k++ % 2 === 1 ? -v : v);
     }
-    const p = smoothRef(reference);
-    const q = smoothRef(expanded);
-    if (!p || !q) continue;
-    const sp = p.reduce((a, b) => a + b, 0);
-    const sq = q.reduce((a, b) => a + b, 0);
-    let kl = 0;
-    for (let j = 0; j < i; j++) if (p[j]! > 0) kl += (p[j]! / sp) * Math.log(p[j]! / sp / (q[j]! / sq));
-    if (kl <= bestKl) {
-      bestKl = kl;
-      best = i;
-    }
-  }
-  return best;
+  });
+  return out;
 }
 
-describe('kl', () => {
-  // Bulk: 100 values in each of the first T = 512 = 128·4 bins (width 2^-8 over [0, 8]), signs
-  // alternating; far outliers: 1 in bin 2046, 3 at max|x| = 8 (bin 2047).
-  // - i < 512: P piles the rest of the bulk into bin i-1, Q cannot → KL ≈ 8e-4 at i = 511, more below.
-  // - i = 512: P = bulk with the 4 outliers added to bin 511; Q = uniform bulk → KL ≈ 1.5e-6.
-  // - 512 < i < 2047: the outliers land in a bin whose group holds no (or too little) mass of
-  //   the clipped histogram → KL ≥ 7e-4.
-  // - i = 2047: bin 2046 gets 1 + 3 where Q has 1 → KL ≈ 5e-5; i = 2048 (no clip): the group
-  //   2032..2047 holds 1 and 3, Q spreads 2 and 2 → KL ≈ 1e-5.
-  // So the minimum is i = 512 and t = (512 + 0.5)·2^-8.
-  function designed(signed: boolean): number[] {
-    const v: number[] = [];
-    for (let j = 0; j < 512; j++) for (let r = 0; r < 100; r++) v.push((signed && r % 2 ? -1 : 1) * ((j + 0.5) / 256));
-    v.push(2046.5 / 256, 8, signed ? -8 : 8, 8);
-    return v;
+describe('kl search (TensorRT variant)', () => {
+  it('hand-derived divergences on a 4-bin histogram, bin 0 replaced by bin 1', () => {
+    // counts [9, 2, 2, 1] → bins [2, 2, 2, 1], total 7; Q = 2 groups; candidates i = 2, 3, 4.
+    const { best, divergence } = klSearch([9, 2, 2, 1], 2, 2);
+    const kl = (p: number[], q: number[]): number => {
+      const sp = p.reduce((a, b) => a + b, 0);
+      const sq = q.reduce((a, b) => a + b, 0);
+      return p.reduce((a, x, j) => a + (x / sp) * Math.log(x / sp / (q[j]! / sq)), 0);
+    };
+    // i = 2: P = [2, 2 + 3], Q = [2, 2].
+    expect(divergence[2]).toBeCloseTo(kl([2, 5], [2, 2]), 14);
+    // i = 3: bins 0, 1 → group 0 (floor(2j/3)), bin 2 → group 1; P = [2, 2, 2 + 1], Q = [2, 2, 2].
+    expect(divergence[3]).toBeCloseTo(kl([2, 2, 3], [2, 2, 2]), 14);
+    // i = 4: groups {0, 1}, {2, 3}; P = [2, 2, 2, 1], Q = [2, 2, 1.5, 1.5].
+    expect(divergence[4]).toBeCloseTo(kl([2, 2, 2, 1], [2, 2, 1.5, 1.5]), 14);
+    const min = Math.min(divergence[2]!, divergence[3]!, divergence[4]!);
+    expect(best).toBe([4, 3, 2].find((i) => divergence[i] === min));
+    expect(Number.isNaN(divergence[1]!)).toBe(true);
+  });
+
+  it('the count of bin 0 (the exact zeros after a ReLU) does not move the threshold', () => {
+    const c = golden.cases.find((x) => x.name === 'relu-like')!;
+    const a = klSearch(c.counts, 256);
+    for (const zeros of [0, 1, 10 * c.counts[0]!]) {
+      const counts = [zeros, ...c.counts.slice(1)];
+      expect(klSearch(counts, 256).best).toBe(a.best);
+    }
+  });
+
+  it('a kept bin that P has and Q lacks gives an infinite divergence; ties go to the largest i', () => {
+    // Bin 3 (= i − 1 for i = 4) is empty but receives the clipped mass of bin 5 → Q lacks it.
+    const { divergence } = klSearch([1, 1, 1, 0, 1, 1], 2, 2);
+    expect(divergence[4]).toBe(Infinity);
+    // [4, 4, 0, 0]: every candidate (i = 2, 3, 4) reproduces P exactly (KL 0); the largest wins.
+    const flat = klSearch([4, 4, 0, 0], 2, 2);
+    expect([flat.divergence[2], flat.divergence[3], flat.divergence[4]]).toEqual([0, 0, 0]);
+    expect(flat.best).toBe(4);
+  });
+
+  for (const c of golden.cases) {
+    for (const [bits, g] of Object.entries(c.trt)) {
+      it(`${c.name} at ${bits} bits: the same i and divergences as the numpy transcription`, () => {
+        const { best, divergence } = klSearch(c.counts, g.quantBins);
+        expect(best).toBe(g.best);
+        for (const [i, d] of Object.entries(g.divergence)) {
+          if (d === null) expect(divergence[Number(i)]).toBe(Infinity);
+          else expect(divergence[Number(i)]).toBeCloseTo(d, 10);
+        }
+      });
+    }
+  }
+});
+
+/**
+ * The collector's histogram quantile (linear inside the bin where the cumulative count crosses
+ * q·total), computed from the fixture's counts.
+ */
+function quantileOf(c: GoldenCase, q: number): number {
+  const w = c.absMax / 2048;
+  const total = c.counts.reduce((a, b) => a + b, 0);
+  const target = q * total;
+  let cum = 0;
+  for (let j = 0; j < 2048; j++) {
+    const n = c.counts[j]!;
+    if (n === 0) continue;
+    if (cum + n >= target) return j * w + w * Math.max(0, (target - cum) / n);
+    cum += n;
+  }
+  return c.absMax;
+}
+
+describe('kl collector', () => {
+  for (const c of golden.cases.filter((x) => x.source === 'synthetic')) {
+    it(`${c.name}: with no floor, the collector's threshold is the golden amax = i·max|x|/2048`, () => {
+      const data = samplesOf(c);
+      for (const [bits, g] of Object.entries(c.trt)) {
+        const r = collect('kl', [data], { bits: Number(bits), klFloorPercentile: 0 });
+        expect(r.max).toBe(Math.min(c.absMax, g.amax));
+        expect(r.min).toBe(c.unsigned ? 0 : -r.max);
+      }
+    });
   }
 
-  it('picks the known optimum at the edge of the bulk', () => {
-    const data = designed(true);
-    expect(referenceKl(absCounts(data), 128)).toBe(512);
-    expect(collect('kl', [data])).toEqual({ min: -512.5 / 256, max: 512.5 / 256 });
-    expect(collect('kl', [data], { symmetric: true })).toEqual({ min: -512.5 / 256, max: 512.5 / 256 });
-  });
-
-  it('non-negative data with symmetric false: 2^bits quantized bins and [0, t]', () => {
-    const data = designed(false);
-    expect(referenceKl(absCounts(data), 256)).toBe(512);
-    expect(collect('kl', [data])).toEqual({ min: 0, max: 512.5 / 256 });
-    // symmetric forces [-t, t] and 128 bins.
-    expect(collect('kl', [data], { symmetric: true })).toEqual({ min: -512.5 / 256, max: 512.5 / 256 });
-  });
-
-  it('agrees with a straight transcription of the TensorRT pseudocode on a Laplace sample', () => {
-    const data = snapToCentres(seededLaplace(20000, 5).map((v) => v * 0.8));
-    data.push(-8); // pins max|x| = 8 so the collector's grid is the test's grid
-    for (const bits of [8, 6]) {
-      const i = referenceKl(absCounts(data), 2 ** (bits - 1));
-      expect(i).toBeGreaterThan(0);
-      const r = collect('kl', [data], { bits });
-      expect(r.max).toBe(Math.min(8, (i + 0.5) / 256));
-      expect(r.min).toBe(-r.max);
+  it('by default the threshold is at least the 99.99th percentile of |x| (at most 0.01 % clipped)', () => {
+    for (const c of golden.cases.filter((x) => x.source === 'synthetic')) {
+      const g = c.trt['8']!;
+      const floor = quantileOf(c, 0.9999);
+      const r = collect('kl', [samplesOf(c)]);
+      expect(r.max, c.name).toBeCloseTo(Math.min(c.absMax, Math.max(g.amax, floor)), 12);
     }
+    // The Laplace case with three far outliers (30,003 values): the floor binds (the bulk's top is
+    // above TensorRT's threshold) but still clips the outliers, far below max|x| = 40.
+    const lap = golden.cases.find((x) => x.name === 'laplace-outliers')!;
+    const r = collect('kl', [samplesOf(lap)]);
+    expect(r.max).toBeGreaterThan(lap.trt['8']!.amax);
+    expect(r.max).toBeLessThan(lap.absMax / 2);
+  });
+
+  it('symmetric forces [-t, t] and 2^(bits-1) quantized bins on non-negative data', () => {
+    const c = golden.cases.find((x) => x.name === 'relu-like')!;
+    const t = klSearch(c.counts, 128).best * (c.absMax / 2048);
+    expect(collect('kl', [samplesOf(c)], { symmetric: true, klFloorPercentile: 0 })).toEqual({ min: -Math.min(c.absMax, t), max: Math.min(c.absMax, t) });
   });
 
   it('clips the outliers of heavy-tailed data well below max|x|', () => {

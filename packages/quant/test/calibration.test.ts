@@ -21,6 +21,8 @@ describe('createCollector', () => {
       ['kl', { bins: 200 }, '$.bins'],
       ['kl', { bins: 128, symmetric: false }, '$.bins'],
       ['moving_average_minmax', { averagingConstant: 0 }, '$.averagingConstant'],
+      ['kl', { klFloorPercentile: 100.5 }, '$.klFloorPercentile'],
+      ['kl', { klFloorPercentile: -1 }, '$.klFloorPercentile'],
     ];
     for (const [method, opts, path] of bad) {
       const e = errorOf(() => createCollector(method, { name: 'conv1', ...opts }));

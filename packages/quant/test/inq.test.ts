@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GraphBuilder, arrayDataset, compress, fit, parsePipelineConfig, createBuilders, useBackend, type Graph } from '@tensorpress/core-tensor';
-import { inq, nextPartition, powerOfTwoExponent, powerOfTwoSet, quantAlgorithms, quantizePowerOfTwo } from '@tensorpress/quant';
+import { inq, minErrorPowerOfTwoSet, nextPartition, powerOfTwoExponent, powerOfTwoSet, quantAlgorithms, quantizePowerOfTwo } from '@tensorpress/quant';
 import { errorOf, maxAbsDiff, runOutput, seededArray, seededTensor } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -61,6 +61,42 @@ describe('INQ power-of-two sets (Zhou et al. 2017, eq. 2–4)', () => {
     expect(quantizePowerOfTwo(2 ** -8, s5)).toBe(2 ** -7);
     // every value of the set maps to itself
     for (let k = s5.n2; k <= s5.n1; k++) expect(quantizePowerOfTwo(-(2 ** k), s5)).toBe(-(2 ** k));
+  });
+});
+
+describe('INQ n1 by least error', () => {
+  it('picks the shift of the paper set with the least squared error, hand-derived at 3 bits', () => {
+    // One outlier 1.5 and k weights at 0.3. The paper's n1 = floor(log2(2)) = 1: levels {0, ±1, ±2},
+    // zero below 0.5, so every 0.3 becomes 0 and 1.5 → 2: error 0.09k + 0.25.
+    // n1 = 0 {0, ±0.5, ±1}: 0.3 → 0.5, 1.5 → 1: 0.04k + 0.25.
+    // n1 = −1 {0, ±0.25, ±0.5}: 0.3 → 0.25, 1.5 → 0.5: 0.0025k + 1.
+    // n1 = −2 {0, ±0.125, ±0.25}: 0.3 → 0.25, 1.5 → 0.25: 0.0025k + 1.5625.
+    const w = (k: number): number[] => [1.5, ...Array.from({ length: k }, () => 0.3)];
+    expect(powerOfTwoSet(1.5, 3)).toEqual({ n1: 1, n2: 0 });
+    // k = 10: 1.15, 0.65, 1.025, 1.5875 → n1 = 0
+    expect(minErrorPowerOfTwoSet(w(10), 3)).toEqual({ n1: 0, n2: -1 });
+    // k = 30: 2.95, 1.45, 1.075, 1.6375 → n1 = −1
+    expect(minErrorPowerOfTwoSet(w(30), 3)).toEqual({ n1: -1, n2: -2 });
+    // Without an outlier: s = 0.75 → {0, ±0.5, ±1} and {0, ±0.25, ±0.5} both err 0.125; a tie keeps the paper's set.
+    expect(minErrorPowerOfTwoSet([0.75, 0.5, -0.5, 0.75], 3)).toEqual(powerOfTwoSet(0.75, 3));
+  });
+
+  it('the builder uses it for n1: min_error (statistics report the chosen n1)', () => {
+    const g = mlp();
+    const ctrl = compress(g, [inq({ bits: 3, n1: 'min_error' })]);
+    try {
+      const rows = ctrl.statistics().algorithms[0]!.layers;
+      for (const node of ['fc1', 'fc2']) {
+        const n = g.requireNode(node);
+        const w = g.param(n.inputs[1]!)!.data as Float32Array;
+        const want = minErrorPowerOfTwoSet(w, 3);
+        const row = rows.find((r) => r.node === node)!;
+        expect([row['n1'], row['n2']]).toEqual([want.n1, want.n2]);
+      }
+    } finally {
+      ctrl.dispose();
+      ctrl.model.executor.dispose();
+    }
   });
 });
 

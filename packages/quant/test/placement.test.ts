@@ -95,6 +95,10 @@ describe('placeQuantizers', () => {
     const pool3 = g.producer(flat)!.node.inputs[0]!;
     const relu3 = g.producer(pool3)!.node.inputs[0]!;
     expect(byValue(relu3)!.carriers).toEqual([flat, pool3]);
+    // calibration observes what each hook rounds: the bottom of the chain (the value the Conv/Gemm reads)
+    expect(byValue(relu1)!.observed).toEqual([pool1]);
+    expect(byValue(relu3)!.observed).toEqual([flat]);
+    expect(byValue('input')!.observed).toEqual(['input']);
     // 5 quantized ops read 5 distinct values
     expect(pl.activations.length).toBe(5);
   });

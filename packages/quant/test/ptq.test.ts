@@ -55,8 +55,7 @@ describe('quantizePostTraining', () => {
       const r = await quantizePostTraining(g, tinyData(), { calibration, samples: N, batchSize: N });
       const yf = runOutput(g, x);
       const yq = runOutput(r.graph, x);
-      // KL/entropy clips tails on purpose; on 16 examples of a random network it lands near 12 dB.
-      expect(sqnrDb(yf, yq)).toBeGreaterThan(calibration === 'kl' ? 10 : 25);
+      expect(sqnrDb(yf, yq)).toBeGreaterThan(25);
       expect(r.graph.nodes.some((n) => n.op === 'BatchNormalization')).toBe(false);
       for (const node of ['c1', 'c2', 'fc']) expect(r.graph.param(`${node}.w_q`)!.dtype).toBe('int8');
       expect(r.graph.nodes.filter((n) => n.op === 'QuantizeLinear').length).toBeGreaterThanOrEqual(3);

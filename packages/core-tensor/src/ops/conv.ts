@@ -157,8 +157,16 @@ export const CONV_OPS: readonly OpSpec[] = [
       const a = req(node, ins, 0);
       const b = req(node, ins, 1);
       if (a.rank === 2 && b.rank === 2) return [tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D)];
-      // Rank-3+ batch matmul with broadcasting: tfjs matMul broadcasts batch dims.
-      return [tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D)];
+      const k = a.shape[a.rank - 1]!;
+      const n = b.shape[b.rank - 1]!;
+      // Rows of any rank times a matrix (a Linear on tokens): one 2-D product.
+      if (b.rank === 2) return [tf.reshape(tf.matMul(tf.reshape(a, [-1, k]) as tf.Tensor2D, b as tf.Tensor2D), [...a.shape.slice(0, -1), n])];
+      // Batch dims broadcast explicitly: tfjs' BatchMatMul gradient does not sum over broadcast dims.
+      const [ba, bb] = [a.shape.slice(0, -2), b.shape.slice(0, -2)];
+      const r = Math.max(ba.length, bb.length);
+      const batch = Array.from({ length: r }, (_, i) => Math.max(ba[ba.length - r + i] ?? 1, bb[bb.length - r + i] ?? 1));
+      const full = (t: tf.Tensor): tf.Tensor => (t.shape.slice(0, -2).join() === batch.join() ? t : tf.broadcastTo(t, [...batch, ...t.shape.slice(-2)]));
+      return [tf.matMul(full(a) as tf.Tensor3D, full(b) as tf.Tensor3D)];
     },
   },
 ];

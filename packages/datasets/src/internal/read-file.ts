@@ -1,16 +1,13 @@
-import { readFile, stat } from 'node:fs/promises';
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
 import { TensorpressError } from '@tensorpress/core-tensor';
 import { gzipError, isGzip } from '../read-idx.js';
-
-const gunzipAsync = promisify(gunzip);
+import { nodeBuiltin } from './node.js';
 
 /**
  * Reads a file, inflating it when it is gzip, with `maxBytes` enforced on the file and on
  * what it inflates to before the memory is taken. A missing file is `DATASET_MISSING`.
  */
 export async function readMaybeGzip(path: string, maxBytes: number): Promise<Uint8Array> {
+  const { readFile, stat } = nodeBuiltin('node:fs/promises', `reading ${path}`, 'readIdx / fromArrays on the bytes');
   let size: number;
   try {
     const s = await stat(path);
@@ -34,7 +31,10 @@ export async function readMaybeGzip(path: string, maxBytes: number): Promise<Uin
   }
   if (!isGzip(bytes)) return bytes;
   try {
-    return await gunzipAsync(bytes, { maxOutputLength: maxBytes });
+    const zlib = nodeBuiltin('node:zlib', `inflating ${path}`, 'readIdx on the bytes');
+    return await new Promise<Uint8Array>((resolve, reject) =>
+      zlib.gunzip(bytes, { maxOutputLength: maxBytes }, (e, out) => (e ? reject(e) : resolve(out))),
+    );
   } catch (e) {
     throw gzipError(e, path, maxBytes);
   }

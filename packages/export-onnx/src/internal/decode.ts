@@ -1,10 +1,9 @@
-import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
-import path from 'node:path';
 import type { AttrValue } from '@tensorpress/core-tensor';
 import { OnnxError } from '../errors.js';
 import type { ReadLimits } from '../limits.js';
 import type { onnx } from 'onnx-proto';
 import { AT, DT, proto, toNum, unpackInt4 } from './proto.js';
+import { nodeBuiltin } from './node.js';
 
 /** A constant tensor read from the file (initializer or Constant node). int64 travels as numbers. */
 export interface Konst {
@@ -65,6 +64,8 @@ function readExternal(t: onnx.ITensorProto, field: string, byteLength: number, c
   const entries = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
   const location = entries.get('location');
   if (!location) invalid(field, 'external data has no location');
+  const { closeSync, fstatSync, openSync, readSync, realpathSync } = nodeBuiltin('node:fs', 'externalDataDir', 'a model without external data');
+  const path = nodeBuiltin('node:path', 'externalDataDir', 'a model without external data');
   const dir = realpathSync(ctx.externalDataDir);
   const file = path.resolve(dir, location);
   const rel = path.relative(dir, file);
@@ -248,7 +249,8 @@ export function attrValue(a: onnx.IAttributeProto, field: string): AttrValue | K
     case AT.FLOATS:
       return [...(a.floats ?? [])];
     case AT.INTS:
-      return (a.ints ?? []).map((v, i) => toNum(v, `${field}[${i}]`));
+      // Slice's opset-1 starts/ends attributes hold INT64_MAX / INT64_MIN "to the end" markers too.
+      return (a.ints ?? []).map((v, i) => (typeof v === 'number' ? v : safeInt(BigInt((v as { toString(): string }).toString()), `${field}[${i}]`)));
     case AT.STRINGS:
       return (a.strings ?? []).map((s) => new TextDecoder().decode(s));
     default:

@@ -7,7 +7,9 @@ export type OAttr =
   | { s: string }
   | { ints: readonly number[] }
   | { floats: readonly number[] }
-  | { t: OTensor };
+  | { t: OTensor }
+  /** An attribute copied as it was read (a kept node's own attributes). */
+  | { proto: Record<string, unknown> };
 
 /** An initializer or constant: dims, ONNX data type, little-endian raw bytes. */
 export interface OTensor {
@@ -42,6 +44,8 @@ export interface OModel {
   nodes: ONode[];
   initializers: Map<string, OTensor>;
   producer: string;
+  /** Shapes of intermediate values the file declares (value_info): the outputs of kept nodes. */
+  valueInfo?: OValueInfo[];
   /** Write float initializers as SparseTensorProto where that is smaller (ToOnnxOptions.sparseInitializers). */
   sparseInitializers?: boolean;
 }
@@ -60,6 +64,7 @@ function attrProto(name: string, a: OAttr): Record<string, unknown> {
   if ('s' in a) return { name, type: AT.STRING, s: new TextEncoder().encode(a.s) };
   if ('ints' in a) return { name, type: AT.INTS, ints: [...a.ints] };
   if ('floats' in a) return { name, type: AT.FLOATS, floats: [...a.floats] };
+  if ('proto' in a) return { ...a.proto, name };
   return { name, type: AT.TENSOR, t: tensorProto(a.t) };
 }
 
@@ -136,6 +141,7 @@ export function encodeModel(m: OModel): Uint8Array {
       ...(sparse.size > 0 ? { sparseInitializer: [...sparse.values()] } : {}),
       input: m.inputs.map(valueInfo),
       output: m.outputs.map(valueInfo),
+      ...(m.valueInfo && m.valueInfo.length > 0 ? { valueInfo: m.valueInfo.map(valueInfo) } : {}),
     } as never,
   });
   return proto.ModelProto.encode(model).finish();
@@ -190,5 +196,5 @@ export function compactNames(m: OModel): OModel {
     const name = rename(t.name);
     initializers.set(name, { ...t, name });
   }
-  return { ...m, nodes, initializers };
+  return { ...m, nodes, initializers, ...(m.valueInfo ? { valueInfo: m.valueInfo.map((v) => ({ ...v, name: rename(v.name) })) } : {}) };
 }

@@ -102,6 +102,18 @@ function windowCheck(a: ReadonlyMap<string, Value>): { attribute?: string; messa
 }
 
 const ONE: Range = [1, 1];
+
+/** A Reduce* op whose axes move from an attribute to input 1 at opset `inputSince`. */
+function reduceSchema(inputSince: number): OpSchema {
+  return {
+    inputs: (o) => (o >= inputSince ? [1, 2] : [1, 1]),
+    attrs: {
+      axes: { type: 'INTS', until: inputSince, check: unique },
+      keepdims: { type: 'INT', check: bool },
+      noop_with_empty_axes: { type: 'INT', since: inputSince, check: bool },
+    },
+  };
+}
 const unary = (attrs: Record<string, AttrSpec> = {}): OpSchema => ({ inputs: ONE, attrs });
 const binary: OpSchema = { inputs: [2, 2] };
 const qdqAttrs = (quantize: boolean): Record<string, AttrSpec> => ({
@@ -110,7 +122,7 @@ const qdqAttrs = (quantize: boolean): Record<string, AttrSpec> => ({
   ...(quantize ? { saturate: { type: 'INT', since: 19, check: bool }, output_dtype: { type: 'INT', since: 21, check: (v) => (isInt(v) && v !== 0 ? dataType(v) : undefined) } } : {}),
 });
 
-/** Schemas of the default (ai.onnx) domain, opsets 11 to 21, for every op the reader knows. */
+/** Schemas of the default (ai.onnx) domain, opsets 7 to 21, for every op the reader knows. */
 const DEFAULT_DOMAIN: Record<string, OpSchema> = {
   Relu: unary(),
   Sigmoid: unary(),
@@ -150,10 +162,22 @@ const DEFAULT_DOMAIN: Record<string, OpSchema> = {
   BatchNormalization: {
     inputs: [5, 5],
     outputs: (o) => (o >= 14 ? [1, 3] : [1, 5]),
-    attrs: { epsilon: { type: 'FLOAT', check: nonNegativeFinite }, momentum: { type: 'FLOAT', check: finite }, training_mode: { type: 'INT', since: 14, check: bool } },
+    attrs: {
+      epsilon: { type: 'FLOAT', check: nonNegativeFinite },
+      momentum: { type: 'FLOAT', check: finite },
+      training_mode: { type: 'INT', since: 14, check: bool },
+      // Opsets 7 and 8 (spatial); is_test and consumed_inputs are older still, but exporters kept writing them.
+      spatial: { type: 'INT', until: 9, check: bool },
+      is_test: { type: 'INT', until: 9, check: bool },
+      consumed_inputs: { type: 'INTS', until: 9 },
+    },
   },
-  Dropout: { inputs: (o) => (o >= 12 ? [1, 3] : ONE), outputs: [1, 2], attrs: { ratio: { type: 'FLOAT', until: 12 }, seed: { type: 'INT', since: 12 } } },
-  Clip: { inputs: [1, 3] },
+  Dropout: {
+    inputs: (o) => (o >= 12 ? [1, 3] : ONE),
+    outputs: [1, 2],
+    attrs: { ratio: { type: 'FLOAT', until: 12 }, seed: { type: 'INT', since: 12 }, is_test: { type: 'INT', until: 9, check: bool } },
+  },
+  Clip: { inputs: (o) => (o >= 11 ? [1, 3] : ONE), attrs: { min: { type: 'FLOAT', until: 11 }, max: { type: 'FLOAT', until: 11 } } },
   MaxPool: {
     inputs: ONE,
     outputs: [1, 2],
@@ -167,10 +191,57 @@ const DEFAULT_DOMAIN: Record<string, OpSchema> = {
   },
   GlobalAveragePool: unary(),
   GlobalMaxPool: unary(),
-  ReduceMean: {
-    inputs: (o) => (o >= 18 ? [1, 2] : ONE),
-    attrs: { axes: { type: 'INTS', until: 18, check: unique }, keepdims: { type: 'INT', check: bool }, noop_with_empty_axes: { type: 'INT', since: 18, check: bool } },
+  ReduceMean: reduceSchema(18),
+  ReduceMax: reduceSchema(18),
+  ReduceSum: reduceSchema(13),
+  Upsample: { inputs: (o) => (o >= 9 ? [2, 2] : ONE), attrs: { mode: { type: 'STRING', check: oneOf('nearest', 'linear', 'bilinear') }, scales: { type: 'FLOATS', until: 9, required: true } } },
+  Resize: {
+    inputs: (o) => (o >= 13 ? [1, 4] : o >= 11 ? [3, 4] : [2, 2]),
+    attrs: {
+      mode: { type: 'STRING', check: oneOf('nearest', 'linear', 'cubic') },
+      coordinate_transformation_mode: {
+        type: 'STRING',
+        since: 11,
+        check: oneOf('half_pixel', 'half_pixel_symmetric', 'pytorch_half_pixel', 'align_corners', 'asymmetric', 'tf_half_pixel_for_nn', 'tf_crop_and_resize'),
+      },
+      cubic_coeff_a: { type: 'FLOAT', since: 11 },
+      exclude_outside: { type: 'INT', since: 11, check: bool },
+      extrapolation_value: { type: 'FLOAT', since: 11 },
+      nearest_mode: { type: 'STRING', since: 11, check: oneOf('round_prefer_floor', 'round_prefer_ceil', 'floor', 'ceil') },
+      antialias: { type: 'INT', since: 18, check: bool },
+      axes: { type: 'INTS', since: 18, check: unique },
+      keep_aspect_ratio_policy: { type: 'STRING', since: 18, check: oneOf('stretch', 'not_larger', 'not_smaller') },
+    },
   },
+  ConvTranspose: {
+    inputs: [2, 3],
+    attrs: { ...CONV_ATTRS, output_padding: { type: 'INTS', check: each(0, 'output padding') }, output_shape: { type: 'INTS' } },
+    check: windowCheck,
+  },
+  LayerNormalization: { inputs: [2, 3], outputs: [1, 3], attrs: { axis: { type: 'INT' }, epsilon: { type: 'FLOAT', check: nonNegativeFinite }, stash_type: { type: 'INT' } } },
+  InstanceNormalization: { inputs: [3, 3], attrs: { epsilon: { type: 'FLOAT', check: nonNegativeFinite } } },
+  LogSoftmax: unary({ axis: { type: 'INT' } }),
+  ArgMax: unary({ axis: { type: 'INT' }, keepdims: { type: 'INT', check: bool }, select_last_index: { type: 'INT', since: 12, check: bool } }),
+  PRelu: binary,
+  Pow: binary,
+  Equal: binary,
+  Less: binary,
+  Greater: binary,
+  Where: { inputs: [3, 3] },
+  Expand: binary,
+  Tile: binary,
+  ConstantOfShape: unary({ value: { type: 'TENSOR' } }),
+  Range: { inputs: [3, 3] },
+  Exp: unary(),
+  Log: unary(),
+  Sqrt: unary(),
+  Reciprocal: unary(),
+  Neg: unary(),
+  Abs: unary(),
+  Erf: unary(),
+  Softplus: unary(),
+  Mish: unary(),
+  Gelu: unary({ approximate: { type: 'STRING', check: oneOf('none', 'tanh') } }),
   Flatten: unary({ axis: { type: 'INT' } }),
   Reshape: { inputs: [2, 2], attrs: { allowzero: { type: 'INT', since: 14, check: bool } } },
   Transpose: unary({ perm: { type: 'INTS', check: permutation } }),
@@ -180,11 +251,18 @@ const DEFAULT_DOMAIN: Record<string, OpSchema> = {
     outputs: [1, MANY],
     attrs: { axis: { type: 'INT' }, split: { type: 'INTS', until: 13, check: each(0, 'split size') }, num_outputs: { type: 'INT', since: 18, check: atLeast(1) } },
   },
-  Slice: { inputs: [3, 5] },
+  Slice: {
+    inputs: (o) => (o >= 10 ? [3, 5] : ONE),
+    attrs: { starts: { type: 'INTS', until: 10, required: true }, ends: { type: 'INTS', until: 10, required: true }, axes: { type: 'INTS', until: 10, check: unique } },
+  },
   Softmax: unary({ axis: { type: 'INT' } }),
   Pad: {
-    inputs: (o) => (o >= 18 ? [2, 4] : [2, 3]),
-    attrs: { mode: { type: 'STRING', check: (v) => oneOf('constant', 'reflect', 'edge', 'wrap')(v) } },
+    inputs: (o) => (o >= 18 ? [2, 4] : o >= 11 ? [2, 3] : ONE),
+    attrs: {
+      mode: { type: 'STRING', check: (v) => oneOf('constant', 'reflect', 'edge', 'wrap')(v) },
+      pads: { type: 'INTS', until: 11, required: true },
+      value: { type: 'FLOAT', until: 11, check: finite },
+    },
   },
   QuantizeLinear: { inputs: [2, 3], attrs: qdqAttrs(true) },
   DequantizeLinear: { inputs: [2, 3], attrs: qdqAttrs(false) },

@@ -5,9 +5,13 @@ export type Ort = typeof import('onnxruntime-node');
 
 let cached: Promise<Ort> | undefined;
 
+// A non-literal specifier: browser bundlers must not try to bundle the native module (pass
+// onnxruntime-web's module as `runtime` to checkParity there).
+const ORT_NODE = 'onnxruntime-node';
+
 /** Loads onnxruntime-node, or throws ONNX_RUNTIME_UNAVAILABLE saying how to install it. */
 export function loadOrt(): Promise<Ort> {
-  cached ??= import('onnxruntime-node').catch((e: unknown) => {
+  cached ??= (import(/* @vite-ignore */ /* webpackIgnore: true */ ORT_NODE) as Promise<Ort>).catch((e: unknown) => {
     cached = undefined;
     throw new TensorpressError(
       'ONNX_RUNTIME_UNAVAILABLE',

@@ -76,6 +76,12 @@ export interface ReadOptions extends TensorContext {
   /** Byte offsets of the file's nodes, in file order (see offsets.ts). */
   nodeOffsets?: readonly number[];
   onWarning: (w: OnnxWarning) => void;
+  /** Sizes of named dynamic dimensions (FromOnnxOptions.dims). */
+  dims?: Readonly<Record<string, number>> | undefined;
+  /** What to do with nodes of ops the executor cannot run (FromOnnxOptions.unsupportedOps). */
+  unsupportedOps?: 'keep' | 'error' | undefined;
+  /** Shapes of graph inputs (FromOnnxOptions.inputShapes). */
+  inputShapes?: Readonly<Record<string, readonly (number | null)[]>> | undefined;
 }
 
 /** The state of one `fromOnnx` call. */
@@ -92,6 +98,8 @@ export class ReadContext {
   readonly unsupported: Unsupported[] = [];
   /** Outputs of nodes that could not be converted: their readers are skipped silently. */
   readonly poisoned = new Set<string>();
+  /** Outputs of kept (OnnxNode) nodes whose shape the file does not declare: their readers are kept too. */
+  readonly unknownShapes = new Set<string>();
   private readonly layoutCache = new Map<string, Val>();
   opset = 0;
   /** The node that writes each value (QOperator nodes expanded to QDQ). */

@@ -6,6 +6,8 @@ import type { AttrValue, ParamData } from '@tensorpress/core-tensor';
 import type { onnx } from 'onnx-proto';
 import { chwRowsFromHwc, gatherRows, invertIndex } from '../layout.js';
 import { intListOf, numAttrOf, skip, type NodeAttrs, type ReadContext, type Val } from './read-context.js';
+import { exactPool } from './read-pool.js';
+import { reduce } from './read-onnx-ops.js';
 
 /**
  * The window attributes core's Conv and pools share with ONNX (auto_pad only when not NOTSET),
@@ -44,6 +46,11 @@ export function gemm(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeAttr
   if (op === 'MatMul' && !constW) {
     const y = r.val(ins[1]!);
     return r.emit(n, 'MatMul', [r.asFile(x).name, r.asFile(y).name], {}, 'file');
+  }
+  if (op === 'MatMul' && x.info.shape.length > 2) {
+    // Batched MatMul with a constant matrix (a transformer's Linear): rows of the last axis.
+    if ((r.konst(ins[1]!)?.dims.length ?? 2) !== 2) skip('MatMul with a constant weight of rank other than 2');
+    return r.emit(n, 'MatMul', [r.asFile(x).name, r.weight(ins[1]!, 'none')], {}, 'file');
   }
   if (x.info.shape.length !== 2) skip(`${op} with a constant weight needs a rank-2 input`);
   const flat = x.flat;
@@ -94,6 +101,8 @@ export function batchNorm(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): voi
   const outs = n.output ?? [];
   if (outs.filter(Boolean).length > 1) skip('training-mode outputs are not supported');
   if (numAttrOf(a, 'training_mode', 0) !== 0) skip('training_mode=1 (batch statistics) is not supported');
+  // Opsets 7 and 8: spatial=0 normalises each (channel, position) on its own.
+  if (numAttrOf(a, 'spatial', 1) !== 1) skip('spatial=0 (per-position statistics) is not supported');
   const x = r.asNhwc(r.val(ins[0]!));
   if (x.info.shape.length !== 4 && x.info.shape.length !== 2) skip('BatchNormalization needs a rank-2 or rank-4 input');
   const ps = [1, 2, 3, 4].map((i) => r.param(ins[i]!, r.konst(ins[i]!) ?? skip('BN parameters must be constants'), 'none'));
@@ -112,8 +121,16 @@ export function pool(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeAttr
   const x = r.asNhwc(r.val(ins[0]!));
   if (x.info.shape.length !== 4) skip('only 2-D pooling is supported');
   const attrs = windowAttrs(r, a);
-  if (op === 'AveragePool') attrs['count_include_pad'] = numAttrOf(a, 'count_include_pad', 0);
-  if (numAttrOf(a, 'ceil_mode', 0) !== 0 && !ceilIsFloor(x, attrs)) skip('ceil_mode=1 changes the output size here; re-export with ceil_mode=0');
+  const includePad = numAttrOf(a, 'count_include_pad', 0) !== 0;
+  if (op === 'AveragePool') attrs['count_include_pad'] = includePad ? 1 : 0;
+  const ceil = numAttrOf(a, 'ceil_mode', 0) !== 0 && !ceilIsFloor(x, attrs);
+  const pads = (attrs['pads'] as number[] | undefined) ?? [0, 0, 0, 0];
+  const cutAverage = op === 'AveragePool' && !includePad && attrs['auto_pad'] === undefined && pads.some((v) => v > 0);
+  if (ceil || cutAverage) {
+    if (attrs['auto_pad'] !== undefined) skip('ceil_mode=1 with auto_pad is not supported');
+    if (x.info.shape[1] === null || x.info.shape[2] === null) skip('ceil_mode=1 needs static H and W');
+    return exactPool(r, n, op, x, attrs, ceil, includePad);
+  }
   return r.emit(n, op, [x.name], attrs, 'nhwc');
 }
 
@@ -143,7 +160,7 @@ export function reduceMean(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): vo
   const outs = n.output ?? [];
   const x = r.val(ins[0]!);
   const axes = (intListOf(a, 'axes') ?? (ins[1] ? r.knownInts(ins[1], 'axes') : [])).map((d) => (d < 0 ? d + 4 : d)).sort();
-  if (x.info.shape.length !== 4 || axes.join() !== '2,3') skip('only ReduceMean over the spatial axes [2, 3] of an NCHW map is supported');
+  if (x.info.shape.length !== 4 || axes.join() !== '2,3') return reduce(r, n, 'ReduceMean', a);
   const keep = numAttrOf(a, 'keepdims', 1) !== 0;
   const xn = r.asNhwc(x);
   if (keep) return r.emit(n, 'GlobalAveragePool', [xn.name], {}, 'nhwc');

@@ -8,6 +8,7 @@ import { checkNodeSchema } from './op-schema.js';
 import { DT, toNum } from './proto.js';
 import { expandQOperator } from './qoperator-read.js';
 import { ReadContext, Skip, skip, type ReadOptions } from './read-context.js';
+import { declaredInfos, keepNode } from './read-opaque.js';
 import { SUPPORTED, convertNode } from './read-ops.js';
 
 /**
@@ -24,8 +25,14 @@ export function readGraph(model: onnx.ModelProto, ctx: ReadOptions): Graph {
   const main = imports.find((o) => !o.domain || o.domain === 'ai.onnx');
   if (!main) invalid('ModelProto.opset_import', 'no opset for the default (ai.onnx) domain');
   r.opset = toNum(main.version ?? 0, 'ModelProto.opset_import.version');
-  if (r.opset < 11 || r.opset > 21) {
-    throw new OnnxError('ONNX_UNSUPPORTED', `opset ${r.opset} is not supported (11 to 21)`, { field: 'opset_import', opset: r.opset });
+  if (r.opset < 7 || r.opset > 21) {
+    throw new OnnxError('ONNX_UNSUPPORTED', `opset ${r.opset} is not supported (7 to 21)`, { field: 'opset_import', opset: r.opset });
+  }
+  for (const o of imports) {
+    const d = o.domain ?? '';
+    if (d !== '' && d !== 'ai.onnx' && d !== 'com.microsoft' && (g.node ?? []).some((n) => n.domain === d)) {
+      throw new OnnxError('ONNX_UNSUPPORTED', `domain "${d}" is not supported (ai.onnx, and com.microsoft's quantized ops): its nodes cannot be read`, { field: 'opset_import', domain: d });
+    }
   }
   const gnodes = g.node ?? [];
   if (gnodes.length > r.ctx.limits.maxNodes) invalid('GraphProto.node', `${gnodes.length} nodes, above limits.maxNodes ${r.ctx.limits.maxNodes}`);
@@ -69,14 +76,20 @@ export function readGraph(model: onnx.ModelProto, ctx: ReadOptions): Graph {
     });
     for (const o of n.output ?? []) if (o) r.producers.set(o, n);
   }
-  // Every node of an unknown op is reported at once, before conversion stops at the first.
+  // Every node of an unknown op is reported at once, before conversion stops at the first (or kept verbatim).
   const explained = new Set(expanded.skipped.map((u) => u.node));
+  const keep = ctx.unsupportedOps === 'keep';
+  const kept = new Set<onnx.INodeProto>();
   for (const n of order) {
     const op = n.opType ?? '';
     if (explained.has(n.name || op)) continue;
     if (n.domain && n.domain !== 'ai.onnx') r.unsupported.push({ node: n.name || op, op, why: `domain "${n.domain}" is not supported` });
-    else if (!SUPPORTED.has(op)) r.unsupported.push({ node: n.name || op, op, why: 'no core equivalent' });
+    else if (!SUPPORTED.has(op)) {
+      if (keep) kept.add(n);
+      else r.unsupported.push({ node: n.name || op, op, why: 'no core equivalent' });
+    }
   }
+  const declared = keep ? declaredInfos(g) : new Map();
   throwUnsupported(r);
   const inputs: TensorInfo[] = [];
   (g.input ?? []).forEach((vi, i) => {
@@ -97,9 +110,15 @@ export function readGraph(model: onnx.ModelProto, ctx: ReadOptions): Graph {
     r.node = n;
     try {
       if (n.domain && n.domain !== 'ai.onnx') skip(`domain "${n.domain}" is not supported`);
-      convertNode(r, n);
+      if (kept.has(n) || (n.input ?? []).some((v) => r.unknownShapes.has(v))) keepNode(r, n, declared, r.opset);
+      else convertNode(r, n);
     } catch (e) {
       if (!(e instanceof Skip)) throw e;
+      // A form the executor lacks (cubic Resize, a Slice with steps): kept verbatim too.
+      if (keep && (!n.domain || n.domain === 'ai.onnx') && !kept.has(n)) {
+        keepNode(r, n, declared, r.opset);
+        continue;
+      }
       r.unsupported.push({ node: name, op, why: e.why });
       for (const o of n.output ?? []) r.poisoned.add(o);
     }
@@ -179,12 +198,23 @@ function graphInput(r: ReadContext, vi: onnx.IValueInfoProto, i: number): Tensor
   const dtype = dtypeOf(tt.elemType ?? 0, field);
   const dimsRaw = tt.shape?.dim ?? [];
   if (dimsRaw.length > r.ctx.limits.maxRank) invalid(field, `rank ${dimsRaw.length} is above limits.maxRank`);
+  const given = r.ctx.inputShapes?.[vi.name ?? ''];
+  if (given && given.length !== dimsRaw.length) {
+    throw new OnnxError('ONNX_INVALID', `${field}: inputShapes gives ${given.length} dimensions for a rank-${dimsRaw.length} input`, { field });
+  }
   const dims: Dim[] = dimsRaw.map((d, k) => {
-    if (d.dimValue === undefined || d.dimValue === null || (d.dimParam && !d.dimValue)) {
-      if (k !== 0) throw new OnnxError('ONNX_UNSUPPORTED', `${field}: only the first (batch) dimension may be dynamic`, { field });
-      return null;
+    const known = d.dimValue !== undefined && d.dimValue !== null && !(d.dimParam && !d.dimValue);
+    const fixed = given?.[k] ?? (d.dimParam ? r.ctx.dims?.[d.dimParam] : undefined);
+    if (known) {
+      const v = checkDims([d.dimValue!], field, r.ctx.limits)[0]!;
+      if (fixed !== undefined && fixed !== v) throw new OnnxError('ONNX_INVALID', `${field}: dimension ${k} is ${v} in the file, not ${fixed}`, { field });
+      return v;
     }
-    return checkDims([d.dimValue], field, r.ctx.limits)[0]!;
+    if (fixed !== undefined) return checkDims([fixed], `${field} (inputShapes/dims)`, r.ctx.limits)[0]!;
+    if (k === 0) return null;
+    const what = d.dimParam ? `named "${d.dimParam}"` : 'unnamed';
+    const how = d.dimParam ? `dims: { ${JSON.stringify(d.dimParam)}: <size> }` : `inputShapes: { ${JSON.stringify(vi.name)}: [...] }`;
+    throw new OnnxError('ONNX_UNSUPPORTED', `${field}: dimension ${k} (${what}) is dynamic; only the first (batch) may be: give its size with fromOnnx(bytes, { ${how} })`, { field, dim: k });
   });
   // Each dim is bounded by maxDim; their product (the batch counted as 1) by maxTensorElements.
   const volume = dims.reduce<number>((p, d) => p * (d ?? 1), 1);

@@ -8,6 +8,8 @@ import { NCHW_TO_NHWC, NHWC_TO_NCHW, nchwAxisToNhwc, permuteShape } from '../lay
 import type { Konst } from './decode.js';
 import { batchNorm, conv, gemm, globalPool, pool, reduceMean } from './read-conv.js';
 import { intListOf, numAttrOf, skip, type NodeAttrs, type ReadContext, type Val } from './read-context.js';
+import { ONNX_READ_OPS, coercedSoftmax, convertOnnxOp } from './read-onnx-ops.js';
+import { resize } from './read-resize.js';
 import { concat, constant, flatten, reshape, shapeOp, slice, split, transpose } from './read-shape.js';
 
 const UNARY = new Set(['Relu', 'Sigmoid', 'Tanh', 'Sign', 'LeakyRelu', 'HardSigmoid', 'HardSwish', 'Identity']);
@@ -44,6 +46,9 @@ export const SUPPORTED = new Set([
   'Unsqueeze',
   'Squeeze',
   'Cast',
+  'Resize',
+  'Upsample',
+  ...ONNX_READ_OPS,
 ]);
 
 /** Converts one file node (QOperator nodes already expanded) into core nodes, constants or nothing. */
@@ -54,7 +59,11 @@ export function convertNode(r: ReadContext, n: onnx.INodeProto): void {
   const a = r.attrs(n);
   if (UNARY.has(op)) return unary(r, n, op, a);
   if (BINARY.has(op)) return binary(r, n, op);
+  if (ONNX_READ_OPS.has(op)) return convertOnnxOp(r, n, op, a);
   switch (op) {
+    case 'Resize':
+    case 'Upsample':
+      return resize(r, n, op, a);
     case 'Constant':
       return constant(r, n, a);
     case 'Conv':
@@ -88,7 +97,7 @@ export function convertNode(r: ReadContext, n: onnx.INodeProto): void {
     case 'Split':
       return split(r, n, a);
     case 'Slice':
-      return slice(r, n);
+      return slice(r, n, a);
     case 'Softmax':
       return softmax(r, n, a);
     case 'Pad':
@@ -203,7 +212,7 @@ function softmax(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void {
   let axis = numAttrOf(a, 'axis', r.opset >= 13 ? -1 : 1);
   const rank = x.info.shape.length;
   r.checkAxis(axis, rank);
-  if (r.opset < 13 && axis !== rank - 1 && axis !== -1) skip('opset < 13 Softmax flattens; only the last axis is supported');
+  if (r.opset < 13 && axis !== rank - 1 && axis !== -1) return coercedSoftmax(r, n, 'Softmax', x, axis < 0 ? axis + rank : axis);
   if (x.layout === 'nhwc' && rank === 4) axis = nchwAxisToNhwc(axis);
   return r.emit(n, 'Softmax', [x.name], { axis }, x.layout);
 }

@@ -115,12 +115,14 @@ export function reshape(r: ReadContext, n: onnx.INodeProto): void {
 }
 
 /** Slice with step 1: folded for a 1-D constant, else a chain of Splits keeping the wanted part. */
-export function slice(r: ReadContext, n: onnx.INodeProto): void {
+export function slice(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void {
   const ins = n.input ?? [];
-  const starts = r.ints(ins[1]!, 'Slice starts');
-  const ends = r.ints(ins[2]!, 'Slice ends');
+  // Before opset 10, starts, ends and axes are attributes.
+  const old = r.opset < 10;
+  const starts = old ? (intListOf(a, 'starts') ?? r.fail('starts is required', { attribute: 'starts' })) : r.ints(ins[1]!, 'Slice starts');
+  const ends = old ? (intListOf(a, 'ends') ?? r.fail('ends is required', { attribute: 'ends' })) : r.ints(ins[2]!, 'Slice ends');
   const k = r.konst(ins[0]!);
-  const axesIn = ins[3] ? r.knownInts(ins[3], 'Slice axes') : undefined;
+  const axesIn = old ? intListOf(a, 'axes') : ins[3] ? r.knownInts(ins[3], 'Slice axes') : undefined;
   const steps = ins[4] ? r.knownInts(ins[4], 'Slice steps') : undefined;
   const m = starts.length;
   if (ends.length !== m || (axesIn && axesIn.length !== m) || (steps && steps.length !== m)) {
@@ -210,8 +212,8 @@ export function shapeOp(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeA
   const out = n.output![0]!;
   const list = (k: string): number[] | undefined => (Array.isArray(a[k]) ? (a[k] as number[]) : undefined);
   if (op === 'Shape') {
-    const x = r.val(ins[0]!);
-    let dims = fileDims(x);
+    const kx = r.konst(ins[0]!);
+    let dims = kx ? [...kx.dims] : fileDims(r.val(ins[0]!));
     const rank = dims.length;
     const norm = (v: number): number => Math.min(Math.max(v < 0 ? v + rank : v, 0), rank);
     dims = dims.slice(norm(typeof a['start'] === 'number' ? a['start'] : 0), norm(typeof a['end'] === 'number' ? a['end'] : rank));
@@ -227,6 +229,7 @@ export function shapeOp(r: ReadContext, n: onnx.INodeProto, op: string, a: NodeA
       return;
     }
     if (op === 'Unsqueeze' || op === 'Squeeze') return squeezeData(r, n, op, list('axes'));
+    if (op === 'Gather') return gatherData(r, n, a);
     skip(`${op} of a run-time tensor is not supported`);
   }
   const data = Array.from(k.data as ArrayLike<number | null>);
@@ -302,4 +305,41 @@ function squeezeDims<T extends Dim>(r: ReadContext, input: readonly T[], op: str
     dims = dims.filter((_, i) => !drop.has(i));
   }
   return dims;
+}
+
+/** Gather of run-time data at one constant index (`x[:, i]`): a Split keeping that slice, then a Reshape dropping the axis for a scalar index. */
+function gatherData(r: ReadContext, n: onnx.INodeProto, a: NodeAttrs): void {
+  const ins = n.input ?? [];
+  const x = r.asFile(r.val(ins[0]!));
+  const rank = x.info.shape.length;
+  let axis = numAttrOf(a, 'axis', 0);
+  r.checkAxis(axis, rank);
+  if (axis < 0) axis += rank;
+  const k = r.konst(ins[1]!);
+  if (!k || k.data.length !== 1 || k.dims.length > 1) skip('Gather of run-time data needs one constant index');
+  const d = x.info.shape[axis];
+  if (d === null || d === undefined) skip('gathering along the run-time batch axis is not supported');
+  const raw = (k.data as ArrayLike<number | null>)[0];
+  if (raw === null || raw === undefined) skip('the index is a run-time size');
+  const i = raw < 0 ? raw + d : raw;
+  if (i < 0 || i >= d) r.fail(`index ${raw} is out of range for an axis of size ${d}`, { input: 1 });
+  const out = n.output![0]!;
+  const sizes = [i, 1, d - i - 1].filter((z) => z > 0);
+  const pick = i > 0 ? 1 : 0;
+  const scalar = k.dims.length === 0;
+  const parts = sizes.map((_, j) => (j === pick && !scalar ? out : r.unique(`${out}.part${j}`)));
+  const base = n.name || 'gather';
+  if (sizes.length === 1) {
+    if (!scalar) return r.emit(n, 'Identity', [x.name], {}, 'file');
+  } else {
+    r.emitCore({ name: r.unique(`${base}/split`), op: 'Split', inputs: [x.name], outputs: parts, attrs: { axis, split: sizes } });
+    if (!scalar) {
+      r.vals.set(out, { name: out, layout: 'file', info: r.infos.get(out)! });
+      return;
+    }
+  }
+  const src = sizes.length === 1 ? x.name : parts[pick]!;
+  const dims = x.info.shape.filter((_, j) => j !== axis);
+  if (dims.filter((q) => q === null).length > 1) skip('more than one run-time size');
+  return r.emit(n, 'Reshape', [src], { shape: dims.map((q) => q ?? -1) }, 'file');
 }

@@ -6,6 +6,14 @@
 import { GraphError, TensorpressError, intsAttr, numAttr, type AttrValue, type Graph, type Node, type Param } from '@tensorpress/core-tensor';
 import type { ChannelRole, ChannelStep } from '../channel-cut.js';
 import { gatherAxis, gatherGroupedInputs, type ParamSlice } from './channels-gather.js';
+import { matchShuffle } from './shuffle.js';
+
+/** Output channels of a producer: a Conv or Gemm weight's last axis, a ConvTranspose's `[kh, kw, cout/group, cin]` axis 2 × group. */
+export function producerChannels(graph: Graph, node: Node): number {
+  const w = graph.info(node.inputs[1]!).shape as number[];
+  if (node.op === 'ConvTranspose') return w[2]! * numAttr(node, 'group', 1);
+  return w[w.length - 1]!;
+}
 
 /** Channel state of a value whose last axis is being cut. */
 interface Cut {
@@ -158,7 +166,7 @@ export class ChannelWalk {
     const n = src.node;
     if (seen.has(n.name)) return { producers: [] };
     seen.add(n.name);
-    if (n.op === 'Gemm') return { producers: [n.name] };
+    if (n.op === 'Gemm' || n.op === 'ConvTranspose') return { producers: [n.name] };
     if (n.op === 'Conv') {
       const w = this.graph.info(n.inputs[1]!).shape;
       const cin = lastDim(this.graph, n.inputs[0]!);
@@ -241,6 +249,12 @@ export class ChannelWalk {
       }
       case 'Concat':
         return this.concat(node, ins);
+      case 'ConvTranspose':
+        return this.convTranspose(node, x, isProducer);
+      case 'Transpose':
+        return this.shuffle(node, x!);
+      case 'Split':
+        return this.split(node, x!);
       case 'Flatten':
       case 'Reshape':
         return this.reshape(node, x!);
@@ -290,6 +304,103 @@ export class ChannelWalk {
       this.gather(node, 2, 'bias', 0, this.keep);
       this.setCut(node, { keep: this.keep, channels: cout });
     }
+  }
+
+  /** ConvTranspose `[kh, kw, cout/group, cin]`: a consumer loses weight columns (axis 3), a producer (group 1) output channels (axis 2). */
+  private convTranspose(node: Node, x: Cut | undefined, isProducer: boolean): void {
+    const [, , coutG, cin] = this.graph.info(node.inputs[1]!).shape as [number, number, number, number];
+    const group = numAttr(node, 'group', 1);
+    if (x) {
+      this.step(node, 'consumer');
+      if (group > 1) this.perGroup(node, group, cin, x.keep, 'input channel');
+      this.gather(node, 1, 'weight', 3, x.keep);
+    }
+    if (isProducer) {
+      if (group > 1) this.fail(node, `a grouped ConvTranspose (group=${group}) cannot lose output channels: every group shares the weight's output axis`);
+      this.step(node, 'producer');
+      this.gather(node, 1, 'weight', 2, this.keep);
+      this.gather(node, 2, 'bias', 0, this.keep);
+      this.setCut(node, { keep: this.keep, channels: coutG });
+    }
+  }
+
+  /**
+   * A channel shuffle (see shuffle.ts) permutes channels: it passes the cut on when every one of
+   * its `g` blocks keeps the same channels (then the pruned shuffle is the same shuffle with
+   * C'/g channels per group). In analysis, producers behind blocks that the cut does not reach
+   * join the group (a Concat of branches, as in ShuffleNetV2's downsampling unit).
+   */
+  private shuffle(node: Node, x: Cut): void {
+    const sh = matchShuffle(this.graph, node);
+    if (!sh) this.fail(node, 'Transpose cannot drop channels here: it moves the channel axis (only a channel shuffle, Reshape–Transpose–Reshape, passes a cut)');
+    const cpg = sh.channels / sh.groups;
+    const local: number[][] = Array.from({ length: sh.groups }, () => []);
+    for (const c of x.keep) local[Math.floor(c / cpg)]!.push(c % cpg);
+    const ref = local.find((l) => l.length < cpg) ?? local[0]!;
+    const bad = local.findIndex((l) => !sameList(l, ref));
+    if (bad >= 0) {
+      if (this.mode === 'analyze') {
+        const found = local.map((l, i) => (l.length === cpg ? this.blockOrigins(node.inputs[0]!, i * cpg, (i + 1) * cpg) : { producers: [] }));
+        const blocked = found.find((f) => f.blocked);
+        if (!blocked && found.some((f) => f.producers.length > 0)) {
+          for (const f of found) for (const p of f.producers) this.missing.add(p);
+          throw new Stop();
+        }
+        const why = blocked ? `block ${bad} ${blocked.blocked!}` : `the blocks are cut differently (block 0 keeps ${local[0]!.length}, block ${bad} keeps ${local[bad]!.length} of ${cpg}, at other positions)`;
+        this.fail(node, `it shuffles ${sh.groups} blocks of ${cpg} channels and the cut must keep the same channels in each, but ${why}`);
+      }
+      this.fail(node, `it shuffles ${sh.groups} blocks of ${cpg} channels and the kept channels differ between blocks (the group must keep the same channels in each block)`);
+    }
+    if (ref.length === 0) this.fail(node, 'the cut removes every channel of a shuffle block');
+    const [, r1, , r2, t3] = sh.nodes as [Node, Node, Node, Node, Node];
+    for (const r of [r1, r2]) {
+      const target = intsAttr(r, 'shape', []);
+      const at = r === r1 ? 2 : 1;
+      if (target[at]! > 0) {
+        target[at] = r === r1 ? ref.length : ref.length * sh.groups;
+        this.setAttr(r, 'shape', target);
+      }
+    }
+    this.step(t3, 'shuffle');
+    const keep = ref.flatMap((j) => range(sh.groups).map((i) => j * sh.groups + i));
+    this.setCut(t3, { keep, channels: sh.channels });
+  }
+
+  /** Producers behind channels [lo, hi) of `value`: through channel-wise ops and the input of a Concat that holds exactly them. */
+  private blockOrigins(value: string, lo: number, hi: number): { producers: string[]; blocked?: string } {
+    const src = this.graph.producer(value)?.node;
+    if (src?.op === 'Concat') {
+      let offset = 0;
+      for (const v of src.inputs) {
+        const d = lastDim(this.graph, v) as number;
+        if (offset === lo && offset + d === hi) return this.blockOrigins(v, 0, d);
+        offset += d;
+      }
+      return { producers: [], blocked: `spans several inputs of Concat "${src.name}"` };
+    }
+    if (lo !== 0 || hi !== lastDim(this.graph, value)) return { producers: [], blocked: `is part of "${value}", which no single producer writes` };
+    const o = this.origins(value);
+    return o.blocked ? { producers: [], blocked: `comes from ${o.blocked}, which cannot join the cut` } : o;
+  }
+
+  /** Split over the channel axis: each output keeps its share of the cut (every output must keep one). */
+  private split(node: Node, x: Cut): void {
+    const rank = this.graph.info(node.inputs[0]!).shape.length;
+    const axis = numAttr(node, 'axis', 0);
+    if (axis !== -1 && axis !== rank - 1) this.fail(node, 'it splits an axis other than the channels while they are cut');
+    const sizes = node.outputs.map((o) => lastDim(this.graph, o) as number);
+    const kept: number[] = [];
+    let offset = 0;
+    node.outputs.forEach((o, k) => {
+      const local = x.keep.filter((c) => c >= offset && c < offset + sizes[k]!).map((c) => c - offset);
+      if (local.length === 0) this.fail(node, `the cut removes every channel of its output ${k}`);
+      kept.push(local.length);
+      if (this.graph.outputs.includes(o)) this.fail(node, `its output "${o}" is a graph output`);
+      if (local.length < sizes[k]!) this.cuts.set(o, { keep: local, channels: sizes[k]! });
+      offset += sizes[k]!;
+    });
+    this.setAttr(node, 'split', kept);
+    this.step(node, 'split');
   }
 
   private join(node: Node, ins: readonly (Cut | undefined)[]): void {

@@ -1,5 +1,6 @@
 import type { Graph } from '@tensorpress/core-tensor';
 import type { PruningGroup } from '../groups.js';
+import { shuffleEndingAt } from './shuffle.js';
 
 /**
  * Where a group's mask must be applied and how it maps onto each value: for the output of every
@@ -56,6 +57,22 @@ export function maskSites(graph: Graph, group: PruningGroup): MaskSite[] {
         const reps = inMap ? lastDim(graph, out) / inMap.length : 0;
         map = inMap ? range(reps).flatMap(() => inMap) : undefined;
         break;
+      }
+      case 'shuffle': {
+        const sh = shuffleEndingAt(graph, node);
+        const src = sh ? maps.get(sh.nodes[0]!.inputs[0]!) : undefined;
+        map = src && sh ? sh.source.map((c) => src[c]!) : undefined;
+        break;
+      }
+      case 'split': {
+        // Slicing keeps zeros zero: no site, only the maps of its outputs.
+        let offset = 0;
+        for (const o of node.outputs) {
+          const d = lastDim(graph, o);
+          if (inMap) maps.set(o, inMap.slice(offset, offset + d));
+          offset += d;
+        }
+        continue;
       }
       case 'consumer':
         map = undefined;

@@ -190,15 +190,16 @@ function qatController(
   const initialize = async (ctx: InitContext): Promise<void> => {
     const todo = activations.filter((a) => !a.q.initialized);
     if (todo.length === 0) return;
-    const values = todo.flatMap((a) => [...a.place.values]);
+    const values = todo.flatMap((a) => [...a.place.observed]);
     const stats = await collectActivationStats(executor, { ...ctx, samples: Math.min(ctx.samples, s.rangeInit.samples) }, values, s.rangeInit.type, {
       bits: s.activationBits,
       // Always the data's own sign: a symmetric quantizer of non-negative data is unsigned [0, t].
       symmetric: false,
       ...(s.rangeInit.maxPercentile !== undefined ? { percentile: s.rangeInit.maxPercentile } : {}),
       ...(s.rangeInit.minPercentile !== undefined ? { lowerPercentile: s.rangeInit.minPercentile } : {}),
+      ...(s.rangeInit.klFloorPercentile !== undefined ? { klFloorPercentile: s.rangeInit.klFloorPercentile } : {}),
     });
-    for (const a of todo) a.q.initActivation(mergeStats(a.place.values.map((v) => stats.get(v)!)));
+    for (const a of todo) a.q.initActivation(mergeStats(a.place.observed.map((v) => stats.get(v)!)));
   };
 
   const stripPlan = (graph: Graph, ctx?: StripContext): QuantizedGraphPlan => {

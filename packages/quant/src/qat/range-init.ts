@@ -9,7 +9,7 @@ export async function collectActivationStats(
   ctx: Pick<InitContext, 'data' | 'samples' | 'batchSize'>,
   values: readonly string[],
   method: RangeInitMethod | CalibrationMethod,
-  options: { bits?: number; symmetric?: boolean; percentile?: number; lowerPercentile?: number } = {},
+  options: { bits?: number; symmetric?: boolean; percentile?: number; lowerPercentile?: number; klFloorPercentile?: number } = {},
 ): Promise<Map<string, ActivationStats>> {
   const collectors = new Map(
     values.map((v) => [
@@ -20,6 +20,7 @@ export async function collectActivationStats(
         symmetric: options.symmetric ?? false,
         ...(options.percentile !== undefined ? { percentile: options.percentile } : {}),
         ...(options.lowerPercentile !== undefined ? { lowerPercentile: options.lowerPercentile } : {}),
+        ...(options.klFloorPercentile !== undefined ? { klFloorPercentile: options.klFloorPercentile } : {}),
       }),
     ]),
   );

@@ -29,6 +29,8 @@ export interface QatSettings {
     readonly samples: number;
     readonly minPercentile?: number;
     readonly maxPercentile?: number;
+    /** 'kl': the percentile of |x| the threshold may not go below (CollectorOptions.klFloorPercentile). */
+    readonly klFloorPercentile?: number;
   };
   readonly inScope: (node: string) => boolean;
   /** The scopes behind `inScope`: their plain node names are checked against the graph. */
