@@ -143,6 +143,15 @@ async function importColumns(bytes: Uint8Array, entry: ZooEntry, primary: boolea
   return row;
 }
 
+/** Rows in zoo order, the primary opset first, then by opset. */
+function sortRows(rows: Record<string, unknown>[]): Record<string, unknown>[] {
+  const key = (r: Record<string, unknown>): [number, number, number] => [ALL.indexOf(String(r['model'])), String(r['opset']) === PRIMARY_OPSET ? 0 : 1, Number(r['opset'] ?? 0)];
+  return [...rows].sort((a, b) => {
+    const [x, y] = [key(a), key(b)];
+    return x[0] - y[0] || x[1] - y[1] || x[2] - y[2];
+  });
+}
+
 /** FP32 and INT8 ORT latency medians, alternated over `rounds` rounds. */
 async function latencyPair(fp32: Uint8Array, int8: Uint8Array, batch: number, runs: number, rounds: number): Promise<{ fp32Ms: number; int8Ms: number }> {
   const s: number[][] = [[], []];
@@ -209,7 +218,7 @@ export default async function zoo(args: string[]): Promise<SuiteResult> {
       Object.assign(row, await importColumns(new Uint8Array(await readFile(path.join(ZOO_DIR, f))), entry, primary));
       console.log(JSON.stringify({ model: row['model'], opset: row['opset'], import: row['import'], fp32RelDiff: row['fp32RelDiff'], prunableGroups: row['prunableGroups'] }));
     }
-    return { rows: last.rows, backend: `${tf.getBackend()} (in-process FP32), onnxruntime-node CPU EP 1 thread`, notes: [...(last.notes ?? []), `Import columns re-measured on ${new Date().toISOString().slice(0, 16)}Z (--reimport) after reader changes; PTQ and latency columns from the full run.`] };
+    return { rows: sortRows(last.rows), backend: `${tf.getBackend()} (in-process FP32), onnxruntime-node CPU EP 1 thread`, notes: [...(last.notes ?? []), `Import columns re-measured on ${new Date().toISOString().slice(0, 16)}Z (--reimport) after reader changes; PTQ and latency columns from the full run.`] };
   }
   const rows: Record<string, unknown>[] = args.includes('--resume') ? await loadPartialRows('zoo') : [];
   const done = new Set(rows.map((r) => `${String(r['model'])}@${String(r['opset'])}`));
@@ -275,7 +284,7 @@ export default async function zoo(args: string[]): Promise<SuiteResult> {
   }
   const flags = cpuFlags();
   return {
-    rows,
+    rows: sortRows(rows),
     backend: `${tf.getBackend()} (in-process FP32), onnxruntime-node CPU EP 1 thread`,
     notes: [
       `Models: bench/zoo/make-zoo.py (torch ${manifest.torch ?? '?'}, torchvision ${manifest.torchvision ?? '?'}), random weights, BN statistics re-estimated on random N(0,1) inputs; inputSensitivity = mean std of outputs across random inputs over mean |output|.`,

@@ -6,8 +6,8 @@ several opsets, into bench/.cache/zoo (generated, never committed).
 Random weights alone make several torchvision nets output nearly constant logits (BN running
 statistics of 0/1 against activations that grow or vanish layer after layer), so every model's
 batch-norm statistics are re-estimated on random N(0, 1) inputs (train mode, momentum None: the
-cumulative average over REESTIMATE_BATCHES batches) before export, and zero-initialised heads
-(torchvision's ViT) are re-drawn. The manifest records how much each model's outputs depend on its
+cumulative average over REESTIMATE_BATCHES batches) before export, and zero-initialised parameters
+(torchvision's ViT head and class token) are re-drawn. The manifest records how much each model's outputs depend on its
 input (`inputSensitivity`: the mean over outputs of the std across a batch of random inputs, over
 the mean |output|).
 
@@ -85,8 +85,10 @@ class SegOut(nn.Module):
 
 def small_vit():
     m = torchvision.models.VisionTransformer(image_size=224, patch_size=16, num_layers=4, num_heads=3, hidden_dim=192, mlp_dim=768, num_classes=1000)
-    # torchvision zero-initialises the head: the logits would not depend on the input.
+    # torchvision zero-initialises the head (the logits would not depend on the input) and the class
+    # token (a zero token whose LayerNorm divides by a near-zero std: no trained ViT has one).
     nn.init.normal_(m.heads.head.weight, std=0.02)
+    nn.init.normal_(m.class_token, std=1.0)
     return m
 
 

@@ -384,9 +384,13 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
     }
   }
   // Identity of a constant (how torch's exporter shares a parameter at older opsets) is a constant too.
+  const aliasOf = new Map<string, string>();
   for (const n of nodes) {
     const src = n.input?.[0];
-    if (n.opType === 'Identity' && (!n.domain || n.domain === 'ai.onnx') && src && consts.has(src) && n.output?.[0]) consts.set(n.output[0], consts.get(src)!);
+    if (n.opType === 'Identity' && (!n.domain || n.domain === 'ai.onnx') && src && consts.has(src) && n.output?.[0]) {
+      consts.set(n.output[0], consts.get(src)!);
+      aliasOf.set(n.output[0], aliasOf.get(src) ?? src);
+    }
   }
   const floatConst = (name: string): Float32Array | undefined => {
     const t = consts.get(name);
@@ -419,6 +423,27 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
     const label = nodeLabel(n, i);
     if (exclude.has(label)) return void skipped.push({ node: label, op, reason: 'excluded' });
     const ins = n.input ?? [];
+    if (op === 'Add' || op === 'Mul') {
+      // Through up to 3 reductions/elementwise steps (square → mean → + eps → Sqrt).
+      const denominatorOf = (y: string, depth: number): Node | undefined => {
+        for (const c of consumers.get(y) ?? []) {
+          if (c.opType === 'Sqrt' || c.opType === 'Reciprocal' || (c.opType === 'Div' && c.input?.[1] === y)) return c;
+          if (depth > 0 && ['ReduceMean', 'ReduceSum', 'Add', 'Mul', 'Pow'].includes(c.opType ?? '')) {
+            const d = denominatorOf(c.output?.[0] ?? '', depth - 1);
+            if (d) return d;
+          }
+        }
+        return undefined;
+      };
+      const denominator = denominatorOf(n.output?.[0] ?? '', 3);
+      if (denominator) {
+        return void skipped.push({
+          node: label,
+          op,
+          reason: `it feeds the ${denominator.opType} of a normalization (a variance): one range step would wipe out small values, so it stays float`,
+        });
+      }
+    }
     const plan: Plan = { node: n, label, acts: [], weights: [], bias: null, constActs: [], output: null, sameAsInput: SAME_AS_INPUT.has(op) };
     const dataInputs = op === 'Resize' ? [0] : op === 'Concat' || op === 'Add' || op === 'Mul' || op === 'MatMul' ? ins.map((_, k) => k) : op === 'Conv' || op === 'ConvTranspose' || op === 'Gemm' ? [0, 1] : [0];
     let reason: string | null = null;
@@ -614,10 +639,11 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
   const replaced = new Set<string>();
   const constCache = new Map<string, { dq: string; node: Node; scales: Float32Array }>();
   const quantizeWeight = (name: string, dims: number[], axis: number | null): { dq: string; node: Node; scales: Float32Array } => {
-    const key = `${name}|${axis}`;
+    // one int8 copy per parameter, however many aliases share it
+    const key = `${aliasOf.get(name) ?? name}|${axis}`;
     const hit = constCache.get(key);
-    if (hit) return hit;
     replaced.add(name);
+    if (hit) return hit;
     const w = floatConst(name)!;
     const channels = axis === null ? 1 : dims[axis]!;
     const inner = axis === null ? 1 : dims.slice(axis + 1).reduce((p, d) => p * d, 1);
@@ -722,10 +748,26 @@ export async function quantizeOnnx(bytes: Uint8Array, batches: AsyncIterable<Cal
     for (const y of n.output ?? []) emitPair(y);
   }
   // Constant nodes whose value nothing reads any more go.
-  const used = new Set<string>([...graphOutputs]);
-  for (const n of out) for (const x of n.input ?? []) used.add(x);
+  // Constant nodes and Identity aliases of constants whose value nothing reads any more go, then
+  // the constants only they read.
+  const usedBy = (nodeList: Node[]): Set<string> => {
+    const u = new Set<string>([...graphOutputs]);
+    for (const n of nodeList) for (const x of n.input ?? []) u.add(x);
+    return u;
+  };
+  let used = usedBy(out);
+  const deadAlias = (n: Node): boolean => {
+    const y = n.output?.[0] ?? '';
+    return replaced.has(y) && !used.has(y) && ((n.opType === 'Constant' && constNode.get(y) === n) || (n.opType === 'Identity' && consts.has(n.input?.[0] ?? '')));
+  };
+  let live = out.filter((n) => !deadAlias(n));
+  for (const n of out) if (deadAlias(n) && n.opType === 'Identity') replaced.add(n.input![0]!);
+  used = usedBy(live);
+  // an Identity whose source was quantized through another consumer may now be dead too
+  live = live.filter((n) => !deadAlias(n));
+  used = usedBy(live);
   const dropped = new Set([...replaced].filter((t) => !used.has(t)));
-  g.node = out.filter((n) => !(n.opType === 'Constant' && constNode.get(n.output?.[0] ?? '') === n && dropped.has(n.output![0]!)));
+  g.node = live;
   g.initializer = [...(g.initializer ?? []).filter((t) => !dropped.has(t.name ?? '')), ...newInits];
   g.input = (g.input ?? []).filter((v) => !dropped.has(v.name ?? ''));
   if (opset < 10) {

@@ -267,12 +267,39 @@ describe('quantizeOnnx: graphs the in-process executor cannot run', () => {
     const db = producer(m, conv1.input![2]!)!;
     expect(db.opType).toBe('DequantizeLinear');
     expect(init(m, db.input![0]!).dataType).toBe(6);
+    // the float bias and its Identity alias are gone
+    expect(m.graph!.initializer!.map((t) => t.name)).not.toContain('b1');
+    expect(m.graph!.node!.map((n) => n.name)).not.toContain('share');
     const qdq = m.graph!.node!.filter((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
     expect(qdq.length).toBeGreaterThan(0);
     expect(qdq.every((n) => n.domain === 'com.microsoft')).toBe(true);
     expect(m.opsetImport!.some((o) => o.domain === 'com.microsoft')).toBe(true);
     const c = await ortCompare(cumsumModel(11), r.bytes, uniform(64, 16, 64, 4));
     expect(c.top1Agreement).toBeGreaterThan(0.85);
+  });
+});
+
+describe('quantizeOnnx: decomposed normalizations', () => {
+  it('leaves the square and the Add that feed a Sqrt (variance + eps) in float, quantizes the rest', async () => {
+    // y = (x - mean) / sqrt(mean((x - mean)^2) + eps) + x: a LayerNorm as torch writes it below opset 17
+    const bytes = onnxModel({
+      input: ['N', 8],
+      nodes: [
+        node('ReduceMean', ['x'], ['m'], { axes: { ints: [1] } }, 'mean'),
+        node('Sub', ['x', 'm'], ['d'], {}, 'sub'),
+        node('Mul', ['d', 'd'], ['d2'], {}, 'square'),
+        node('ReduceMean', ['d2'], ['v'], { axes: { ints: [1] } }, 'var'),
+        node('Add', ['v', 'eps'], ['ve'], {}, 'add_eps'),
+        node('Sqrt', ['ve'], ['s'], {}, 'sqrt'),
+        node('Div', ['d', 's'], ['n'], {}, 'div'),
+        node('Add', ['n', 'x'], ['y'], {}, 'residual'),
+      ],
+      inits: [f32('eps', [], [1e-5])],
+    });
+    const r = await quantizeOnnx(bytes, uniform(16, 8, 8, 1));
+    expect(r.skipped.map((s) => s.node)).toEqual(['square', 'add_eps']);
+    expect(r.skipped[0]!.reason).toMatch(/feeds the Sqrt of a normalization/);
+    expect(r.quantized.map((q) => q.node)).toEqual(['residual']);
   });
 });
 
