@@ -1,6 +1,7 @@
 import { TensorpressError } from '@tensorpress/core-tensor';
 import { loadOrt, type Ort } from './internal/ort.js';
-import { fixedBatches, ortRefusal, type CalibrationBatch } from './ort-ptq.js';
+import { fixedBatches, ortRefusal } from './ort-inputs.js';
+import type { CalibrationBatch } from './ort-ptq.js';
 
 /** Options of {@link ortCompare}. */
 export interface OrtCompareOptions {
