@@ -145,4 +145,30 @@ describe('opsets 7 to 21', () => {
     };
     expect(await agree(spec, [1, 3, 8, 8])).toBeLessThan(1e-6);
   });
+
+  it("attention's Reshape to [T, batch·heads, d] and back: a run-time size that is a multiple of the batch", async () => {
+    // x [N, T=4, E=6] → [T, N, E] → [T, N·2, 3] (two heads) → [N·2, T, 3] → [N, 24]: the computed
+    // N·2 is not the batch, so copying a dimension (0) would be wrong; the reader writes -1.
+    const spec: ModelSpec = {
+      input: ['N', 4, 6],
+      inits: [i64('one', [1], []), i64('zero', [0], []), i64('two', [2], []), i64('t', [4]), i64('d', [3]), i64('flat', [24])],
+      nodes: [
+        node('Transpose', ['x'], ['xt'], { perm: ints([1, 0, 2]) }, 'transpose1'),
+        node('Shape', ['xt'], ['s'], {}, 'shape1'),
+        node('Gather', ['s', 'one'], ['n'], { axis: i(0) }, 'gather1'),
+        node('Mul', ['n', 'two'], ['nh'], {}, 'mul1'),
+        node('Unsqueeze', ['nh', 'zero1'], ['nhu'], {}, 'unsqueeze1'),
+        node('Concat', ['t', 'nhu', 'd'], ['shape'], { axis: i(0) }, 'concat1'),
+        node('Reshape', ['xt', 'shape'], ['heads'], {}, 'reshape1'),
+        node('Transpose', ['heads'], ['ht'], { perm: ints([1, 0, 2]) }, 'transpose2'),
+        node('Gather', ['s', 'one'], ['n2'], { axis: i(0) }, 'gather2'),
+        node('Unsqueeze', ['n2', 'zero1'], ['n2u'], {}, 'unsqueeze2'),
+        node('Concat', ['n2u', 'flat'], ['shape2'], { axis: i(0) }, 'concat2'),
+        node('Reshape', ['ht', 'shape2'], ['y'], {}, 'reshape2'),
+      ],
+    };
+    spec.inits!.push(i64('zero1', [0]));
+    expect(await agree(spec, [3, 4, 6])).toBeLessThan(1e-6);
+    expect(fromOnnx(onnxModel(spec)).info('heads').shape).toEqual([4, null, 3]);
+  });
 });

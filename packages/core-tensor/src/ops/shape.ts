@@ -22,14 +22,14 @@ function resolveReshape(node: Node, input: readonly Dim[], target: readonly numb
   const dynamicOut = out.filter((d) => d === null).length;
   if (minus === 1) {
     const i = out.indexOf(-1);
-    // A dynamic batch either stays in a copied 0 (then -1 is static) or flows into the -1.
+    // A dynamic batch either stays in a copied 0 (then -1 is static) or flows into the -1, where
+    // the run-time size may also absorb static factors (attention's [T, batch·heads, d] → [T·batch, heads·d]):
+    // only the run checks that.
     if (dynamicIn === dynamicOut) {
       if (staticIn % staticOut !== 0) fail(node, `cannot reshape ${fmt(input)} to [${target.join(', ')}]`);
       out[i] = staticIn / staticOut;
-    } else if (staticIn % staticOut === 0) {
-      out[i] = null;
     } else {
-      fail(node, `cannot reshape ${fmt(input)} to [${target.join(', ')}]`);
+      out[i] = null;
     }
   } else if (dynamicIn === dynamicOut && staticIn !== staticOut) {
     fail(node, `cannot reshape ${fmt(input)} (${staticIn} values per batch) to [${target.join(', ')}]`);

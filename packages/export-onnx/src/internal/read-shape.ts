@@ -93,8 +93,12 @@ export function reshape(r: ReadContext, n: onnx.INodeProto): void {
   }
   const x = r.val(ix);
   const dims = fileDims(x);
+  // A lone run-time value is whatever the element count leaves (-1): it may be the batch or a
+  // multiple of it (attention's [T, batch·heads, d]), which copying a dimension (0) would get wrong.
+  const lone = target.filter((d) => d === null).length === 1 && !target.includes(-1);
   const shape = target.map((d, i) => {
     if (d !== null) return d;
+    if (lone) return -1;
     if (i < dims.length && dims[i] === null) return 0;
     return skip('the target shape depends on a run-time size other than the batch');
   });
