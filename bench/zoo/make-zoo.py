@@ -107,8 +107,8 @@ ZOO = {
     'regnet_y_400mf': (lambda: tv.regnet_y_400mf(), [1, 3, 224, 224], 'classification', [11, 13, 17]),
     'lraspp_mobilenet_v3_large': (lambda: SegOut(tv.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)), [1, 3, 224, 224], 'segmentation', [11, 13, 17]),
     'unet': (lambda: UNet(), [1, 3, 128, 128], 'segmentation', [11, 13, 17]),
-    'vit_tiny': (small_vit, [1, 3, 224, 224], 'classification', [13, 17]),
-    'transformer_encoder': (lambda: TextEncoder(), [1, 32, 128], 'classification', [13, 17]),
+    'vit_tiny': (small_vit, [1, 3, 224, 224], 'classification', [11, 13, 17]),
+    'transformer_encoder': (lambda: TextEncoder(), [1, 32, 128], 'classification', [11, 13, 17]),
 }
 
 
