@@ -14,6 +14,7 @@ export type { Batch, BatchOptions, Dataset, ArrayData } from './data.js';
 export { Graph, createGraph, sizeOf, dtypeBytes, allocParamData } from './graph.js';
 export type { DType, Dim, TensorInfo, AttrValue, Node, Param, ParamData, GraphDef } from './graph.js';
 export { getOp, listOps, registerOp } from './ops/registry.js';
+export { opChecks } from './ops/helpers.js';
 export type { OpSpec, ForwardContext, OutInfo } from './ops/registry.js';
 export { convGeometry, convOutShape, gemmOutShape, runConv } from './ops/conv.js';
 export type { ConvGeometry } from './ops/conv.js';

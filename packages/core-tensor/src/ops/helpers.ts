@@ -1,6 +1,6 @@
 /**
  * Checks shared by the op families: typed errors that name the node, required inputs, shape
- * formatting and broadcasting. Internal to core-tensor (not exported from the package).
+ * formatting and broadcasting. Exported as {@link opChecks} for ops registered above core.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { GraphError } from '../errors.js';
@@ -45,17 +45,19 @@ export function dimsEqual(a: Dim, b: Dim): boolean {
   return a === null || b === null || a === b;
 }
 
-/** The numpy-style broadcast of two shapes; fails when they do not broadcast. */
-export function broadcast(node: Node, a: readonly Dim[], b: readonly Dim[]): Dim[] {
-  const n = Math.max(a.length, b.length);
+/** The numpy-style broadcast of shapes; fails when they do not broadcast. */
+export function broadcast(node: Node, ...shapes: (readonly Dim[])[]): Dim[] {
+  const n = Math.max(...shapes.map((s) => s.length));
   const out: Dim[] = [];
   for (let i = 0; i < n; i++) {
-    const x = i < n - a.length ? 1 : a[i - (n - a.length)]!;
-    const y = i < n - b.length ? 1 : b[i - (n - b.length)]!;
-    if (x === 1) out.push(y);
-    else if (y === 1) out.push(x);
-    else if (dimsEqual(x, y)) out.push(x ?? y);
-    else fail(node, `shapes ${fmt(a)} and ${fmt(b)} do not broadcast`);
+    let d: Dim = 1;
+    for (const s of shapes) {
+      const x = i < n - s.length ? 1 : s[i - (n - s.length)]!;
+      if (x === 1) continue;
+      if (d !== 1 && !dimsEqual(d, x)) fail(node, `shapes ${shapes.map(fmt).join(' and ')} do not broadcast`);
+      d = d === 1 ? x : (d ?? x);
+    }
+    out.push(d);
   }
   return out;
 }
@@ -66,3 +68,9 @@ export function normAxis(node: Node, axis: number, rank: number): number {
   if (a < 0 || a >= rank) fail(node, `axis ${axis} is out of range for rank ${rank}`, 'GRAPH_INVALID');
   return a;
 }
+
+/**
+ * The checks core's own ops use, for an `OpSpec` registered from above core (`registerOp`):
+ * its errors then name the node and op the way core's do.
+ */
+export const opChecks = { fail, need, needFloat, req, fmt, broadcast, normAxis } as const;
