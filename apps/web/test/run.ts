@@ -185,6 +185,20 @@ async function mnistBmps(n: number): Promise<{ name: string; mimeType: string; b
 }
 
 /** The web app: its default pipeline (PTQ) on a builtin model to the end, the downloads offered, a screenshot saved. */
+/** Presses the app's Run button and waits until its pipeline is done (or failed): the app's state then. */
+async function runApp(page: Page): Promise<AppState> {
+  await page.click('#run');
+  await page.waitForFunction(
+    () => {
+      const s = (window as unknown as { tensorpressApp: { state: string } }).tensorpressApp.state;
+      return s === 'done' || s === 'error';
+    },
+    undefined,
+    { timeout: 600_000 },
+  );
+  return page.evaluate(() => (window as unknown as { tensorpressApp: AppState }).tensorpressApp);
+}
+
 async function checkApp(browser: Browser, url: string): Promise<unknown> {
   const t = Date.now();
   const { page, errors } = await openPage(browser, `${url}index.html`, 'tensorpressApp');
@@ -195,16 +209,7 @@ async function checkApp(browser: Browser, url: string): Promise<unknown> {
     // Another pipeline than the default, by examples/ file name (for trying; the test runs the default).
     const pipeline = process.env['TENSORPRESS_APP_PIPELINE'];
     if (pipeline != null) await page.selectOption('#pipeline', pipeline);
-    await page.click('#run');
-    await page.waitForFunction(
-      () => {
-        const s = (window as unknown as { tensorpressApp: { state: string } }).tensorpressApp.state;
-        return s === 'done' || s === 'error';
-      },
-      undefined,
-      { timeout: 600_000 },
-    );
-    const app = await page.evaluate(() => (window as unknown as { tensorpressApp: AppState }).tensorpressApp);
+    const app = await runApp(page);
     await mkdir(RESULTS_DIR, { recursive: true });
     await page.screenshot({ path: join(RESULTS_DIR, 'web-app.png'), fullPage: true });
     check(app.state === 'done', `app: default pipeline ran to the end on ${app.backend} (${app.state}${app.error ? `: ${app.error}` : ''})`);
@@ -229,16 +234,7 @@ async function checkApp(browser: Browser, url: string): Promise<unknown> {
     }
     await page.setInputFiles('#modelFiles', saved);
     await page.waitForFunction(() => document.getElementById('modelInfo')?.textContent?.startsWith('using model.json') === true, undefined, { timeout: 60_000 });
-    await page.click('#run');
-    await page.waitForFunction(
-      () => {
-        const s = (window as unknown as { tensorpressApp: { state: string } }).tensorpressApp.state;
-        return s === 'done' || s === 'error';
-      },
-      undefined,
-      { timeout: 600_000 },
-    );
-    const again = await page.evaluate(() => (window as unknown as { tensorpressApp: AppState }).tensorpressApp);
+    const again = await runApp(page);
     const firstAccuracy = app.compressed?.accuracy ?? NaN;
     check(
       again.state === 'done' && again.fp32 != null && Math.abs(again.fp32.accuracy - firstAccuracy) <= 0.02,
@@ -251,16 +247,7 @@ async function checkApp(browser: Browser, url: string): Promise<unknown> {
     const digits = await mnistBmps(20);
     await page.setInputFiles('#dataFiles', digits);
     await page.waitForFunction(() => document.getElementById('dataInfo')?.textContent === 'using 20 dropped images', undefined, { timeout: 60_000 });
-    await page.click('#run');
-    await page.waitForFunction(
-      () => {
-        const s = (window as unknown as { tensorpressApp: { state: string } }).tensorpressApp.state;
-        return s === 'done' || s === 'error';
-      },
-      undefined,
-      { timeout: 600_000 },
-    );
-    const images = await page.evaluate(() => (window as unknown as { tensorpressApp: AppState }).tensorpressApp);
+    const images = await runApp(page);
     const usedImages = (await page.textContent('#log'))?.includes('data: 20 dropped images') === true;
     // The re-imported model scores on dropped digits as it scores on MNIST's test set (±15 points on 20 images).
     check(
