@@ -67,6 +67,27 @@ describe('hawqV2', () => {
     expect(within[within.length - 1]!.sensitivity).toBe(r.chosen.sensitivity);
   });
 
+  it('picks the least total Ω within the budget that enumeration over every plan finds', () => {
+    const data = randomData(4, [6, 6, 1], 3);
+    const budgetOf = (bits: number): number => layers.reduce((a, l) => a + l.macs * bits * 8, 0);
+    const cands = [2, 4, 8];
+    for (const [i, t] of [traces({ conv1: 1, conv2: 1e-3, fc: 0.5 }), traces({ conv1: 2e-4, conv2: 3, fc: 1e-2 }), traces({ conv1: 5, conv2: 5, fc: 1e-5 })].entries()) {
+      for (const value of [budgetOf(2.5), budgetOf(3), budgetOf(4), budgetOf(6)]) {
+        const budget = { type: 'bops' as const, value };
+        const r = hawqV2(graph, data, { budget, traces: t });
+        let best = Number.POSITIVE_INFINITY;
+        for (let k = 0; k < cands.length ** layers.length; k++) {
+          const bits = layers.map((_, li) => cands[Math.floor(k / cands.length ** li) % cands.length]!);
+          const plan = layers.map((l, li) => ({ node: l.node, weightBits: bits[li]! }));
+          if (planCost(graph, plan, budget).cost > value) continue;
+          best = Math.min(best, bits.reduce((a, b, li) => a + r.layers[li]!.omega[b]!, 0));
+        }
+        expect(r.chosen.sensitivity, `traces ${i}, budget ${value}`).toBeCloseTo(best, 12);
+        expect(planCost(graph, r.plan, budget).cost).toBeLessThanOrEqual(value);
+      }
+    }
+  });
+
   it('supports bytes, averageBits and compressionRatio budgets, and liberal activations', () => {
     const data = randomData(4, [6, 6, 1], 3);
     const t = traces({ conv1: 1, conv2: 1, fc: 1 });
