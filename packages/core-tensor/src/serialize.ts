@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { GraphError, TensorpressError, jsonPath } from './errors.js';
 import { ioError, nodeFs, releaseTemp, writeTemp, type Fs } from './files.js';
 import { crc32, fromLeBytes, leBytes } from './internal/bytes.js';
-import { decodeNumber, encodeNumber, parseJsonText, type NonFinite } from './internal/json-text.js';
+import { encodeNumber, parseJsonText, untagNumbers } from './internal/json-text.js';
 import { Graph, dtypeBytes, type AttrValue, type Node, type Param } from './graph.js';
 import { getOp } from './ops/registry.js';
 
@@ -279,14 +279,7 @@ function materialize(doc: SavedGraphJson, planned: readonly Planned[], bytes: Ui
     op: n.op,
     inputs: n.inputs,
     outputs: n.outputs,
-    attrs: Object.fromEntries(
-      Object.entries(n.attrs).map(([k, v]): [string, AttrValue] => {
-        if (Array.isArray(v)) {
-          return [k, v.every((x) => typeof x === 'string') ? (v as string[]) : (v as (number | { $float: NonFinite })[]).map(decodeNumber)];
-        }
-        return [k, typeof v === 'object' ? decodeNumber(v) : v];
-      }),
-    ),
+    attrs: Object.fromEntries(Object.entries(n.attrs).map(([k, v]) => [k, untagNumbers(v) as AttrValue])),
   }));
   return new Graph({ inputs: doc.inputs, outputs: doc.outputs, nodes, params });
 }
