@@ -1,16 +1,16 @@
 import { GraphError } from './errors.js';
 import type { AttrValue, Dim, Node } from './graph.js';
 
+/** Throws the GraphError `GRAPH_INVALID` of a node: its name and op first, then `message`. */
+function invalid(node: Node, message: string, details: Record<string, unknown> = {}): never {
+  throw new GraphError('GRAPH_INVALID', `node "${node.name}" (${node.op}): ${message}`, { node: node.name, ...details });
+}
+
 /** Reads a numeric attribute, with a default. */
 export function numAttr(node: Node, key: string, fallback: number): number {
   const v = node.attrs[key];
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || Number.isNaN(v)) {
-    throw new GraphError('GRAPH_INVALID', `node "${node.name}" (${node.op}): attribute ${key} must be a number`, {
-      node: node.name,
-      attr: key,
-    });
-  }
+  if (typeof v !== 'number' || Number.isNaN(v)) invalid(node, `attribute ${key} must be a number`, { attr: key });
   return v;
 }
 
@@ -18,12 +18,7 @@ export function numAttr(node: Node, key: string, fallback: number): number {
 export function intsAttr(node: Node, key: string, fallback: readonly number[]): number[] {
   const v: AttrValue | undefined = node.attrs[key];
   if (v === undefined) return [...fallback];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isInteger(x))) {
-    throw new GraphError('GRAPH_INVALID', `node "${node.name}" (${node.op}): attribute ${key} must be a list of integers`, {
-      node: node.name,
-      attr: key,
-    });
-  }
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isInteger(x))) invalid(node, `attribute ${key} must be a list of integers`, { attr: key });
   return [...(v as number[])];
 }
 
@@ -31,12 +26,7 @@ export function intsAttr(node: Node, key: string, fallback: readonly number[]): 
 export function strAttr(node: Node, key: string, fallback: string): string {
   const v = node.attrs[key];
   if (v === undefined) return fallback;
-  if (typeof v !== 'string') {
-    throw new GraphError('GRAPH_INVALID', `node "${node.name}" (${node.op}): attribute ${key} must be a string`, {
-      node: node.name,
-      attr: key,
-    });
-  }
+  if (typeof v !== 'string') invalid(node, `attribute ${key} must be a string`, { attr: key });
   return v;
 }
 
@@ -68,32 +58,22 @@ export function window2d(node: Node, h: Dim, w: Dim, kernel: [number, number]): 
   const dilations = intsAttr(node, 'dilations', [1, 1]);
   const autoPad = strAttr(node, 'auto_pad', 'NOTSET');
   if (strides.length !== 2 || dilations.length !== 2 || !strides.every((s) => s >= 1) || !dilations.every((s) => s >= 1)) {
-    throw new GraphError('GRAPH_INVALID', `node "${node.name}" (${node.op}): strides and dilations must be two positive integers`, {
-      node: node.name,
-    });
+    invalid(node, 'strides and dilations must be two positive integers');
   }
   const st: [number, number] = [strides[0]!, strides[1]!];
   const dl: [number, number] = [dilations[0]!, dilations[1]!];
   let pads: [number, number, number, number];
   if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
-    if (h === null || w === null) {
-      throw new GraphError('GRAPH_INVALID', `node "${node.name}" (${node.op}): auto_pad SAME needs static spatial sizes`, {
-        node: node.name,
-      });
-    }
+    if (h === null || w === null) invalid(node, 'auto_pad SAME needs static spatial sizes');
     const [t, b] = samePads(h, kernel[0], st[0], dl[0]);
     const [l, r] = samePads(w, kernel[1], st[1], dl[1]);
     pads = autoPad === 'SAME_UPPER' ? [t, l, b, r] : [b, r, t, l];
   } else if (autoPad === 'VALID' || autoPad === 'NOTSET') {
     const p = intsAttr(node, 'pads', [0, 0, 0, 0]);
-    if (p.length !== 4 || !p.every((x) => x >= 0)) {
-      throw new GraphError('GRAPH_INVALID', `node "${node.name}" (${node.op}): pads must be [top, left, bottom, right] >= 0`, {
-        node: node.name,
-      });
-    }
+    if (p.length !== 4 || !p.every((x) => x >= 0)) invalid(node, 'pads must be [top, left, bottom, right] >= 0');
     pads = autoPad === 'VALID' ? [0, 0, 0, 0] : [p[0]!, p[1]!, p[2]!, p[3]!];
   } else {
-    throw new GraphError('GRAPH_INVALID', `node "${node.name}" (${node.op}): unknown auto_pad "${autoPad}"`, { node: node.name });
+    invalid(node, `unknown auto_pad "${autoPad}"`);
   }
   let same = false;
   if (h !== null && w !== null) {

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { Json } from './compression-types.js';
 import { TensorpressError, jsonPath } from './errors.js';
 import { ioError, nodeFs, writeFileAtomic } from './files.js';
-import { crc32, fromLeBytes, leBytes } from './internal/bytes.js';
+import { asBytes, crc32, fromLeBytes, leBytes } from './internal/bytes.js';
 import { parseJsonText, stringifyExact, untagNumbers } from './internal/json-text.js';
 import type { EpochStats } from './train.js';
 
@@ -221,12 +221,6 @@ export function encodeCheckpoint(c: FitCheckpoint): Uint8Array {
 
 // ---------------------------------------------------------------- decode
 
-function toBytes(bytes: Uint8Array | ArrayBuffer): Uint8Array {
-  if (bytes instanceof Uint8Array) return bytes;
-  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
-  invalid('expected a Uint8Array or an ArrayBuffer');
-}
-
 /** Prefix, lengths and checksum: returns where the header and the blobs lie. */
 function frame(bytes: Uint8Array): { headerLength: number; blobStart: number; blobLength: number } {
   if (bytes.byteLength < PREFIX + 4) {
@@ -348,7 +342,7 @@ function checkConsistency(h: Header): void {
  * @throws TensorpressError `CHECKPOINT_INVALID` with `details.byteOffset` or `details.path`.
  */
 export function decodeCheckpoint(bytes: Uint8Array | ArrayBuffer, options: DecodeCheckpointOptions = {}): FitCheckpoint {
-  const b = toBytes(bytes);
+  const b = asBytes(bytes) ?? invalid('expected a Uint8Array or an ArrayBuffer');
   const { headerLength, blobStart, blobLength } = frame(b);
   const tagged = parseHeader(b, headerLength);
   checkSpecs(tagged, blobLength, options.maxBytes ?? DEFAULT_MAX_BYTES);

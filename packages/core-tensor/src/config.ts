@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { CompressionBuilder } from './compression.js';
 import { ConfigError, jsonPath } from './errors.js';
 import { describeIssue, pickIssue } from './internal/config-issues.js';
-import { scanJsonText, tooDeep, type ShapeProblem } from './internal/json-shape.js';
+import { scanJson } from './internal/json-text.js';
 import { scopeFilter } from './scopes.js';
 import { stackingViolation, type StackingRule } from './stacking.js';
 import { closestMatch } from './suggest.js';
@@ -129,10 +129,6 @@ export function parseWithSchema<T>(schema: z.ZodType<T>, value: unknown, prefix:
   return r.data;
 }
 
-function shapeError(p: ShapeProblem): ConfigError {
-  return new ConfigError(jsonPath(p.path), p.message);
-}
-
 function unknownAlgorithm(name: string, path: string, known: readonly string[], hints: Readonly<Record<string, string>>): ConfigError {
   const pkg = Object.hasOwn(hints, name) ? hints[name] : undefined;
   if (pkg) return new ConfigError(path, `unknown algorithm "${name}"; it is provided by ${pkg}: run \`npm i ${pkg}\``, { algorithm: name, package: pkg });
@@ -143,6 +139,20 @@ function unknownAlgorithm(name: string, path: string, known: readonly string[], 
     algorithm: name,
     ...(near !== undefined ? { suggestion: near } : {}),
   });
+}
+
+/** A value nested deeper than {@link MAX_DEPTH} (or holding a cycle, which is infinitely deep), found without recursion. */
+function tooDeep(value: unknown): ConfigError | undefined {
+  const todo: { v: unknown; path: (string | number)[] }[] = [{ v: value, path: [] }];
+  while (todo.length > 0) {
+    const { v, path } = todo.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (path.length >= MAX_DEPTH) return new ConfigError(jsonPath(path), `nested deeper than ${MAX_DEPTH} levels; no config needs that`);
+    // Only containers are queued: a long array of numbers or strings costs no paths.
+    const children: [string | number, unknown][] = Array.isArray(v) ? v.map((x, i) => [i, x]) : Object.entries(v);
+    for (const [k, x] of children) if (typeof x === 'object' && x !== null) todo.push({ v: x, path: [...path, k] });
+  }
+  return undefined;
 }
 
 /** Entry paths of the configs {@link parsePipelineConfig} returned, for {@link createBuilders} (single-object form: `$.compression`). */
@@ -167,11 +177,11 @@ export function parsePipelineConfig(
     } catch (e) {
       throw new ConfigError('$', `not valid JSON: ${(e as Error).message}`);
     }
-    const problem = scanJsonText(input, MAX_DEPTH);
-    if (problem) throw shapeError(problem);
+    const problem = scanJson(input, MAX_DEPTH);
+    if (problem?.path) throw new ConfigError(jsonPath(problem.path), problem.what);
   } else {
-    const problem = tooDeep(input, MAX_DEPTH);
-    if (problem) throw shapeError(problem);
+    const problem = tooDeep(input);
+    if (problem) throw problem;
   }
   const base = parseWithSchema(pipelineSchema, value);
   const list = Array.isArray(base.compression);

@@ -11,8 +11,8 @@
 import { z } from 'zod';
 import { GraphError, TensorpressError, jsonPath } from './errors.js';
 import { ioError, nodeFs, releaseTemp, writeTemp, type Fs } from './files.js';
-import { crc32, fromLeBytes, leBytes } from './internal/bytes.js';
-import { decodeNumber, encodeNumber, parseJsonText, type NonFinite } from './internal/json-text.js';
+import { asBytes, crc32, fromLeBytes, leBytes } from './internal/bytes.js';
+import { encodeNumber, parseJsonText, untagNumbers } from './internal/json-text.js';
 import { Graph, dtypeBytes, type AttrValue, type Node, type Param } from './graph.js';
 import { getOp } from './ops/registry.js';
 
@@ -246,12 +246,6 @@ function checkOps(doc: SavedGraphJson): void {
   });
 }
 
-function toBytes(weights: Uint8Array | ArrayBuffer): Uint8Array {
-  if (weights instanceof Uint8Array) return weights;
-  if (weights instanceof ArrayBuffer) return new Uint8Array(weights);
-  invalid('weights must be a Uint8Array or an ArrayBuffer');
-}
-
 function validated(json: string | object, weightsLength: number, options: LoadGraphOptions): { doc: SavedGraphJson; planned: Planned[] } {
   const doc = checkHeader(typeof json === 'string' ? parseJson(json) : json);
   const planned = planParams(doc, weightsLength, options.maxBytes ?? DEFAULT_MAX_BYTES);
@@ -279,14 +273,7 @@ function materialize(doc: SavedGraphJson, planned: readonly Planned[], bytes: Ui
     op: n.op,
     inputs: n.inputs,
     outputs: n.outputs,
-    attrs: Object.fromEntries(
-      Object.entries(n.attrs).map(([k, v]): [string, AttrValue] => {
-        if (Array.isArray(v)) {
-          return [k, v.every((x) => typeof x === 'string') ? (v as string[]) : (v as (number | { $float: NonFinite })[]).map(decodeNumber)];
-        }
-        return [k, typeof v === 'object' ? decodeNumber(v) : v];
-      }),
-    ),
+    attrs: Object.fromEntries(Object.entries(n.attrs).map(([k, v]) => [k, untagNumbers(v) as AttrValue])),
   }));
   return new Graph({ inputs: doc.inputs, outputs: doc.outputs, nodes, params });
 }
@@ -301,7 +288,7 @@ function materialize(doc: SavedGraphJson, planned: readonly Planned[], bytes: Ui
  *   a {@link GraphError} (`UNKNOWN_OP`, `GRAPH_CYCLE`, ...) for a structurally invalid graph.
  */
 export function loadGraph(json: string | object, weights: Uint8Array | ArrayBuffer, options: LoadGraphOptions = {}): Graph {
-  const bytes = toBytes(weights);
+  const bytes = asBytes(weights) ?? invalid('weights must be a Uint8Array or an ArrayBuffer');
   const { doc, planned } = validated(json, bytes.byteLength, options);
   return materialize(doc, planned, bytes);
 }

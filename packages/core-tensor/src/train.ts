@@ -257,15 +257,9 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
   }
   const given = isOptimizer(options.optimizer) ? options.optimizer : undefined;
   const config: OptimizerConfig | undefined = given ? undefined : ((options.optimizer as OptimizerConfig | undefined) ?? { type: 'adam', learningRate: 1e-3 });
-  let baseLr: number;
-  if (given) {
-    const lr = learningRateOf(given);
-    if (options.lrSchedule !== undefined && !(typeof lr === 'number' && Number.isFinite(lr))) {
-      throw new ConfigError('$.lrSchedule', 'the optimizer passed in has no numeric learningRate to schedule');
-    }
-    baseLr = lr;
-  } else {
-    baseLr = config!.learningRate;
+  const baseLr = given ? learningRateOf(given) : config!.learningRate;
+  if (given && options.lrSchedule !== undefined && !(typeof baseLr === 'number' && Number.isFinite(baseLr))) {
+    throw new ConfigError('$.lrSchedule', 'the optimizer passed in has no numeric learningRate to schedule');
   }
   const resume = options.resumeFrom;
   const signal = options.signal;
@@ -311,7 +305,7 @@ export async function fit(target: Graph | Executor, data: Dataset, options: FitO
     const run: FitRun = { ex, vars, controller, optimizer, fingerprint };
     const history: EpochStats[] = resume ? [...resume.history] : [];
     let globalStep = resume?.globalStep ?? 0;
-    let appliedLr = given ? baseLr : config!.learningRate;
+    let appliedLr = baseLr;
     const scheduled = options.lrSchedule !== undefined || !given;
     const setLr = (lr: number): void => {
       if (lr !== appliedLr) {

@@ -1,6 +1,6 @@
 /**
- * Little-endian byte views of typed arrays and CRC-32, shared by the saved-graph format and the
- * training checkpoint format (both store tensors as aligned little-endian blobs with a checksum).
+ * Little-endian byte views of typed arrays, byte input and CRC-32, shared by the saved-graph format
+ * and the training checkpoint format (both store tensors as aligned little-endian blobs with a checksum).
  */
 import { allocParamData, type DType, type ParamData } from '../graph.js';
 
@@ -26,6 +26,11 @@ export function fromLeBytes(bytes: Uint8Array, dtype: DType, n: number): ParamDa
     for (let i = 0; i < dst.length; i += size) dst.subarray(i, i + size).reverse();
   }
   return data;
+}
+
+/** A Uint8Array or an ArrayBuffer as a Uint8Array (no copy); undefined for anything else. */
+export function asBytes(x: Uint8Array | ArrayBuffer): Uint8Array | undefined {
+  return x instanceof Uint8Array ? x : x instanceof ArrayBuffer ? new Uint8Array(x) : undefined;
 }
 
 let crcTable: Uint32Array | undefined;

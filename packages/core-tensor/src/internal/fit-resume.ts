@@ -8,7 +8,7 @@ import type { CheckpointTensor, FitCheckpoint, FitFingerprint, NamedCheckpointTe
 import type { Json } from '../compression-types.js';
 import { TensorpressError } from '../errors.js';
 import type { Executor } from '../executor.js';
-import type { EpochStats, FitController, LrSchedule } from '../train.js';
+import type { FitController, LrSchedule } from '../train.js';
 import { loadOptimizer, saveOptimizer } from './optimizers.js';
 
 /** The live objects of a run that a checkpoint covers. */
@@ -22,14 +22,7 @@ export interface FitRun {
 }
 
 /** Where a run is, between two steps. */
-export interface FitPosition {
-  readonly epoch: number;
-  readonly step: number;
-  readonly globalStep: number;
-  readonly history: readonly EpochStats[];
-  readonly epochProgress: FitCheckpoint['epochProgress'];
-  readonly learningRate: number;
-}
+export type FitPosition = Pick<FitCheckpoint, 'epoch' | 'step' | 'globalStep' | 'history' | 'epochProgress' | 'learningRate'>;
 
 /** The parts of a run's fingerprint that fit knows before looking at the model. */
 export type FingerprintParts = Pick<FitFingerprint, 'epochs' | 'batchSize' | 'seed' | 'dropRemainder' | 'dataSize' | 'stepsPerEpoch' | 'optimizer'> & {

@@ -1,7 +1,7 @@
 /**
- * JSON text helpers shared by the saved-graph and checkpoint formats: numbers JSON cannot hold
- * (Infinity, NaN, -0) as tagged objects, and the position of a syntax error (JSON.parse's messages
- * do not always carry one).
+ * JSON text helpers shared by the saved-graph and checkpoint formats and configs: numbers JSON
+ * cannot hold (Infinity, NaN, -0) as tagged objects, the position of a syntax error (JSON.parse's
+ * messages do not always carry one), and what JSON.parse hides (a key written twice, deep nesting).
  */
 
 /** The tag of a number JSON cannot hold. */
@@ -49,7 +49,7 @@ export function parseJsonText(text: string, fail: (what: string, where: { positi
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    const { pos, what } = jsonSyntaxError(text);
+    const { pos, what } = scanJson(text) ?? { pos: -1, what: 'unknown syntax error' };
     const before = text.slice(0, Math.max(pos, 0));
     const line = before.split('\n').length;
     const column = pos - before.lastIndexOf('\n');
@@ -57,11 +57,24 @@ export function parseJsonText(text: string, fail: (what: string, where: { positi
   }
 }
 
-/** Offset and reason of the first syntax error: JSON.parse's messages do not always carry a position. */
-export function jsonSyntaxError(s: string): { pos: number; what: string } {
+/** A problem {@link scanJson} found: where (offset, and for a problem of shape the JSON path) and what. */
+export interface JsonProblem {
+  readonly pos: number;
+  readonly what: string;
+  readonly path?: readonly (string | number)[];
+}
+
+/**
+ * The first problem of JSON text, found by recursive descent: a syntax error, with its offset
+ * (JSON.parse's messages do not always carry one). Given `maxDepth`, also what JSON.parse hides in
+ * text it accepts, with the JSON path: a key written twice in one object (JSON.parse keeps the
+ * last, so the first is silently ignored) and nesting deeper than `maxDepth`.
+ */
+export function scanJson(s: string, maxDepth?: number): JsonProblem | undefined {
   let i = 0;
-  const stop = (what: string): never => {
-    throw Object.assign(new Error(what), { pos: i });
+  const path: (string | number)[] = [];
+  const stop = (what: string, at?: readonly (string | number)[]): never => {
+    throw Object.assign(new Error(what), { pos: i, path: at });
   };
   const ws = (): void => {
     while (i < s.length && (s[i] === ' ' || s[i] === '\t' || s[i] === '\n' || s[i] === '\r')) i++;
@@ -95,6 +108,7 @@ export function jsonSyntaxError(s: string): { pos: number; what: string } {
     if (depth > 1000) stop('nesting too deep');
     const c = s[i];
     if (c === '{' || c === '[') {
+      if (maxDepth !== undefined && depth >= maxDepth) stop(`nested deeper than ${maxDepth} levels; no config needs that`, [...path]);
       const close = c === '{' ? '}' : ']';
       i++;
       ws();
@@ -102,16 +116,23 @@ export function jsonSyntaxError(s: string): { pos: number; what: string } {
         i++;
         return;
       }
-      for (;;) {
+      const keys = new Set<string>();
+      for (let index = 0; ; index++) {
         if (c === '{') {
           ws();
           if (s[i] !== '"') stop('expected a property name in double quotes');
+          const start = i;
           str();
+          const key = maxDepth === undefined ? '' : (JSON.parse(s.slice(start, i)) as string);
+          if (maxDepth !== undefined && keys.has(key)) stop(`key "${key}" is written twice in one object; JSON keeps only the last, so remove one`, [...path, key]);
+          keys.add(key);
+          path.push(key);
           ws();
           if (s[i] !== ':') stop("expected ':' after a property name");
           i++;
-        }
+        } else path.push(index);
         value(depth + 1);
+        path.pop();
         ws();
         if (s[i] === ',') {
           i++;
@@ -143,7 +164,8 @@ export function jsonSyntaxError(s: string): { pos: number; what: string } {
     ws();
     if (i < s.length) stop('unexpected data after the JSON value');
   } catch (e) {
-    return { pos: (e as { pos: number }).pos, what: (e as Error).message };
+    const { pos, path: at } = e as { pos: number; path?: readonly (string | number)[] };
+    return at ? { pos, what: (e as Error).message, path: at } : { pos, what: (e as Error).message };
   }
-  return { pos: -1, what: 'unknown syntax error' };
+  return undefined;
 }

@@ -1,17 +1,12 @@
 /** Convolution and dense ops (Conv with group, Gemm, MatMul) and the geometry they share. */
 import * as tf from '@tensorflow/tfjs-core';
-import { intsAttr, numAttr, window2d, windowOut } from '../attrs.js';
+import { intsAttr, numAttr, window2d, windowOut, type Window2D } from '../attrs.js';
 import type { Dim, DType, Node, TensorInfo } from '../graph.js';
 import { broadcast, dimsEqual, fail, fmt, needFloat, req } from './helpers.js';
 import type { OpSpec } from './registry.js';
 
 /** Resolved geometry of a Conv node, shared by the executor, statistics and transformations. */
-export interface ConvGeometry {
-  kernel: [number, number];
-  strides: [number, number];
-  dilations: [number, number];
-  pads: [number, number, number, number];
-  same: boolean;
+export interface ConvGeometry extends Window2D {
   group: number;
   inChannels: number;
   outChannels: number;
