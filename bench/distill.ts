@@ -1,6 +1,8 @@
 /**
- * `npm run bench -- distill [--quick] [--resume] [--only a,b] [--seeds N] [--scale X]`: knowledge
- * distillation on Fashion-MNIST, mean ± std over 3 seeds, each comparison measured side by side:
+ * `npm run bench -- distill [--quick] [--resume] [--only a,b] [--methods m,n] [--seeds N] [--scale X]
+ * [--student-steps N] [--finetune-steps N]`: knowledge distillation on Fashion-MNIST, mean ± std over
+ * 3 seeds, each comparison measured side by side (`--methods`: only the methods that contain one of
+ * the strings; every row is keyed by its step count, so runs of other lengths never mix):
  *
  * - `offline`: the plain CNN at quarter width trained alone vs with offline KD from the cached FP32
  *   residual CNN (`knowledgeDistillation({ teacher })`).
@@ -22,7 +24,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { compress, createRng, evaluate, fit, permutation, useBackend, type CompressionBuilder, type Dataset, type Graph } from '@tensorpress/core-tensor';
 import { referenceModels } from '@tensorpress/models';
 import { loadFashionMnist } from '@tensorpress/datasets';
-import { knowledgeDistillation, pseudoLabel, concatDatasets } from '@tensorpress/distill';
+import { knowledgeDistillation, precomputeTeacherOutputs, pseudoLabel, concatDatasets, type TeacherOutputs } from '@tensorpress/distill';
 import { filterPruning } from '@tensorpress/pruning';
 import { quantization } from '@tensorpress/quant';
 import type { SuiteResult } from './run.js';
@@ -47,6 +49,11 @@ interface Settings {
   /** Multiplies every step count. */
   scale: number;
   only: Set<string> | undefined;
+  /** Runs whose method contains one of these strings (all when undefined). */
+  methods: string[] | undefined;
+  /** Steps of the students from scratch (offline, self) and of the fine-tuning (pruning, qat), past `scale`. */
+  studentSteps: number | undefined;
+  finetuneSteps: number | undefined;
 }
 
 function settingsOf(args: string[]): Settings {
@@ -57,13 +64,24 @@ function settingsOf(args: string[]): Settings {
     seeds: Number(val('--seeds') ?? (quick ? 1 : 3)),
     scale: Number(val('--scale') ?? (quick ? 0.1 : 1)),
     only: val('--only') ? new Set(val('--only')!.split(',')) : undefined,
+    methods: val('--methods')?.split(','),
+    studentSteps: val('--student-steps') === undefined ? undefined : Number(val('--student-steps')),
+    finetuneSteps: val('--finetune-steps') === undefined ? undefined : Number(val('--finetune-steps')),
   };
 }
 
-/** The first `n` examples of a seeded shuffle of `data`: the first n/64 steps of a shuffled epoch. */
+/**
+ * The first `n` examples of a seeded shuffle of `data`: the first n/64 steps of a shuffled epoch.
+ * Past one epoch (`n > size`), the next epochs' shuffles follow (seeds `seed + 100`, `seed + 200`, ...).
+ */
 function draw(data: Dataset, n: number, seed: number): Dataset {
-  if (n >= data.size) return data;
-  return data.subset(permutation(data.size, createRng(seed)).subarray(0, n));
+  if (n === data.size) return data;
+  const idx = new Int32Array(n);
+  for (let at = 0, k = 0; at < n; at += data.size, k++) {
+    const p = permutation(data.size, createRng(seed + 100 * k));
+    idx.set(p.subarray(0, Math.min(data.size, n - at)), at);
+  }
+  return data.subset(idx);
 }
 
 interface Run {
@@ -90,6 +108,8 @@ async function fitSteps(
   const opts = { epochs: 1, batchSize: BATCH, optimizer: { type: 'adam' as const, learningRate }, lrSchedule: 'cosine' as const, seed, progress: false };
   if ('controllers' in target) {
     await fit(target.model.executor, subset, { ...opts, controller: target });
+    const kd = target.statistics().algorithms.find((a) => a.algorithm === 'knowledge_distillation')?.total;
+    if (kd?.['precomputedBatches'] !== undefined) console.log(`  teacher outputs: ${String(kd['precomputedBatches'])} batches precomputed, ${String(kd['teacherRuns'])} teacher runs`);
     const g = target.strip();
     target.dispose();
     return g;
@@ -99,6 +119,20 @@ async function fitSteps(
 
 const mean = (v: readonly number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
 const std = (v: readonly number[]): number => (v.length < 2 ? 0 : Math.sqrt(v.reduce((a, b) => a + (b - mean(v)) ** 2, 0) / (v.length - 1)));
+
+/**
+ * Step counts of the rows saved before the keys carried one: every such run used `--scale 1`, so
+ * 300 steps for the students (offline, semi, self) and 80 for the fine-tuning (pruning, qat).
+ */
+const LEGACY_STEPS: Record<string, number> = { offline: 300, semi: 300, self: 300, pruning: 80, qat: 80 };
+
+/** A saved row with its step count in the row and in the key (older rows get {@link LEGACY_STEPS}). */
+function withSteps(d: Record<string, unknown>): Record<string, unknown> {
+  if (d['steps'] !== undefined) return d;
+  const steps = LEGACY_STEPS[String(d['comparison'])];
+  if (steps === undefined) throw new Error(`distill partial rows: no step count for the legacy row ${String(d['key'])}`);
+  return { ...d, key: `${String(d['comparison'])}|${String(d['method'])}|${steps} steps|${String(d['seed'])}`, steps };
+}
 
 export default async function distill(args: string[]): Promise<SuiteResult> {
   const s = settingsOf(args);
@@ -119,6 +153,17 @@ export default async function distill(args: string[]): Promise<SuiteResult> {
   let residualP: Promise<{ graph: Graph; accuracy: number }> | undefined;
   let plainP: Promise<{ graph: Graph; accuracy: number }> | undefined;
   const residual = async (): Promise<Graph> => (await (residualP ??= cached('residualCnn'))).graph;
+  // The FP32 residual CNN teaches both offline KD and pruning + KD (as the pruned model's original):
+  // its eval-mode logits on the 60,000 training images are computed once and looked up by the
+  // images' exact bits, the numbers a teacher run would give every step.
+  let residualOutputsP: Promise<TeacherOutputs> | undefined;
+  const residualOutputs = async (): Promise<TeacherOutputs> =>
+    (residualOutputsP ??= (async () => {
+      const started = performance.now();
+      const o = await precomputeTeacherOutputs(train, await residual(), { batchSize: 500 });
+      console.log(`residualCnn teacher outputs on ${o.size} training images in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      return o;
+    })());
   const plain = async (): Promise<Graph> => (await (plainP ??= cached('plainCnn'))).graph;
 
   // Semi-supervised: 5,000 labelled images (a fixed seeded draw), the other 55,000 unlabelled. The
@@ -147,8 +192,8 @@ export default async function distill(args: string[]): Promise<SuiteResult> {
   };
 
   const student = (seed: number): Graph => referenceModels.plainCnn({ seed, width: STUDENT_WIDTH });
-  const STUDENT_STEPS = steps(300);
-  const FINETUNE_STEPS = steps(80);
+  const STUDENT_STEPS = s.studentSteps ?? steps(300);
+  const FINETUNE_STEPS = s.finetuneSteps ?? steps(80);
   const SEMI_STEPS = steps(300);
   const runs: Run[] = [
     { comparison: 'offline', method: 'student alone', steps: STUDENT_STEPS, data: '60k labelled', train: (seed) => fitSteps(student(seed), train, STUDENT_STEPS, seed, 4e-3) },
@@ -157,14 +202,18 @@ export default async function distill(args: string[]): Promise<SuiteResult> {
       method: 'student + KD from residualCnn',
       steps: STUDENT_STEPS,
       data: '60k labelled',
-      train: async (seed) => fitSteps(compress(student(seed), [knowledgeDistillation({ teacher: await residual(), ...KD })]), train, STUDENT_STEPS, seed, 4e-3),
+      prepare: residualOutputs,
+      train: async (seed) =>
+        fitSteps(compress(student(seed), [knowledgeDistillation({ teacher: await residual(), ...KD, teacherOutputs: await residualOutputs() })]), train, STUDENT_STEPS, seed, 4e-3),
     },
     {
       comparison: 'offline',
       method: 'student + KD from residualCnn (T=1, α=0.5)',
       steps: STUDENT_STEPS,
       data: '60k labelled',
-      train: async (seed) => fitSteps(compress(student(seed), [knowledgeDistillation({ teacher: await residual(), ...KD_T1 })]), train, STUDENT_STEPS, seed, 4e-3),
+      prepare: residualOutputs,
+      train: async (seed) =>
+        fitSteps(compress(student(seed), [knowledgeDistillation({ teacher: await residual(), ...KD_T1, teacherOutputs: await residualOutputs() })]), train, STUDENT_STEPS, seed, 4e-3),
     },
     { comparison: 'semi', method: '5k labels alone', steps: SEMI_STEPS, data: '5k labelled', train: (seed) => fitSteps(student(seed), labelled, SEMI_STEPS, seed, 4e-3) },
     {
@@ -193,9 +242,11 @@ export default async function distill(args: string[]): Promise<SuiteResult> {
         method: `residualCnn −50% FLOPs ${k === 'alone' ? 'alone' : k === '+ KD' ? '+ KD from FP32' : '+ KD from FP32 (T=1, α=0.5)'}`,
         steps: FINETUNE_STEPS,
         data: '60k labelled',
+        ...(k === 'alone' ? {} : { prepare: residualOutputs }),
         train: async (seed) => {
           const builders: CompressionBuilder[] = [filterPruning({ criterion: 'fpgm', flopsReduction: 0.5, mode: 'regular', multipleOf: 8, pruneFirstConv: true, pruneDownsampleConvs: true })];
-          if (k !== 'alone') builders.push(knowledgeDistillation(k === '+ KD' ? KD : KD_T1));
+          // No teacher named: the FP32 original teaches; the precomputed outputs are that graph's.
+          if (k !== 'alone') builders.push(knowledgeDistillation({ ...(k === '+ KD' ? KD : KD_T1), teacherOutputs: await residualOutputs() }));
           return fitSteps(compress(await residual(), builders), train, FINETUNE_STEPS, seed, 1e-3);
         },
       }),
@@ -215,18 +266,21 @@ export default async function distill(args: string[]): Promise<SuiteResult> {
     ),
   ];
 
-  // Per-seed results, saved as they finish (`--resume` continues an interrupted run).
-  const done: Record<string, unknown>[] = args.includes('--resume') ? await loadPartialRows('distill') : [];
-  const key = (r: Run, seed: number): string => `${r.comparison}|${r.method}|${seed}`;
+  // Per-seed results, saved as they finish (`--resume` continues an interrupted run). The key
+  // carries the step count, so runs of another length (another --scale) never mix with these.
+  const done: Record<string, unknown>[] = args.includes('--resume') ? (await loadPartialRows('distill')).map(withSteps) : [];
+  const key = (comparison: string, method: string, stepCount: number, seed: number): string => `${comparison}|${method}|${stepCount} steps|${seed}`;
+  const keyOf = (r: Run, seed: number): string => key(r.comparison, r.method, r.steps, seed);
   const have = new Map(done.map((d) => [String(d['key']), d]));
   const twinsOf = (r: Run): Run[] => runs.filter((o) => o !== r && o.method === r.method && o.steps === r.steps && o.data === r.data);
   for (let seed = 0; seed < s.seeds; seed++) {
     for (const r of runs) {
       if (s.only && !s.only.has(r.comparison)) continue;
-      if (have.has(key(r, seed))) continue;
+      if (s.methods && !s.methods.some((m) => r.method.includes(m))) continue;
+      if (have.has(keyOf(r, seed))) continue;
       // "student alone" is one model: the self comparison reuses the offline one's run.
       const twinRow = twinsOf(r)
-        .map((t) => have.get(key(t, seed)))
+        .map((t) => have.get(keyOf(t, seed)))
         .find((x) => x !== undefined);
       let acc: number;
       let seconds: number;
@@ -240,45 +294,56 @@ export default async function distill(args: string[]): Promise<SuiteResult> {
         seconds = (performance.now() - started) / 1000;
         acc = await accuracy(g);
       }
-      const row = { key: key(r, seed), comparison: r.comparison, method: r.method, seed, accuracy: acc, trainSeconds: seconds };
-      console.log(`${r.comparison} / ${r.method} / seed ${seed}: ${(acc * 100).toFixed(2)}% in ${seconds.toFixed(1)} s`);
+      const row = { key: keyOf(r, seed), comparison: r.comparison, method: r.method, steps: r.steps, seed, accuracy: acc, trainSeconds: seconds };
+      console.log(`${r.comparison} / ${r.method} / ${r.steps} steps / seed ${seed}: ${(acc * 100).toFixed(2)}% in ${seconds.toFixed(1)} s`);
       done.push(row);
       have.set(row.key, row);
       if (!s.quick) await savePartialRows('distill', done);
     }
   }
 
+  // One group per comparison and step count; deltas and targets compare methods of the same length.
   const TARGETS: Record<string, number> = { offline: 0.5, semi: 1.0, pruning: 0.3 };
   const rows: Record<string, unknown>[] = [];
   for (const comparison of ['offline', 'semi', 'self', 'pruning', 'qat']) {
     const group = runs.filter((r) => r.comparison === comparison);
-    const accs = group.map((r) => done.filter((d) => d['comparison'] === comparison && d['method'] === r.method).map((d) => Number(d['accuracy'])));
-    if (accs.some((a) => a.length === 0)) continue;
-    const baseMean = mean(accs[0]!);
-    group.forEach((r, i) => {
-      const a = accs[i]!;
-      const secs = done.filter((d) => d['comparison'] === comparison && d['method'] === r.method).map((d) => Number(d['trainSeconds']));
-      const delta = (mean(a) - baseMean) * 100;
-      rows.push({
-        comparison,
-        method: r.method,
-        seeds: a.length,
-        accuracyMean: round(mean(a), 4),
-        accuracyStd: round(std(a), 4),
-        accuracy: `${(mean(a) * 100).toFixed(2)} ± ${(std(a) * 100).toFixed(2)}`,
-        deltaPts: round(delta, 2),
-        ...(i > 0 && TARGETS[comparison] !== undefined ? { targetPts: TARGETS[comparison], targetMet: delta >= TARGETS[comparison]! } : {}),
-        accuracies: a.map((v) => round(v, 4)),
-        steps: r.steps,
-        batch: BATCH,
-        data: r.data,
-        trainSecondsMean: round(mean(secs), 1),
+    const lengths = [...new Set(done.filter((d) => d['comparison'] === comparison).map((d) => Number(d['steps'])))].sort((a, b) => a - b);
+    for (const stepCount of lengths) {
+      const of = (method: string): Record<string, unknown>[] =>
+        done.filter((d) => d['comparison'] === comparison && d['method'] === method && Number(d['steps']) === stepCount);
+      const present = group.filter((r) => of(r.method).length > 0);
+      // Without the first method (the baseline) at this length there is nothing to compare.
+      if (present[0] !== group[0]) continue;
+      const baseMean = mean(of(group[0]!.method).map((d) => Number(d['accuracy'])));
+      present.forEach((r, i) => {
+        const a = of(r.method).map((d) => Number(d['accuracy']));
+        const secs = of(r.method).map((d) => Number(d['trainSeconds']));
+        const delta = (mean(a) - baseMean) * 100;
+        rows.push({
+          comparison,
+          method: r.method,
+          seeds: a.length,
+          accuracyMean: round(mean(a), 4),
+          accuracyStd: round(std(a), 4),
+          accuracy: `${(mean(a) * 100).toFixed(2)} ± ${(std(a) * 100).toFixed(2)}`,
+          deltaPts: round(delta, 2),
+          ...(i > 0 && TARGETS[comparison] !== undefined ? { targetPts: TARGETS[comparison], targetMet: delta >= TARGETS[comparison]! } : {}),
+          accuracies: a.map((v) => round(v, 4)),
+          steps: stepCount,
+          batch: BATCH,
+          data: r.data,
+          trainSecondsMean: round(mean(secs), 1),
+        });
       });
-    });
+    }
   }
   const notes = [
     'accuracy: Fashion-MNIST test set (10,000 images), mean ± sample std over seeds 0..2 in percent; deltaPts: mean minus the first method of the comparison, in points.',
-    `Short training (2 shared CPU cores): every run trains \`steps\` Adam steps of batch ${BATCH} with cosine decay, drawn by a seeded shuffle of the whole training set (epochs were cut, not images or rows). Students from scratch: lr 4e-3; pruning fine-tuning 1e-3; QAT 1e-4.`,
+    `Short training (2 shared CPU cores): every run trains \`steps\` Adam steps of batch ${BATCH} with cosine decay, drawn by a seeded shuffle of the whole training set (epochs were cut, not images or rows; past 937 steps the next epoch's shuffle follows). Students from scratch: lr 4e-3; pruning fine-tuning 1e-3; QAT 1e-4.`,
+    `Each comparison is grouped by its step count (rows keyed by comparison, method, steps and seed): deltaPts and targetMet compare methods of the same length only. Lengths run: ${['offline', 'semi', 'self', 'pruning', 'qat']
+      .map((c) => `${c} ${[...new Set(rows.filter((r) => r['comparison'] === c).map((r) => Number(r['steps'])))].join(' and ') || '-'}`)
+      .join('; ')} steps (the longer offline and pruning rows were added after the short ones missed their targets; the short ones stay).`,
+    'Teacher outputs: the longer offline and pruning KD rows look up the FP32 residual CNN\'s eval-mode logits, computed once over the 60,000 training images (precomputeTeacherOutputs; exact: rows are matched by their bits), instead of running the teacher every step; the 300/80-step rows ran it every step, so their trainSecondsMean include the teacher and the new ones do not.',
     `student: plainCnn at width ${STUDENT_WIDTH}; KD: T=${KD.temperature}, alpha=${KD.alpha} (soft-label KL, T²-scaled) unless the method names T=${KD_T1.temperature}, α=${KD_T1.alpha} (added after the first setting lost in these short runs; both are reported), teacher in eval mode. Pruning and QAT name no teacher: the default is the pipeline's own FP32 original.`,
     `self: EMA (decay ${EMA_DECAY}) of the student's weights as its teacher, alpha 0.5. 'student alone' is the same run as in 'offline'.`,
     `semi: a fixed seeded draw of ${LABELLED} labelled images; the teacher is a full-width plainCnn trained on those labels only (${SEMI_TEACHER_EPOCHS} epochs, FP32 recipe); it labels the other ${train.size - LABELLED} images (hard labels, kept at top-class probability >= ${PSEUDO_THRESHOLD}) and, as KD teacher on the joined data, gives soft labels (T=${KD.temperature}, alpha=${KD.alpha}).`,

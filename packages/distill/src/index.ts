@@ -11,5 +11,7 @@ export type { KnowledgeDistillationParams, HintParams, SelfDistillationParams } 
 export { knowledgeDistillation, knowledgeDistillationDefinition, needsTeacher, DISTILLATION_PRIORITY } from './knowledge-distillation.js';
 export type { KnowledgeDistillationOptions, DistillationBuilder } from './knowledge-distillation.js';
 export { distillAlgorithms } from './algorithms.js';
+export { precomputeTeacherOutputs } from './teacher-outputs.js';
+export type { TeacherOutputs, PrecomputeTeacherOptions } from './teacher-outputs.js';
 export { pseudoLabel, semiSupervisedData, concatDatasets, withLabels } from './semi-supervised.js';
 export type { PseudoLabelOptions, PseudoLabelResult } from './semi-supervised.js';

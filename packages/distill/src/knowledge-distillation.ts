@@ -22,6 +22,7 @@ import { ALGORITHM, VERSION, knowledgeDistillationSchema, type KnowledgeDistilla
 import { base64ToF32, f32ToBase64 } from './internal/f32-base64.js';
 import { Teacher, checkTeacherOutputs, probeInput } from './internal/teacher.js';
 import { distillationTerm, hintLoss } from './losses.js';
+import type { TeacherOutputs } from './teacher-outputs.js';
 
 /**
  * Builders' priority: after pruning (100), sparsity (200), binarization (250) and quantization
@@ -34,6 +35,13 @@ export interface KnowledgeDistillationOptions extends Partial<Omit<KnowledgeDist
   /** A loaded teacher graph, or a model spec to load later (see {@link DistillationBuilder.setTeacher}). */
   teacher?: Graph | string;
   hints?: readonly { student: string; teacher?: string; weight?: number }[];
+  /**
+   * The teacher's outputs on the training data, computed once by `precomputeTeacherOutputs` from
+   * the same teacher graph (`teacher`, or the graph `compress` is given when none is named). A batch
+   * whose rows are all found takes them instead of a teacher run; any other runs the teacher. Not
+   * with hints (they need the teacher's features) or self-distillation (that teacher changes).
+   */
+  teacherOutputs?: TeacherOutputs;
 }
 
 /** The builder of `knowledge_distillation`; a named teacher spec is loaded by the caller and handed over. */
@@ -82,6 +90,9 @@ class DistillationController {
   readonly scheduler: DistillationScheduler;
   private active: boolean;
   private readonly outputName: string;
+  /** Batches whose teacher outputs came from {@link teacherOutputs}, and batches that ran the teacher. */
+  private precomputedBatches = 0;
+  private teacherRuns = 0;
 
   constructor(
     readonly params: KnowledgeDistillationParams,
@@ -89,6 +100,7 @@ class DistillationController {
     readonly model: CompressedModel,
     readonly teacher: Teacher,
     readonly hints: HintRuntime[],
+    private readonly teacherOutputs: TeacherOutputs | undefined,
   ) {
     this.outputName = teacher.graph.outputs[0]!;
     const self = params.selfDistillation;
@@ -131,7 +143,10 @@ class DistillationController {
     if (!student) throw new TensorpressError('INPUT_INVALID', 'knowledge_distillation: the loss context has no model output');
     const n = ctx.inputs.shape[0];
     return tf.tidy(() => {
-      const teacherOut = this.teacher.run(ctx.inputs, [this.outputName, ...this.hints.map((h) => h.teacherValue)]);
+      const found = this.teacherOutputs?.lookup(ctx.inputs);
+      if (found) this.precomputedBatches++;
+      else this.teacherRuns++;
+      const teacherOut = found ? [found] : this.teacher.run(ctx.inputs, [this.outputName, ...this.hints.map((h) => h.teacherValue)]);
       const p = this.params;
       const d = distillationTerm(student, teacherOut[0]!, { temperature: p.temperature, loss: p.loss });
       // The loop (core fit) adds CE(student, labels) with weight 1; this term turns the sum into
@@ -174,6 +189,7 @@ class DistillationController {
         alpha: p.alpha,
         loss: p.loss,
         active: this.active,
+        ...(this.teacherOutputs ? { precomputedBatches: this.precomputedBatches, teacherRuns: this.teacherRuns } : {}),
       },
       skipped: [],
     };
@@ -260,7 +276,12 @@ function setUpHints(student: Executor, teacher: Teacher, hints: HintRuntime[], h
   }
 }
 
-function createBuilder(params: KnowledgeDistillationParams, initialTeacher: Graph | undefined, location?: EntryLocation): DistillationBuilder {
+function createBuilder(
+  params: KnowledgeDistillationParams,
+  initialTeacher: Graph | undefined,
+  location?: EntryLocation,
+  teacherOutputs?: TeacherOutputs,
+): DistillationBuilder {
   const paths = entryPaths(location);
   let teacherGraph = initialTeacher;
   let hints: HintRuntime[] = [];
@@ -319,6 +340,23 @@ function createBuilder(params: KnowledgeDistillationParams, initialTeacher: Grap
         kind = 'original';
         source = model.original;
       }
+      if (teacherOutputs) {
+        const refuse = self ? 'selfDistillation' : hints.length > 0 ? 'hints' : undefined;
+        if (refuse) {
+          throw new ConfigError(
+            `${paths.params}.${refuse}`,
+            refuse === 'hints'
+              ? 'precomputed teacher outputs hold the teacher\'s logits only; hints need its features: drop teacherOutputs or the hints'
+              : 'precomputed teacher outputs need a fixed teacher; a self-distilling teacher changes as the student trains',
+          );
+        }
+        if (teacherOutputs.teacher !== source) {
+          throw new ConfigError(
+            teacherPath,
+            `the precomputed teacher outputs were computed from another graph than this run's teacher (${kind === 'original' ? 'the FP32 original' : 'the named teacher'}); compute them from the teacher itself`,
+          );
+        }
+      }
       const teacher = new Teacher(source);
       try {
         if (kind !== 'self-ema' && kind !== 'self-snapshot') checkTeacherOutputs(model.executor, teacher, kind === 'original' ? paths.params : teacherPath);
@@ -333,7 +371,7 @@ function createBuilder(params: KnowledgeDistillationParams, initialTeacher: Grap
         teacher.dispose();
         throw e;
       }
-      const c = new DistillationController(params, kind, model, teacher, hints);
+      const c = new DistillationController(params, kind, model, teacher, hints, teacherOutputs);
       controller = c;
       return defineController(ALGORITHM, {
         scheduler: c.scheduler,
@@ -364,9 +402,9 @@ function createBuilder(params: KnowledgeDistillationParams, initialTeacher: Grap
  * training loop adds (core `fit` does) the objective is `(1 − α)·CE + α·D + Σ hints`.
  */
 export function knowledgeDistillation(options: KnowledgeDistillationOptions = {}): DistillationBuilder {
-  const { teacher, ...rest } = options;
+  const { teacher, teacherOutputs, ...rest } = options;
   const params = parseWithSchema(knowledgeDistillationSchema, typeof teacher === 'string' ? { ...rest, teacher } : rest);
-  return createBuilder(params, typeof teacher === 'string' ? undefined : teacher);
+  return createBuilder(params, typeof teacher === 'string' ? undefined : teacher, undefined, teacherOutputs);
 }
 
 /** The `knowledge_distillation` algorithm for pipeline configs (`parsePipelineConfig` / `createBuilders`). */
