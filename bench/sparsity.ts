@@ -28,6 +28,8 @@ const LEARNING_RATE = 1e-3;
 /** Share of the fine-tuning budget over which the polynomial schedule rises (then frozen). */
 const RAMP = 0.5;
 const LEVELS = [0.5, 0.75, 0.9, 0.95];
+/** Optimiser steps per pass over the 60,000 training images (the last batch is partial). */
+const STEPS_PER_EPOCH = Math.ceil(60000 / BATCH);
 /** L0: λ on the mean expected L0 norm, and log α = GATE_SCALE·θ so gates move within the budget. */
 const L0 = { lambda: 100, gateScale: 100, initLogAlpha: 3 };
 const FIRST_CONV: Record<string, string> = { plainCnn: 'conv1', residualCnn: 'stem.conv' };
@@ -35,6 +37,8 @@ const FIRST_CONV: Record<string, string> = { plainCnn: 'conv1', residualCnn: 'st
 interface Settings {
   quick: boolean;
   steps: number;
+  /** Share of the steps over which a schedule rises (`--ramp`, default {@link RAMP}). */
+  ramp: number;
   testSize: number;
 }
 
@@ -43,7 +47,10 @@ function settingsOf(args: string[]): Settings {
   const i = args.indexOf('--steps');
   const steps = i >= 0 ? Number(args[i + 1]) : quick ? 40 : DEFAULT_STEPS;
   if (!Number.isInteger(steps) || steps <= 0) throw new Error(`--steps expects a positive integer, got ${String(args[i + 1])}`);
-  return { quick, steps, testSize: quick ? 1000 : 10000 };
+  const r = args.indexOf('--ramp');
+  const ramp = r >= 0 ? Number(args[r + 1]) : RAMP;
+  if (!(ramp > 0 && ramp <= 1)) throw new Error(`--ramp expects a share of the steps in (0, 1], got ${String(args[r + 1])}`);
+  return { quick, steps, ramp, testSize: quick ? 1000 : 10000 };
 }
 
 function subsetOf(data: Dataset, n: number): Dataset {
@@ -125,24 +132,34 @@ async function measure(graph: Graph, test: Dataset, probe: tf.Tensor): Promise<M
 interface Run {
   method: string;
   targetLevel: number | null;
+  /** What the row's method was run with (kept in the row). */
+  recipe: Record<string, string | number>;
   make: (model: string) => CompressionBuilder;
 }
 
 /** Fine-tuning steps per row unless --steps says otherwise. */
 const DEFAULT_STEPS = 200;
 
-function runs(steps: number): Run[] {
-  const poly = { type: 'polynomial' as const, initialLevel: 0, targetEpoch: RAMP, power: 3, perStep: true, stepsPerEpoch: steps, updateEvery: 10 };
+/**
+ * The rows. The polynomial schedule counts fractional epochs of the real data pass
+ * ({@link STEPS_PER_EPOCH} steps; fit ends an epoch there and the scheduler's position follows it),
+ * and reaches the level after `ramp·steps` steps.
+ */
+function runs(s: Settings): Run[] {
+  const rampSteps = Math.max(1, Math.round(s.ramp * s.steps));
+  const poly = { type: 'polynomial' as const, initialLevel: 0, targetEpoch: rampSteps / STEPS_PER_EPOCH, power: 3, perStep: true, stepsPerEpoch: STEPS_PER_EPOCH, updateEvery: 10 };
+  const magnitude = (level: number, importance: 'abs' | 'normalized_abs', suffix: string): Run => ({
+    method: `magnitude ${Math.round(level * 100)}%${suffix}`,
+    targetLevel: level,
+    recipe: { importance, ranking: 'global', rampSteps },
+    make: () => magnitudeSparsity({ level, importance, schedule: poly }),
+  });
   return [
-    ...LEVELS.map(
-      (level): Run => ({
-        method: `magnitude ${Math.round(level * 100)}%`,
-        targetLevel: level,
-        make: () => magnitudeSparsity({ level, schedule: poly }),
-      }),
-    ),
-    { method: 'L0', targetLevel: null, make: () => l0Sparsity(L0) },
-    { method: '2:4', targetLevel: 0.5, make: (model) => nmSparsity({ n: 2, m: 4, ignoredScopes: [FIRST_CONV[model]!] }) },
+    ...LEVELS.map((level) => magnitude(level, 'normalized_abs', '')),
+    // Global |w| (not normalised per layer): the normalised ranking empties residualCnn's block3.conv2 at 90%.
+    magnitude(0.9, 'abs', ' |w|'),
+    { method: 'L0', targetLevel: null, recipe: { ...L0 }, make: () => l0Sparsity(L0) },
+    { method: '2:4', targetLevel: 0.5, recipe: {}, make: (model) => nmSparsity({ n: 2, m: 4, ignoredScopes: [FIRST_CONV[model]!] }) },
   ];
 }
 
@@ -159,7 +176,12 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
   const models = args.includes('--models') ? args[args.indexOf('--models') + 1]!.split(',') : ['plainCnn', 'residualCnn'];
   // A run with another --steps than the default labels its rows "<method> (<N> steps)", so that
   // `--resume --steps N --only ...` adds longer-budget rows beside the default ones.
-  const label = (method: string): string => (s.steps === DEFAULT_STEPS || method === 'fp32' ? method : `${method} (${s.steps} steps)`);
+  // A --ramp other than the default adds it: "<method> (<N> steps, ramp 30%)".
+  const label = (method: string): string => {
+    if (method === 'fp32') return method;
+    const tags = [...(s.steps === DEFAULT_STEPS ? [] : [`${s.steps} steps`]), ...(s.ramp === RAMP ? [] : [`ramp ${Math.round(s.ramp * 100)}%`])];
+    return tags.length === 0 ? method : `${method} (${tags.join(', ')})`;
+  };
   const done = (model: string, method: string): boolean => rows.some((r) => r['model'] === model && r['method'] === label(method));
   const wanted = (model: string, method: string): boolean => (only === undefined || only.has(method)) && !done(model, method);
   const push = async (row: Record<string, unknown>): Promise<void> => {
@@ -169,7 +191,8 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
   };
   const notes = [
     `Fine-tuning from the cached FP32 weights (3 epochs, Adam, cosine): finetuneSteps steps of batch ${BATCH} over shuffled batches of all ${fashion.train.size} training images (${DEFAULT_STEPS} steps = ${((DEFAULT_STEPS * BATCH) / fashion.train.size).toFixed(2)} epoch by default; rows labelled "(N steps)" ran N steps, added with --resume --steps N), Adam ${LEARNING_RATE} with cosine decay over those steps. Epochs were cut, not rows, to fit the time budget of a shared 2-core machine.`,
-    `magnitude: the package defaults (NNCF's): one global threshold on |w| / ||W||2 of each layer; polynomial schedule (Zhu & Gupta, power 3) per step from 0 to the level over the first ${RAMP * 100}% of the steps (masks every 10 steps), then frozen.`,
+    `magnitude: one global threshold (the package default) on |w| / ||W||2 of each layer (the package default; rows "|w|": on |w|); polynomial schedule (Zhu & Gupta, power 3) per step from 0 to the level over the first rampSteps steps (${RAMP * 100}% of the steps unless the label says "ramp N%"; masks every 10 steps), then frozen.`,
+    `The schedule counts fractional epochs of the real data pass (${STEPS_PER_EPOCH} steps). Before that fix a run longer than one pass ended its ramp at the end of the first pass: the "magnitude 90% (2800 steps)" row rose over 938 steps (to 86.8%, then 90%), not 1,400.`,
     `L0: hard-concrete gates (beta 2/3, gamma -0.1, zeta 1.1), lambda ${L0.lambda} on the mean expected L0, log alpha = ${L0.gateScale}*theta from ${L0.initLogAlpha}; the level is what training reached (deterministic gates at eval).`,
     '2:4: exactly 2 of every 4 input-channel weights kept, one-shot; the first conv (1 input channel) stays dense.',
     'accuracy: the stripped graph on the Fashion-MNIST test set; deltaPts = accuracy - fp32Accuracy in points; sparsity: zeros over the sparsified weights; modelSparsity: over every float parameter.',
@@ -184,7 +207,7 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
     if (wanted(model, 'fp32')) {
       await push({ model, method: 'fp32', targetLevel: 0, sparsity: 0, modelSparsity: 0, accuracy: round(base.accuracy, 4), fp32Accuracy: round(base.accuracy, 4), deltaPts: 0, ...sizes(base, base) });
     }
-    for (const run of runs(s.steps)) {
+    for (const run of runs(s)) {
       if (!wanted(model, run.method)) continue;
       const ctrl = compress(fp32, [run.make(model)]);
       const t = await finetune(ctrl, fashion.train, s.steps, `${model} ${run.method}`);
@@ -203,6 +226,7 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
         deltaPts: round((m.accuracy - base.accuracy) * 100, 2),
         ...sizes(m, base),
         unreachedLayers: stats.total['unreachedLayers'] ?? 0,
+        ...run.recipe,
         finetuneSteps: s.steps,
         stepMs: round(t.stepMs, 1),
         trainSeconds: round(t.seconds, 1),

@@ -52,6 +52,12 @@ const gateFields = {
   gateScale: z.number().gt(0).default(1),
   /** Seed of the gate noise (training samples are reproducible). */
   seed: z.number().int().default(0),
+  /**
+   * Optimiser steps after which the gates freeze (NNCF RB's freeze epoch, counted in steps): from
+   * then on every weight is multiplied by its deterministic gate, log α stops training, the penalty
+   * is 0, and the weights fine-tune under the fixed gates. Unset: the gates train to the end.
+   */
+  freezeStep: z.number().int().positive().optional(),
 };
 
 /** The zod schema of {@link L0SparsityParams}. */
@@ -92,12 +98,28 @@ interface Runtime {
   /** θ per target parameter (log α = gateScale·θ). */
   readonly theta: Map<string, tf.Variable>;
   rng: Rng;
+  /** The deterministic gates once frozen (see `freezeStep`), by parameter. */
+  frozen: Map<string, tf.Tensor> | undefined;
+}
+
+/** A counting scheduler that calls `after` after every step. */
+class CallbackScheduler extends CountingScheduler {
+  constructor(private readonly after: () => void) {
+    super();
+  }
+
+  override step(): void {
+    super.step();
+    this.after();
+  }
 }
 
 class L0Controller {
   readonly scheduler: CompressionScheduler;
   private readonly hc: HardConcreteParams;
   private level = 0;
+  /** Optimiser steps since the start (what `freezeStep` counts). */
+  private steps = 0;
 
   constructor(
     readonly algorithm: string,
@@ -108,11 +130,27 @@ class L0Controller {
     readonly rt: Runtime,
   ) {
     this.hc = { beta: params.beta, gamma: params.gamma, zeta: params.zeta };
+    const after = (): void => this.afterStep();
     if (params.kind === 'rb') {
-      const s = new SparsityScheduler(params.schedule, params.level, (l) => (this.level = l));
+      const s = new SparsityScheduler(params.schedule, params.level, (l) => (this.level = l), after);
       s.start();
       this.scheduler = s;
-    } else this.scheduler = new CountingScheduler();
+    } else this.scheduler = new CallbackScheduler(after);
+  }
+
+  private afterStep(): void {
+    this.steps++;
+    if (this.params.freezeStep !== undefined && this.steps >= this.params.freezeStep) this.freeze();
+  }
+
+  /** Fixes every gate at its deterministic value (once): log α gets no gradient from then on. */
+  private freeze(): void {
+    if (this.rt.frozen) return;
+    this.rt.frozen = new Map(this.targets.map((t) => [t.param, this.gate(t.param)]));
+  }
+
+  get frozen(): boolean {
+    return this.rt.frozen !== undefined;
   }
 
   logAlpha(param: string): tf.Tensor {
@@ -127,6 +165,8 @@ class L0Controller {
   }
 
   loss(): tf.Scalar {
+    // Frozen gates: nothing left to regularise (and no gradient reaches log α).
+    if (this.frozen) return tf.scalar(0);
     return tf.tidy(() => {
       const density = this.expectedDensity();
       if (this.params.kind === 'l0') return tf.mul(density, this.params.lambda);
@@ -164,6 +204,8 @@ class L0Controller {
         expectedDensity: density,
         ...(this.params.kind === 'rb' ? { level: this.level, targetLevel: this.params.level } : { lambda: this.params.lambda }),
         epoch: this.scheduler.epoch,
+        steps: this.steps,
+        frozen: this.frozen,
       },
       skipped: this.skipped,
     };
@@ -171,11 +213,11 @@ class L0Controller {
 
   state(): Json {
     const sched = this.scheduler instanceof SparsityScheduler ? this.scheduler.state() : { epoch: this.scheduler.epoch, stepInEpoch: this.scheduler.stepInEpoch };
-    return { version: VERSION, rng: this.rt.rng.state(), level: this.level, scheduler: sched };
+    return { version: VERSION, rng: this.rt.rng.state(), level: this.level, steps: this.steps, scheduler: sched };
   }
 
   loadState(state: Json): void {
-    const s = state as { rng?: unknown; level?: unknown; scheduler?: unknown } | null;
+    const s = state as { rng?: unknown; level?: unknown; steps?: unknown; scheduler?: unknown } | null;
     if (!s || typeof s !== 'object' || typeof s.rng !== 'number' || typeof s.scheduler !== 'object' || s.scheduler === null) {
       throw new TensorpressError('STATE_INVALID', `${this.algorithm} state: expected { rng, level, scheduler }`);
     }
@@ -188,6 +230,11 @@ class L0Controller {
       c.stepInEpoch = Number(sched['stepInEpoch'] ?? 0);
     }
     if (typeof s.level === 'number') this.level = s.level;
+    this.steps = typeof s.steps === 'number' ? s.steps : 0;
+    // θ is restored with the trainable variables; the frozen gates follow from it.
+    if (this.rt.frozen) tf.dispose([...this.rt.frozen.values()]);
+    this.rt.frozen = undefined;
+    if (this.params.freezeStep !== undefined && this.steps >= this.params.freezeStep) this.freeze();
   }
 
   /** Every gated weight multiplied by its deterministic gate: exact zeros where the gate is closed. */
@@ -214,20 +261,22 @@ class L0Controller {
   dispose(): void {
     for (const v of this.rt.theta.values()) v.dispose();
     this.rt.theta.clear();
+    if (this.rt.frozen) tf.dispose([...this.rt.frozen.values()]);
+    this.rt.frozen = undefined;
   }
 }
 
 function createBuilder(algorithm: string, params: Params, scopes: Scopes, location?: EntryLocation): CompressionBuilder {
   const paths = entryPaths(location);
   let found: { targets: WeightTarget[]; skipped: Skip[] } | undefined;
-  let rt: Runtime = { theta: new Map(), rng: createRng(params.seed) };
+  let rt: Runtime = { theta: new Map(), rng: createRng(params.seed), frozen: undefined };
   let ctrl: L0Controller | undefined;
   return {
     algorithm,
     priority: PRIORITY.sparsity,
     stacking: SPARSIFIER_STACKING,
     register(graph, layout) {
-      rt = { theta: new Map(), rng: createRng(params.seed) };
+      rt = { theta: new Map(), rng: createRng(params.seed), frozen: undefined };
       ctrl = undefined;
       found = weightTargets(graph, scopes, paths.entry);
       const local = rt;
@@ -236,6 +285,8 @@ function createBuilder(algorithm: string, params: Params, scopes: Scopes, locati
         layout.addHook(
           { type: 'weight', node: t.node, input: 1 },
           (x, hook) => {
+            const fixed = local.frozen?.get(t.param);
+            if (fixed) return tf.mul(x, fixed);
             const theta = local.theta.get(t.param);
             if (!theta) return x;
             const logAlpha = tf.mul(theta, params.gateScale);

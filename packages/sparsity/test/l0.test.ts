@@ -133,6 +133,56 @@ describe('l0Sparsity', () => {
   });
 });
 
+describe('freezeStep', () => {
+  it('after freezeStep steps the gates are deterministic, log α stops, the penalty is 0, the weights train on', async () => {
+    const before = tf.memory().numTensors;
+    const ctrl = compress(smallGraph(), [l0Sparsity({ lambda: 5, gateScale: 20, initLogAlpha: 1, freezeStep: 4 })]);
+    const theta = (): number[] => ctrl.trainableVariables().flatMap((v) => Array.from(v.dataSync()));
+    const x = smallInput();
+    // 4 steps (batch 8 of 32): the gates train, then freeze at the epoch's end.
+    await fit(ctrl.model.executor, smallData(), { epochs: 1, batchSize: 8, optimizer: { type: 'adam', learningRate: 0.02 }, controller: ctrl, progress: false });
+    const t4 = theta();
+    expect(t4.some((v) => Math.abs(v - 1 / 20) > 1e-4)).toBe(true);
+    expect(ctrl.statistics().algorithms[0]!.total['frozen']).toBe(true);
+    const loss = ctrl.loss({} as never);
+    expect(loss.dataSync()[0]).toBe(0);
+    // Training mode now multiplies by the deterministic gate: no noise, the same as eval.
+    const [yt] = ctrl.model.executor.run(x, { training: true, updateStats: false });
+    const [ye] = ctrl.model.executor.run(x);
+    expect(maxAbsDiff(yt!, ye!)).toBeLessThanOrEqual(1e-6);
+    const param = String(ctrl.statistics().algorithms[0]!.layers[0]!['weight']);
+    const w = (): number[] => Array.from(ctrl.model.executor.variables().get(param)!.dataSync());
+    const w4 = w();
+    await fit(ctrl.model.executor, smallData(), { epochs: 1, batchSize: 8, optimizer: { type: 'adam', learningRate: 0.02 }, controller: ctrl, progress: false });
+    expect(theta()).toEqual(t4);
+    expect(maxAbsDiff(w(), w4)).toBeGreaterThan(1e-4);
+    // A fresh controller resumed from the state freezes at the same point.
+    const state = JSON.parse(JSON.stringify(ctrl.state()));
+    const b = compress(smallGraph(), [l0Sparsity({ lambda: 5, gateScale: 20, initLogAlpha: 1, freezeStep: 4 })]);
+    expect(b.statistics().algorithms[0]!.total['frozen']).toBe(false);
+    b.loadState(state);
+    expect(b.statistics().algorithms[0]!.total['frozen']).toBe(true);
+    tf.dispose([loss, x, yt!, ye!]);
+    b.dispose();
+    ctrl.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('rbSparsity freezes too; without freezeStep the gates keep training', async () => {
+    const rb = compress(smallGraph(), [rbSparsity({ level: 0.5, gateScale: 10, freezeStep: 2 })]);
+    await fit(rb.model.executor, smallData(16), { epochs: 1, batchSize: 8, optimizer: { type: 'adam', learningRate: 0.03 }, controller: rb, progress: false });
+    expect(rb.statistics().algorithms[0]!.total['frozen']).toBe(true);
+    const l = rb.loss({} as never);
+    expect(l.dataSync()[0]).toBe(0);
+    l.dispose();
+    rb.dispose();
+    const free = compress(smallGraph(), [l0Sparsity({ lambda: 5, gateScale: 20 })]);
+    await fit(free.model.executor, smallData(16), { epochs: 1, batchSize: 8, optimizer: { type: 'adam', learningRate: 0.02 }, controller: free, progress: false });
+    expect(free.statistics().algorithms[0]!.total['frozen']).toBe(false);
+    free.dispose();
+  });
+});
+
 describe('rbSparsity', () => {
   it('loss() is weight·((density − (1 − level))/tolerance)² with the scheduled level', () => {
     const ctrl = compress(smallGraph(), [
