@@ -10,9 +10,10 @@
  * saved as they finish (bench/.cache/binary-<part>-rows.json), so `--resume` continues.
  *
  * `--steps S` runs the long recipe instead: only the issue's three targeted rows (TWN W2A32, XNOR
- * W1A32, XNOR W1A1; `--rows twn-W2A32,...` picks some), S steps over the full training set, XNOR
- * W1A1 staged and distilled from the FP32 model. Its rows carry `recipe: 'long'` and `steps`;
- * with `--resume` the results file holds both recipes, each long row after its short ones.
+ * W1A32, XNOR W1A1; `--rows twn-W2A32,twn-W2A32-kd,xnor-W1A32,xnor-W1A1-kd` picks some), S steps
+ * over the full training set, `-kd` rows distilled from the FP32 model, XNOR W1A1 staged. Its
+ * rows carry `recipe: 'long'`, `steps` and `kd`; with `--resume` the results file holds both
+ * recipes, each long row after its short ones.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -110,20 +111,21 @@ interface Recipe {
 }
 
 /**
- * The long recipe's rows (`--steps S`): the issue's three targeted rows on the full training set,
- * cosine LR decay; W1A1 staged (activations first, weights from a quarter of the steps, polynomial
- * decay from there) and distilled from the FP32 model.
+ * The long recipe's rows (`--steps S`, `--rows <id>,...`): the issue's three targeted rows on the
+ * full training set, cosine LR decay; `-kd` rows distil from the FP32 model; W1A1 staged
+ * (activations first, weights from a quarter of the steps, polynomial decay from there).
  */
-const LONG_ROWS: { method: Method; schedule: 'none' | 'staged'; kd: boolean }[] = [
-  { method: METHODS[3]!, schedule: 'none', kd: false },
-  { method: METHODS[2]!, schedule: 'none', kd: false },
-  { method: METHODS[1]!, schedule: 'staged', kd: true },
+const LONG_ROWS: { id: string; method: Method; schedule: 'none' | 'staged'; kd: boolean }[] = [
+  { id: 'twn-W2A32', method: METHODS[3]!, schedule: 'none', kd: false },
+  { id: 'twn-W2A32-kd', method: METHODS[3]!, schedule: 'none', kd: true },
+  { id: 'xnor-W1A32', method: METHODS[2]!, schedule: 'none', kd: false },
+  { id: 'xnor-W1A1-kd', method: METHODS[1]!, schedule: 'staged', kd: true },
 ];
 
 const KD_TEMPERATURE = 4;
 const KD_ALPHA = 0.9;
 
-const rowKey = (r: Row): string => `${String(r['model'])}:${String(r['method'])}:${String(r['bits'])}:${String(r['schedule'])}:${String(r['recipe'] ?? 'short')}`;
+const rowKey = (r: Row): string => `${String(r['model'])}:${String(r['method'])}:${String(r['bits'])}:${String(r['schedule'])}:${String(r['recipe'] ?? 'short')}:${String(r['kd'] ?? false)}`;
 
 /** Fine-tunes one binarized row from the FP32 baseline, strips, exports and measures it. */
 async function binarizedRow(
@@ -247,16 +249,16 @@ export default async function binary(args: string[]): Promise<SuiteResult> {
     const fp32 = await evaluate(baseline, fashion.test, { batchSize: 500, progress: false });
     const fp32Bytes = graphStatistics(baseline).total.bytes;
     const base = { dataset: 'fashion-mnist', model, backend: backend.name, testImages: fp32.count };
-    if (!done.has(`${model}:fp32:FP32:none:short`)) {
+    if (!done.has(`${model}:fp32:FP32:none:short:false`)) {
       await push({ ...base, method: 'fp32', bits: 'FP32', schedule: 'none', accuracy: round(fp32.accuracy, 4), deltaPts: 0, bytes: fp32Bytes, onnxBytes: toOnnx(baseline).length });
     }
     const test = { x: testX, y: testY, fp32: fp32.accuracy, fp32Bytes };
     const todo =
       recipe.name === 'long'
-        ? LONG_ROWS.filter((r) => !rowFilter || rowFilter.includes(`${r.method.method}-${r.method.bits}`))
+        ? LONG_ROWS.filter((r) => !rowFilter || rowFilter.includes(r.id))
         : METHODS.flatMap((method) => (['none', 'staged'] as const).map((schedule) => ({ method, schedule, kd: false })));
     for (const t of todo) {
-      const r = { ...base, method: t.method.method, bits: t.method.bits, schedule: t.schedule, recipe: recipe.name };
+      const r = { ...base, method: t.method.method, bits: t.method.bits, schedule: t.schedule, recipe: recipe.name, kd: t.kd };
       if (done.has(rowKey(r))) continue;
       const label = `${model} ${t.method.method} ${t.method.bits} ${t.schedule} ${recipe.name}${t.kd ? ' kd' : ''}`;
       await push({ ...base, ...(await binarizedRow(baseline, t.method, t.schedule, { ...recipe, kd: t.kd }, label, test)) });
@@ -266,13 +268,13 @@ export default async function binary(args: string[]): Promise<SuiteResult> {
   // Each long row next to the short rows of its model, method and bits.
   const order = (r: Row): number => (r['method'] === 'fp32' ? -1 : METHODS.findIndex((m) => m.method === r['method'] && m.bits === r['bits']));
   const models = ['plainCnn', 'residualCnn'];
-  rows.sort((a, b) => models.indexOf(String(a['model'])) - models.indexOf(String(b['model'])) || order(a) - order(b) || Number(a['recipe'] === 'long') - Number(b['recipe'] === 'long'));
+  rows.sort((a, b) => models.indexOf(String(a['model'])) - models.indexOf(String(b['model'])) || order(a) - order(b) || Number(a['recipe'] === 'long') - Number(b['recipe'] === 'long') || Number(a['kd'] === true) - Number(b['kd'] === true));
   return {
     rows,
     backend: backend.name,
     notes: [
       `recipe 'short' (steps = epochs × ceil(trainImages / ${BATCH})): from the cached FP32 weights (3-epoch recipe of the training bench), 3 passes over 2,560 training images (a fixed, spread-out subset of the 60,000; cut to fit the bench's time on a shared 2-core machine), Adam ${LEARNING_RATE}, batch ${BATCH}, weight decay 0.`,
-      `recipe 'long' (--steps S): the same start and optimizer, S steps of batch ${BATCH} over the full 60,000 training images (as many passes as S × ${BATCH} needs, each image once per pass), only for the issue's three targeted rows on the plain CNN: TWN W2A32 and XNOR W1A32 with cosine decay; XNOR W1A1 staged by steps (binary activations from step 0, binary weights and polynomial decay from S/4) and distilled from the FP32 model (knowledgeDistillation from @tensorpress/distill in the same compress call, KL at T = ${KD_TEMPERATURE}, α = ${KD_ALPHA}; kd: true).`,
+      `recipe 'long' (--steps S): the same start and optimizer, S steps of batch ${BATCH} over the full 60,000 training images (as many passes as S × ${BATCH} needs, each image once per pass), only for the issue's three targeted rows on the plain CNN: TWN W2A32 and XNOR W1A32 with cosine decay; XNOR W1A1 staged by steps (binary activations from step 0, binary weights and polynomial decay from S/4). kd: true rows are distilled from the FP32 model (knowledgeDistillation from @tensorpress/distill in the same compress call, KL at T = ${KD_TEMPERATURE}, α = ${KD_ALPHA}: (1 − α)·CE + α·T²·KL).`,
       "schedule 'none': everything binarized from the first step, cosine LR decay. 'staged' (short recipe): activations binarized from epoch 0, weights from epoch 1, polynomial (power 2) LR decay from epoch 2 (the FP32 stage is the cached baseline).",
       `BatchNormalization statistics re-estimated on ${BN_SAMPLES} training images with the binarized model after fine-tuning (reestimateBatchNorm, AdaBN); trainSeconds includes it.`,
       'First and last layers (conv1 / stem.conv and the final Gemm fc2 / fc) stay FP32 (the default fullPrecision). A1 rows: learned scale and per-channel threshold, saturate_ste; weights centred, ste.',
