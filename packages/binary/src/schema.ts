@@ -1,7 +1,7 @@
 import { nodePatternError } from '@tensorpress/core-tensor';
 import { z } from 'zod';
 
-const steSchema = z.enum(['ste', 'saturate_ste', 'soft_ste']);
+const steSchema = z.enum(['ste', 'saturate_ste', 'soft_ste', 'approx_sign']);
 
 const weightsSchema = z
   .object({

@@ -4,12 +4,14 @@ import * as tf from '@tensorflow/tfjs-core';
  * Straight-through estimators of sign(x), for weights and activations separately:
  * - `ste`: the gradient passes unchanged;
  * - `saturate_ste`: the gradient passes where |x| ≤ 1 and is zero where |x| > 1 (BNN's hard tanh);
- * - `soft_ste`: the gradient is scaled by max(0, 1 − |x|) (a triangle around 0).
+ * - `soft_ste`: the gradient is scaled by max(0, 1 − |x|) (a triangle around 0);
+ * - `approx_sign`: Bi-Real Net's ApproxSign, the derivative of the piecewise polynomial
+ *   2x + x·|x| on [−1, 1] (±1 outside): 2·max(0, 1 − |x|), a triangle of area 2 like sign's jump.
  */
-export type SteVariant = 'ste' | 'saturate_ste' | 'soft_ste';
+export type SteVariant = 'ste' | 'saturate_ste' | 'soft_ste' | 'approx_sign';
 
 /** The STE variants, in the order of {@link SteVariant}. */
-export const STE_VARIANTS: readonly SteVariant[] = ['ste', 'saturate_ste', 'soft_ste'];
+export const STE_VARIANTS: readonly SteVariant[] = ['ste', 'saturate_ste', 'soft_ste', 'approx_sign'];
 
 /** sign(x) with sign(0) = +1: the values {−1, +1} of every binarizer (BNN, XNOR-Net, micronet). */
 export function signPlus(x: tf.Tensor): tf.Tensor {
@@ -26,6 +28,8 @@ export function steDerivative(x: tf.Tensor, variant: SteVariant): tf.Tensor {
         return tf.cast(tf.lessEqual(tf.abs(x), 1), 'float32');
       case 'soft_ste':
         return tf.relu(tf.sub(1, tf.abs(x)));
+      case 'approx_sign':
+        return tf.mul(tf.relu(tf.sub(1, tf.abs(x))), 2);
     }
   });
 }

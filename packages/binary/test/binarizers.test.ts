@@ -32,13 +32,15 @@ describe('signPlus', () => {
 describe('binarySte', () => {
   const x = [-2, -1, -0.5, 0, 0.5, 1, 1.5];
   const dy = [1, 2, 3, 4, 5, 6, 7];
-  // Closed forms: ste: dy; saturate_ste: dy·[|x| <= 1]; soft_ste: dy·max(0, 1 − |x|).
+  // Closed forms: ste: dy; saturate_ste: dy·[|x| <= 1]; soft_ste: dy·max(0, 1 − |x|);
+  // approx_sign: dy·(2 − 2|x|) on |x| < 1, else 0 (Bi-Real's d/dx of 2x + x|x|).
   const expected: Record<SteVariant, number[]> = {
     ste: dy,
     saturate_ste: [0, 2, 3, 4, 5, 6, 0],
     soft_ste: [0, 0, 1.5, 4, 2.5, 0, 0],
+    approx_sign: [0, 0, 3, 8, 5, 0, 0],
   };
-  for (const variant of ['ste', 'saturate_ste', 'soft_ste'] as const) {
+  for (const variant of ['ste', 'saturate_ste', 'soft_ste', 'approx_sign'] as const) {
     it(`${variant}: forward sign(x) with sign(0) = +1, gradient equal to the closed form`, async () => {
       await expectNoLeak(() => {
         const { value, grad } = tf.tidy(() => {
@@ -132,7 +134,8 @@ describe('binarizeWeight gradients', () => {
     const ones = W.map((r) => r.map(() => 1));
     const sat = W.map((r) => r.map((w) => (Math.abs(w) <= 1 ? 1 : 0)));
     const soft = W.map((r) => r.map((w) => Math.max(0, 1 - Math.abs(w))));
-    for (const [ste, g] of [['ste', ones], ['saturate_ste', sat], ['soft_ste', soft]] as const) {
+    const approx = soft.map((r) => r.map((v) => 2 * v));
+    for (const [ste, g] of [['ste', ones], ['saturate_ste', sat], ['soft_ste', soft], ['approx_sign', approx]] as const) {
       const got = grad('xnor', ste).flat();
       ref(g).flat().forEach((v, k) => expect(got[k], `${ste} [${k}]`).toBeCloseTo(v, 5));
     }
