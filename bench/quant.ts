@@ -12,10 +12,11 @@
  * keeps the rows of bench/results/quant.json. `--ptq` runs only the PTQ rows (minutes, no training)
  * and replaces them in place among the rows of bench/results/quant.json (no --resume).
  */
-import { Executor, compress, evaluate, fit, graphStatistics, useBackend, type CompressionBuilder, type Dataset, type Graph } from '@tensorpress/core-tensor';
+import { Executor, compress, evaluate, fit, graphStatistics, useBackend, type CompressionBuilder, type CompressionController, type Dataset, type Graph } from '@tensorpress/core-tensor';
+import { reestimateBatchNorm } from '@tensorpress/binary';
 import { referenceModels } from '@tensorpress/models';
 import { loadFashionMnist, loadMnist } from '@tensorpress/datasets';
-import { dorefa, inq, int8Training, lsq, pact, quantizePostTraining, quantization, tqt, type BitsPlanEntry, type PtqOptions } from '@tensorpress/quant';
+import { dorefa, inq, inqLrSchedule, int8Training, lsq, pact, quantizePostTraining, quantization, tqt, type BitsPlanEntry, type PtqOptions } from '@tensorpress/quant';
 import { readFile } from 'node:fs/promises';
 import type { SuiteResult } from './run.js';
 import { loadPartialRows, median, medianStepMs, round, savePartialRows, trainedBaseline } from './common.js';
@@ -54,6 +55,21 @@ const PTQ: { method: string; options: PtqOptions }[] = [
 /** INQ: portion steps of this many optimizer steps (4 portions), Adam at a constant rate. */
 const INQ_STEPS_PER_PORTION = 200;
 const INQ_LR = 5e-4;
+/**
+ * INQ, second recipe (closer to the paper's): per bit width, `perPortion` steps of retraining after
+ * each of the portions 0.5/0.75/0.875, the rate decaying (cosine) within each and restarting at the
+ * next portion; after the last portion (every weight a power of two) `final` steps train what INQ
+ * leaves in float (biases, BN scale and shift), then BN statistics are re-estimated. Training images:
+ * the full 60,000 set (one pass in shuffled order, wrapping when the steps need more); the rate: `inqLrSchedule`.
+ */
+const INQ2: Record<number, { portions: number[]; perPortion: number; final: number }> = {
+  5: { portions: [0.5, 0.75, 0.875, 1], perPortion: 120, final: 60 },
+  // 3 bits: one more, smaller last portion (6.25 %): the weights still free have grown to compensate, and quantizing them all at once costs most.
+  3: { portions: [0.5, 0.75, 0.875, 0.9375, 1], perPortion: 130, final: 70 },
+};
+const INQ2_LR = 5e-4;
+const INQ2_BN_SAMPLES = 2048;
+
 /** INT8 training from scratch: this many training images, epochs, Adam rate (FP32 and both gradient modes alike). */
 const SCRATCH_IMAGES = 6000;
 const SCRATCH_EPOCHS = 2;
@@ -187,31 +203,70 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
         // The paper decays the rate; here a cosine decay over the whole run (each later portion retrains at a lower rate).
         { bits: 3, n1: 'min_error', method: 'inq 3-bit (min-error n1, cosine)', cosine: true },
       ];
-      for (const { bits, n1, method, cosine } of inqRows) {
-        if (done.has(key(method))) continue;
-        const ctrl = compress(baseline, [inq({ bits, n1, stepsPerStep: INQ_STEPS_PER_PORTION })]);
-        const started = performance.now();
-        await fit(ctrl.model.executor, inqTrain, { epochs: 1, batchSize: BATCH, optimizer: { type: 'adam', learningRate: INQ_LR }, ...(cosine ? { lrSchedule: 'cosine' as const } : {}), seed: 0, controller: ctrl, progress: false });
+      /** Strips an INQ run, evaluates the shipped graph and gives the row's common fields (the controller is disposed). */
+      const inqResult = async (ctrl: CompressionController, bits: number, started: number): Promise<Row> => {
         const trainSeconds = (performance.now() - started) / 1000;
         const total = ctrl.statistics().algorithms[0]!.total;
         const stripped = ctrl.strip();
         ctrl.dispose();
         const r = await evaluate(stripped, data.test, { batchSize: 500, progress: false });
-        await push({
+        return {
           ...base,
-          method,
           bits: `W${bits} pow2`,
           accuracy: round(r.accuracy, 4),
           deltaPts: round((r.accuracy - fp32.accuracy) * 100, 2),
           weightBytesAtBits: Number(total['bytesAtBits']),
           weightFloatBytes: Number(total['floatBytes']),
           quantizedFraction: Number(total['quantizedFraction']),
+          trainSeconds: round(trainSeconds, 1),
+        };
+      };
+      for (const { bits, n1, method, cosine } of inqRows) {
+        if (done.has(key(method))) continue;
+        const ctrl = compress(baseline, [inq({ bits, n1, stepsPerStep: INQ_STEPS_PER_PORTION })]);
+        const started = performance.now();
+        await fit(ctrl.model.executor, inqTrain, { epochs: 1, batchSize: BATCH, optimizer: { type: 'adam', learningRate: INQ_LR }, ...(cosine ? { lrSchedule: 'cosine' as const } : {}), seed: 0, controller: ctrl, progress: false });
+        await push({
+          method,
+          ...(await inqResult(ctrl, bits, started)),
           n1: n1 === 'max' ? 'max (paper)' : 'min error',
           trainImages: inqTrain.size,
           steps: Math.ceil(inqTrain.size / BATCH),
           learningRate: INQ_LR,
           ...(cosine ? { lrSchedule: 'cosine' } : {}),
-          trainSeconds: round(trainSeconds, 1),
+        });
+      }
+      // INQ2 (see its comment), 3-bit first; min-error n1 (the paper's n1 zeroes most 3-bit weights).
+      for (const bits of [3, 5]) {
+        const { portions, perPortion, final } = INQ2[bits]!;
+        const phases = portions.length - 1;
+        const steps = phases * perPortion + final;
+        const method = `inq ${bits}-bit (min-error n1, ${phases}×${perPortion}+${final} steps, Adam cos/portion, BN)`;
+        if (done.has(key(method))) continue;
+        const train = data.train.subset(Array.from({ length: steps * BATCH }, (_, i) => i % data.train.size));
+        const ctrl = compress(baseline, [inq({ bits, n1: 'min_error', portions, stepsPerStep: perPortion })]);
+        const started = performance.now();
+        await fit(ctrl.model.executor, train, {
+          epochs: 1,
+          batchSize: BATCH,
+          optimizer: { type: 'adam', learningRate: INQ2_LR },
+          lrSchedule: inqLrSchedule({ stepsPerStep: perPortion, retrainings: phases, finalSteps: final }),
+          seed: 0,
+          controller: ctrl,
+          progress: false,
+          log: (line) => console.log(`  ${setup.model} ${method}: ${line}`),
+        });
+        reestimateBatchNorm(ctrl.model.executor, train, { samples: INQ2_BN_SAMPLES });
+        await push({
+          method,
+          ...(await inqResult(ctrl, bits, started)),
+          n1: 'min error',
+          portions: portions.join('/'),
+          trainImages: Math.min(train.size, data.train.size),
+          steps,
+          learningRate: INQ2_LR,
+          lrSchedule: `cosine per portion (${perPortion}), final ${final} (biases, BN)`,
+          bnReestimated: INQ2_BN_SAMPLES,
         });
       }
       const scratchTrain = subset(data.train, SCRATCH_IMAGES, 2);
@@ -322,6 +377,7 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
       'overheadRatio: QAT step time over FP32 step time (batch 64), the median ratio of 8 alternating rounds of 4 steps each in the same run; stepMs and fp32StepMs are the medians of all steps.',
       'PTQ: 256 training images for calibration, BN folded, per-channel symmetric int8 weights, asymmetric uint8 activations (KL: symmetric, unsigned [0, t] on non-negative values); statistics of the value each quantizer rounds (after MaxPool/Flatten). KL: TensorRT entropy search (bin 0 = bin 1, 2048 bins, 2^(b-1) or 2^b quantized bins), threshold never below the 99.99th percentile of |x|.',
       `INQ (Fashion-MNIST): fine-tuned from the FP32 model on ${INQ_STEPS_PER_PORTION * 3 * BATCH} training images, one epoch, portions 0.5/0.75/0.875 retrained ${INQ_STEPS_PER_PORTION} steps each, the last (1) at the final step, Adam ${INQ_LR} constant; accuracy of the stripped graph (every weight 0 or ±2^k through DequantizeLinear). weightBytesAtBits: Conv/Gemm weights packed at b bits. n1: the paper's floor(log2(4·max|W|/3)) per layer, or (min-error n1) the one of it and the 3 below with the least squared error on the FP32 weights.`,
+      `INQ, second recipe (rows "inq b-bit (min-error n1, P×K+F steps, Adam cos/portion, BN)"): fine-tuned from the FP32 model on the first P·K+F batches of 64 of the training set (shuffled), min-error n1; after each portion but the last, K steps of Adam ${INQ2_LR} with the rate decaying (cosine to 0) within the portion and restarting at the next (the paper decays its rate within each retraining); portions 0.5/0.75/0.875/1 at 5 bits, 0.5/0.75/0.875/0.9375/1 at 3 bits; after the last portion every Conv/Gemm weight is a fixed power of two and F more steps (cosine) train only what INQ leaves in float (biases, BN scale and shift); then the BN running statistics are re-estimated on ${INQ2_BN_SAMPLES} training images (train-mode batch statistics, AdaBN). trainSeconds includes the re-estimation.`,
       `INT8 training (Fashion-MNIST): from scratch on ${SCRATCH_IMAGES} training images, ${SCRATCH_EPOCHS} epochs, Adam ${SCRATCH_LR} cosine, batch 64, for FP32 and both gradient modes alike; deltaPts vs the cached 3-epoch FP32 model, deltaVsScratchFp32Pts vs FP32 under the same recipe; stepTimeRatioToFp32: training time over the FP32 run's.`,
     ],
   };

@@ -19,7 +19,7 @@ export { lsq, lsqDefinition, lsqSchema, LsqQuantizer } from './lsq.js';
 export type { LsqParams } from './lsq.js';
 export { quantizePostTraining, postTrainingQuantization, postTrainingQuantizationDefinition, ptqSchema } from './ptq.js';
 export type { PtqOptions, PtqParams, PostTrainingResult } from './ptq.js';
-export { inq, inqDefinition, inqSchema, minErrorPowerOfTwoSet, powerOfTwoSet, powerOfTwoExponent, quantizePowerOfTwo, nextPartition } from './inq.js';
+export { inq, inqDefinition, inqLrSchedule, inqSchema, minErrorPowerOfTwoSet, powerOfTwoSet, powerOfTwoExponent, quantizePowerOfTwo, nextPartition } from './inq.js';
 export type { InqParams, InqInput, PowerOfTwoSet } from './inq.js';
 export {
   int8Training,

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  ConfigError,
   CountingScheduler,
   PRIORITY,
   TensorpressError,
@@ -18,6 +19,7 @@ import {
   type Graph,
   type Json,
   type LayerStatistics,
+  type LrScheduleFn,
   type Node,
   type Param,
 } from '@tensorpress/core-tensor';
@@ -131,6 +133,26 @@ export function minErrorPowerOfTwoSet(w: ArrayLike<number>, bits: number, maxShi
 export function quantizePowerOfTwo(w: number, set: PowerOfTwoSet): number {
   const k = powerOfTwoExponent(w, set);
   return k === -Infinity ? 0 : Math.sign(w) * 2 ** k;
+}
+
+/**
+ * The learning rate INQ's retraining follows (for `fit`'s `lrSchedule`): the paper decays the rate
+ * within each portion's retraining and starts again at the next. Cosine from the base rate to 0 over
+ * each of the `retrainings` phases of `stepsPerStep` steps (one per portion but the last: the
+ * portions' count − 1), then, with every weight quantized, over `finalSteps` more (what INQ leaves in
+ * float: biases, BN), and 0 after those. Steps count over the whole run (epoch · stepsPerEpoch + step).
+ */
+export function inqLrSchedule(options: { stepsPerStep: number; retrainings: number; finalSteps: number }): LrScheduleFn {
+  for (const [key, min] of [['stepsPerStep', 1], ['retrainings', 1], ['finalSteps', 0]] as const) {
+    const v = options[key];
+    if (!Number.isInteger(v) || v < min) throw new ConfigError(`$.${key}`, `expected an integer ≥ ${min}, got ${String(v)}`);
+  }
+  const { stepsPerStep: k, retrainings, finalSteps } = options;
+  return (epoch, stepInEpoch, stepsPerEpoch, base) => {
+    const g = epoch * stepsPerEpoch + stepInEpoch;
+    const t = g < retrainings * k ? (g % k) / k : finalSteps > 0 ? Math.min(1, (g - retrainings * k) / finalSteps) : 1;
+    return base * 0.5 * (1 + Math.cos(Math.PI * t));
+  };
 }
 
 /**

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GraphBuilder, arrayDataset, compress, fit, parsePipelineConfig, createBuilders, useBackend, type Graph } from '@tensorpress/core-tensor';
-import { inq, minErrorPowerOfTwoSet, nextPartition, powerOfTwoExponent, powerOfTwoSet, quantAlgorithms, quantizePowerOfTwo } from '@tensorpress/quant';
+import { inq, inqLrSchedule, minErrorPowerOfTwoSet, nextPartition, powerOfTwoExponent, powerOfTwoSet, quantAlgorithms, quantizePowerOfTwo } from '@tensorpress/quant';
 import { errorOf, maxAbsDiff, runOutput, seededArray, seededTensor } from '@tensorpress/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -147,6 +147,23 @@ describe('INQ schedule and masks', () => {
     );
     ctrl.dispose();
     ctrl.model.executor.dispose();
+  });
+
+  it('inqLrSchedule: cosine to 0 within each portion, restarting at the next, then over the final steps', () => {
+    const lr = inqLrSchedule({ stepsPerStep: 4, retrainings: 2, finalSteps: 2 });
+    // steps 0..3: 0.5·(1 + cos(π·t/4)) at base 1; step 4 restarts; 8..9 the final phase; after it 0
+    const at = (g: number, spe = 3): number => lr(Math.floor(g / spe), g % spe, spe, 1);
+    const c = (t: number): number => 0.5 * (1 + Math.cos(Math.PI * t));
+    const want = [1, c(0.25), 0.5, c(0.75), 1, c(0.25), 0.5, c(0.75), 1, 0.5, 0, 0];
+    want.forEach((v, g) => expect(at(g), `step ${g}`).toBeCloseTo(v, 12));
+    // the steps count over the epochs: the same rates whatever the epoch length
+    want.forEach((v, g) => expect(at(g, 5), `step ${g}`).toBeCloseTo(v, 12));
+    expect(lr(0, 2, 4, 0.01)).toBeCloseTo(0.005, 12);
+    // no final steps: 0 once every portion is quantized
+    expect(inqLrSchedule({ stepsPerStep: 4, retrainings: 1, finalSteps: 0 })(0, 4, 10, 1)).toBe(0);
+    const err = errorOf(() => inqLrSchedule({ stepsPerStep: 0, retrainings: 3, finalSteps: 10 }));
+    expect([err.code, err.message]).toEqual(['CONFIG_INVALID', '$.stepsPerStep: expected an integer ≥ 1, got 0']);
+    expect(errorOf(() => inqLrSchedule({ stepsPerStep: 4, retrainings: 3, finalSteps: 1.5 })).message).toContain('$.finalSteps');
   });
 
   it('the frozen part never moves under Adam through real fit steps (momentum included)', async () => {
