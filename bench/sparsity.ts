@@ -19,7 +19,7 @@ import { TensorpressError, compress, evaluate, fit, useBackend, type Compression
 import { referenceModels } from '@tensorpress/models';
 import { loadFashionMnist } from '@tensorpress/datasets';
 import { checkParity, toOnnx } from '@tensorpress/export-onnx';
-import { l0Sparsity, magnitudeSparsity, nmSparsity, sparseSize } from '@tensorpress/sparsity';
+import { l0Sparsity, magnitudeSparsity, nmSparsity, rbSparsity, sparseSize } from '@tensorpress/sparsity';
 import type { SuiteResult } from './run.js';
 import { loadPartialRows, round, savePartialRows, trainedBaseline } from './common.js';
 
@@ -32,6 +32,15 @@ const LEVELS = [0.5, 0.75, 0.9, 0.95];
 const STEPS_PER_EPOCH = Math.ceil(60000 / BATCH);
 /** L0: λ on the mean expected L0 norm, and log α = GATE_SCALE·θ so gates move within the budget. */
 const L0 = { lambda: 100, gateScale: 100, initLogAlpha: 3 };
+/**
+ * RB: the same gates with a penalty towards a target density (1 − level); the level follows the
+ * magnitude rows' polynomial ramp, and the gates freeze after FREEZE of the steps, so the rest
+ * fine-tunes the weights under fixed gates (NNCF's RB freeze).
+ */
+const RB = { gateScale: 100, initLogAlpha: 3 };
+/** RB levels and the share of the steps after which the gates freeze (`--freeze`). */
+const RB_LEVELS = [0.81, 0.83];
+const FREEZE = 0.55;
 const FIRST_CONV: Record<string, string> = { plainCnn: 'conv1', residualCnn: 'stem.conv' };
 
 interface Settings {
@@ -39,6 +48,8 @@ interface Settings {
   steps: number;
   /** Share of the steps over which a schedule rises (`--ramp`, default {@link RAMP}). */
   ramp: number;
+  /** Share of the steps after which RB gates freeze (`--freeze`, default {@link FREEZE}). */
+  freeze: number;
   testSize: number;
 }
 
@@ -50,7 +61,10 @@ function settingsOf(args: string[]): Settings {
   const r = args.indexOf('--ramp');
   const ramp = r >= 0 ? Number(args[r + 1]) : RAMP;
   if (!(ramp > 0 && ramp <= 1)) throw new Error(`--ramp expects a share of the steps in (0, 1], got ${String(args[r + 1])}`);
-  return { quick, steps, ramp, testSize: quick ? 1000 : 10000 };
+  const f = args.indexOf('--freeze');
+  const freeze = f >= 0 ? Number(args[f + 1]) : FREEZE;
+  if (!(freeze > 0 && freeze <= 1)) throw new Error(`--freeze expects a share of the steps in (0, 1], got ${String(args[f + 1])}`);
+  return { quick, steps, ramp, freeze, testSize: quick ? 1000 : 10000 };
 }
 
 function subsetOf(data: Dataset, n: number): Dataset {
@@ -157,8 +171,16 @@ function runs(s: Settings): Run[] {
   return [
     ...LEVELS.map((level) => magnitude(level, 'normalized_abs', '')),
     // Global |w| (not normalised per layer): the normalised ranking empties residualCnn's block3.conv2 at 90%.
-    magnitude(0.9, 'abs', ' |w|'),
+    magnitude(0.9, 'abs', ' abs'),
     { method: 'L0', targetLevel: null, recipe: { ...L0 }, make: () => l0Sparsity(L0) },
+    ...RB_LEVELS.map(
+      (level): Run => ({
+        method: `RB ${Math.round(level * 100)}%`,
+        targetLevel: level,
+        recipe: { ...RB, level, rampSteps, freezeStep: Math.round(s.freeze * s.steps) },
+        make: () => rbSparsity({ ...RB, level, schedule: poly, freezeStep: Math.round(s.freeze * s.steps) }),
+      }),
+    ),
     { method: '2:4', targetLevel: 0.5, recipe: {}, make: (model) => nmSparsity({ n: 2, m: 4, ignoredScopes: [FIRST_CONV[model]!] }) },
   ];
 }
@@ -176,10 +198,11 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
   const models = args.includes('--models') ? args[args.indexOf('--models') + 1]!.split(',') : ['plainCnn', 'residualCnn'];
   // A run with another --steps than the default labels its rows "<method> (<N> steps)", so that
   // `--resume --steps N --only ...` adds longer-budget rows beside the default ones.
-  // A --ramp other than the default adds it: "<method> (<N> steps, ramp 30%)".
+  // A --ramp (--freeze, RB rows) other than the default adds it: "<method> (<N> steps, ramp 30%)".
   const label = (method: string): string => {
     if (method === 'fp32') return method;
     const tags = [...(s.steps === DEFAULT_STEPS ? [] : [`${s.steps} steps`]), ...(s.ramp === RAMP ? [] : [`ramp ${Math.round(s.ramp * 100)}%`])];
+    if (method.startsWith('RB') && s.freeze !== FREEZE) tags.push(`freeze ${Math.round(s.freeze * 100)}%`);
     return tags.length === 0 ? method : `${method} (${tags.join(', ')})`;
   };
   const done = (model: string, method: string): boolean => rows.some((r) => r['model'] === model && r['method'] === label(method));
@@ -191,9 +214,10 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
   };
   const notes = [
     `Fine-tuning from the cached FP32 weights (3 epochs, Adam, cosine): finetuneSteps steps of batch ${BATCH} over shuffled batches of all ${fashion.train.size} training images (${DEFAULT_STEPS} steps = ${((DEFAULT_STEPS * BATCH) / fashion.train.size).toFixed(2)} epoch by default; rows labelled "(N steps)" ran N steps, added with --resume --steps N), Adam ${LEARNING_RATE} with cosine decay over those steps. Epochs were cut, not rows, to fit the time budget of a shared 2-core machine.`,
-    `magnitude: one global threshold (the package default) on |w| / ||W||2 of each layer (the package default; rows "|w|": on |w|); polynomial schedule (Zhu & Gupta, power 3) per step from 0 to the level over the first rampSteps steps (${RAMP * 100}% of the steps unless the label says "ramp N%"; masks every 10 steps), then frozen.`,
+    `magnitude: one global threshold (the package default) on |w| / ||W||2 of each layer (the package default; rows "abs": on |w|); polynomial schedule (Zhu & Gupta, power 3) per step from 0 to the level over the first rampSteps steps (${RAMP * 100}% of the steps unless the label says "ramp N%"; masks every 10 steps), then frozen.`,
     `The schedule counts fractional epochs of the real data pass (${STEPS_PER_EPOCH} steps). Before that fix a run longer than one pass ended its ramp at the end of the first pass: the "magnitude 90% (2800 steps)" row rose over 938 steps (to 86.8%, then 90%), not 1,400.`,
     `L0: hard-concrete gates (beta 2/3, gamma -0.1, zeta 1.1), lambda ${L0.lambda} on the mean expected L0, log alpha = ${L0.gateScale}*theta from ${L0.initLogAlpha}; the level is what training reached (deterministic gates at eval).`,
+    `RB: the same gates (gateScale ${RB.gateScale}, from log alpha ${RB.initLogAlpha}), penalty ((mean P(z != 0) - (1 - level))/0.05)^2 with the level rising on the magnitude rows' polynomial ramp to the row's level; the gates freeze after freezeStep steps (${FREEZE * 100}% of the run unless --freeze said otherwise: deterministic gates, log alpha stops) and the weights fine-tune under them for the rest. sparsity: the deterministic gates' zeros.`,
     '2:4: exactly 2 of every 4 input-channel weights kept, one-shot; the first conv (1 input channel) stays dense.',
     'accuracy: the stripped graph on the Fashion-MNIST test set; deltaPts = accuracy - fp32Accuracy in points; sparsity: zeros over the sparsified weights; modelSparsity: over every float parameter.',
     'gzipBytes: gzip -9 of the ONNX file; sparseOnnxBytes: the ONNX file with sparse initializers (export-onnx sparseInitializers: non-zeros + int64 indices where smaller; the first plainCnn rows predate it); bitmaskBytes: parameters as bitmask + non-zero float32 values (dense where cheaper); onnxMaxAbsDiff: onnxruntime-node vs the in-process graph on 256 test images.',
