@@ -125,7 +125,9 @@ const LONG_ROWS: { id: string; method: Method; schedule: 'none' | 'staged'; kd: 
 const KD_TEMPERATURE = 4;
 const KD_ALPHA = 0.9;
 
-const rowKey = (r: Row): string => `${String(r['model'])}:${String(r['method'])}:${String(r['bits'])}:${String(r['schedule'])}:${String(r['recipe'] ?? 'short')}:${String(r['kd'] ?? false)}`;
+/** A row's identity; long-recipe rows of different lengths are different rows. */
+const rowKey = (r: Row): string =>
+  `${String(r['model'])}:${String(r['method'])}:${String(r['bits'])}:${String(r['schedule'])}:${String(r['recipe'] ?? 'short')}${r['recipe'] === 'long' ? `@${String(r['steps'])}` : ''}:${String(r['kd'] ?? false)}`;
 
 /** Fine-tunes one binarized row from the FP32 baseline, strips, exports and measures it. */
 async function binarizedRow(
@@ -258,7 +260,7 @@ export default async function binary(args: string[]): Promise<SuiteResult> {
         ? LONG_ROWS.filter((r) => !rowFilter || rowFilter.includes(r.id))
         : METHODS.flatMap((method) => (['none', 'staged'] as const).map((schedule) => ({ method, schedule, kd: false })));
     for (const t of todo) {
-      const r = { ...base, method: t.method.method, bits: t.method.bits, schedule: t.schedule, recipe: recipe.name, kd: t.kd };
+      const r = { ...base, method: t.method.method, bits: t.method.bits, schedule: t.schedule, recipe: recipe.name, kd: t.kd, steps: longSteps };
       if (done.has(rowKey(r))) continue;
       const label = `${model} ${t.method.method} ${t.method.bits} ${t.schedule} ${recipe.name}${t.kd ? ' kd' : ''}`;
       await push({ ...base, ...(await binarizedRow(baseline, t.method, t.schedule, { ...recipe, kd: t.kd }, label, test)) });
