@@ -9,7 +9,7 @@
  * of every binarized row is run in onnxruntime on the full test set for top-1 agreement. Rows are
  * saved as they finish (bench/.cache/binary-<part>-rows.json), so `--resume` continues.
  *
- * `--steps S` runs the long recipe instead: only the issue's three targeted rows (TWN W2A32, XNOR
+ * `--steps S [--lr R]` runs the long recipe (Adam base rate R, default 1e-3) instead: only the issue's three targeted rows (TWN W2A32, XNOR
  * W1A32, XNOR W1A1; `--rows twn-W2A32,twn-W2A32-kd,xnor-W1A32,xnor-W1A1-kd` picks some), S steps
  * over the full training set, `-kd` rows distilled from the FP32 model, XNOR W1A1 staged. Its
  * rows carry `recipe: 'long'`, `steps` and `kd`; with `--resume` the results file holds both
@@ -108,6 +108,8 @@ interface Recipe {
   epochs: number;
   /** Distil from the FP32 model (knowledgeDistillation stacked in the same compress call). */
   kd: boolean;
+  /** Adam's base rate (`--lr`, long recipe only; default 1e-3). */
+  learningRate: number;
 }
 
 /**
@@ -127,7 +129,7 @@ const KD_ALPHA = 0.9;
 
 /** A row's identity; long-recipe rows of different lengths are different rows. */
 const rowKey = (r: Row): string =>
-  `${String(r['model'])}:${String(r['method'])}:${String(r['bits'])}:${String(r['schedule'])}:${String(r['recipe'] ?? 'short')}${r['recipe'] === 'long' ? `@${String(r['steps'])}` : ''}:${String(r['kd'] ?? false)}`;
+  `${String(r['model'])}:${String(r['method'])}:${String(r['bits'])}:${String(r['schedule'])}:${String(r['recipe'] ?? 'short')}${r['recipe'] === 'long' ? `@${String(r['steps'])}` : ''}:${String(r['kd'] ?? false)}${r['learningRate'] !== undefined && r['learningRate'] !== LEARNING_RATE ? `:lr${String(r['learningRate'])}` : ''}`;
 
 /** Fine-tunes one binarized row from the FP32 baseline, strips, exports and measures it. */
 async function binarizedRow(
@@ -151,7 +153,7 @@ async function binarizedRow(
   await fit(ctrl.model.executor, train, {
     epochs,
     batchSize: BATCH,
-    optimizer: { type: 'adam', learningRate: LEARNING_RATE, weightDecay: 0 },
+    optimizer: { type: 'adam', learningRate: recipe.learningRate, weightDecay: 0 },
     lrSchedule: schedule === 'staged' ? b.learningRate(epochs) : 'cosine',
     seed: 0,
     controller: ctrl,
@@ -196,7 +198,7 @@ async function binarizedRow(
     ortMaxAbsDiff: round(r.maxAbsDiff, 5),
     epochs,
     trainImages: train.size,
-    learningRate: LEARNING_RATE,
+    learningRate: recipe.learningRate,
     trainSeconds: round(trainSeconds, 1),
   };
 }
@@ -213,6 +215,7 @@ export default async function binary(args: string[]): Promise<SuiteResult> {
   const only = arg('--only');
   const longSteps = arg('--steps') === undefined ? undefined : Number(arg('--steps'));
   const rowFilter = arg('--rows')?.split(',');
+  const learningRate = Number(arg('--lr') ?? LEARNING_RATE);
   const images = Number(arg('--images') ?? 12000);
   const epochs = Number(arg('--epochs') ?? 3);
   // Each --only part (and the long recipe) saves its own rows (parts may run side by side); --resume reads them all.
@@ -226,8 +229,8 @@ export default async function binary(args: string[]): Promise<SuiteResult> {
   const longEpochs = longSteps === undefined ? 1 : Math.ceil((longSteps * BATCH) / fashion.train.size);
   const recipe: Recipe =
     longSteps === undefined
-      ? { name: 'short', train: spreadSubset(fashion.train, images), epochs, kd: false }
-      : { name: 'long', train: spreadSubset(fashion.train, Math.min(fashion.train.size, Math.ceil((longSteps * BATCH) / longEpochs))), epochs: longEpochs, kd: false };
+      ? { name: 'short', train: spreadSubset(fashion.train, images), epochs, kd: false, learningRate: LEARNING_RATE }
+      : { name: 'long', train: spreadSubset(fashion.train, Math.min(fashion.train.size, Math.ceil((longSteps * BATCH) / longEpochs))), epochs: longEpochs, kd: false, learningRate };
   const testBatch = fashion.test.batches(fashion.test.size).next().value!;
   const testX = testBatch.x;
   const testY = Int32Array.from(testBatch.y.dataSync());
@@ -260,7 +263,7 @@ export default async function binary(args: string[]): Promise<SuiteResult> {
         ? LONG_ROWS.filter((r) => !rowFilter || rowFilter.includes(r.id))
         : METHODS.flatMap((method) => (['none', 'staged'] as const).map((schedule) => ({ method, schedule, kd: false })));
     for (const t of todo) {
-      const r = { ...base, method: t.method.method, bits: t.method.bits, schedule: t.schedule, recipe: recipe.name, kd: t.kd, steps: longSteps };
+      const r = { ...base, method: t.method.method, bits: t.method.bits, schedule: t.schedule, recipe: recipe.name, kd: t.kd, steps: longSteps, learningRate: recipe.learningRate };
       if (done.has(rowKey(r))) continue;
       const label = `${model} ${t.method.method} ${t.method.bits} ${t.schedule} ${recipe.name}${t.kd ? ' kd' : ''}`;
       await push({ ...base, ...(await binarizedRow(baseline, t.method, t.schedule, { ...recipe, kd: t.kd }, label, test)) });
