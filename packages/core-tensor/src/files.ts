@@ -18,6 +18,29 @@ let removeSync: ((file: string) => void) | undefined;
 /** Temp files being written right now. */
 const pending = new Set<string>();
 
+/** The Node built-ins {@link nodeBuiltin} hands out. */
+export interface NodeBuiltins {
+  'node:fs': typeof import('node:fs');
+  'node:fs/promises': typeof NodeFs;
+  'node:path': typeof NodePath;
+  'node:zlib': typeof import('node:zlib');
+  'node:module': typeof import('node:module');
+}
+
+/**
+ * A Node built-in fetched with `process.getBuiltinModule` (Node >= 20.16) instead of an `import`, so
+ * browser bundlers never see it. For the functions of a package that take file paths: in a browser
+ * it throws `INPUT_INVALID` naming `caller` and the byte- or URL-taking function to use `instead`.
+ */
+export function nodeBuiltin<K extends keyof NodeBuiltins>(id: K, caller: string, instead: string): NodeBuiltins[K] {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const mod = proc?.getBuiltinModule?.(id) as NodeBuiltins[K] | undefined;
+  if (mod == null) {
+    throw new TensorpressError('INPUT_INVALID', `${caller} reads files and needs Node (>= 20.16); in a browser use ${instead}`, { caller });
+  }
+  return mod;
+}
+
 /** Loads `node:fs` lazily; `IO_ERROR` where there is none (browsers). */
 export async function nodeFs(): Promise<Fs> {
   // process.getBuiltinModule (Node >= 20.16), not import(): browser bundlers then see no node: module at all.

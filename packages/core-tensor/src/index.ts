@@ -70,7 +70,8 @@ export type {
 } from './compression-types.js';
 export { graphStatistics, formatStatistics } from './statistics.js';
 export type { GraphStatistics, NodeStats, StatisticsTotal, StatisticsOptions, BitsOverride } from './statistics.js';
-export { writeFileAtomic, removePendingTempFiles, removeStaleTempFiles } from './files.js';
+export { nodeBuiltin, writeFileAtomic, removePendingTempFiles, removeStaleTempFiles } from './files.js';
+export type { NodeBuiltins } from './files.js';
 export { saveGraph, loadGraph, writeGraph, readGraph, GRAPH_FORMAT, GRAPH_FORMAT_VERSION } from './serialize.js';
 export type { SavedGraph, LoadGraphOptions, ReadGraphOptions, WriteGraphOptions, WrittenGraph } from './serialize.js';
 export { fit, evaluate, learningRateAt } from './train.js';

@@ -1,5 +1,5 @@
-import { TensorpressError } from '@tensorpress/core-tensor';
-import { envVar, nodeBuiltin } from './internal/node.js';
+import { TensorpressError, nodeBuiltin } from '@tensorpress/core-tensor';
+import { envVar } from './internal/node.js';
 import { loadIdxDataset } from './load-idx-dataset.js';
 import type { DatasetSplit } from './types.js';
 

@@ -1,7 +1,6 @@
-import { arrayDataset, createRng, permutation, TensorpressError } from '@tensorpress/core-tensor';
+import { arrayDataset, createRng, nodeBuiltin, permutation, TensorpressError } from '@tensorpress/core-tensor';
 import type { Dataset } from '@tensorpress/core-tensor';
 import { decodeDigitJson } from './internal/digit-json.js';
-import { nodeBuiltin } from './internal/node.js';
 import { rememberLabels, subsetWithLabels } from './internal/labels.js';
 import type { DatasetSplit } from './types.js';
 

@@ -1,5 +1,4 @@
-import { TensorpressError } from '@tensorpress/core-tensor';
-import { nodeBuiltin } from './internal/node.js';
+import { TensorpressError, nodeBuiltin } from '@tensorpress/core-tensor';
 
 /** Element types of the IDX format this package reads. */
 export type IdxDType = 'uint8';

@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Executor, TensorpressError, type Feeds, type Graph } from '@tensorpress/core-tensor';
+import { Executor, TensorpressError, nodeBuiltin, type Feeds, type Graph } from '@tensorpress/core-tensor';
 import { toIntegerOps } from './integer-ops.js';
 import { loadOrt, type Ort } from './internal/ort.js';
-import { nodeBuiltin } from './internal/node.js';
 import { NHWC_TO_NCHW } from './layout.js';
 
 /** Options of {@link checkParity}. */

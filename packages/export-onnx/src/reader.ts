@@ -1,7 +1,6 @@
-import { TensorpressError, type Graph } from '@tensorpress/core-tensor';
+import { TensorpressError, nodeBuiltin, type Graph } from '@tensorpress/core-tensor';
 import { OnnxError } from './errors.js';
 import { decodeModel } from './internal/decode.js';
-import { nodeBuiltin } from './internal/node.js';
 import { graphOffsets } from './internal/offsets.js';
 import { readGraph } from './internal/read-graph.js';
 import { registerOnnxOps } from './ops/index.js';

@@ -1,6 +1,5 @@
-import { TensorpressError } from '@tensorpress/core-tensor';
+import { TensorpressError, nodeBuiltin } from '@tensorpress/core-tensor';
 import { gzipError, isGzip } from '../read-idx.js';
-import { nodeBuiltin } from './node.js';
 
 /**
  * Reads a file, inflating it when it is gzip, with `maxBytes` enforced on the file and on

@@ -1,9 +1,8 @@
-import type { AttrValue } from '@tensorpress/core-tensor';
+import { nodeBuiltin, type AttrValue } from '@tensorpress/core-tensor';
 import { OnnxError } from '../errors.js';
 import type { ReadLimits } from '../limits.js';
 import type { onnx } from 'onnx-proto';
 import { AT, DT, proto, toNum, unpackInt4 } from './proto.js';
-import { nodeBuiltin } from './node.js';
 
 /** A constant tensor read from the file (initializer or Constant node). int64 travels as numbers. */
 export interface Konst {
