@@ -35,6 +35,10 @@ const BATCH = 64;
 const KD = { temperature: 4, alpha: 0.9 };
 /** A second setting for the short runs: T = 1, half the weight on the teacher (NNCF's KD temperature). */
 const KD_T1 = { temperature: 1, alpha: 0.5 };
+/** The pruning comparison's methods, by their short key. */
+const PRUNING_KD_LABEL = { alone: 'alone', '+ KD': '+ KD from FP32', '+ KD T=1': '+ KD from FP32 (T=1, α=0.5)', '+ KD T=1 + hints': '+ KD from FP32 (T=1, α=0.5) + block hints' } as const;
+/** Hint nodes of the pruning + KD rows: the residual CNN's three block outputs (FitNets-style, weight 1). */
+const PRUNING_HINTS = ['block1.relu', 'block2.relu', 'block3.relu'];
 const STUDENT_WIDTH = 0.25;
 const LABELLED = 5000;
 /** Keep a pseudo-label when the teacher's top probability is at least this. */
@@ -236,17 +240,19 @@ export default async function distill(args: string[]): Promise<SuiteResult> {
       train: (seed) =>
         fitSteps(compress(student(seed), [knowledgeDistillation({ ...KD, alpha: 0.5, selfDistillation: { mode: 'ema', decay: EMA_DECAY } })]), train, STUDENT_STEPS, seed, 4e-3),
     },
-    ...(['alone', '+ KD', '+ KD T=1'] as const).map(
+    ...(['alone', '+ KD', '+ KD T=1', '+ KD T=1 + hints'] as const).map(
       (k): Run => ({
         comparison: 'pruning',
-        method: `residualCnn −50% FLOPs ${k === 'alone' ? 'alone' : k === '+ KD' ? '+ KD from FP32' : '+ KD from FP32 (T=1, α=0.5)'}`,
+        method: `residualCnn −50% FLOPs ${PRUNING_KD_LABEL[k]}`,
         steps: FINETUNE_STEPS,
         data: '60k labelled',
-        ...(k === 'alone' ? {} : { prepare: residualOutputs }),
+        ...(k === 'alone' || k === '+ KD T=1 + hints' ? {} : { prepare: residualOutputs }),
         train: async (seed) => {
           const builders: CompressionBuilder[] = [filterPruning({ criterion: 'fpgm', flopsReduction: 0.5, mode: 'regular', multipleOf: 8, pruneFirstConv: true, pruneDownsampleConvs: true })];
           // No teacher named: the FP32 original teaches; the precomputed outputs are that graph's.
-          if (k !== 'alone') builders.push(knowledgeDistillation({ ...(k === '+ KD' ? KD : KD_T1), teacherOutputs: await residualOutputs() }));
+          if (k === '+ KD' || k === '+ KD T=1') builders.push(knowledgeDistillation({ ...(k === '+ KD' ? KD : KD_T1), teacherOutputs: await residualOutputs() }));
+          // Hints: each block's output in the pruned graph (fewer channels, a learned 1×1 adapter) against the original's; the teacher runs every step.
+          if (k === '+ KD T=1 + hints') builders.push(knowledgeDistillation({ ...KD_T1, hints: PRUNING_HINTS.map((node) => ({ student: node, teacher: node })) }));
           return fitSteps(compress(await residual(), builders), train, FINETUNE_STEPS, seed, 1e-3);
         },
       }),

@@ -27,6 +27,8 @@ const QAT_LR = 5e-4;
 const PRUNE_LR = 1e-3;
 const BITS = [2, 4, 8] as const;
 const RANDOM_PLANS = 10;
+/** QAT / fine-tuning steps of every row unless --steps says otherwise. */
+const DEFAULT_STEPS = 150;
 const PRUNE_LEVELS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
 
 function range(from: number, n: number): number[] {
@@ -84,7 +86,10 @@ function tracesFromRow(row: Record<string, unknown> | undefined, graph: Graph): 
 export default async function run(args: string[]): Promise<SuiteResult> {
   const quick = args.includes('--quick');
   const stepsArg = args.includes('--steps') ? Number(args[args.indexOf('--steps') + 1]) : undefined;
-  const steps = stepsArg ?? (quick ? 10 : 150);
+  const steps = stepsArg ?? (quick ? 10 : DEFAULT_STEPS);
+  // Another --steps than the default runs only part 1 (bits) and labels its rows "<method> (<N> steps)",
+  // so that they sit beside the default rows (--resume keeps both).
+  const tag = quick || steps === DEFAULT_STEPS ? '' : ` (${steps} steps)`;
   const seeds = args.includes('--seeds') ? Number(args[args.indexOf('--seeds') + 1]) : quick ? 1 : 3;
   const backend = (await useBackend(['wasm', 'cpu'])).name;
   const fashion = await loadFashionMnist();
@@ -139,7 +144,7 @@ export default async function run(args: string[]): Promise<SuiteResult> {
     ...(storedTraces ? { traces: storedTraces } : { hutchinson: { samples: 256, batchSize: 64, tolerance: 1e-2, minIterations: quick ? 10 : 30, maxIterations: quick ? 10 : 100 } }),
   });
   const hawqSeconds = (performance.now() - hawqStarted) / 1000;
-  const storedBits = rows.find((r) => r['method'] === 'hawq-v2')?.['bits'];
+  const storedBits = rows.find((r) => String(r['method']).startsWith('hawq-v2') && r['part'] === 'bits')?.['bits'];
   if (storedBits !== undefined && storedBits !== hawq.plan.map((e) => e.weightBits).join(',')) {
     throw new Error(`the stored hawq-v2 rows used bits ${String(storedBits)}, the plan now is ${hawq.plan.map((e) => e.weightBits).join(',')}: rerun without --resume`);
   }
@@ -168,19 +173,19 @@ export default async function run(args: string[]): Promise<SuiteResult> {
   };
   // The reference without quantization: the same fine-tune of the FP32 weights, same steps, lr, seeds.
   const fp32Row = async (seed: number): Promise<void> => {
-    if (done('fp32 fine-tuned', seed)) return;
+    if (done(`fp32 fine-tuned${tag}`, seed)) return;
     const started = performance.now();
     const { graph } = await fit(fp32, tune, fitOptions(QAT_LR, 'fp32 fine-tuned', seed));
     const seconds = (performance.now() - started) / 1000;
     const accuracy = (await evaluate(graph, test, { batchSize: 500, progress: false })).accuracy;
-    await push({ part: 'bits', method: 'fp32 fine-tuned', seed, accuracy: round(accuracy, 4), deltaPts: round((accuracy - fp32Acc) * 100, 2), steps, trainSeconds: round(seconds, 1) });
+    await push({ part: 'bits', method: `fp32 fine-tuned${tag}`, seed, accuracy: round(accuracy, 4), deltaPts: round((accuracy - fp32Acc) * 100, 2), steps, trainSeconds: round(seconds, 1) });
   };
   const uniform = layers.map((l) => ({ node: l.node, weightBits: 4 }));
   for (let seed = 0; seed < seeds; seed++) {
     await fp32Row(seed);
-    await qatRow('uniform W4A8', uniform, {}, seed);
+    await qatRow(`uniform W4A8${tag}`, uniform, {}, seed);
     await qatRow(
-      'hawq-v2',
+      `hawq-v2${tag}`,
       hawq.plan,
       seed > 0
         ? {}
@@ -194,7 +199,8 @@ export default async function run(args: string[]): Promise<SuiteResult> {
     );
   }
   const randoms = randomPlans(fp32, budget, quick ? 2 : RANDOM_PLANS, 1);
-  for (const [i, plan] of randoms.entries()) await qatRow(`random ${i + 1}`, plan);
+  for (const [i, plan] of randoms.entries()) await qatRow(`random ${i + 1}${tag}`, plan);
+  if (tag !== '') return finish();
 
   // 1b. A tighter budget, where uniform bits lose accuracy: the BOPs of uniform W3A8, HAWQ choosing
   // among {2, 3, 4, 8} (the same traces).
@@ -244,40 +250,55 @@ export default async function run(args: string[]): Promise<SuiteResult> {
     });
   }
 
-  // Summary rows: what the targets compare. The W4 rows: mean ± std over the seeds run.
-  const accs = (m: string): number[] => rows.filter((r) => r['method'] === m && seedOf(r) < seeds).map((r) => r['accuracy'] as number);
-  const acc = (m: string): number => accs(m)[0]!;
-  const randomAcc = rows.filter((r) => String(r['method']).startsWith('random ')).map((r) => r['accuracy'] as number);
-  const [h, u, f] = [meanStd(accs('hawq-v2')), meanStd(accs('uniform W4A8')), meanStd(accs('fp32 fine-tuned'))];
-  const summary = {
-    part: 'summary',
-    method: 'targets',
-    seeds: accs('hawq-v2').length,
-    hawqMean: round(h.mean, 4),
-    hawqStd: round(h.std, 4),
-    uniformMean: round(u.mean, 4),
-    uniformStd: round(u.std, 4),
-    fp32FineTunedMean: round(f.mean, 4),
-    fp32FineTunedStd: round(f.std, 4),
-    hawqMinusUniformPts: round((h.mean - u.mean) * 100, 2),
-    uniformMinusFp32FineTunedPts: round((u.mean - f.mean) * 100, 2),
-    hawqMinusRandomMedianPts: round((acc('hawq-v2') - median(randomAcc)) * 100, 2),
-    randomMedian: round(median(randomAcc), 4),
-    randomBest: round(Math.max(...randomAcc), 4),
-    hawqW3MinusUniformW3Pts: round((acc('hawq-v2 (W3A8 budget)') - acc('uniform W3A8')) * 100, 2),
-    sensitivityMinusUniformPts: round((acc('sensitivity plan -50% FLOPs') - acc('uniform ratios -50% FLOPs')) * 100, 2),
-  };
-  const out = rows.filter((r) => r['part'] !== 'summary');
-  out.push(summary);
-  console.log(JSON.stringify(summary));
-  const notes = [
-    `Fashion-MNIST residualCnn, FP32 weights: 3 epochs on 60,000 (bench/.cache). Every row fine-tunes from them for ${steps} steps (batch ${BATCH}, Adam, cosine; data order seed 0 unless a row names its seed) on the first ${steps * BATCH} training images; accuracy of the stripped graph on the ${test.size}-image test set.`,
-    `bits: quant 'quantization' (symmetric per-channel weights, 8-bit activations) at lr ${QAT_LR}; budget = the BOPs of uniform W4A8 (${budget.value}); random plans draw bits from {2,4,8} per layer, kept when their BOPs are 90–100% of the budget (seed 1).`,
-    `bits, seeds: 'uniform W4A8', 'hawq-v2' and 'fp32 fine-tuned' (the FP32 weights fine-tuned the same way without quantization, lr ${QAT_LR}) with data-order seeds 0..${seeds - 1}; the summary gives mean ± sample std over them; the random plans use seed 0. codesPerChannel: the most distinct int8 weight codes in one output channel of each layer of the stripped graph (checked ≤ 2^bits − 1).`,
-    'bits-w3: the same at the BOPs of uniform W3A8, HAWQ choosing among {2,3,4,8} with the same traces.',
-    'hawq-v2: Hutchinson traces (Gauss-Newton estimator, see the package README) on 256 calibration images (the last of the training set), tolerance 1e-2 (30 to 100 draws), Ω = trace·‖Q_b(W)−W‖², exact Pareto allocation.',
-    `channels: filter_pruning l1, first and downsample convs prunable, flopsReduction 0.5 for both; the plan is PaddleSlim's rule on a filter_pruning sensitivity analysis (levels ${PRUNE_LEVELS.join(', ')}, 2,000 held-out training images), scaled to the target by filter_pruning; producers coupled through an Add are analysed as one group (pruning's pruningGroups); lr ${PRUNE_LR}.`,
-  ];
-  if (quick) notes.push('--quick: 1,000 test images, few steps, 2 random plans: a smoke run, not a result.');
-  return { rows: out, backend, notes };
+  return finish();
+
+  // Summary rows, one per step count run: what the targets compare. The W4 rows: mean ± std over the seeds run.
+  function finish(): SuiteResult {
+    const out = rows.filter((r) => r['part'] !== 'summary');
+    const tags = [...new Set(out.filter((r) => String(r['method']).startsWith('hawq-v2') && r['part'] === 'bits').map((r) => String(r['method']).slice('hawq-v2'.length)))];
+    for (const t of tags.sort((a, b) => a.length - b.length)) out.push(summaryOf(t));
+    return { rows: out, backend, notes: notesOf() };
+  }
+  function summaryOf(t: string): Record<string, unknown> {
+    const accs = (m: string): number[] => rows.filter((r) => r['method'] === m && seedOf(r) < seeds).map((r) => r['accuracy'] as number);
+    const acc = (m: string): number => accs(m)[0]!;
+    const randomAcc = rows.filter((r) => /^random \d+$/.test(String(r['method']).slice(0, String(r['method']).length - t.length)) && String(r['method']).endsWith(t)).map((r) => r['accuracy'] as number);
+    const [h, u, f] = [meanStd(accs(`hawq-v2${t}`)), meanStd(accs(`uniform W4A8${t}`)), meanStd(accs(`fp32 fine-tuned${t}`))];
+    const summary = {
+      part: 'summary',
+      method: `targets${t}`,
+      seeds: accs(`hawq-v2${t}`).length,
+      hawqMean: round(h.mean, 4),
+      hawqStd: round(h.std, 4),
+      uniformMean: round(u.mean, 4),
+      uniformStd: round(u.std, 4),
+      fp32FineTunedMean: round(f.mean, 4),
+      fp32FineTunedStd: round(f.std, 4),
+      hawqMinusUniformPts: round((h.mean - u.mean) * 100, 2),
+      uniformMinusFp32FineTunedPts: round((u.mean - f.mean) * 100, 2),
+      hawqMinusRandomMedianPts: round((acc(`hawq-v2${t}`) - median(randomAcc)) * 100, 2),
+      randomMedian: round(median(randomAcc), 4),
+      randomBest: round(Math.max(...randomAcc), 4),
+      ...(t === ''
+        ? {
+            hawqW3MinusUniformW3Pts: round((acc('hawq-v2 (W3A8 budget)') - acc('uniform W3A8')) * 100, 2),
+            sensitivityMinusUniformPts: round((acc('sensitivity plan -50% FLOPs') - acc('uniform ratios -50% FLOPs')) * 100, 2),
+          }
+        : { steps: Number(/\d+/.exec(t)![0]) }),
+    };
+    console.log(JSON.stringify(summary));
+    return summary;
+  }
+  function notesOf(): string[] {
+    const notes = [
+      `Fashion-MNIST residualCnn, FP32 weights: 3 epochs on 60,000 (bench/.cache). Every row fine-tunes from them for ${DEFAULT_STEPS} steps, or the N of a method labelled "(N steps)" (--steps N, part 1 only; its summary row is "targets (N steps)"), (batch ${BATCH}, Adam, cosine; data order seed 0 unless a row names its seed) on the first steps × ${BATCH} training images; accuracy of the stripped graph on the ${test.size}-image test set.`,
+      `bits: quant 'quantization' (symmetric per-channel weights, 8-bit activations) at lr ${QAT_LR}; budget = the BOPs of uniform W4A8 (${budget.value}); random plans draw bits from {2,4,8} per layer, kept when their BOPs are 90–100% of the budget (seed 1).`,
+      `bits, seeds: 'uniform W4A8', 'hawq-v2' and 'fp32 fine-tuned' (the FP32 weights fine-tuned the same way without quantization, lr ${QAT_LR}) with data-order seeds 0..${seeds - 1}; the summary gives mean ± sample std over them; the random plans use seed 0. codesPerChannel: the most distinct int8 weight codes in one output channel of each layer of the stripped graph (checked ≤ 2^bits − 1).`,
+      'bits-w3: the same at the BOPs of uniform W3A8, HAWQ choosing among {2,3,4,8} with the same traces.',
+      'hawq-v2: Hutchinson traces (Gauss-Newton estimator, see the package README) on 256 calibration images (the last of the training set), tolerance 1e-2 (30 to 100 draws), Ω = trace·‖Q_b(W)−W‖², exact Pareto allocation.',
+      `channels: filter_pruning l1, first and downsample convs prunable, flopsReduction 0.5 for both; the plan is PaddleSlim's rule on a filter_pruning sensitivity analysis (levels ${PRUNE_LEVELS.join(', ')}, 2,000 held-out training images), scaled to the target by filter_pruning; producers coupled through an Add are analysed as one group (pruning's pruningGroups); lr ${PRUNE_LR}.`,
+    ];
+    if (quick) notes.push('--quick: 1,000 test images, few steps, 2 random plans: a smoke run, not a result.');
+    return notes;
+  }
 }

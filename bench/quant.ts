@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- quant [--only <dataset>:<model>] [--qat-epochs N] [--resume] [--retime] [--part2 [--inq-steps P,F] [--inq-bits B]] [--ptq]`: FP32 against
+ * `npm run bench -- quant [--only <dataset>:<model>] [--qat-epochs N] [--resume] [--retime] [--part2 [--inq-steps P,F] [--inq-bits B] [--inq-portions p1,...,1]] [--ptq]`: FP32 against
  * quantization-aware training (default INT8, TQT INT8, DoReFa W4A4/W2A2, PACT W4A4, LSQ W4A4/W2A2)
  * and post-training INT8 (min-max, percentile, KL, MSE; 256 calibration images; dynamic) on
  * Fashion-MNIST with the plain and the residual reference CNN and on the MNIST split with the plain
@@ -131,6 +131,8 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
   // --inq-bits 5 or 3,5: only those bit widths of that recipe.
   const inqSteps = args.includes('--inq-steps') ? args[args.indexOf('--inq-steps') + 1]!.split(',').map(Number) : undefined;
   const inqBits = args.includes('--inq-bits') ? args[args.indexOf('--inq-bits') + 1]!.split(',').map(Number) : [3, 5];
+  // --inq-portions 0.5,0.75,0.875,0.9375,1: other accumulated portions for that recipe (the label names them).
+  const inqPortions = args.includes('--inq-portions') ? args[args.indexOf('--inq-portions') + 1]!.split(',').map(Number) : undefined;
   // --part2 keeps the committed rows (and its own partial rows when resumed) and adds the part 2 rows.
   const committed = async (): Promise<Row[]> => {
     try {
@@ -242,10 +244,15 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
       }
       // INQ2 (see its comment), 3-bit first; min-error n1 (the paper's n1 zeroes most 3-bit weights).
       for (const bits of inqBits) {
-        const { portions, perPortion, final } = { ...INQ2[bits]!, ...(inqSteps ? { perPortion: inqSteps[0]!, final: inqSteps[1] ?? INQ2[bits]!.final } : {}) };
+        const { portions, perPortion, final } = {
+          ...INQ2[bits]!,
+          ...(inqSteps ? { perPortion: inqSteps[0]!, final: inqSteps[1] ?? INQ2[bits]!.final } : {}),
+          ...(inqPortions ? { portions: inqPortions } : {}),
+        };
         const phases = portions.length - 1;
         const steps = phases * perPortion + final;
-        const method = `inq ${bits}-bit (min-error n1, ${phases}×${perPortion}+${final} steps, Adam cos/portion, BN)`;
+        const portionTag = inqPortions ? `, portions ${portions.join('/')}` : '';
+        const method = `inq ${bits}-bit (min-error n1, ${phases}×${perPortion}+${final} steps${portionTag}, Adam cos/portion, BN)`;
         if (done.has(key(method))) continue;
         const train = data.train.subset(Array.from({ length: steps * BATCH }, (_, i) => i % data.train.size));
         const ctrl = compress(baseline, [inq({ bits, n1: 'min_error', portions, stepsPerStep: perPortion })]);

@@ -162,16 +162,18 @@ const DEFAULT_STEPS = 200;
 function runs(s: Settings): Run[] {
   const rampSteps = Math.max(1, Math.round(s.ramp * s.steps));
   const poly = { type: 'polynomial' as const, initialLevel: 0, targetEpoch: rampSteps / STEPS_PER_EPOCH, power: 3, perStep: true, stepsPerEpoch: STEPS_PER_EPOCH, updateEvery: 10 };
-  const magnitude = (level: number, importance: 'abs' | 'normalized_abs', suffix: string): Run => ({
+  const magnitude = (level: number, importance: 'abs' | 'normalized_abs', suffix: string, ranking: 'global' | 'layer' = 'global'): Run => ({
     method: `magnitude ${Math.round(level * 100)}%${suffix}`,
     targetLevel: level,
-    recipe: { importance, ranking: 'global', rampSteps },
-    make: () => magnitudeSparsity({ level, importance, schedule: poly }),
+    recipe: { importance, ranking, rampSteps },
+    make: () => magnitudeSparsity({ level, importance, ranking, schedule: poly }),
   });
   return [
     ...LEVELS.map((level) => magnitude(level, 'normalized_abs', '')),
     // Global |w| (not normalised per layer): the normalised ranking empties residualCnn's block3.conv2 at 90%.
     magnitude(0.9, 'abs', ' abs'),
+    // Every layer at the level (its own threshold): no layer emptied, none kept denser.
+    magnitude(0.9, 'normalized_abs', ' per-layer', 'layer'),
     { method: 'L0', targetLevel: null, recipe: { ...L0 }, make: () => l0Sparsity(L0) },
     ...RB_LEVELS.map(
       (level): Run => ({
@@ -214,7 +216,7 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
   };
   const notes = [
     `Fine-tuning from the cached FP32 weights (3 epochs, Adam, cosine): finetuneSteps steps of batch ${BATCH} over shuffled batches of all ${fashion.train.size} training images (${DEFAULT_STEPS} steps = ${((DEFAULT_STEPS * BATCH) / fashion.train.size).toFixed(2)} epoch by default; rows labelled "(N steps)" ran N steps, added with --resume --steps N), Adam ${LEARNING_RATE} with cosine decay over those steps. Epochs were cut, not rows, to fit the time budget of a shared 2-core machine.`,
-    `magnitude: one global threshold (the package default) on |w| / ||W||2 of each layer (the package default; rows "abs": on |w|); polynomial schedule (Zhu & Gupta, power 3) per step from 0 to the level over the first rampSteps steps (${RAMP * 100}% of the steps unless the label says "ramp N%"; masks every 10 steps), then frozen.`,
+    `magnitude: one global threshold (the package default; rows "per-layer": each layer its own threshold at the level) on |w| / ||W||2 of each layer (the package default; rows "abs": on |w|); polynomial schedule (Zhu & Gupta, power 3) per step from 0 to the level over the first rampSteps steps (${RAMP * 100}% of the steps unless the label says "ramp N%"; masks every 10 steps), then frozen.`,
     `The schedule counts fractional epochs of the real data pass (${STEPS_PER_EPOCH} steps). Before that fix a run longer than one pass ended its ramp at the end of the first pass: the "magnitude 90% (2800 steps)" row rose over 938 steps (to 86.8%, then 90%), not 1,400.`,
     `L0: hard-concrete gates (beta 2/3, gamma -0.1, zeta 1.1), lambda ${L0.lambda} on the mean expected L0, log alpha = ${L0.gateScale}*theta from ${L0.initLogAlpha}; the level is what training reached (deterministic gates at eval).`,
     `RB: the same gates (gateScale ${RB.gateScale}, from log alpha ${RB.initLogAlpha}), penalty ((mean P(z != 0) - (1 - level))/0.05)^2 with the level rising on the magnitude rows' polynomial ramp to the row's level; the gates freeze after freezeStep steps (${Math.round(FREEZE * 100)}% of the run unless --freeze said otherwise: deterministic gates, log alpha stops) and the weights fine-tune under them for the rest. sparsity: the deterministic gates' zeros.`,
