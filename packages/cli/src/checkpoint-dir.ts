@@ -8,16 +8,15 @@ import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import {
   TensorpressError,
-  readCheckpoint,
   removeStaleTempFiles,
   saveGraph,
-  writeCheckpoint,
   type FitCheckpoint,
   type FitCheckpointOptions,
   type Graph,
   type Json,
   type PipelineConfig,
 } from '@tensorpress/core-tensor';
+import { readCheckpoint, writeCheckpoint } from './checkpoint-file.js';
 import { CliError, EXIT_CODES, InterruptedError } from './exit-codes.js';
 
 /** The checkpoint's file name inside `--checkpoint-dir`. */

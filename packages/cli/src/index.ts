@@ -1,6 +1,6 @@
 /**
  * @tensorpress/cli: the `tensorpress` command (compress, quantize, analyze, eval, export, inspect) and the same
- * commands as functions, for scripts and tests.
+ * commands as functions, for scripts and tests; the file format of fit's training checkpoints.
  */
 export { runCli } from './cli.js';
 export type { CliIo } from './cli.js';
@@ -28,6 +28,8 @@ export type { ExitCode } from './exit-codes.js';
 export { OUTPUT_MARKER, isTensorpressOutput, outputState } from './output-dir.js';
 export type { OutputState } from './output-dir.js';
 export { CHECKPOINT_FILE, DEFAULT_CHECKPOINT_EVERY } from './checkpoint-dir.js';
+export { encodeCheckpoint, decodeCheckpoint, writeCheckpoint, readCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION } from './checkpoint-file.js';
+export type { DecodeCheckpointOptions } from './checkpoint-file.js';
 export { reportMarkdown, reportChart, comparisonRows, formatTable } from './report.js';
 export type { CompressReport, ModelMeasurements, ParitySummary, QuantizeReport } from './report.js';
 export { quantizeRows, quantizeParitySentence } from './report.js';

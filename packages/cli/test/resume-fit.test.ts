@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { arrayDataset, compress, createRng, decodeCheckpoint, encodeCheckpoint, fit, saveGraph, useBackend, type BackendName, type Dataset, type FitOptions, type OptimizerConfig } from '@tensorpress/core-tensor';
+import { decodeCheckpoint, encodeCheckpoint } from '@tensorpress/cli';
+import { arrayDataset, compress, createRng, fit, saveGraph, useBackend, type BackendName, type Dataset, type FitOptions, type OptimizerConfig } from '@tensorpress/core-tensor';
 import { referenceModels } from '@tensorpress/models';
 import { filterPruning } from '@tensorpress/pruning';
 import { quantization } from '@tensorpress/quant';

@@ -70,9 +70,13 @@ export type {
 } from './compression-types.js';
 export { graphStatistics, formatStatistics } from './statistics.js';
 export type { GraphStatistics, NodeStats, StatisticsTotal, StatisticsOptions, BitsOverride } from './statistics.js';
-export { nodeBuiltin, writeFileAtomic, removePendingTempFiles, removeStaleTempFiles } from './files.js';
+export { nodeBuiltin, ioError, writeFileAtomic, removePendingTempFiles, removeStaleTempFiles } from './files.js';
 export type { NodeBuiltins } from './files.js';
 export { saveGraph, loadGraph, writeGraph, readGraph, GRAPH_FORMAT, GRAPH_FORMAT_VERSION } from './serialize.js';
+// The byte and JSON-text helpers of core's saved-graph format, for the formats of packages above
+// core (the CLI's training checkpoints).
+export { leBytes, fromLeBytes, asBytes, crc32 } from './internal/bytes.js';
+export { stringifyExact, untagNumbers, parseJsonText } from './internal/json-text.js';
 export type { SavedGraph, LoadGraphOptions, ReadGraphOptions, WriteGraphOptions, WrittenGraph } from './serialize.js';
 export { fit, evaluate, learningRateAt } from './train.js';
 export type {
@@ -91,12 +95,10 @@ export type {
   EvaluateResult,
 } from './train.js';
 export type { ProgressMode, ProgressReporter } from './train.js';
-export { encodeCheckpoint, decodeCheckpoint, writeCheckpoint, readCheckpoint, CHECKPOINT_FORMAT, CHECKPOINT_FORMAT_VERSION } from './checkpoint.js';
 export type {
   FitCheckpoint,
   FitFingerprint,
   CheckpointTensor,
   NamedCheckpointTensor,
   OptimizerCheckpoint,
-  DecodeCheckpointOptions,
 } from './checkpoint.js';

@@ -120,8 +120,8 @@ export interface FitCheckpointOptions {
   /** Take a checkpoint after every this many optimisation steps (counted over the whole run). Default: only when `signal` aborts. */
   everySteps?: number;
   /**
-   * Receives each checkpoint; fit waits for it. `(c) => writeCheckpoint(file, c)` keeps the
-   * latest one on disk; {@link encodeCheckpoint} gives the bytes anywhere else.
+   * Receives each checkpoint; fit waits for it. `(c) => writeCheckpoint(file, c)` (from
+   * `@tensorpress/cli`) keeps the latest one on disk; its `encodeCheckpoint` gives the bytes.
    */
   save(checkpoint: FitCheckpoint): void | Promise<void>;
 }

@@ -5,9 +5,7 @@ import {
   arrayDataset,
   compress,
   createRng,
-  decodeCheckpoint,
   defineController,
-  encodeCheckpoint,
   fit,
   useBackend,
   type BackendName,
@@ -15,6 +13,7 @@ import {
   type CompressionController,
   type Dataset,
   type EpochStats,
+  type FitCheckpoint,
   type FitOptions,
   type Graph,
   type Json,
@@ -131,7 +130,13 @@ interface Outcome {
 
 type Optim = OptimizerConfig | (() => tf.Optimizer);
 
-/** Runs the pipeline; `interrupt` may stop it and hand back the checkpoint bytes to resume from. */
+/**
+ * A deep copy of a checkpoint, sharing no buffer with the run that took it (its file format, and a
+ * resume through those bytes, are tested in packages/cli: checkpoint-file and resume-fit).
+ */
+const detached = (c: FitCheckpoint): FitCheckpoint => structuredClone(c);
+
+/** Runs the pipeline; `interrupt` may stop it and hand back the checkpoint to resume from. */
 async function train(
   optimizer: Optim,
   extra: (ctrl: CompressionController) => Partial<FitOptions> = () => ({}),
@@ -184,22 +189,22 @@ describe.each(['cpu', 'wasm'] as BackendName[])('fit resume on %s', (backend) =>
     // 6 steps per epoch: global step 9 is mid-epoch 2, step 6 ends epoch 1 (only its end is left).
     for (const stopAt of [9, 6]) {
       const abort = new AbortController();
-      let bytes: Uint8Array | undefined;
+      let checkpoint: FitCheckpoint | undefined;
       const stopped = await train(optimizer, () => ({
         signal: abort.signal,
-        checkpoint: { save: (c) => void (bytes = encodeCheckpoint(c)) },
+        checkpoint: { save: (c) => void (checkpoint = detached(c)) },
         callbacks: { onBatchEnd: (i) => void (i.globalStep === stopAt && abort.abort()) },
       }));
       expect((stopped.error as { code?: string }).code).toBe('ABORTED');
-      const c = decodeCheckpoint(bytes!);
+      const c = checkpoint!;
       expect([c.epoch, c.step, c.globalStep]).toEqual(stopAt === 9 ? [1, 3, 9] : [0, 6, 6]);
-      const resumed = (await train(optimizer, () => ({ resumeFrom: decodeCheckpoint(bytes!) }))).outcome!;
+      const resumed = (await train(optimizer, () => ({ resumeFrom: checkpoint! }))).outcome!;
       expectIdentical(reference, resumed);
     }
     // A crash at global step 11: the last periodic checkpoint (every 4 steps) is from step 8.
-    let latest: Uint8Array | undefined;
+    let latest: FitCheckpoint | undefined;
     const crashed = await train(optimizer, () => ({
-      checkpoint: { everySteps: 4, save: (c) => void (latest = encodeCheckpoint(c)) },
+      checkpoint: { everySteps: 4, save: (c) => void (latest = detached(c)) },
       callbacks: {
         onBatchEnd: (i) => {
           if (i.globalStep === 11) throw new Error('power cut');
@@ -207,8 +212,8 @@ describe.each(['cpu', 'wasm'] as BackendName[])('fit resume on %s', (backend) =>
       },
     }));
     expect((crashed.error as Error).message).toBe('power cut');
-    expect(decodeCheckpoint(latest!).globalStep).toBe(8);
-    const resumed = (await train(optimizer, () => ({ resumeFrom: decodeCheckpoint(latest!) }))).outcome!;
+    expect(latest!.globalStep).toBe(8);
+    const resumed = (await train(optimizer, () => ({ resumeFrom: latest! }))).outcome!;
     expectIdentical(reference, resumed);
     expect(tf.memory().numTensors).toBe(before);
   });
@@ -217,11 +222,11 @@ describe.each(['cpu', 'wasm'] as BackendName[])('fit resume on %s', (backend) =>
 describe('fit resume (checks)', () => {
   it('refuses a checkpoint of another run, naming the field; takes none of it', async () => {
     await useBackend('cpu');
-    let bytes: Uint8Array | undefined;
+    let checkpoint: FitCheckpoint | undefined;
     const abort = new AbortController();
     await train({ type: 'adam', learningRate: 0.01 }, () => ({
       signal: abort.signal,
-      checkpoint: { save: (c) => void (bytes = encodeCheckpoint(c)) },
+      checkpoint: { save: (c) => void (checkpoint = detached(c)) },
       callbacks: { onBatchEnd: (i) => void (i.globalStep === 2 && abort.abort()) },
     }));
     const cases: [Partial<FitOptions>, RegExp][] = [
@@ -233,7 +238,7 @@ describe('fit resume (checks)', () => {
       [{ fingerprint: { model: 'other' } }, /fingerprint\.extra\.model is nothing in the checkpoint, "other" here/],
     ];
     for (const [change, message] of cases) {
-      const r = await train({ type: 'adam', learningRate: 0.01 }, () => ({ resumeFrom: decodeCheckpoint(bytes!), ...change }));
+      const r = await train({ type: 'adam', learningRate: 0.01 }, () => ({ resumeFrom: checkpoint!, ...change }));
       const e = r.error as { code?: string; message: string; details: { field: string } };
       expect(e.code, JSON.stringify(change)).toBe('CHECKPOINT_MISMATCH');
       expect(e.message).toMatch(message);
@@ -242,7 +247,7 @@ describe('fit resume (checks)', () => {
     // Another model: conv1 has 5 filters instead of 4.
     const other = compress(smallCnn(5), [maskBuilder(), clipBuilder()], { seed: 3 });
     const e = await rejectionOf(
-      fit(other.model.executor, images(), { epochs: 3, batchSize: 8, seed: 7, optimizer: { type: 'adam', learningRate: 0.01 }, lrSchedule: 'cosine', controller: other, progress: false, resumeFrom: decodeCheckpoint(bytes!) }),
+      fit(other.model.executor, images(), { epochs: 3, batchSize: 8, seed: 7, optimizer: { type: 'adam', learningRate: 0.01 }, lrSchedule: 'cosine', controller: other, progress: false, resumeFrom: checkpoint! }),
     );
     other.dispose();
     expect(e.code).toBe('CHECKPOINT_MISMATCH');

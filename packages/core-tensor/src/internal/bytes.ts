@@ -1,6 +1,6 @@
 /**
  * Little-endian byte views of typed arrays, byte input and CRC-32, shared by the saved-graph format
- * and the training checkpoint format (both store tensors as aligned little-endian blobs with a checksum).
+ * and the CLI's training checkpoint format (both store tensors as aligned little-endian blobs with a checksum).
  */
 import { allocParamData, type DType, type ParamData } from '../graph.js';
 

@@ -1,5 +1,5 @@
 /**
- * JSON text helpers shared by the saved-graph and checkpoint formats and configs: numbers JSON
+ * JSON text helpers shared by the saved-graph and (CLI) checkpoint formats and configs: numbers JSON
  * cannot hold (Infinity, NaN, -0) as tagged objects, the position of a syntax error (JSON.parse's
  * messages do not always carry one), and what JSON.parse hides (a key written twice, deep nesting).
  */

@@ -2,20 +2,10 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import {
-  CHECKPOINT_FORMAT,
-  arrayDataset,
-  decodeCheckpoint,
-  encodeCheckpoint,
-  readCheckpoint,
-  useBackend,
-  writeCheckpoint,
-  type FitCheckpoint,
-} from '@tensorpress/core-tensor';
+import { CHECKPOINT_FORMAT, decodeCheckpoint, encodeCheckpoint, readCheckpoint, writeCheckpoint } from '@tensorpress/cli';
+import { crc32, useBackend, type FitCheckpoint } from '@tensorpress/core-tensor';
 import { errorOf, rejectionOf } from '@tensorpress/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { crc32 } from '../src/internal/bytes.js';
 
 beforeAll(async () => {
   await useBackend('cpu');
@@ -210,23 +200,5 @@ describe('writeCheckpoint / readCheckpoint', () => {
     expect(missing.code).toBe('IO_ERROR');
     expect(missing.message).toMatch(/cannot read .*none\.ckpt: the file or its directory does not exist/);
     expect(existsSync(path.join(dir, 'none.ckpt'))).toBe(false);
-  });
-});
-
-describe('Dataset.batches skip', () => {
-  it('skips leading batches of the same (shuffled) order without changing the rest', () => {
-    const n = 23;
-    const ds = arrayDataset({ x: Float32Array.from({ length: n * 2 }, (_, i) => i), y: Int32Array.from({ length: n }, (_, i) => i % 4), exampleShape: [2] });
-    const rows = (skip: number): number[][] =>
-      [...ds.batches(5, { shuffle: true, seed: 9, skip })].map((b) => {
-        const v = Array.from(b.x.dataSync());
-        tf.dispose([b.x, b.y]);
-        return v;
-      });
-    const all = rows(0);
-    expect(all).toHaveLength(5);
-    expect(rows(2)).toEqual(all.slice(2));
-    expect(rows(5)).toEqual([]);
-    expect(() => [...ds.batches(5, { skip: -1 })]).toThrow(/skip must be an integer >= 0/);
   });
 });
