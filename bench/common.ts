@@ -2,7 +2,7 @@
  * Shared helpers of the benchmark suites: medians, step timing through `fit`'s own loop, and a
  * stand-in weight fake-quant to measure the cost of a weight transform.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -156,8 +156,20 @@ export async function loadPartialRows(name: string): Promise<Record<string, unkn
   }
 }
 
-/** Saves the rows done so far, so `--resume` can continue after an interruption. */
-export async function savePartialRows(name: string, rows: readonly Record<string, unknown>[]): Promise<void> {
+/**
+ * Saves the rows done so far, so `--resume` can continue after an interruption. With `merge` (a
+ * resumed run), rows that another process of the same bench saved meanwhile are kept and appended
+ * to `rows` too, so that runs of one bench side by side neither lose each other's rows nor leave
+ * them out of the results file the last one writes.
+ */
+export async function savePartialRows(name: string, rows: Record<string, unknown>[], options: { merge?: boolean } = {}): Promise<void> {
+  if (options.merge === true) {
+    const mine = new Set(rows.map((r) => JSON.stringify(r)));
+    for (const r of await loadPartialRows(name)) if (!mine.has(JSON.stringify(r))) rows.push(r);
+  }
   await mkdir(CACHE_DIR, { recursive: true });
-  await writeFile(path.join(CACHE_DIR, `${name}-rows.json`), JSON.stringify(rows, null, 2));
+  const file = path.join(CACHE_DIR, `${name}-rows.json`);
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(rows, null, 2));
+  await rename(tmp, file);
 }

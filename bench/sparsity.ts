@@ -195,7 +195,8 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
   const probeBatch = test.batches(256).next().value!;
   const probe = probeBatch.x;
   probeBatch.y.dispose();
-  const rows: Record<string, unknown>[] = args.includes('--resume') ? await loadPartialRows('sparsity') : [];
+  const resume = args.includes('--resume');
+  const rows: Record<string, unknown>[] = resume ? await loadPartialRows('sparsity') : [];
   const only = args.includes('--only') ? new Set(args[args.indexOf('--only') + 1]!.split(',')) : undefined;
   const models = args.includes('--models') ? args[args.indexOf('--models') + 1]!.split(',') : ['plainCnn', 'residualCnn'];
   // A run with another --steps than the default labels its rows "<method> (<N> steps)", so that
@@ -212,7 +213,7 @@ export default async function sparsity(args: string[]): Promise<SuiteResult> {
   const push = async (row: Record<string, unknown>): Promise<void> => {
     rows.push(row);
     console.log(JSON.stringify(row));
-    if (!s.quick) await savePartialRows('sparsity', rows);
+    if (!s.quick) await savePartialRows('sparsity', rows, { merge: resume });
   };
   const notes = [
     `Fine-tuning from the cached FP32 weights (3 epochs, Adam, cosine): finetuneSteps steps of batch ${BATCH} over shuffled batches of all ${fashion.train.size} training images (${DEFAULT_STEPS} steps = ${((DEFAULT_STEPS * BATCH) / fashion.train.size).toFixed(2)} epoch by default; rows labelled "(N steps)" ran N steps, added with --resume --steps N), Adam ${LEARNING_RATE} with cosine decay over those steps. Epochs were cut, not rows, to fit the time budget of a shared 2-core machine.`,
