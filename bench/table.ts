@@ -1,5 +1,6 @@
 /**
- * `node --import tsx bench/table.ts <name> [columns...]` (a trailing `?` marks an optional column) prints bench/results/<name>.json as a
+ * `node --import tsx bench/table.ts <name> [columns...]` (a trailing `?` marks an optional column; `!field` keeps
+ * only rows without that field) prints bench/results/<name>.json as a
  * markdown table, so README tables are exactly what a bench wrote.
  */
 import { readFile } from 'node:fs/promises';
@@ -17,11 +18,14 @@ const data = JSON.parse(await readFile(path.join(here, 'results', `${name}.json`
   machine: Record<string, unknown>;
   rows: Record<string, unknown>[];
 };
-// A column ending in `?` is optional; rows missing any other requested column are left out.
-const wanted = columns.length > 0 ? columns : [...new Set(data.rows.flatMap((r) => Object.keys(r)))];
+// A column ending in `?` is optional; rows missing any other requested column are left out, and so
+// are rows that have a field named by a `!field` argument (not a column).
+const absent = columns.filter((c) => c.startsWith('!')).map((c) => c.slice(1));
+const named = columns.filter((c) => !c.startsWith('!'));
+const wanted = named.length > 0 ? named : [...new Set(data.rows.flatMap((r) => Object.keys(r)))];
 const cols = wanted.map((c) => c.replace(/\?$/, ''));
 const required = wanted.filter((c) => !c.endsWith('?'));
-const rows = data.rows.filter((r) => required.every((c) => r[c] !== undefined));
+const rows = data.rows.filter((r) => required.every((c) => r[c] !== undefined) && absent.every((c) => r[c] === undefined));
 const cell = (v: unknown): string => (v === undefined ? '' : typeof v === 'number' ? String(v) : String(v));
 console.log(`| ${cols.join(' | ')} |`);
 console.log(`| ${cols.map(() => '---').join(' | ')} |`);
