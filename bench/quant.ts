@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- quant [--only <dataset>:<model>] [--qat-epochs N] [--resume] [--retime] [--part2 [--inq-steps P,F] [--inq-bits B] [--inq-portions p1,...,1]] [--ptq]`: FP32 against
+ * `npm run bench -- quant [--only <dataset>:<model>] [--qat-epochs N] [--resume] [--retime] [--part2 [--inq-steps P,F] [--inq-bits B] [--inq-portions p1,...,1] [--inq-lr R]] [--ptq]`: FP32 against
  * quantization-aware training (default INT8, TQT INT8, DoReFa W4A4/W2A2, PACT W4A4, LSQ W4A4/W2A2)
  * and post-training INT8 (min-max, percentile, KL, MSE; 256 calibration images; dynamic) on
  * Fashion-MNIST with the plain and the residual reference CNN and on the MNIST split with the plain
@@ -133,6 +133,8 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
   const inqBits = args.includes('--inq-bits') ? args[args.indexOf('--inq-bits') + 1]!.split(',').map(Number) : [3, 5];
   // --inq-portions 0.5,0.75,0.875,0.9375,1: other accumulated portions for that recipe (the label names them).
   const inqPortions = args.includes('--inq-portions') ? args[args.indexOf('--inq-portions') + 1]!.split(',').map(Number) : undefined;
+  // --inq-lr R: Adam's base rate of that recipe (default INQ2_LR; the label names another).
+  const inqLr = args.includes('--inq-lr') ? Number(args[args.indexOf('--inq-lr') + 1]) : INQ2_LR;
   // --part2 keeps the committed rows (and its own partial rows when resumed) and adds the part 2 rows.
   const committed = async (): Promise<Row[]> => {
     try {
@@ -252,7 +254,8 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
         const phases = portions.length - 1;
         const steps = phases * perPortion + final;
         const portionTag = inqPortions ? `, portions ${portions.join('/')}` : '';
-        const method = `inq ${bits}-bit (min-error n1, ${phases}×${perPortion}+${final} steps${portionTag}, Adam cos/portion, BN)`;
+        const lrTag = inqLr === INQ2_LR ? '' : ` ${inqLr}`;
+        const method = `inq ${bits}-bit (min-error n1, ${phases}×${perPortion}+${final} steps${portionTag}, Adam${lrTag} cos/portion, BN)`;
         if (done.has(key(method))) continue;
         const train = data.train.subset(Array.from({ length: steps * BATCH }, (_, i) => i % data.train.size));
         const ctrl = compress(baseline, [inq({ bits, n1: 'min_error', portions, stepsPerStep: perPortion })]);
@@ -260,7 +263,7 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
         await fit(ctrl.model.executor, train, {
           epochs: 1,
           batchSize: BATCH,
-          optimizer: { type: 'adam', learningRate: INQ2_LR },
+          optimizer: { type: 'adam', learningRate: inqLr },
           lrSchedule: inqLrSchedule({ stepsPerStep: perPortion, retrainings: phases, finalSteps: final }),
           seed: 0,
           controller: ctrl,
@@ -275,7 +278,7 @@ export default async function quant(args: string[]): Promise<SuiteResult> {
           portions: portions.join('/'),
           trainImages: Math.min(train.size, data.train.size),
           steps,
-          learningRate: INQ2_LR,
+          learningRate: inqLr,
           lrSchedule: `cosine per portion (${perPortion}), final ${final} (biases, BN)`,
           bnReestimated: INQ2_BN_SAMPLES,
         });
