@@ -162,10 +162,15 @@ export async function loadPartialRows(name: string): Promise<Record<string, unkn
  * to `rows` too, so that runs of one bench side by side neither lose each other's rows nor leave
  * them out of the results file the last one writes.
  */
-export async function savePartialRows(name: string, rows: Record<string, unknown>[], options: { merge?: boolean } = {}): Promise<void> {
+export async function savePartialRows(
+  name: string,
+  rows: Record<string, unknown>[],
+  options: { merge?: boolean; normalize?: (row: Record<string, unknown>) => Record<string, unknown> } = {},
+): Promise<void> {
   if (options.merge === true) {
+    // `normalize`: what the bench does to the rows it loads, so saved rows compare equal to its own.
     const mine = new Set(rows.map((r) => JSON.stringify(r)));
-    for (const r of await loadPartialRows(name)) if (!mine.has(JSON.stringify(r))) rows.push(r);
+    for (const r of (await loadPartialRows(name)).map(options.normalize ?? ((x) => x))) if (!mine.has(JSON.stringify(r))) rows.push(r);
   }
   await mkdir(CACHE_DIR, { recursive: true });
   const file = path.join(CACHE_DIR, `${name}-rows.json`);
