@@ -262,7 +262,7 @@ export default async function run(args: string[]): Promise<SuiteResult> {
   function summaryOf(t: string): Record<string, unknown> {
     const accs = (m: string): number[] => rows.filter((r) => r['method'] === m && seedOf(r) < seeds).map((r) => r['accuracy'] as number);
     const acc = (m: string): number => accs(m)[0]!;
-    const randomAcc = rows.filter((r) => /^random \d+$/.test(String(r['method']).slice(0, String(r['method']).length - t.length)) && String(r['method']).endsWith(t)).map((r) => r['accuracy'] as number);
+    const randomAcc = rows.filter((r) => r['part'] === 'bits' && r['method'] === `random ${String(r['method']).split(' ')[1]}${t}`).map((r) => r['accuracy'] as number);
     const [h, u, f] = [meanStd(accs(`hawq-v2${t}`)), meanStd(accs(`uniform W4A8${t}`)), meanStd(accs(`fp32 fine-tuned${t}`))];
     const summary = {
       part: 'summary',
@@ -284,7 +284,7 @@ export default async function run(args: string[]): Promise<SuiteResult> {
             hawqW3MinusUniformW3Pts: round((acc('hawq-v2 (W3A8 budget)') - acc('uniform W3A8')) * 100, 2),
             sensitivityMinusUniformPts: round((acc('sensitivity plan -50% FLOPs') - acc('uniform ratios -50% FLOPs')) * 100, 2),
           }
-        : { steps: Number(/\d+/.exec(t)![0]) }),
+        : { steps: rows.find((r) => r['method'] === `hawq-v2${t}`)!['steps'] }),
     };
     console.log(JSON.stringify(summary));
     return summary;
